@@ -1,0 +1,199 @@
+"""Command line: parse, call one library function, format. No arithmetic here.
+
+Domain errors (RooflineError) print as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from .errors import RooflineError
+
+app = typer.Typer(
+    name="roofline",
+    help="Hardware-aware roofline simulator: per-layer FLOPs, bytes, intensity and time "
+    "of ML models on real devices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+hardware_app = typer.Typer(help="The device database.", no_args_is_help=True)
+models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+app.add_typer(hardware_app, name="hardware")
+app.add_typer(models_app, name="models")
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"roofline: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
+    """Print, or write the whole file at once (temp file + rename: never half-written)."""
+    if renderables is not None:
+        from rich.console import Console
+
+        buffer = None
+        if output is not None or not sys.stdout.isatty():
+            import io
+
+            buffer = io.StringIO()
+            console = Console(file=buffer, width=160, color_system=None)
+        else:
+            console = Console()
+        for item in renderables:
+            console.print(item)
+        if buffer is None:
+            return
+        text = buffer.getvalue()
+    assert text is not None
+    if output is None:
+        sys.stdout.write(text)
+        return
+    target = output.resolve()
+    if not target.parent.is_dir():
+        _fail(f"--output {output}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        _fail(f"--output {output}: {exc.strerror or exc}")
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a workload YAML.")],
+    hw: Annotated[str, typer.Option("--hw", help="Device name or alias, or a device YAML.")],
+    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
+    seq: Annotated[
+        int | None, typer.Option(help="Tokens per sample [default: the model's maximum].")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="fp16, bf16, fp32, tf32, fp8, int8, fp64.")] = "fp16",
+    phase: Annotated[str, typer.Option(help="inference or training.")] = "inference",
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Per-layer roofline of MODEL on device HW, with a summary."""
+    try:
+        from . import report
+        from .analysis import analyze
+        from .scenario import RunConfig
+
+        result = analyze(model, hw, RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase))
+        if fmt is Format.json:
+            _emit(report.to_json(report.result_dict(result)), None, output)
+        elif fmt is Format.csv:
+            _emit(report.to_csv(report.layer_rows(result)), None, output)
+        else:
+            _emit(None, report.result_table(result), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+@hardware_app.command("list")
+def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """Every device in the database, oldest first."""
+    try:
+        from . import report
+        from .hardware import list_devices
+
+        devices = list_devices()
+        if fmt is Format.json:
+            _emit(report.to_json(report.device_rows(devices)), None, output)
+        elif fmt is Format.csv:
+            rows = [
+                {k: v for k, v in row.items() if k != "peak_flops_per_s"}
+                | {f"peak_{k}_flops_per_s": v for k, v in row["peak_flops_per_s"].items()}
+                for row in report.device_rows(devices)
+            ]
+            keys = list(dict.fromkeys(k for row in rows for k in row))
+            _emit(report.to_csv([{k: row.get(k) for k in keys} for row in rows]), None, output)
+        else:
+            _emit(None, [report.device_list_table(devices)], output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+@hardware_app.command("show")
+def hardware_show(
+    name: Annotated[str, typer.Argument(help="Device name, alias or YAML file.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """One device: peaks per datatype, ridge points, memory, interconnect, source."""
+    try:
+        from . import report
+        from .hardware import get_device
+
+        device = get_device(name)
+        if fmt is Format.json:
+            _emit(report.to_json(report.device_dict(device)), None, None)
+        else:
+            _emit(report.device_detail(device) + "\n", None, None)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+@models_app.command("list")
+def models_list(fmt: FormatOpt = Format.table) -> None:
+    """Every model in the catalog."""
+    try:
+        from . import report
+        from .workloads import list_workloads
+
+        workloads = list_workloads()
+        if fmt is Format.table:
+            params = [w.params for w in workloads]
+            _emit(None, [report.workload_list_table(workloads, params)], None)
+        else:
+            rows = [report.workload_dict(w) | {"params": w.params} for w in workloads]
+            if fmt is Format.json:
+                _emit(report.to_json(rows), None, None)
+            else:
+                flat = [{k: r[k] for k in ("key", "name", "family", "params")} for r in rows]
+                _emit(report.to_csv(flat), None, None)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")]) -> None:
+    """One model: architecture, published figures, sources (JSON)."""
+    try:
+        from . import report
+        from .workloads import get_workload
+
+        w = get_workload(name)
+        _emit(report.to_json(report.workload_dict(w) | {"params": w.params}), None, None)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

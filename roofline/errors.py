@@ -1,0 +1,42 @@
+"""One exception family for everything a user can get wrong.
+
+Library code raises these; only the CLI turns them into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+class RooflineError(Exception):
+    """Bad input: an unknown name, a malformed file, an impossible scenario."""
+
+
+class SpecError(RooflineError):
+    """A data file (device or workload) failed validation; carries every problem found."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            text = f"{source}: {self.problems[0]}"
+        else:
+            text = f"{source}: {len(self.problems)} problems: " + "; ".join(self.problems)
+        super().__init__(text)
+
+
+class UnknownNameError(RooflineError):
+    """A device or model name that is not in the catalog; suggests close matches."""
+
+    def __init__(self, what: str, name: str, known: Iterable[str], hint: str = "") -> None:
+        self.what = what
+        self.name = name
+        known = sorted(set(known))
+        self.suggestions = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+        text = f"unknown {what} {name!r}"
+        if self.suggestions:
+            text += "; did you mean " + ", ".join(self.suggestions) + "?"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)

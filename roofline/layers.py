@@ -1,0 +1,120 @@
+"""LayerTable: the columnar per-layer cost table that builders emit and the engine reads.
+
+One row is one layer *instance*; identical repeated blocks are one row with a `count`.
+Costs are per instance, in FLOP and bytes; `totals` multiplies by `count`.
+
+Traffic model (documented in README "How costs are counted"): every layer reads its weights
+and its activation inputs from DRAM and writes its outputs back (no fusion across layers,
+no reuse through on-chip cache between layers). This is the usual unfused roofline bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+# Layer kinds. GEMM-like kinds have a backward pass of two GEMMs (input and weight gradients).
+KINDS = (
+    "embedding",  # table lookup (gather); reads only the rows it touches
+    "matmul",  # activation x weight (linear / projection / conv as GEMM)
+    "attention",  # activation x activation batched matmul (QK^T, PV)
+    "softmax",
+    "norm",  # layer norm / RMS norm / batch norm
+    "activation",  # GELU, SiLU, tanh, ReLU, gating multiply
+    "elementwise",  # residual add and the like
+)
+GEMM_KINDS = frozenset({"matmul", "attention"})
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """Struct of arrays, one entry per distinct layer. All costs per single instance."""
+
+    name: np.ndarray  # str
+    kind: np.ndarray  # str, one of KINDS
+    count: np.ndarray  # int64, repeats of this layer
+    flops: np.ndarray  # float64, FLOP per instance
+    weight_bytes: np.ndarray  # float64, parameter bytes read per instance
+    input_bytes: np.ndarray  # float64, activation bytes read per instance
+    output_bytes: np.ndarray  # float64, activation bytes written per instance
+    params: np.ndarray  # float64, parameters per instance
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """Bytes moved per instance: weights + inputs read, outputs written."""
+        return self.weight_bytes + self.input_bytes + self.output_bytes
+
+    @property
+    def total_flops(self) -> np.ndarray:
+        return self.flops * self.count
+
+    @property
+    def total_bytes(self) -> np.ndarray:
+        return self.bytes * self.count
+
+    @property
+    def total_params(self) -> float:
+        return float(np.sum(self.params * self.count))
+
+
+class LayerTableBuilder:
+    """Collects rows in element counts, then converts to bytes for one datatype."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[str, str, int, float, float, float, float, float]] = []
+
+    def add(
+        self,
+        name: str,
+        kind: str,
+        *,
+        flops: float,
+        weights: float = 0.0,
+        inputs: float,
+        outputs: float,
+        params: float = 0.0,
+        count: int = 1,
+    ) -> None:
+        """One layer: FLOPs, and the elements of weights read, inputs read, outputs written."""
+        if kind not in KINDS:  # a programming error in a builder, not user input
+            raise ValueError(f"unknown layer kind {kind!r}")
+        self._rows.append((name, kind, count, flops, weights, inputs, outputs, params))
+
+    def build(self, bytes_per_element: int) -> LayerTable:
+        cols = list(zip(*self._rows)) if self._rows else [()] * 8
+        b = float(bytes_per_element)
+        return LayerTable(
+            name=np.array(cols[0], dtype=str),
+            kind=np.array(cols[1], dtype=str),
+            count=np.array(cols[2], dtype=np.int64),
+            flops=np.array(cols[3], dtype=np.float64),
+            weight_bytes=np.array(cols[4], dtype=np.float64) * b,
+            input_bytes=np.array(cols[5], dtype=np.float64) * b,
+            output_bytes=np.array(cols[6], dtype=np.float64) * b,
+            params=np.array(cols[7], dtype=np.float64),
+        )
+
+
+def with_backward(table: LayerTable) -> LayerTable:
+    """Training step costs per layer: the forward pass plus its backward pass.
+
+    GEMM-like layers (Y = A.B, B being weights or a second activation) need dA = dY.B^T and
+    dB = A^T.dY: twice the forward FLOPs; they read dY twice plus A and B, and write dA and dB.
+    Other layers: backward FLOPs taken as twice the forward FLOPs (an approximation: a
+    derivative costs about as much again as the function); they read dY and the saved input
+    and write dX (and the gradient of their parameters, if any).
+    The optimizer update is not a layer and is not included here.
+    """
+    gemm = np.isin(table.kind, list(GEMM_KINDS))
+    w, x, y = table.weight_bytes, table.input_bytes, table.output_bytes
+    return replace(
+        table,
+        flops=table.flops * 3.0,  # forward + 2x forward, for both branches above
+        weight_bytes=w + np.where(gemm, w, 0.0),  # GEMMs read B again for dA
+        input_bytes=x + np.where(gemm, 2.0 * y + x, y + x),  # dY (twice for GEMMs), saved A
+        output_bytes=y + x + w,  # forward output, then dX and dW
+    )

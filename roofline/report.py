@@ -1,0 +1,290 @@
+"""Edges: turn Results and Devices into rows, JSON objects, CSV, rich tables and DataFrames.
+
+Machine formats (JSON, CSV) are in SI units; the table shows scaled units, named in headers
+(GB = 1e9 bytes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from .hardware import Device
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import RenderableType
+
+    from .analysis import Result
+    from .workloads import Workload
+
+LAYER_COLUMNS = (
+    "name",
+    "kind",
+    "count",
+    "params",
+    "flops",
+    "bytes",
+    "intensity",
+    "attainable_flops",
+    "time_s",
+    "time_share",
+    "bound",
+)
+
+
+def layer_rows(result: Result) -> list[dict[str, Any]]:
+    """One dict per layer, SI units; flops, bytes and time_s cover all `count` repeats."""
+    total = result.total_time_s
+    t = result.layers
+    return [
+        {
+            "name": str(t.name[i]),
+            "kind": str(t.kind[i]),
+            "count": int(t.count[i]),
+            "params": float(t.params[i] * t.count[i]),
+            "flops": float(result.flops[i]),
+            "bytes": float(result.bytes[i]),
+            "intensity": float(result.intensity[i]),
+            "attainable_flops": float(result.attainable_flops_per_s[i]),
+            "time_s": float(result.time_s[i]),
+            "time_share": float(result.time_s[i] / total),
+            "bound": "compute" if result.compute_bound[i] else "memory",
+        }
+        for i in range(len(t))
+    ]
+
+
+def summary(result: Result) -> dict[str, Any]:
+    return {
+        "params": result.params,
+        "flops": result.total_flops,
+        "bytes": result.total_bytes,
+        "intensity": result.intensity_overall,
+        "time_s": result.total_time_s,
+        "memory_bound_time_share": result.memory_bound_time_share,
+        "ridge_point": result.ridge_point,
+        "peak_flops_per_s": result.peak_flops_per_s,
+        "memory_bandwidth_bytes_per_s": result.device.memory_bandwidth_bytes_per_s,
+        "achieved_flops_per_s": result.achieved_flops_per_s,
+        "fraction_of_peak": result.achieved_flops_per_s / result.peak_flops_per_s,
+        "top_layers": [{"name": n, "time_share": s} for n, s in result.top_layers(3)],
+    }
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    return {
+        "model": result.workload.key,
+        "model_name": result.workload.name,
+        "device": result.device.key,
+        "device_name": result.device.name,
+        "scenario": {
+            "batch": result.run.batch,
+            "seq": result.seq,
+            "dtype": result.run.dtype,
+            "phase": result.run.phase,
+        },
+        "summary": summary(result),
+        "layers": layer_rows(result),
+    }
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def layer_frame(result: Result) -> pd.DataFrame:
+    """The per-layer table as a DataFrame; units in the column names."""
+    import pandas as pd
+
+    frame = pd.DataFrame(layer_rows(result)).rename(
+        columns={
+            "flops": "flops_FLOP",
+            "bytes": "bytes_B",
+            "intensity": "intensity_FLOP_per_B",
+            "attainable_flops": "attainable_FLOP_per_s",
+        }
+    )
+    return frame.set_index("name")
+
+
+# ---------------------------------------------------------------- human-readable formatting
+
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def si(value: float, unit: str, digits: int = 3) -> str:
+    """3 significant digits with an SI prefix: si(3.364e11, 'FLOP') -> '336 GFLOP'."""
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}"
+
+
+def seconds(value: float) -> str:
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def result_table(result: Result) -> list[RenderableType]:
+    from rich.table import Table
+
+    r = result
+    title = (
+        f"{r.workload.name} on {r.device.name}: {r.run.phase}, batch {r.run.batch}, "
+        f"seq {r.seq}, {r.run.dtype}"
+    )
+    table = Table(title=title, title_justify="left")
+    for header in ("layer", "kind", "count", "GFLOP", "MB moved", "FLOP/B", "TFLOP/s", "time"):
+        table.add_column(header, justify="left" if header in ("layer", "kind") else "right")
+    table.add_column("% time", justify="right")
+    table.add_column("bound")
+    for row in layer_rows(r):
+        table.add_row(
+            row["name"],
+            row["kind"],
+            str(row["count"]),
+            f"{row['flops'] / 1e9:,.2f}",
+            f"{row['bytes'] / 1e6:,.2f}",
+            f"{row['intensity']:,.1f}",
+            f"{row['attainable_flops'] / 1e12:,.1f}",
+            seconds(row["time_s"]),
+            f"{100 * row['time_share']:.1f}",
+            row["bound"],
+        )
+    top = ", ".join(f"{n} {100 * s:.0f}%" for n, s in r.top_layers(3))
+    lines = [
+        f"parameters      {si(r.params, '')}".rstrip(),
+        f"total compute   {si(r.total_flops, 'FLOP')}",
+        f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes)",
+        f"intensity       {r.intensity_overall:,.1f} FLOP/B  "
+        f"(ridge point of {r.device.key} at {r.run.dtype}: {r.ridge_point:,.1f} FLOP/B)",
+        f"estimated time  {seconds(r.total_time_s)}  "
+        f"({si(r.achieved_flops_per_s, 'FLOP/s')} = {100 * r.achieved_flops_per_s / r.peak_flops_per_s:.1f}% "  # noqa: E501
+        f"of the {si(r.peak_flops_per_s, 'FLOP/s')} peak)",
+        f"memory-bound    {100 * r.memory_bound_time_share:.1f}% of the time",
+        f"top layers      {top}",
+    ]
+    return [table, "\n".join(lines)]
+
+
+def device_rows(devices: list[Device]) -> list[dict[str, Any]]:
+    return [device_dict(d) for d in devices]
+
+
+def device_dict(d: Device) -> dict[str, Any]:
+    return {
+        "key": d.key,
+        "name": d.name,
+        "vendor": d.vendor,
+        "release": d.release,
+        "aliases": list(d.aliases),
+        "peak_flops_per_s": dict(d.peak_flops_per_s),
+        "memory_capacity_bytes": d.memory_capacity_bytes,
+        "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
+        "memory_type": d.memory_type,
+        "onchip_cache_bytes": d.onchip_cache_bytes,
+        "interconnect_bandwidth_bytes_per_s": d.interconnect_bandwidth_bytes_per_s,
+        "interconnect_counting": d.interconnect_counting,
+        "interconnect_type": d.interconnect_type,
+        "tdp_w": d.tdp_w,
+        "source": d.source,
+        "notes": d.notes,
+    }
+
+
+def device_list_table(devices: list[Device]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title="Devices (dense peaks; GB = 1e9 bytes, GiB = 2^30 bytes)")
+    for header in ("key", "device", "released", "fp16/bf16 TFLOP/s", "memory GB", "GB/s"):
+        table.add_column(header, justify="right" if header[0].isupper() or "/" in header else "left")  # noqa: E501
+    table.add_column("aliases")
+    for d in devices:
+        half = d.peak_flops_per_s.get("fp16", d.peak_flops_per_s.get("bf16"))
+        table.add_row(
+            d.key,
+            d.name,
+            d.release,
+            f"{half / 1e12:,.1f}" if half else "-",
+            f"{d.memory_capacity_bytes / 1e9:,.1f}",
+            f"{d.memory_bandwidth_bytes_per_s / 1e9:,.0f}",
+            ", ".join(d.aliases),
+        )
+    return table
+
+
+def device_detail(d: Device) -> str:
+    def opt(value: float | None, fmt: str) -> str:
+        return fmt.format(value) if value is not None else "not published"
+
+    peaks = "\n".join(
+        f"  {dt:5} {v / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
+        f"   ridge {v / d.memory_bandwidth_bytes_per_s:8,.1f} FLOP/B"
+        for dt, v in d.peak_flops_per_s.items()
+    )
+    link = (
+        f"{d.interconnect_bandwidth_bytes_per_s / 1e9:,.0f} GB/s ({d.interconnect_counting}), "
+        f"{d.interconnect_type}"
+        if d.interconnect_bandwidth_bytes_per_s
+        else "none"
+    )
+    return "\n".join(
+        [
+            f"{d.name}  [{d.key}]  ({d.path})",
+            f"vendor        {d.vendor}",
+            f"released      {d.release}",
+            f"aliases       {', '.join(d.aliases) or '-'}",
+            "dense peaks",
+            peaks,
+            f"memory        {d.memory_capacity_bytes / 1e9:,.2f} GB "
+            f"({d.memory_capacity_bytes / 2**30:,.2f} GiB) {d.memory_type}",
+            f"bandwidth     {d.memory_bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
+            f"on-chip       {opt(d.onchip_cache_bytes and d.onchip_cache_bytes / 1e6, '{:,.2f} MB')}",  # noqa: E501
+            f"interconnect  {link}",
+            f"TDP           {opt(d.tdp_w, '{:,.0f} W')}",
+            f"source        {d.source}",
+            f"notes         {d.notes or '-'}",
+        ]
+    )
+
+
+def workload_dict(w: Workload) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "key": w.key,
+        "name": w.name,
+        "family": w.family,
+        "aliases": list(w.aliases),
+        "description": w.description,
+        "architecture": asdict(w.arch),
+        "published": asdict(w.published),
+        "sources": list(w.sources),
+    }
+
+
+def workload_list_table(workloads: list[Workload], params: list[float]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title="Models (parameters computed from the architecture)")
+    for header in ("key", "model", "family", "date", "params", "aliases"):
+        table.add_column(header, justify="right" if header == "params" else "left")
+    for w, p in zip(workloads, params):
+        table.add_row(
+            w.key, w.name, w.family, w.published.date or "-", si(p, ""), ", ".join(w.aliases)
+        )
+    return table

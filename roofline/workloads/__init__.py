@@ -1,0 +1,151 @@
+"""Workloads: *what* runs. Load, validate and freeze `workloads/*.yaml`; build LayerTables.
+
+A workload file names its `family`; each family has a module here with
+`parse_architecture(Fields)` and `build(arch, RunConfig, model_name) -> LayerTable`.
+Adding a model of an existing family is a YAML file, no code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .._paths import data_dir
+from .._schema import Fields, Problems
+from .._yaml import load_yaml_mapping
+from ..errors import RooflineError, SpecError, UnknownNameError
+from ..layers import LayerTable
+from ..scenario import RunConfig
+from . import transformer
+
+FAMILIES = {"transformer": transformer}
+
+
+@dataclass(frozen=True)
+class Published:
+    """Figures as published in the dataset, in SI units (count, FLOP); None where blank."""
+
+    date: str | None = None
+    params: float | None = None
+    features: float | None = None
+    input_size: str | None = None
+    inference_flops: float | None = None
+    training_flops: float | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    name: str
+    family: str
+    arch: Any  # the family's frozen architecture dataclass
+    published: Published
+    sources: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    path: str = field(default="", compare=False)
+
+    def layers(self, run: RunConfig) -> LayerTable:
+        """The per-layer cost table of this workload for one scenario."""
+        return FAMILIES[self.family].build(self.arch, run, self.key)  # type: ignore[no-any-return]
+
+    @property
+    def params(self) -> float:
+        """Parameter count computed from the architecture (independent of the scenario)."""
+        return self.layers(RunConfig(batch=1, seq=1)).total_params
+
+
+def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
+    problems = Problems()
+    top = Fields(data, problems)
+    name = top.text("name")
+    aliases = top.names("aliases", required=False)
+    description = top.text("description", required=False) or ""
+    family = top.choice("family", tuple(FAMILIES))
+    arch = None
+    arch_fields = top.mapping("architecture")
+    if arch_fields is not None and family:
+        arch = FAMILIES[family].parse_architecture(arch_fields)
+    published = Published()
+    pub = top.mapping("published", required=False)
+    if pub is not None:
+        gflops = pub.number("inference_gflops", required=False, nullable=True)
+        pflops = pub.number("training_pflops", required=False, nullable=True)
+        published = Published(
+            date=pub.month("date", required=False),
+            params=pub.number("params", required=False, nullable=True),
+            features=pub.number("features", required=False, nullable=True),
+            input_size=str(pub.raw("input_size")) if pub.raw("input_size") is not None else None,
+            inference_flops=gflops * 1e9 if gflops else None,
+            training_flops=pflops * 1e15 if pflops else None,
+        )
+        pub.done()
+    sources = top.texts("sources")
+    top.done()
+    if problems:
+        raise SpecError(source, problems)
+    if name is None or arch is None:  # every path to here without a problem sets both
+        raise SpecError(source, ["architecture: could not be read"])
+    return Workload(
+        key=key,
+        name=name,
+        family=family,
+        arch=arch,
+        published=published,
+        sources=sources,
+        aliases=aliases,
+        description=description,
+        path=source,
+    )
+
+
+def load_workload_file(path: str | os.PathLike[str]) -> Workload:
+    path = Path(path)
+    try:
+        shown = str(path.resolve().relative_to(data_dir("workloads").parent))
+    except ValueError:
+        shown = str(path)
+    return parse_workload(load_yaml_mapping(path), shown, path.stem.lower())
+
+
+@cache
+def _catalog() -> dict[str, Workload]:
+    return {
+        p.stem.lower(): load_workload_file(p)
+        for p in sorted(data_dir("workloads").glob("*.yaml"))
+    }
+
+
+def list_workloads() -> list[Workload]:
+    """All shipped workloads, by published date then name."""
+    return sorted(_catalog().values(), key=lambda w: (w.published.date or "9999", w.key))
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for w in _catalog().values():
+        for alias in (w.key, *w.aliases):
+            if alias in index and index[alias] != w.key:
+                raise SpecError(w.path, [f"aliases: {alias!r} is already used by {index[alias]}"])
+            index[alias] = w.key
+    return index
+
+
+def get_workload(name: str) -> Workload:
+    """A workload by key, alias, or path to a YAML file of the workload schema."""
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        if not Path(name).is_file():
+            raise RooflineError(f"--model {name}: no such file")
+        return load_workload_file(name)
+    wanted = name.strip().lower()
+    direct = data_dir("workloads") / f"{wanted}.yaml"
+    if direct.is_file():
+        return load_workload_file(direct)
+    index = _aliases()
+    if wanted in index:
+        return _catalog()[index[wanted]]
+    raise UnknownNameError("model", name, index, "see `roofline models list`")

@@ -1,0 +1,26 @@
+"""FLOPs per element of the non-GEMM operators: modelling conventions, written out once.
+
+One multiply-accumulate is 2 FLOPs; exp, tanh, rsqrt and a division count 1 each.
+"""
+
+# mean (1 add) + variance (subtract, square, add: 3) + normalise (subtract, multiply by the
+# reciprocal std: 2) + affine (multiply, add: 2)
+LAYERNORM = 8
+# mean of squares (square, add: 2) + normalise (multiply by rsqrt: 1) + scale (1)
+RMSNORM = 4
+# scale by 1/sqrt(d) (1) + running max (1) + subtract (1) + exp (1) + sum (1) + divide (1)
+SOFTMAX = 6
+# tanh approximation 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3))):
+# x^3 (2) + *0.044715 (1) + +x (1) + *sqrt(2/pi) (1) + tanh (1) + +1 (1) + *x (1) + *0.5 (1)
+GELU = 9
+# x * sigmoid(x) = x / (1 + exp(-x)): exp (1) + add (1) + divide (1) + multiply (1)
+SILU = 4
+RELU = 1
+TANH = 1
+ADD = 1
+
+ACTIVATIONS = {"gelu": GELU, "silu": SILU, "relu": RELU, "tanh": TANH}
+NORMS = {"layernorm": LAYERNORM, "rmsnorm": RMSNORM}
+
+# learned parameters per channel: layer norm has scale and shift, RMS norm only scale
+NORM_PARAMS_PER_CHANNEL = {"layernorm": 2, "rmsnorm": 1}
