@@ -4,15 +4,23 @@ shapes and dtypes first. Imported only when a problem is large enough to need th
 
 from __future__ import annotations
 
+from typing import Any
+
 from numba import njit, prange
 
 # Compilation flags, set in one place. cache=True: a second process loads the compiled
 # kernel from disk instead of compiling again. fastmath stays off so results match numpy.
-JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False, "error_model": "numpy"}
+JIT: dict[str, Any] = {
+    "cache": True,
+    "nogil": True,
+    "parallel": True,
+    "fastmath": False,
+    "error_model": "numpy",
+}
 
 
-@njit(**JIT)  # type: ignore[misc]
-def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time, compute):  # type: ignore[no-untyped-def]  # noqa: E501
+@njit(**JIT)
+def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time, compute):  # type: ignore[no-untyped-def]
     """Fill intensity (L,), ridge (D,), attainable, time, compute (L, D); see kernels.py."""
     n_dev = peak.shape[0]
     for j in range(n_dev):

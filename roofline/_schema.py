@@ -7,6 +7,7 @@ loader can raise one SpecError listing everything wrong with a file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import difflib
 import re
@@ -109,11 +110,9 @@ class Fields:
         value = self._get(key, required, nullable)
         if value is _MISSING or value is None:
             return None
-        if isinstance(value, str):
-            try:
+        if isinstance(value, str):  # PyYAML reads 330e6 (no dot) as text
+            with contextlib.suppress(ValueError):
                 value = float(value.replace(",", "").replace("_", ""))
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"expected a number, got {value!r}")
             return None
@@ -170,5 +169,7 @@ class Fields:
         for key in self.data:
             if key not in self.read:
                 close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
+                hint = (
+                    f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
+                )
                 self.problems.append(f"{self._name(str(key))}: unknown field{hint}")

@@ -9,13 +9,11 @@ import yaml
 
 from .errors import SpecError
 
-try:  # libyaml's parser when present; construction (and the duplicate check) stays in Python
-    _Base: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - pure-Python PyYAML
-    _Base = yaml.SafeLoader
+# libyaml's parser when present; construction (and the duplicate check) stays in Python
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_Base):  # type: ignore[misc, valid-type]
+class _StrictLoader(_Base):  # type: ignore[misc]
     pass
 
 
@@ -36,7 +34,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -47,7 +45,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise SpecError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

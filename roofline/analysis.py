@@ -73,7 +73,9 @@ class Result:
     def top_layers(self, n: int = 3) -> list[tuple[str, float]]:
         """The `n` layers that take the most time, with their share of the total."""
         order = np.argsort(-self.time_s, kind="stable")[:n]
-        return [(str(self.layers.name[i]), float(self.time_s[i] / self.total_time_s)) for i in order]
+        return [
+            (str(self.layers.name[i]), float(self.time_s[i] / self.total_time_s)) for i in order
+        ]
 
     def to_frame(self) -> pd.DataFrame:
         """The per-layer table as a DataFrame; units in the column names."""

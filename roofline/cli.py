@@ -65,8 +65,9 @@ def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) 
             console.print(item)
         if buffer is None:
             return
-        text = buffer.getvalue()
-    assert text is not None
+        text = "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+    if text is None:
+        return
     if output is None:
         sys.stdout.write(text)
         return
@@ -179,7 +180,9 @@ def models_list(fmt: FormatOpt = Format.table) -> None:
 
 
 @models_app.command("show")
-def models_show(name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")]) -> None:
+def models_show(
+    name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
+) -> None:
     """One model: architecture, published figures, sources (JSON)."""
     try:
         from . import report

@@ -22,8 +22,9 @@ import numpy as np
 
 ENGINES = ("auto", "numba", "numpy")
 # Below this many (layer, device) evaluations `auto` uses numpy: the work takes microseconds,
-# while starting numba's runtime and loading the cached kernel takes ~0.3 s.
-AUTO_NUMBA_MIN_EVALUATIONS = 200_000
+# while starting numba's runtime and loading the cached kernel takes ~0.25 s a process;
+# benchmarks/bench_engine.py (c) measures where a fresh process breaks even.
+AUTO_NUMBA_MIN_EVALUATIONS = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -46,15 +46,15 @@ class LayerTable:
     @property
     def bytes(self) -> np.ndarray:
         """Bytes moved per instance: weights + inputs read, outputs written."""
-        return self.weight_bytes + self.input_bytes + self.output_bytes
+        return np.asarray(self.weight_bytes + self.input_bytes + self.output_bytes)
 
     @property
     def total_flops(self) -> np.ndarray:
-        return self.flops * self.count
+        return np.asarray(self.flops * self.count)
 
     @property
     def total_bytes(self) -> np.ndarray:
-        return self.bytes * self.count
+        return np.asarray(self.bytes * self.count)
 
     @property
     def total_params(self) -> float:

@@ -211,7 +211,9 @@ def device_list_table(devices: list[Device]) -> RenderableType:
 
     table = Table(title="Devices (dense peaks; GB = 1e9 bytes, GiB = 2^30 bytes)")
     for header in ("key", "device", "released", "fp16/bf16 TFLOP/s", "memory GB", "GB/s"):
-        table.add_column(header, justify="right" if header[0].isupper() or "/" in header else "left")  # noqa: E501
+        table.add_column(
+            header, justify="right" if header[0].isupper() or "/" in header else "left"
+        )
     table.add_column("aliases")
     for d in devices:
         half = d.peak_flops_per_s.get("fp16", d.peak_flops_per_s.get("bf16"))

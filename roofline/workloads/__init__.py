@@ -114,8 +114,7 @@ def load_workload_file(path: str | os.PathLike[str]) -> Workload:
 @cache
 def _catalog() -> dict[str, Workload]:
     return {
-        p.stem.lower(): load_workload_file(p)
-        for p in sorted(data_dir("workloads").glob("*.yaml"))
+        p.stem.lower(): load_workload_file(p) for p in sorted(data_dir("workloads").glob("*.yaml"))
     }
 
 

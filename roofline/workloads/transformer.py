@@ -180,8 +180,14 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         outputs=scores,
         count=n,
     )
-    out.add("block.attn_softmax", "softmax", flops=costs.SOFTMAX * scores, inputs=scores,
-            outputs=scores, count=n)
+    out.add(
+        "block.attn_softmax",
+        "softmax",
+        flops=costs.SOFTMAX * scores,
+        inputs=scores,
+        outputs=scores,
+        count=n,
+    )
     out.add(
         "block.attn_context",  # P V per head
         "attention",
@@ -191,8 +197,14 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         count=n,
     )
     linear("block.attn_out_proj", t, q_dim, h, n)
-    out.add("block.attn_residual", "elementwise", flops=costs.ADD * t * h, inputs=2 * t * h,
-            outputs=t * h, count=n)
+    out.add(
+        "block.attn_residual",
+        "elementwise",
+        flops=costs.ADD * t * h,
+        inputs=2 * t * h,
+        outputs=t * h,
+        count=n,
+    )
     if arch.norm_position == "post":
         norm("block.attn_norm", n)
     else:
@@ -208,8 +220,14 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         count=n,
     )
     linear("block.ffn_down", t, arch.ffn, h, n)
-    out.add("block.ffn_residual", "elementwise", flops=costs.ADD * t * h, inputs=2 * t * h,
-            outputs=t * h, count=n)
+    out.add(
+        "block.ffn_residual",
+        "elementwise",
+        flops=costs.ADD * t * h,
+        inputs=2 * t * h,
+        outputs=t * h,
+        count=n,
+    )
     if arch.norm_position == "post":
         norm("block.ffn_norm", n)
     else:

@@ -1,0 +1,135 @@
+"""The engine against a slow reference, a hand calculation, and the roofline invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from naive import roofline_naive
+
+from roofline.kernels import evaluate, evaluate_numpy
+
+ENGINES = ["numba", "numpy"]
+
+
+def _random_problem(seed: int, n_layers: int, n_devices: int):
+    rng = np.random.default_rng(seed)
+    flops = 10 ** rng.uniform(0, 15, n_layers)
+    flops[::7] = 0.0  # layers without arithmetic (lookups) are legal
+    nbytes = 10 ** rng.uniform(0, 12, n_layers)
+    peak = 10 ** rng.uniform(9, 16, n_devices)
+    bw = 10 ** rng.uniform(9, 13, n_devices)
+    return flops, nbytes, peak, bw
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_numba_matches_numpy_reference_to_1e12(seed):
+    f, b, p, w = _random_problem(seed, 503, 37)
+    fast = evaluate(f, b, p, w, engine="numba")
+    ref = evaluate_numpy(f, b, p, w)
+    for name in ("intensity", "ridge", "attainable_flops_per_s", "time_s"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(fast.compute_bound, ref.compute_bound)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engines_match_naive_loops(engine):
+    f, b, p, w = _random_problem(99, 41, 5)
+    out = evaluate(f, b, p, w, engine=engine)
+    time, attainable, compute = roofline_naive(f, b, p, w)
+    np.testing.assert_allclose(out.time_s, time, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(out.attainable_flops_per_s, attainable, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(out.compute_bound, compute)
+
+
+def test_auto_engine_switches_to_numba_on_large_problems(monkeypatch):
+    import roofline._numba_kernels as compiled
+
+    calls = []
+    kernel = compiled.roofline
+    monkeypatch.setattr(compiled, "roofline", lambda *a: calls.append(1) or kernel(*a))
+    small = _random_problem(3, 100, 10)
+    evaluate(*small)
+    assert calls == []  # 1,000 evaluations: numpy
+    f, b, p, w = _random_problem(3, 2000, 600)  # 1.2 million evaluations: numba
+    auto = evaluate(f, b, p, w)
+    assert calls == [1]
+    ref = evaluate_numpy(f, b, p, w)
+    np.testing.assert_allclose(auto.time_s, ref.time_s, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_single_gemm_by_hand(engine):
+    # C = A B with A, B, C all 4096 x 4096 in fp16 on an A100 80GB (312 TFLOP/s, 2039 GB/s).
+    n = 4096
+    flops = 2 * n**3  # 1.374e11 FLOP: n^3 multiply-adds
+    nbytes = 3 * n * n * 2  # read A and B, write C: 100.7 MB
+    out = evaluate([flops], [nbytes], [312e12], [2039e9], engine=engine)
+    assert out.intensity[0] == pytest.approx(1365.33, rel=1e-5)  # n/3 FLOP/byte in fp16
+    assert out.ridge[0] == pytest.approx(153.016, rel=1e-5)
+    assert out.compute_bound[0, 0]
+    assert out.time_s[0, 0] == pytest.approx(440.5e-6, rel=1e-4)  # 1.374e11 / 312e12
+    assert out.attainable_flops_per_s[0, 0] == 312e12
+    # the same GEMM as a matrix-vector product (n = 1 column) is memory-bound
+    gemv_flops, gemv_bytes = 2 * n * n, (n * n + 2 * n) * 2
+    out = evaluate([gemv_flops], [gemv_bytes], [312e12], [2039e9], engine=engine)
+    assert not out.compute_bound[0, 0]
+    assert out.time_s[0, 0] == pytest.approx(gemv_bytes / 2039e9, rel=1e-12)
+
+
+def test_bad_arrays_are_rejected():
+    with pytest.raises(ValueError, match="bytes: values must be > 0"):
+        evaluate([1.0], [0.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="differ in length"):
+        evaluate([1.0, 2.0], [1.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        evaluate([np.nan], [1.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="engine"):
+        evaluate([1.0], [1.0], [1.0], [1.0], engine="gpu")
+
+
+positive = st.floats(min_value=1e-3, max_value=1e18, allow_nan=False, allow_infinity=False)
+nonneg = st.floats(min_value=0.0, max_value=1e18, allow_nan=False, allow_infinity=False)
+scale = st.floats(min_value=1.0, max_value=1e6)
+layer = st.tuples(nonneg, positive)
+device = st.tuples(positive, positive)
+
+
+@given(
+    layers=st.lists(layer, min_size=1, max_size=8), devices=st.lists(device, min_size=1, max_size=4)
+)
+def test_time_is_at_least_both_bounds(layers, devices):
+    f, b = map(np.array, zip(*layers))
+    p, w = map(np.array, zip(*devices))
+    out = evaluate(f, b, p, w, engine="numba")
+    assert np.all(out.time_s >= f[:, None] / p[None, :])
+    assert np.all(out.time_s >= b[:, None] / w[None, :])
+    assert np.all(out.attainable_flops_per_s <= p[None, :])
+
+
+@given(layers=st.lists(layer, min_size=1, max_size=8), dev=device, k=scale)
+def test_more_bandwidth_or_peak_never_slows_a_layer(layers, dev, k):
+    f, b = map(np.array, zip(*layers))
+    p, w = dev
+    base = evaluate(f, b, [p], [w], engine="numba").time_s[:, 0]
+    faster_memory = evaluate(f, b, [p], [w * k], engine="numba").time_s[:, 0]
+    faster_compute = evaluate(f, b, [p * k], [w], engine="numba").time_s[:, 0]
+    assert np.all(faster_memory <= base)
+    assert np.all(faster_compute <= base)
+
+
+@given(
+    layers=st.lists(layer, min_size=1, max_size=8), devices=st.lists(device, min_size=1, max_size=4)
+)
+def test_compute_bound_exactly_at_or_above_the_ridge(layers, devices):
+    f, b = map(np.array, zip(*layers))
+    p, w = map(np.array, zip(*devices))
+    out = evaluate(f, b, p, w, engine="numba")
+    intensity = f / b
+    ridge = p / w
+    np.testing.assert_array_equal(out.compute_bound, intensity[:, None] >= ridge[None, :])
+    # below the ridge the memory roof is the limit: attainable = intensity x bandwidth
+    below = ~out.compute_bound
+    roof = intensity[:, None] * w[None, :]
+    np.testing.assert_allclose(out.attainable_flops_per_s[below], roof[below], rtol=1e-12)
