@@ -17,14 +17,17 @@ import numpy as np
 # Layer kinds. GEMM-like kinds have a backward pass of two GEMMs (input and weight gradients).
 KINDS = (
     "embedding",  # table lookup (gather); reads only the rows it touches
-    "matmul",  # activation x weight (linear / projection / conv as GEMM)
+    "matmul",  # activation x weight (linear / projection / LSTM gates)
+    "conv",  # convolution (a GEMM over patches), grouped and depthwise included
     "attention",  # activation x activation batched matmul (QK^T, PV)
     "softmax",
     "norm",  # layer norm / RMS norm / batch norm
     "activation",  # GELU, SiLU, tanh, ReLU, gating multiply
     "elementwise",  # residual add and the like
+    "pool",  # max / average pooling
+    "concat",  # copies inputs into one output (Inception, DenseNet)
 )
-GEMM_KINDS = frozenset({"matmul", "attention"})
+GEMM_KINDS = frozenset({"matmul", "conv", "attention"})
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class LayerTable:
     weight_bytes: np.ndarray  # float64, parameter bytes read per instance
     input_bytes: np.ndarray  # float64, activation bytes read per instance
     output_bytes: np.ndarray  # float64, activation bytes written per instance
-    params: np.ndarray  # float64, parameters per instance
+    params: np.ndarray  # float64, distinct parameters of the row, all repeats together
 
     def __len__(self) -> int:
         return len(self.name)
@@ -58,7 +61,7 @@ class LayerTable:
 
     @property
     def total_params(self) -> float:
-        return float(np.sum(self.params * self.count))
+        return float(np.sum(self.params))
 
 
 class LayerTableBuilder:
@@ -78,11 +81,17 @@ class LayerTableBuilder:
         outputs: float,
         params: float = 0.0,
         count: int = 1,
+        shared: bool = False,
     ) -> None:
-        """One layer: FLOPs, and the elements of weights read, inputs read, outputs written."""
+        """One layer instance: FLOPs, and the elements of weights read, inputs read and
+        outputs written; `params` per instance (`shared`: all repeats use the same ones)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
-        self._rows.append((name, kind, count, flops, weights, inputs, outputs, params))
+        unique = params if shared else params * count
+        self._rows.append((name, kind, count, flops, weights, inputs, outputs, unique))
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def build(self, bytes_per_element: int) -> LayerTable:
         cols = list(zip(*self._rows)) if self._rows else [()] * 8

@@ -44,7 +44,7 @@ def layer_rows(result: Result) -> list[dict[str, Any]]:
             "name": str(t.name[i]),
             "kind": str(t.kind[i]),
             "count": int(t.count[i]),
-            "params": float(t.params[i] * t.count[i]),
+            "params": float(t.params[i]),
             "flops": float(result.flops[i]),
             "bytes": float(result.bytes[i]),
             "intensity": float(result.intensity[i]),

@@ -35,7 +35,7 @@ def test_run_table_shows_layers_and_summary():
     assert res.exit_code == 0, res.output
     out = res.stdout
     assert "BERT Large on NVIDIA A100 SXM4 80GB: inference, batch 1, seq 512, fp16" in out
-    for name in ("block.qkv_proj", "block.attn_softmax", "block.ffn_down", "pooler"):
+    for name in ("block.attn.qkv_proj", "block.attn.softmax", "block.ffn_down", "pooler"):
         assert name in out
     # ridge point of the A100 80GB at fp16: 312e12 / 2039e9 = 153.0 FLOP/B (datasheet numbers)
     assert "ridge point of a100 at fp16: 153.0 FLOP/B" in out
@@ -73,7 +73,7 @@ def test_run_json_schema_and_values():
     assert ffn_up["flops"] == 24 * (2 * 512 * 1024 * 4096 + 512 * 4096)
     assert ffn_up["bound"] == "compute"
     assert ffn_up["time_s"] == pytest.approx(ffn_up["flops"] / 312e12)
-    softmax = next(x for x in layers if x["name"] == "block.attn_softmax")
+    softmax = next(x for x in layers if x["name"] == "block.attn.softmax")
     # 24 x 16 heads x 512 x 512 fp16 scores read and written: memory-bound at 2039 GB/s
     assert softmax["bytes"] == 24 * 2 * (16 * 512 * 512) * 2
     assert softmax["time_s"] == pytest.approx(softmax["bytes"] / 2039e9)
@@ -94,7 +94,7 @@ def test_run_csv():
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert rows[0]["name"] == "embeddings"
     assert {r["bound"] for r in rows} == {"memory", "compute"}
-    qkv = next(r for r in rows if r["name"] == "block.qkv_proj")
+    qkv = next(r for r in rows if r["name"] == "block.attn.qkv_proj")
     assert float(qkv["flops"]) == 24 * (2 * 512 * 1024 * 3072 + 512 * 3072)
 
 
@@ -126,7 +126,7 @@ def test_run_with_own_device_file(tmp_path, repo):
         (["-m", "bert-large", "--hw", "v100", "--dtype", "fp8"], "has no fp8 peak"),
         (["-m", "bert-large", "--hw", "tpu-v4", "--dtype", "fp16"], "has no fp16 peak"),
         (["-m", "bert-large", "--hw", "a100", "--dtype", "fp9"], "unknown datatype"),
-        (["-m", "bert-large", "--hw", "a100", "--phase", "x"], "allowed: inference, training"),
+        (["-m", "bert-large", "--hw", "a100", "--phase", "x"], "allowed: inference, prefill, decode, training"),
         (["-m", "bert-large", "--hw", "nowhere/chip.yaml"], "--hw nowhere/chip.yaml: no such"),
         (["-m", "bert-large", "--hw", "a100", "-o", "/no/such/dir/x.txt"], "does not exist"),
     ],

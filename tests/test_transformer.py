@@ -46,19 +46,19 @@ def test_tiny_encoder_by_hand(tiny):
     # batch 2 x seq 4 = 8 tokens, hidden 8, 2 heads of 4, ffn 32, fp16 = 2 bytes an element
     t = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp16"))
     r = _rows(t)
-    assert list(t.count[[r["embeddings"], r["block.qkv_proj"]]]) == [1, 2]
+    assert list(t.count[[r["embeddings"], r["block.attn.qkv_proj"]]]) == [1, 2]
 
-    qkv = r["block.qkv_proj"]  # [8 tokens, 8] x [8, 24] + bias
+    qkv = r["block.attn.qkv_proj"]  # [8 tokens, 8] x [8, 24] + bias
     assert t.flops[qkv] == 2 * 8 * 8 * 24 + 8 * 24  # 3264
-    assert t.params[qkv] == 8 * 24 + 24  # 216
+    assert t.params[qkv] == 2 * (8 * 24 + 24)  # 216 per layer, both layers
     assert t.bytes[qkv] == (216 + 8 * 8 + 8 * 24) * 2  # weights + input + output = 944
 
-    scores = r["block.attn_scores"]  # per (sample, head): [4, 4] x [4, 4] -> 2*2*4*4 = 64 scores
+    scores = r["block.attn.scores"]  # per (sample, head): [4, 4] x [4, 4] -> 2*2*4*4 = 64 scores
     assert t.flops[scores] == 2 * 64 * 4  # 512
     assert t.bytes[scores] == (8 * 8 + 8 * 8 + 64) * 2  # Q, K read; scores written = 384
     assert t.params[scores] == 0
 
-    softmax = r["block.attn_softmax"]
+    softmax = r["block.attn.softmax"]
     assert t.flops[softmax] == 6 * 64
     assert t.bytes[softmax] == (64 + 64) * 2
 
@@ -80,7 +80,7 @@ def test_training_step_by_hand(tiny):
     # Y = X W with X [8, 8], W [8, 24] (+bias): backward dX = dY W^T and dW = X^T dY
     inf = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32"))
     train = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32", phase="training"))
-    i = _rows(inf)["block.qkv_proj"]
+    i = _rows(inf)["block.attn.qkv_proj"]
     assert train.flops[i] == 3 * inf.flops[i]
     w, x, y = 216, 64, 192  # elements of weights, input, output
     fwd = w + x + y
@@ -132,7 +132,7 @@ def test_sequence_longer_than_the_model_allows():
         ({"batch": -3}, "--batch -3"),
         ({"seq": 0}, "--seq 0"),
         ({"dtype": "fp4"}, "--dtype 'fp4': unknown datatype"),
-        ({"phase": "serving"}, "--phase 'serving': allowed: inference, training"),
+        ({"phase": "serving"}, "--phase .serving.: allowed: inference, prefill, decode, training"),
     ],
 )
 def test_bad_scenarios(kwargs, message):

@@ -24,3 +24,6 @@ NORMS = {"layernorm": LAYERNORM, "rmsnorm": RMSNORM}
 
 # learned parameters per channel: layer norm has scale and shift, RMS norm only scale
 NORM_PARAMS_PER_CHANNEL = {"layernorm": 2, "rmsnorm": 1}
+
+# batch norm at inference folds into one multiply and one add per element (running stats)
+BATCHNORM = 2

@@ -1,9 +1,11 @@
-"""The transformer family: encoders (BERT), decoders (GPT), with multi-, grouped- or
-multi-query attention and plain or gated (SwiGLU) feed-forward blocks.
+"""The transformer family: encoders (BERT, ViT), decoders (GPT, Llama), encoder-decoders
+(the original Transformer, T5), with multi-, grouped- or multi-query attention, plain or gated
+(SwiGLU) feed-forward blocks, mixture-of-experts layers, shared layers (ALBERT) and a
+factorised embedding.
 
-`parse_architecture` validates the `architecture:` mapping of a workload file;
-`build` turns it and a RunConfig into a LayerTable. The transformer block is one set of rows
-with `count = layers`.
+`parse_architecture` validates the `architecture:` mapping of a workload file; `build` turns it
+and a RunConfig into a LayerTable. Each stack's block is one set of rows with
+`count = layers`.
 """
 
 from __future__ import annotations
@@ -17,21 +19,22 @@ from ..layers import LayerTable, LayerTableBuilder, with_backward
 from ..scenario import RunConfig
 from . import costs
 
-TYPES = ("encoder", "decoder")
+TYPES = ("encoder", "decoder", "encoder-decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "relative")
-HEADS = ("none", "pooler", "lm")
+HEADS = ("none", "pooler", "lm", "classifier")
 
 
 @dataclass(frozen=True)
 class TransformerArch:
-    type: str  # encoder (bidirectional) | decoder (causal)
-    layers: int
+    type: str  # encoder (bidirectional) | decoder (causal) | encoder-decoder
+    layers: int  # encoder layers for encoder-decoders
+    decoder_layers: int  # encoder-decoders only (0 otherwise)
     hidden: int
     heads: int
-    kv_heads: int
+    kv_heads: int  # < heads: grouped-query attention; 1: multi-query
     head_dim: int
     ffn: int
-    ffn_gated: bool  # gated FFN (SwiGLU): two up projections and an elementwise product
+    ffn_gated: bool  # two up projections and an elementwise product (SwiGLU, GEGLU)
     activation: str
     vocab: int
     max_positions: int
@@ -40,21 +43,38 @@ class TransformerArch:
     norm: str
     norm_position: str  # pre | post
     bias: bool
-    head: str  # none | pooler | lm
+    head: str
+    classes: int  # classifier head
     tie_embeddings: bool
+    shared_layers: bool  # ALBERT: every layer of a stack uses the same weights
+    embedding_dim: int  # ALBERT: factorised embedding, projected up to `hidden`
+    experts: int  # mixture of experts: 0 for dense
+    top_k: int
+    moe_every: int  # an MoE layer every n-th layer (1: all)
+    relative_buckets: int  # T5 relative position bias
+    image_size: int  # vision transformers: square image, patches of `patch_size`
+    patch_size: int
+    channels: int
 
     @property
     def default_seq(self) -> int:
+        if self.patch_size:
+            return (self.image_size // self.patch_size) ** 2 + 1  # patches + class token
         return self.max_positions
 
     @property
     def kv_dim(self) -> int:
         return self.kv_heads * self.head_dim
 
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
 
 def parse_architecture(f: Fields) -> TransformerArch | None:
     arch_type = f.choice("type", TYPES)
     layers = f.integer("layers")
+    decoder_layers = f.integer("decoder_layers", required=arch_type == "encoder-decoder", default=0)
     hidden = f.integer("hidden")
     heads = f.integer("heads")
     kv_heads = f.integer("kv_heads", required=False, default=heads)
@@ -62,199 +82,355 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
     ffn = f.integer("ffn")
     ffn_gated = f.flag("ffn_gated", default=False)
     activation = f.choice("activation", tuple(costs.ACTIVATIONS))
-    vocab = f.integer("vocab")
-    max_positions = f.integer("max_positions")
+    vocab = f.integer("vocab", required=False, default=0, minimum=0)
+    max_positions = f.integer("max_positions", required=False, default=0, minimum=0)
     position = f.choice("position", POSITIONS)
     type_vocab = f.integer("type_vocab", required=False, minimum=0, default=0)
     norm = f.choice("norm", tuple(costs.NORMS))
     norm_position = f.choice("norm_position", ("pre", "post"))
     bias = f.flag("bias", default=True)
     head = f.choice("head", HEADS)
+    classes = f.integer("classes", required=head == "classifier", default=0)
     tie = f.flag("tie_embeddings", default=True)
+    shared = f.flag("shared_layers", default=False)
+    embedding_dim = f.integer("embedding_dim", required=False, default=hidden)
+    experts = f.integer("experts", required=False, default=0, minimum=0)
+    top_k = f.integer("top_k", required=bool(experts), default=0)
+    moe_every = f.integer("moe_every", required=False, default=1)
+    buckets = f.integer("relative_buckets", required=False, default=0, minimum=0)
+    image_size = f.integer("image_size", required=False, default=0)
+    patch_size = f.integer("patch_size", required=False, default=0)
+    channels = f.integer("channels", required=bool(patch_size), default=0)
     f.done()
-    if None in (layers, hidden, heads, ffn, vocab, max_positions, kv_heads) or not arch_type:
+    needed = (layers, hidden, heads, ffn, kv_heads, embedding_dim, top_k, moe_every, vocab)
+    if None in needed or not arch_type or max_positions is None:
         return None
-    assert hidden and heads and kv_heads  # narrowed by the line above
+    assert hidden and heads and kv_heads and layers and ffn  # narrowed by the line above
+    ok = True
     if head_dim is None:
         if hidden % heads:
             f.fail("heads", f"hidden ({hidden}) must be a multiple of heads ({heads})")
-            return None
+            ok = False
         head_dim = hidden // heads
     if heads % kv_heads:
         f.fail("kv_heads", f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
+        ok = False
+    if experts and not 1 <= (top_k or 0) <= experts:
+        f.fail("top_k", f"must be between 1 and experts ({experts}), got {top_k}")
+        ok = False
+    if patch_size and (not image_size or image_size % patch_size):
+        f.fail("image_size", f"must be a multiple of patch_size ({patch_size}), got {image_size}")
+        ok = False
+    if not patch_size and not vocab:
+        f.fail("vocab", "missing (a text model needs a vocabulary)")
+        ok = False
+    if not patch_size and not max_positions:
+        f.fail("max_positions", "missing (the longest sequence the model takes)")
+        ok = False
+    if head == "lm" and arch_type == "encoder":
+        f.fail("head", "an lm head needs a decoder; an encoder takes pooler, classifier or none")
+        ok = False
+    if not ok:
         return None
+    if patch_size:
+        max_positions = (image_size // patch_size) ** 2 + 1  # type: ignore[operator]
     return TransformerArch(
         type=arch_type,
-        layers=layers,  # type: ignore[arg-type]
+        layers=layers,
+        decoder_layers=decoder_layers or 0,
         hidden=hidden,
         heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
-        ffn=ffn,  # type: ignore[arg-type]
+        ffn=ffn,
         ffn_gated=ffn_gated,
         activation=activation,
-        vocab=vocab,  # type: ignore[arg-type]
-        max_positions=max_positions,  # type: ignore[arg-type]
+        vocab=vocab or 0,
+        max_positions=max_positions,
         position=position,
         type_vocab=type_vocab or 0,
         norm=norm,
         norm_position=norm_position,
         bias=bias,
         head=head,
+        classes=classes or 0,
         tie_embeddings=tie,
+        shared_layers=shared,
+        embedding_dim=embedding_dim or hidden,
+        experts=experts or 0,
+        top_k=top_k or 0,
+        moe_every=moe_every or 1,
+        relative_buckets=buckets or 0,
+        image_size=image_size or 0,
+        patch_size=patch_size or 0,
+        channels=channels or 0,
     )
 
 
-def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
-    """Per-layer costs of one forward pass (or training step) over `batch` x `seq` tokens."""
-    seq = run.seq if run.seq is not None else arch.default_seq
-    if seq > arch.max_positions:
-        raise RooflineError(
-            f"--seq {seq}: {model} takes at most {arch.max_positions} tokens "
-            f"(architecture.max_positions)"
-        )
-    b, s, h = run.batch, seq, arch.hidden
-    t = b * s  # tokens in the batch
-    q_dim = arch.heads * arch.head_dim
-    kv = arch.kv_dim
-    s_kv = s  # every query attends over the whole sequence (the causal mask is not skipped)
-    scores = b * arch.heads * s * s_kv  # elements of the attention score matrix
-    bias = 1 if arch.bias else 0
-    norm_flops = costs.NORMS[arch.norm]
-    norm_params = costs.NORM_PARAMS_PER_CHANNEL[arch.norm] * h
-    act = costs.ACTIVATIONS[arch.activation]
-    out = LayerTableBuilder()
+def expected_experts_touched(experts: int, top_k: int, tokens: int) -> float:
+    """Experts that at least one of `tokens` tokens is routed to, each token picking `top_k`
+    of `experts` uniformly: E * (1 - (1 - k/E)^tokens). Their weights are what is read."""
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
 
-    def linear(name: str, tokens: int, d_in: int, d_out: int, count: int) -> None:
-        """y = x W (+ b): a GEMM with tokens x d_in x d_out multiply-adds."""
-        params = d_in * d_out + bias * d_out
-        out.add(
+
+class _Stack:
+    """Emits the rows of one transformer stack into a LayerTableBuilder."""
+
+    def __init__(self, arch: TransformerArch, out: LayerTableBuilder, batch: int) -> None:
+        self.a = arch
+        self.out = out
+        self.b = batch
+        self.bias = 1 if arch.bias else 0
+
+    def linear(
+        self, name: str, tokens: int, d_in: int, d_out: int, count: int, shared: bool
+    ) -> None:
+        """y = x W (+ b): tokens x d_in x d_out multiply-adds."""
+        params = d_in * d_out + self.bias * d_out
+        self.out.add(
             name,
             "matmul",
-            flops=2 * tokens * d_in * d_out + bias * tokens * d_out,
+            flops=2 * tokens * d_in * d_out + self.bias * tokens * d_out,
             weights=params,
             inputs=tokens * d_in,
             outputs=tokens * d_out,
             params=params,
             count=count,
+            shared=shared,
         )
 
-    def norm(name: str, count: int) -> None:
-        out.add(
+    def norm(self, name: str, tokens: int, dim: int, count: int, shared: bool) -> None:
+        params = costs.NORM_PARAMS_PER_CHANNEL[self.a.norm] * dim
+        self.out.add(
             name,
             "norm",
-            flops=norm_flops * t * h,
-            weights=norm_params,
-            inputs=t * h,
-            outputs=t * h,
-            params=norm_params,
+            flops=costs.NORMS[self.a.norm] * tokens * dim,
+            weights=params,
+            inputs=tokens * dim,
+            outputs=tokens * dim,
+            params=params,
+            count=count,
+            shared=shared,
+        )
+
+    def residual(self, name: str, tokens: int, count: int) -> None:
+        h = self.a.hidden
+        self.out.add(name, "elementwise", flops=costs.ADD * tokens * h, inputs=2 * tokens * h,
+                     outputs=tokens * h, count=count)  # fmt: skip
+
+    def attention(
+        self, p: str, q_len: int, kv_len: int, count: int, *, cross: bool, project_kv: bool
+    ) -> None:
+        """Self- or cross-attention for `q_len` queries per sample over `kv_len` keys.
+
+        project_kv: the keys and values are computed here (from q_len tokens for
+        self-attention, from kv_len encoder tokens for cross-attention); otherwise they come
+        from the KV cache, and only the new token's are projected (self-attention decode).
+        """
+        a, b, shared = self.a, self.b, self.a.shared_layers
+        t = b * q_len
+        scores = b * a.heads * q_len * kv_len
+        if cross:
+            self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared)
+            if project_kv:
+                self.linear(f"{p}.kv_proj", b * kv_len, a.hidden, 2 * a.kv_dim, count, shared)
+        else:
+            self.linear(f"{p}.qkv_proj", t, a.hidden, a.q_dim + 2 * a.kv_dim, count, shared)
+        self.out.add(
+            f"{p}.scores",  # Q K^T per head; K read from the projection output or the cache
+            "attention",
+            flops=2 * scores * a.head_dim,
+            inputs=t * a.q_dim + b * kv_len * a.kv_dim,
+            outputs=scores,
             count=count,
         )
+        self.out.add(f"{p}.softmax", "softmax", flops=costs.SOFTMAX * scores, inputs=scores,
+                     outputs=scores, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.context",  # P V per head
+            "attention",
+            flops=2 * scores * a.head_dim,
+            inputs=scores + b * kv_len * a.kv_dim,
+            outputs=t * a.q_dim,
+            count=count,
+        )
+        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared)
 
-    # --- embeddings: gather the rows of each table for every token, and sum them
-    tables = 1 + (arch.position == "learned") + (arch.type_vocab > 0)
-    table_rows = arch.vocab + (arch.max_positions if arch.position == "learned" else 0)
-    table_rows += arch.type_vocab
-    out.add(
-        "embeddings",
-        "embedding",
-        flops=(tables - 1) * t * h,
-        weights=tables * t * h,  # only the rows that are looked up are read
-        inputs=0,
-        outputs=t * h,
-        params=table_rows * h,
-    )
-    if arch.norm_position == "post":
-        norm("embeddings.norm", 1)
+    def ffn(self, p: str, tokens: int, count: int) -> None:
+        a, shared = self.a, self.a.shared_layers
+        up = 2 * a.ffn if a.ffn_gated else a.ffn
+        act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)  # gate: a multiply
+        self.linear(f"{p}.ffn_up", tokens, a.hidden, up, count, shared)
+        self.out.add(f"{p}.ffn_act", "activation", flops=act * tokens * a.ffn,
+                     inputs=tokens * up, outputs=tokens * a.ffn, count=count)  # fmt: skip
+        self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared)
 
-    # --- the transformer block, stored once with count = layers
-    n = arch.layers
-    if arch.norm_position == "pre":
-        norm("block.attn_norm", n)
-    linear("block.qkv_proj", t, h, q_dim + 2 * kv, n)
-    out.add(
-        "block.attn_scores",  # Q K^T per head
-        "attention",
-        flops=2 * scores * arch.head_dim,
-        inputs=t * q_dim + b * s_kv * kv,
-        outputs=scores,
-        count=n,
-    )
-    out.add(
-        "block.attn_softmax",
-        "softmax",
-        flops=costs.SOFTMAX * scores,
-        inputs=scores,
-        outputs=scores,
-        count=n,
-    )
-    out.add(
-        "block.attn_context",  # P V per head
-        "attention",
-        flops=2 * scores * arch.head_dim,
-        inputs=scores + b * s_kv * kv,
-        outputs=t * q_dim,
-        count=n,
-    )
-    linear("block.attn_out_proj", t, q_dim, h, n)
-    out.add(
-        "block.attn_residual",
-        "elementwise",
-        flops=costs.ADD * t * h,
-        inputs=2 * t * h,
-        outputs=t * h,
-        count=n,
-    )
-    if arch.norm_position == "post":
-        norm("block.attn_norm", n)
-    else:
-        norm("block.ffn_norm", n)
-    up = 2 * arch.ffn if arch.ffn_gated else arch.ffn
-    linear("block.ffn_up", t, h, up, n)
-    out.add(
-        "block.ffn_act",
-        "activation",
-        flops=(act + (1 if arch.ffn_gated else 0)) * t * arch.ffn,  # gate: one more multiply
-        inputs=t * up,
-        outputs=t * arch.ffn,
-        count=n,
-    )
-    linear("block.ffn_down", t, arch.ffn, h, n)
-    out.add(
-        "block.ffn_residual",
-        "elementwise",
-        flops=costs.ADD * t * h,
-        inputs=2 * t * h,
-        outputs=t * h,
-        count=n,
-    )
-    if arch.norm_position == "post":
-        norm("block.ffn_norm", n)
-    else:
-        norm("final_norm", 1)
+    def moe(self, p: str, tokens: int, count: int) -> None:
+        """Router, then each token through `top_k` of `experts` FFNs, then the weighted sum."""
+        a, shared, h = self.a, self.a.shared_layers, self.a.hidden
+        k, e = a.top_k, a.experts
+        up = 2 * a.ffn if a.ffn_gated else a.ffn
+        act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)
+        touched = expected_experts_touched(e, k, tokens)
+        routed = tokens * k  # token-expert pairs
+        self.out.add(f"{p}.router", "matmul", flops=2 * tokens * h * e, weights=h * e,
+                     inputs=tokens * h, outputs=tokens * e, params=h * e, count=count,
+                     shared=shared)  # fmt: skip
+        self.out.add(f"{p}.router_softmax", "softmax", flops=costs.SOFTMAX * tokens * e,
+                     inputs=tokens * e, outputs=tokens * e, count=count)  # fmt: skip
+        up_params = h * up + self.bias * up
+        self.out.add(f"{p}.expert_up", "matmul", flops=2 * routed * h * up + self.bias * routed * up,
+                     weights=touched * up_params, inputs=routed * h, outputs=routed * up,
+                     params=e * up_params, count=count, shared=shared)  # fmt: skip
+        self.out.add(f"{p}.expert_act", "activation", flops=act * routed * a.ffn,
+                     inputs=routed * up, outputs=routed * a.ffn, count=count)  # fmt: skip
+        down_params = a.ffn * h + self.bias * h
+        self.out.add(f"{p}.expert_down", "matmul", flops=2 * routed * a.ffn * h + self.bias * routed * h,
+                     weights=touched * down_params, inputs=routed * a.ffn, outputs=routed * h,
+                     params=e * down_params, count=count, shared=shared)  # fmt: skip
+        self.out.add(f"{p}.expert_combine", "elementwise", flops=2 * routed * h,
+                     inputs=routed * h, outputs=tokens * h, count=count)  # fmt: skip
 
-    # --- head
-    if arch.head == "pooler":  # dense + tanh on the first token of every sequence
+    def blocks(
+        self, p: str, n: int, q_len: int, kv_len: int, *, decode: bool, cross_len: int
+    ) -> None:
+        """`n` blocks: self-attention (+ cross-attention over `cross_len` encoder tokens when
+        > 0) + FFN, with norms and residual adds; MoE layers every `moe_every`-th block."""
+        a, t, shared = self.a, self.b * q_len, self.a.shared_layers
+        pre = a.norm_position == "pre"
+        n_moe = n // a.moe_every if a.experts else 0
+        n_dense = n - n_moe
+        if pre:
+            self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
+        self.attention(f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True)
+        self.residual(f"{p}.attn_residual", t, n)
+        if not pre:
+            self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
+        if cross_len:
+            if pre:
+                self.norm(f"{p}.cross_norm", t, a.hidden, n, shared)
+            self.attention(f"{p}.cross", q_len, cross_len, n, cross=True, project_kv=not decode)
+            self.residual(f"{p}.cross_residual", t, n)
+            if not pre:
+                self.norm(f"{p}.cross_norm", t, a.hidden, n, shared)
+        for kind, count in (("ffn", n_dense), ("moe", n_moe)):
+            if not count:
+                continue
+            if pre:
+                self.norm(f"{p}.{kind}_norm", t, a.hidden, count, shared)
+            if kind == "ffn":
+                self.ffn(p, t, count)
+            else:
+                self.moe(f"{p}.moe", t, count)
+            self.residual(f"{p}.{kind}_residual", t, count)
+            if not pre:
+                self.norm(f"{p}.{kind}_norm", t, a.hidden, count, shared)
+        if pre:
+            self.norm(f"{p}.final_norm", t, a.hidden, 1, False)
+
+    def embeddings(self, p: str, seq: int, *, params: bool) -> None:
+        """Token (+ learned position, + token type) lookups and their sum for b x seq tokens,
+        or the patch embedding of a vision transformer. `params`: the table is counted here
+        (False for a decoder that shares the encoder's table)."""
+        a, b = self.a, self.b
+        t = b * seq
+        if a.patch_size:
+            patches = (a.image_size // a.patch_size) ** 2
+            k = a.channels * a.patch_size**2
+            conv = a.hidden * k + a.hidden
+            self.out.add(f"{p}.patch", "conv", flops=2 * b * patches * k * a.hidden + b * patches * a.hidden,
+                         weights=conv, inputs=b * a.channels * a.image_size**2,
+                         outputs=b * patches * a.hidden, params=conv)  # fmt: skip
+            table = (patches + 1) * a.hidden + a.hidden  # positions + class token
+            self.out.add(f"{p}.position", "elementwise", flops=t * a.hidden,
+                         weights=table, inputs=t * a.hidden, outputs=t * a.hidden,
+                         params=table)  # fmt: skip
+            return
+        e = a.embedding_dim
+        learned = a.position == "learned"
+        tables = 1 + learned + (a.type_vocab > 0)
+        rows = a.vocab + (a.max_positions if learned else 0) + a.type_vocab
+        self.out.add(
+            p,
+            "embedding",
+            flops=(tables - 1) * t * e,
+            weights=tables * t * e,  # only the rows that are looked up are read
+            inputs=0,
+            outputs=t * e,
+            params=rows * e if params else 0,
+        )
+        if a.norm_position == "post":
+            self.norm(f"{p}.norm", t, e, 1, False)
+        if e != a.hidden:
+            self.linear(f"{p}.proj", t, e, a.hidden, 1, False)
+        if a.relative_buckets:
+            self.out.add(f"{p}.relative_bias", "embedding", flops=0,
+                         weights=a.relative_buckets * a.heads, inputs=0,
+                         outputs=self.b * a.heads * seq * seq, params=a.relative_buckets * a.heads)  # fmt: skip
+
+
+def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
+    """Per-layer costs of one forward pass, decode step or training step."""
+    a = arch
+    if run.phase == "decode" and a.type == "encoder":
+        raise RooflineError(
+            f"--phase decode: {model} is an encoder; decode needs a decoder model "
+            "(use --phase inference)"
+        )
+    seq = run.seq if run.seq is not None else a.default_seq
+    if seq > a.max_positions:
+        raise RooflineError(
+            f"--seq {seq}: {model} takes at most {a.max_positions} tokens "
+            f"(architecture.max_positions)"
+        )
+    if a.patch_size and seq != a.default_seq:
+        raise RooflineError(
+            f"--seq {seq}: {model} sees a {a.image_size}x{a.image_size} image as "
+            f"{a.default_seq} tokens; leave --seq out"
+        )
+    decode = run.phase == "decode"
+    context = run.context if run.context is not None else seq
+    if decode and context > a.max_positions:
+        raise RooflineError(
+            f"--context {context}: {model} takes at most {a.max_positions} tokens "
+            f"(architecture.max_positions)"
+        )
+    b = run.batch
+    out = LayerTableBuilder()
+    stack = _Stack(a, out, b)
+    q_len = 1 if decode else seq  # decode: one new token per sample
+    kv_len = context if decode else seq  # the causal mask is not skipped in prefill
+
+    if a.type == "encoder":
+        stack.embeddings("embeddings", seq, params=True)
+        stack.blocks("block", a.layers, seq, seq, decode=False, cross_len=0)
+        tokens = b * seq
+    elif a.type == "decoder":
+        stack.embeddings("embeddings", q_len, params=True)
+        stack.blocks("block", a.layers, q_len, kv_len, decode=decode, cross_len=0)
+        tokens = b * q_len
+    else:  # encoder-decoder; source and target both `seq` long; decode reuses the encoder
+        if not decode:
+            stack.embeddings("encoder.embeddings", seq, params=True)
+            stack.blocks("encoder.block", a.layers, seq, seq, decode=False, cross_len=0)
+        stack.embeddings("decoder.embeddings", q_len,
+                         params=not a.tie_embeddings or decode)  # fmt: skip
+        stack.blocks("decoder.block", a.decoder_layers, q_len, kv_len, decode=decode, cross_len=seq)
+        tokens = b * q_len
+
+    h, bias = a.hidden, 1 if a.bias else 0
+    if a.head == "pooler":  # dense + tanh on the first token of every sequence
         params = h * h + bias * h
-        out.add(
-            "pooler",
-            "matmul",
-            flops=2 * b * h * h + bias * b * h + costs.TANH * b * h,
-            weights=params,
-            inputs=b * h,
-            outputs=b * h,
-            params=params,
-        )
-    elif arch.head == "lm":  # logits over the vocabulary for every token
-        out.add(
-            "lm_head",
-            "matmul",
-            flops=2 * t * h * arch.vocab,
-            weights=h * arch.vocab,
-            inputs=t * h,
-            outputs=t * arch.vocab,
-            params=0 if arch.tie_embeddings else h * arch.vocab,
-        )
+        out.add("pooler", "matmul", flops=2 * b * h * h + bias * b * h + costs.TANH * b * h,
+                weights=params, inputs=b * h, outputs=b * h, params=params)  # fmt: skip
+    elif a.head == "classifier":  # linear on the class token
+        params = h * a.classes + bias * a.classes
+        out.add("classifier", "matmul", flops=2 * b * h * a.classes + bias * b * a.classes,
+                weights=params, inputs=b * h, outputs=b * a.classes, params=params)  # fmt: skip
+    elif a.head == "lm":  # logits over the vocabulary for every token
+        out.add("lm_head", "matmul", flops=2 * tokens * h * a.vocab, weights=h * a.vocab,
+                inputs=tokens * h, outputs=tokens * a.vocab,
+                params=0 if a.tie_embeddings else h * a.vocab)  # fmt: skip
 
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
     return with_backward(table) if run.phase == "training" else table
