@@ -25,7 +25,11 @@ class RunConfig:
     context: int | None = None
 
     def __post_init__(self) -> None:
-        for flag, value in (("--batch", self.batch), ("--seq", self.seq), ("--context", self.context)):
+        for flag, value in (
+            ("--batch", self.batch),
+            ("--seq", self.seq),
+            ("--context", self.context),
+        ):
             if value is None and flag != "--batch":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

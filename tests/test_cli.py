@@ -61,8 +61,17 @@ def test_run_json_schema_and_values():
     assert s["ridge_point"] == pytest.approx(312e12 / 2039e9)
     assert s["intensity"] == pytest.approx(s["flops"] / s["bytes"])
     layers = data["layers"]
-    assert {"name", "kind", "count", "flops", "bytes", "intensity", "attainable_flops", "time_s",
-            "bound"} <= set(layers[0])  # fmt: skip
+    assert {
+        "name",
+        "kind",
+        "count",
+        "flops",
+        "bytes",
+        "intensity",
+        "attainable_flops",
+        "time_s",
+        "bound",
+    } <= set(layers[0])
     assert sum(x["flops"] for x in layers) == pytest.approx(s["flops"])
     assert sum(x["time_s"] for x in layers) == pytest.approx(s["time_s"])
     mem = sum(x["time_s"] for x in layers if x["bound"] == "memory")
@@ -126,7 +135,10 @@ def test_run_with_own_device_file(tmp_path, repo):
         (["-m", "bert-large", "--hw", "v100", "--dtype", "fp8"], "has no fp8 peak"),
         (["-m", "bert-large", "--hw", "tpu-v4", "--dtype", "fp16"], "has no fp16 peak"),
         (["-m", "bert-large", "--hw", "a100", "--dtype", "fp9"], "unknown datatype"),
-        (["-m", "bert-large", "--hw", "a100", "--phase", "x"], "allowed: inference, prefill, decode, training"),
+        (
+            ["-m", "bert-large", "--hw", "a100", "--phase", "x"],
+            "allowed: inference, prefill, decode, training",
+        ),
         (["-m", "bert-large", "--hw", "nowhere/chip.yaml"], "--hw nowhere/chip.yaml: no such"),
         (["-m", "bert-large", "--hw", "a100", "-o", "/no/such/dir/x.txt"], "does not exist"),
     ],

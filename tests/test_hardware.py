@@ -16,11 +16,39 @@ GB, GiB, T = 1e9, 2**30, 1e12
 def test_every_reference_device_is_in_the_database(repo):
     # the 32 rows of shared/reference/hardware-datasheets.csv, by our file names
     expected = {
-        "p100", "v100", "v100-32gb", "t4", "a100-40gb", "a100", "a100-pcie-40gb",
-        "a100-pcie-80gb", "a10", "l4", "l40s", "h100", "h100-pcie", "h200", "b200", "gb200",
-        "mi100", "mi250x", "mi300x", "mi325x", "tpu-v2", "tpu-v3", "tpu-v4", "tpu-v5e",
-        "tpu-v5p", "tpu-v6e", "gaudi2", "gaudi3", "gtx-580", "k40", "titan-x", "xeon-phi-7250",
-    }  # fmt: skip
+        "p100",
+        "v100",
+        "v100-32gb",
+        "t4",
+        "a100-40gb",
+        "a100",
+        "a100-pcie-40gb",
+        "a100-pcie-80gb",
+        "a10",
+        "l4",
+        "l40s",
+        "h100",
+        "h100-pcie",
+        "h200",
+        "b200",
+        "gb200",
+        "mi100",
+        "mi250x",
+        "mi300x",
+        "mi325x",
+        "tpu-v2",
+        "tpu-v3",
+        "tpu-v4",
+        "tpu-v5e",
+        "tpu-v5p",
+        "tpu-v6e",
+        "gaudi2",
+        "gaudi3",
+        "gtx-580",
+        "k40",
+        "titan-x",
+        "xeon-phi-7250",
+    }
     keys = {d.key for d in list_devices()}
     assert expected <= keys
     assert len(list(Path(repo, "hardware").glob("*.yaml"))) == len(keys)

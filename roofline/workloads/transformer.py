@@ -215,8 +215,14 @@ class _Stack:
 
     def residual(self, name: str, tokens: int, count: int) -> None:
         h = self.a.hidden
-        self.out.add(name, "elementwise", flops=costs.ADD * tokens * h, inputs=2 * tokens * h,
-                     outputs=tokens * h, count=count)  # fmt: skip
+        self.out.add(
+            name,
+            "elementwise",
+            flops=costs.ADD * tokens * h,
+            inputs=2 * tokens * h,
+            outputs=tokens * h,
+            count=count,
+        )
 
     def attention(
         self, p: str, q_len: int, kv_len: int, count: int, *, cross: bool, project_kv: bool
@@ -244,8 +250,14 @@ class _Stack:
             outputs=scores,
             count=count,
         )
-        self.out.add(f"{p}.softmax", "softmax", flops=costs.SOFTMAX * scores, inputs=scores,
-                     outputs=scores, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.softmax",
+            "softmax",
+            flops=costs.SOFTMAX * scores,
+            inputs=scores,
+            outputs=scores,
+            count=count,
+        )
         self.out.add(
             f"{p}.context",  # P V per head
             "attention",
@@ -261,8 +273,14 @@ class _Stack:
         up = 2 * a.ffn if a.ffn_gated else a.ffn
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)  # gate: a multiply
         self.linear(f"{p}.ffn_up", tokens, a.hidden, up, count, shared)
-        self.out.add(f"{p}.ffn_act", "activation", flops=act * tokens * a.ffn,
-                     inputs=tokens * up, outputs=tokens * a.ffn, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.ffn_act",
+            "activation",
+            flops=act * tokens * a.ffn,
+            inputs=tokens * up,
+            outputs=tokens * a.ffn,
+            count=count,
+        )
         self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared)
 
     def moe(self, p: str, tokens: int, count: int) -> None:
@@ -273,23 +291,65 @@ class _Stack:
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)
         touched = expected_experts_touched(e, k, tokens)
         routed = tokens * k  # token-expert pairs
-        self.out.add(f"{p}.router", "matmul", flops=2 * tokens * h * e, weights=h * e,
-                     inputs=tokens * h, outputs=tokens * e, params=h * e, count=count,
-                     shared=shared)  # fmt: skip
-        self.out.add(f"{p}.router_softmax", "softmax", flops=costs.SOFTMAX * tokens * e,
-                     inputs=tokens * e, outputs=tokens * e, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.router",
+            "matmul",
+            flops=2 * tokens * h * e,
+            weights=h * e,
+            inputs=tokens * h,
+            outputs=tokens * e,
+            params=h * e,
+            count=count,
+            shared=shared,
+        )
+        self.out.add(
+            f"{p}.router_softmax",
+            "softmax",
+            flops=costs.SOFTMAX * tokens * e,
+            inputs=tokens * e,
+            outputs=tokens * e,
+            count=count,
+        )
         up_params = h * up + self.bias * up
-        self.out.add(f"{p}.expert_up", "matmul", flops=2 * routed * h * up + self.bias * routed * up,
-                     weights=touched * up_params, inputs=routed * h, outputs=routed * up,
-                     params=e * up_params, count=count, shared=shared)  # fmt: skip
-        self.out.add(f"{p}.expert_act", "activation", flops=act * routed * a.ffn,
-                     inputs=routed * up, outputs=routed * a.ffn, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.expert_up",
+            "matmul",
+            flops=2 * routed * h * up + self.bias * routed * up,
+            weights=touched * up_params,
+            inputs=routed * h,
+            outputs=routed * up,
+            params=e * up_params,
+            count=count,
+            shared=shared,
+        )
+        self.out.add(
+            f"{p}.expert_act",
+            "activation",
+            flops=act * routed * a.ffn,
+            inputs=routed * up,
+            outputs=routed * a.ffn,
+            count=count,
+        )
         down_params = a.ffn * h + self.bias * h
-        self.out.add(f"{p}.expert_down", "matmul", flops=2 * routed * a.ffn * h + self.bias * routed * h,
-                     weights=touched * down_params, inputs=routed * a.ffn, outputs=routed * h,
-                     params=e * down_params, count=count, shared=shared)  # fmt: skip
-        self.out.add(f"{p}.expert_combine", "elementwise", flops=2 * routed * h,
-                     inputs=routed * h, outputs=tokens * h, count=count)  # fmt: skip
+        self.out.add(
+            f"{p}.expert_down",
+            "matmul",
+            flops=2 * routed * a.ffn * h + self.bias * routed * h,
+            weights=touched * down_params,
+            inputs=routed * a.ffn,
+            outputs=routed * h,
+            params=e * down_params,
+            count=count,
+            shared=shared,
+        )
+        self.out.add(
+            f"{p}.expert_combine",
+            "elementwise",
+            flops=2 * routed * h,
+            inputs=routed * h,
+            outputs=tokens * h,
+            count=count,
+        )
 
     def blocks(
         self, p: str, n: int, q_len: int, kv_len: int, *, decode: bool, cross_len: int
@@ -338,13 +398,25 @@ class _Stack:
             patches = (a.image_size // a.patch_size) ** 2
             k = a.channels * a.patch_size**2
             conv = a.hidden * k + a.hidden
-            self.out.add(f"{p}.patch", "conv", flops=2 * b * patches * k * a.hidden + b * patches * a.hidden,
-                         weights=conv, inputs=b * a.channels * a.image_size**2,
-                         outputs=b * patches * a.hidden, params=conv)  # fmt: skip
+            self.out.add(
+                f"{p}.patch",
+                "conv",
+                flops=2 * b * patches * k * a.hidden + b * patches * a.hidden,
+                weights=conv,
+                inputs=b * a.channels * a.image_size**2,
+                outputs=b * patches * a.hidden,
+                params=conv,
+            )
             table = (patches + 1) * a.hidden + a.hidden  # positions + class token
-            self.out.add(f"{p}.position", "elementwise", flops=t * a.hidden,
-                         weights=table, inputs=t * a.hidden, outputs=t * a.hidden,
-                         params=table)  # fmt: skip
+            self.out.add(
+                f"{p}.position",
+                "elementwise",
+                flops=t * a.hidden,
+                weights=table,
+                inputs=t * a.hidden,
+                outputs=t * a.hidden,
+                params=table,
+            )
             return
         e = a.embedding_dim
         learned = a.position == "learned"
@@ -364,9 +436,15 @@ class _Stack:
         if e != a.hidden:
             self.linear(f"{p}.proj", t, e, a.hidden, 1, False)
         if a.relative_buckets:
-            self.out.add(f"{p}.relative_bias", "embedding", flops=0,
-                         weights=a.relative_buckets * a.heads, inputs=0,
-                         outputs=self.b * a.heads * seq * seq, params=a.relative_buckets * a.heads)  # fmt: skip
+            self.out.add(
+                f"{p}.relative_bias",
+                "embedding",
+                flops=0,
+                weights=a.relative_buckets * a.heads,
+                inputs=0,
+                outputs=self.b * a.heads * seq * seq,
+                params=a.relative_buckets * a.heads,
+            )
 
 
 def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
@@ -413,24 +491,43 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         if not decode:
             stack.embeddings("encoder.embeddings", seq, params=True)
             stack.blocks("encoder.block", a.layers, seq, seq, decode=False, cross_len=0)
-        stack.embeddings("decoder.embeddings", q_len,
-                         params=not a.tie_embeddings or decode)  # fmt: skip
+        stack.embeddings("decoder.embeddings", q_len, params=not a.tie_embeddings or decode)
         stack.blocks("decoder.block", a.decoder_layers, q_len, kv_len, decode=decode, cross_len=seq)
         tokens = b * q_len
 
     h, bias = a.hidden, 1 if a.bias else 0
     if a.head == "pooler":  # dense + tanh on the first token of every sequence
         params = h * h + bias * h
-        out.add("pooler", "matmul", flops=2 * b * h * h + bias * b * h + costs.TANH * b * h,
-                weights=params, inputs=b * h, outputs=b * h, params=params)  # fmt: skip
+        out.add(
+            "pooler",
+            "matmul",
+            flops=2 * b * h * h + bias * b * h + costs.TANH * b * h,
+            weights=params,
+            inputs=b * h,
+            outputs=b * h,
+            params=params,
+        )
     elif a.head == "classifier":  # linear on the class token
         params = h * a.classes + bias * a.classes
-        out.add("classifier", "matmul", flops=2 * b * h * a.classes + bias * b * a.classes,
-                weights=params, inputs=b * h, outputs=b * a.classes, params=params)  # fmt: skip
+        out.add(
+            "classifier",
+            "matmul",
+            flops=2 * b * h * a.classes + bias * b * a.classes,
+            weights=params,
+            inputs=b * h,
+            outputs=b * a.classes,
+            params=params,
+        )
     elif a.head == "lm":  # logits over the vocabulary for every token
-        out.add("lm_head", "matmul", flops=2 * tokens * h * a.vocab, weights=h * a.vocab,
-                inputs=tokens * h, outputs=tokens * a.vocab,
-                params=0 if a.tie_embeddings else h * a.vocab)  # fmt: skip
+        out.add(
+            "lm_head",
+            "matmul",
+            flops=2 * tokens * h * a.vocab,
+            weights=h * a.vocab,
+            inputs=tokens * h,
+            outputs=tokens * a.vocab,
+            params=0 if a.tie_embeddings else h * a.vocab,
+        )
 
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
     return with_backward(table) if run.phase == "training" else table
