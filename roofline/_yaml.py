@@ -38,19 +38,21 @@ _StrictLoader.add_constructor(
 )
 
 
-def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Load one YAML file whose top level is a mapping; every failure is a SpecError."""
+def load_yaml_mapping(path: Path, shown: str | None = None) -> dict[str, Any]:
+    """Load one YAML file whose top level is a mapping; every failure is a SpecError naming
+    the file as `shown` (default: the path)."""
+    shown = shown or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
+        raise SpecError(shown, [f"cannot read file: {exc.strerror or exc}"]) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(str(path), [f"{where}malformed YAML: {problem}"]) from None
+        raise SpecError(shown, [f"{where}malformed YAML: {problem}"]) from None
     if not isinstance(data, dict):
-        raise SpecError(str(path), [f"top level must be a mapping, got {type(data).__name__}"])
+        raise SpecError(shown, [f"top level must be a mapping, got {type(data).__name__}"])
     return data

@@ -157,7 +157,8 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
 def load_device_file(path: str | os.PathLike[str]) -> Device:
     """Load a device from any YAML file of the hardware schema."""
     path = Path(path)
-    return parse_device(load_yaml_mapping(path), _display(path), path.stem.lower())
+    shown = _display(path)
+    return parse_device(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
 def _display(path: Path) -> str:

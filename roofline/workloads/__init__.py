@@ -19,9 +19,9 @@ from .._yaml import load_yaml_mapping
 from ..errors import RooflineError, SpecError, UnknownNameError
 from ..layers import LayerTable
 from ..scenario import RunConfig
-from . import transformer
+from . import cnn, transformer
 
-FAMILIES = {"transformer": transformer}
+FAMILIES = {"transformer": transformer, "cnn": cnn}
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,34 @@ class Published:
 
     date: str | None = None
     params: float | None = None
+    active_params: float | None = None  # mixture of experts: parameters used per token
     features: float | None = None
     input_size: str | None = None
     inference_flops: float | None = None
     training_flops: float | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    """A published training run: how many samples of `seq` tokens were seen, and how."""
+
+    samples: float
+    seq: int | None
+    optimizer: str
+    note: str = ""
+
+
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw", "adafactor", "lamb")
+# what an erratum can be about: the published figures a validation compares, and the rest
+ERRATA_METRICS = ("params", "inference_flops", "training_flops", "date", "memory")
+
+
+@dataclass(frozen=True)
+class Erratum:
+    """A published figure judged inconsistent, and why (shown by `roofline validate`)."""
+
+    metric: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,8 @@ class Workload:
     arch: Any  # the family's frozen architecture dataclass
     published: Published
     sources: tuple[str, ...]
+    training: Training | None = None
+    errata: tuple[Erratum, ...] = ()
     aliases: tuple[str, ...] = ()
     description: str = ""
     path: str = field(default="", compare=False)
@@ -55,7 +81,20 @@ class Workload:
     @property
     def params(self) -> float:
         """Parameter count computed from the architecture (independent of the scenario)."""
-        return self.layers(RunConfig(batch=1, seq=1)).total_params
+        return self.layers(RunConfig(batch=1, seq=self.min_seq)).total_params
+
+    @property
+    def min_seq(self) -> int | None:
+        """The shortest valid --seq (None: the model takes one input size only)."""
+        return 1 if self.arch.takes_seq else None
+
+    def training_flops(self) -> float | None:
+        """FLOPs of the published training run: one training step's FLOPs per sample
+        (forward + backward, from the layer table) times the samples seen."""
+        if self.training is None:
+            return None
+        step = self.layers(RunConfig(batch=1, seq=self.training.seq, phase="training"))
+        return float(step.total_flops.sum()) * self.training.samples
 
 
 def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
@@ -77,12 +116,38 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
         published = Published(
             date=pub.month("date", required=False),
             params=pub.number("params", required=False, nullable=True),
+            active_params=pub.number("active_params", required=False, nullable=True),
             features=pub.number("features", required=False, nullable=True),
             input_size=str(pub.raw("input_size")) if pub.raw("input_size") is not None else None,
             inference_flops=gflops * 1e9 if gflops else None,
             training_flops=pflops * 1e15 if pflops else None,
         )
         pub.done()
+    training = None
+    tr = top.mapping("training", required=False)
+    if tr is not None:
+        samples = tr.number("samples", required=False)
+        tokens = tr.number("tokens", required=False)
+        seq = tr.integer("seq", required=tokens is not None)
+        optimizer = tr.choice("optimizer", OPTIMIZERS)
+        note = tr.text("note", required=False) or ""
+        tr.done()
+        if (samples is None) == (tokens is None):
+            tr.fail("samples", "give either samples or tokens (tokens = samples x seq)")
+        elif seq is not None or samples is not None:
+            count = samples if samples is not None else (tokens or 0) / (seq or 1)
+            training = Training(samples=count, seq=seq, optimizer=optimizer, note=note)
+    errata = []
+    raw_errata = top.raw("errata")
+    if raw_errata is not None and not isinstance(raw_errata, list):
+        top.fail("errata", f"expected a list of {{metric, reason}} mappings, got {raw_errata!r}")
+    for i, item in enumerate(raw_errata or []):
+        ef = Fields(item, problems, f"errata[{i}]")
+        metric = ef.choice("metric", ERRATA_METRICS)
+        reason = ef.text("reason")
+        ef.done()
+        if metric and reason:
+            errata.append(Erratum(metric, reason))
     sources = top.texts("sources")
     top.done()
     if problems:
@@ -96,6 +161,8 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
         arch=arch,
         published=published,
         sources=sources,
+        training=training,
+        errata=tuple(errata),
         aliases=aliases,
         description=description,
         path=source,
@@ -108,7 +175,7 @@ def load_workload_file(path: str | os.PathLike[str]) -> Workload:
         shown = str(path.resolve().relative_to(data_dir("workloads").parent))
     except ValueError:
         shown = str(path)
-    return parse_workload(load_yaml_mapping(path), shown, path.stem.lower())
+    return parse_workload(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
 @cache

@@ -63,6 +63,11 @@ class TransformerArch:
         return self.max_positions
 
     @property
+    def takes_seq(self) -> bool:
+        """A text model takes --seq; a vision transformer's token count is fixed."""
+        return not self.patch_size
+
+    @property
     def kv_dim(self) -> int:
         return self.kv_heads * self.head_dim
 

@@ -1,0 +1,439 @@
+"""The CNN family: a small graph language for convolutional networks, written in YAML.
+
+An architecture is `input: [channels, height, width]`, optional `defaults` for convolutions
+(`bn`, `act`, `bias`) and `layers`, a list of operations, each a one-key mapping plus options:
+
+  {conv: C, k: 3, s: 1, p: same|valid|N|[ph, pw], groups: N|depthwise, bn, act, bias}
+  {sepconv: C, k: 3, s: 1}       depthwise k x k then pointwise 1 x 1 (Xception)
+  {maxpool: 3, s: 2, p: 0} / {avgpool: 3, s: 1, p: 1} / {avgpool: global}
+  {norm: batch} / {act: relu}    standalone batch norm or activation (pre-activation nets)
+  {fc: N, act: relu}             fully connected (flattens its input)
+  {dropout: 0.5}                 no cost at inference; accepted for fidelity
+  {residual: [ops], shortcut: [ops], act: relu}   add the branch to the shortcut (default
+                                 identity), then an optional activation
+  {concat: [[ops], [ops], ...]}  parallel branches joined along channels; [] is identity
+  {ops: [ops], repeat: N, name: stage}            a named group, optionally repeated
+
+Padding defaults to "same" (k // 2) for convolutions and to 0 for pooling; pooling stride
+defaults to its kernel. A repeated group whose second pass costs what its first does and
+keeps its shape is stored once with count N; one that changes the shape is unrolled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .._schema import Fields
+from ..dtypes import BYTES_PER_ELEMENT
+from ..errors import RooflineError
+from ..layers import LayerTable, LayerTableBuilder, with_backward
+from ..scenario import RunConfig
+from . import costs
+
+Shape = tuple[int, int, int]  # channels, height, width (one sample)
+Row = tuple[str, str, float, float, float, float, float]  # name, kind, flops, w, in, out, params
+
+OP_KEYS = (
+    "conv",
+    "sepconv",
+    "maxpool",
+    "avgpool",
+    "norm",
+    "act",
+    "fc",
+    "dropout",
+    "residual",
+    "concat",
+    "ops",
+)
+OPTIONS = {
+    "conv": {"k", "s", "p", "groups", "bn", "act", "bias", "name"},
+    "sepconv": {"k", "s", "p", "bn", "act", "name"},
+    "maxpool": {"s", "p", "ceil", "name"},
+    "avgpool": {"s", "p", "ceil", "name"},
+    "norm": {"name"},
+    "act": {"name"},
+    "fc": {"act", "bias", "name"},
+    "dropout": set(),
+    "residual": {"shortcut", "act", "name"},
+    "concat": {"name"},
+    "ops": {"repeat", "name"},
+}
+
+
+@dataclass(frozen=True)
+class CnnArch:
+    input: Shape
+    layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
+    defaults: tuple[tuple[str, Any], ...]
+
+    @property
+    def default_seq(self) -> None:
+        return None
+
+    takes_seq = False
+
+
+class _Invalid(Exception):
+    """An op that does not fit the graph language or the shapes; carries the field path."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+
+
+def parse_architecture(f: Fields) -> CnnArch | None:
+    raw_input = f.raw("input")
+    layers = f.raw("layers")
+    defaults = f.raw("defaults") or {}
+    f.done()
+    if not (
+        isinstance(raw_input, list)
+        and len(raw_input) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in raw_input)
+    ):
+        f.fail(
+            "input", f"expected [channels, height, width] of whole numbers > 0, got {raw_input!r}"
+        )
+        return None
+    if not isinstance(layers, list) or not layers:
+        f.fail("layers", "expected a non-empty list of operations")
+        return None
+    if not isinstance(defaults, dict) or set(defaults) - {"bn", "act", "bias"}:
+        f.fail("defaults", f"allowed keys: bn, act, bias; got {defaults!r}")
+        return None
+    arch = CnnArch(tuple(raw_input), tuple(layers), tuple(sorted(defaults.items())))  # type: ignore[arg-type]
+    try:  # walk the graph once with batch 1 so that every shape and option is checked now
+        _Graph(arch, 1, f.path).run()
+    except _Invalid as exc:
+        f.problems.append(str(exc))
+        return None
+    return arch
+
+
+def _pair(value: Any, where: str, name: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value, value
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        return value[0], value[1]
+    raise _Invalid(where, f"{name}: expected a whole number or [h, w], got {value!r}")
+
+
+class _Graph:
+    """Walks the op list, tracking the shape, and emits rows (costs per sample)."""
+
+    def __init__(self, arch: CnnArch, batch: int, where: str) -> None:
+        self.arch = arch
+        self.b = batch
+        self.where = where or "architecture"
+        self.defaults = dict(arch.defaults)
+
+    def run(self) -> list[tuple[Row, int]]:
+        rows: list[tuple[Row, int]] = []
+        shape = self.seq(list(self.arch.layers), self.arch.input, "", f"{self.where}.layers", rows)
+        del shape
+        return rows
+
+    # ------------------------------------------------------------------ sequences and groups
+    def seq(
+        self, ops: Any, shape: Shape, prefix: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        if not isinstance(ops, list):
+            raise _Invalid(where, f"expected a list of operations, got {ops!r}")
+        counters: dict[str, int] = {}
+        for i, op in enumerate(ops):
+            here = f"{where}[{i}]"
+            if not isinstance(op, dict):
+                raise _Invalid(here, f"expected a mapping such as {{conv: 64, k: 3}}, got {op!r}")
+            # `act` names an operation only alone; elsewhere it is an option (conv, fc, ...)
+            keys = [k for k in OP_KEYS if k in op and k != "act"] or [k for k in ("act",) if k in op]
+            if len(keys) != 1:
+                raise _Invalid(
+                    here, f"name exactly one operation of {', '.join(OP_KEYS)}; got {sorted(op)}"
+                )
+            kind = keys[0]
+            unknown = set(op) - {kind} - OPTIONS[kind]
+            if unknown:
+                raise _Invalid(
+                    here,
+                    f"{kind}: unknown option(s) {', '.join(sorted(map(str, unknown)))}; "
+                    f"allowed: {', '.join(sorted(OPTIONS[kind])) or 'none'}",
+                )
+            counters[kind] = counters.get(kind, 0) + 1
+            name = op.get("name") or f"{kind}{counters[kind]}"
+            full = f"{prefix}{name}"
+            shape = getattr(self, f"op_{kind}")(op, shape, full, here, rows)
+        return shape
+
+    def op_ops(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        repeat = op.get("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise _Invalid(where, f"repeat: expected a whole number >= 1, got {repeat!r}")
+        if repeat == 1:
+            return self.seq(op["ops"], shape, f"{name}.", f"{where}.ops", rows)
+        once: list[tuple[Row, int]] = []
+        if self.seq(op["ops"], shape, f"{name}[1-{repeat}].", f"{where}.ops", once) == shape:
+            # the group keeps its shape, so every pass costs the same: one set of rows
+            rows.extend((row, count * repeat) for row, count in once)
+            return shape
+        for i in range(1, repeat + 1):  # the shape changes (DenseNet): each pass its own rows
+            shape = self.seq(op["ops"], shape, f"{name}[{i}].", f"{where}.ops", rows)
+        return shape
+
+    # ------------------------------------------------------------------ operations
+    def _emit(
+        self,
+        rows: list[tuple[Row, int]],
+        name: str,
+        kind: str,
+        flops: float,
+        w: float,
+        inp: float,
+        out: float,
+        params: float,
+    ) -> None:
+        rows.append(((name, kind, flops, w, inp, out, params), 1))
+
+    def _conv(
+        self,
+        rows: list[tuple[Row, int]],
+        name: str,
+        where: str,
+        shape: Shape,
+        out_c: Any,
+        k: Any,
+        s: Any,
+        p: Any,
+        groups: Any,
+        bias: bool,
+    ) -> Shape:
+        c, h, w = shape
+        if isinstance(out_c, bool) or not isinstance(out_c, int) or out_c < 1:
+            raise _Invalid(where, f"channels: expected a whole number >= 1, got {out_c!r}")
+        kh, kw = _pair(k, where, "k")
+        sh, sw = _pair(s, where, "s")
+        if min(kh, kw, sh, sw) < 1:
+            raise _Invalid(where, "k and s must be >= 1")
+        if p in (None, "same"):
+            ph, pw = kh // 2, kw // 2
+        elif p == "valid":
+            ph, pw = 0, 0
+        else:
+            ph, pw = _pair(p, where, "p")
+        g = c if groups == "depthwise" else groups
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1 or c % g or out_c % g:
+            raise _Invalid(
+                where,
+                f"groups: must divide input ({c}) and output ({out_c}) channels, got {groups!r}",
+            )
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if ho < 1 or wo < 1:
+            raise _Invalid(where, f"kernel {kh}x{kw} does not fit a {h}x{w} input")
+        weights = out_c * (c // g) * kh * kw + (out_c if bias else 0)
+        out_elems = out_c * ho * wo
+        flops = 2 * out_elems * (c // g) * kh * kw + (out_elems if bias else 0)
+        self._emit(rows, name, "conv", flops, weights, c * h * w, out_elems, weights)
+        return out_c, ho, wo
+
+    def _bn(self, rows: list[tuple[Row, int]], name: str, shape: Shape) -> None:
+        n = math.prod(shape)
+        self._emit(rows, name, "norm", costs.BATCHNORM * n, 2 * shape[0], n, n, 2 * shape[0])
+
+    def _act(
+        self, rows: list[tuple[Row, int]], name: str, where: str, act: Any, shape: Shape
+    ) -> None:
+        if act in (None, "none", False):
+            return
+        if act not in costs.ACTIVATIONS:
+            raise _Invalid(
+                where, f"act: must be one of none, {', '.join(costs.ACTIVATIONS)}; got {act!r}"
+            )
+        n = math.prod(shape)
+        self._emit(rows, name, "activation", costs.ACTIVATIONS[act] * n, 0, n, n, 0)
+
+    def _flag(self, op: dict[str, Any], key: str, where: str) -> Any:
+        value = op.get(
+            key, self.defaults.get(key, {"bn": False, "act": "none", "bias": False}[key])
+        )
+        if key in ("bn", "bias") and not isinstance(value, bool):
+            raise _Invalid(where, f"{key}: expected true or false, got {value!r}")
+        return value
+
+    def op_conv(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        shape = self._conv(
+            rows,
+            name,
+            where,
+            shape,
+            op["conv"],
+            op.get("k", 1),
+            op.get("s", 1),
+            op.get("p"),
+            op.get("groups", 1),
+            self._flag(op, "bias", where),
+        )
+        if self._flag(op, "bn", where):
+            self._bn(rows, f"{name}.bn", shape)
+        self._act(rows, f"{name}.act", where, self._flag(op, "act", where), shape)
+        return shape
+
+    def op_sepconv(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        k, s = op.get("k", 3), op.get("s", 1)
+        shape = self._conv(
+            rows, f"{name}.depthwise", where, shape, shape[0], k, s, op.get("p"), "depthwise", False
+        )
+        shape = self._conv(
+            rows, f"{name}.pointwise", where, shape, op["sepconv"], 1, 1, 0, 1, False
+        )
+        if self._flag(op, "bn", where):
+            self._bn(rows, f"{name}.bn", shape)
+        self._act(rows, f"{name}.act", where, self._flag(op, "act", where), shape)
+        return shape
+
+    def _pool(
+        self,
+        op: dict[str, Any],
+        shape: Shape,
+        name: str,
+        where: str,
+        rows: list[tuple[Row, int]],
+        kind: str,
+    ) -> Shape:
+        c, h, w = shape
+        if op[kind] == "global":
+            self._emit(rows, name, "pool", c * h * w, 0, c * h * w, c, 0)
+            return c, 1, 1
+        kh, kw = _pair(op[kind], where, kind)
+        sh, sw = _pair(op.get("s", op[kind]), where, "s")
+        ph, pw = _pair(op.get("p", 0), where, "p")
+        if min(kh, kw, sh, sw) < 1:
+            raise _Invalid(where, "kernel and stride must be >= 1")
+        rnd = math.ceil if op.get("ceil", False) else math.floor
+        ho, wo = rnd((h + 2 * ph - kh) / sh) + 1, rnd((w + 2 * pw - kw) / sw) + 1
+        if ho < 1 or wo < 1:
+            raise _Invalid(where, f"pool {kh}x{kw} does not fit a {h}x{w} input")
+        out = c * ho * wo
+        self._emit(rows, name, "pool", kh * kw * out, 0, c * h * w, out, 0)
+        return c, ho, wo
+
+    def op_maxpool(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        return self._pool(op, shape, name, where, rows, "maxpool")
+
+    def op_avgpool(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        return self._pool(op, shape, name, where, rows, "avgpool")
+
+    def op_norm(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        if op["norm"] != "batch":
+            raise _Invalid(where, f"norm: only 'batch' is supported, got {op['norm']!r}")
+        self._bn(rows, name, shape)
+        return shape
+
+    def op_act(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        self._act(rows, name, where, op["act"], shape)
+        return shape
+
+    def op_dropout(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        return shape
+
+    def op_fc(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        n_out = op["fc"]
+        if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
+            raise _Invalid(where, f"fc: expected a whole number >= 1, got {n_out!r}")
+        bias = op.get("bias", True)
+        n_in = math.prod(shape)
+        weights = n_in * n_out + (n_out if bias else 0)
+        self._emit(
+            rows,
+            name,
+            "matmul",
+            2 * n_in * n_out + (n_out if bias else 0),
+            weights,
+            n_in,
+            n_out,
+            weights,
+        )
+        out_shape = (n_out, 1, 1)
+        self._act(rows, f"{name}.act", where, op.get("act", "none"), out_shape)
+        return out_shape
+
+    def op_residual(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        main = self.seq(op["residual"], shape, f"{name}.", f"{where}.residual", rows)
+        short = self.seq(
+            op.get("shortcut", []), shape, f"{name}.shortcut.", f"{where}.shortcut", rows
+        )
+        if main != short:
+            raise _Invalid(
+                where, f"residual: branch gives {main}, shortcut gives {short} (channels, h, w)"
+            )
+        n = math.prod(main)
+        self._emit(rows, f"{name}.add", "elementwise", costs.ADD * n, 0, 2 * n, n, 0)
+        self._act(rows, f"{name}.act", where, op.get("act", "none"), main)
+        return main
+
+    def op_concat(
+        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Shape:
+        branches = op["concat"]
+        if not isinstance(branches, list) or len(branches) < 2:
+            raise _Invalid(
+                where, "concat: expected a list of two or more branches (lists of operations)"
+            )
+        outs = [
+            self.seq(br, shape, f"{name}.b{i + 1}.", f"{where}.concat[{i}]", rows)
+            for i, br in enumerate(branches)
+        ]
+        if len({o[1:] for o in outs}) != 1:
+            raise _Invalid(where, f"concat: branch outputs differ in size: {outs} (channels, h, w)")
+        out = (sum(o[0] for o in outs), outs[0][1], outs[0][2])
+        n = math.prod(out)
+        self._emit(rows, f"{name}.concat", "concat", 0, 0, n, n, 0)
+        return out
+
+
+def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
+    if run.seq is not None or run.phase in ("prefill", "decode"):
+        what = "--seq" if run.seq is not None else f"--phase {run.phase}"
+        raise RooflineError(
+            f"{what}: {model} is a CNN; it takes images of {arch.input[1]}x{arch.input[2]} "
+            "(use --batch and --phase inference|training)"
+        )
+    b = run.batch
+    out = LayerTableBuilder()
+    for (name, kind, flops, w, inp, outp, params), count in _Graph(arch, b, "").run():
+        out.add(
+            name,
+            kind,
+            flops=b * flops,
+            weights=w,
+            inputs=b * inp,
+            outputs=b * outp,
+            params=params,
+            count=count,
+        )
+    table = out.build(BYTES_PER_ELEMENT[run.dtype])
+    return with_backward(table) if run.phase == "training" else table
