@@ -93,7 +93,13 @@ def run(
         int | None, typer.Option(help="Tokens per sample [default: the model's maximum].")
     ] = None,
     dtype: Annotated[str, typer.Option(help="fp16, bf16, fp32, tf32, fp8, int8, fp64.")] = "fp16",
-    phase: Annotated[str, typer.Option(help="inference or training.")] = "inference",
+    phase: Annotated[
+        str, typer.Option(help="inference (= prefill), prefill, decode or training.")
+    ] = "inference",
+    context: Annotated[
+        int | None,
+        typer.Option(help="Decode only: tokens in the KV cache [default: --seq or the maximum]."),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -103,13 +109,33 @@ def run(
         from .analysis import analyze
         from .scenario import RunConfig
 
-        result = analyze(model, hw, RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase))
+        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+        result = analyze(model, hw, run_config)
         if fmt is Format.json:
             _emit(report.to_json(report.result_dict(result)), None, output)
         elif fmt is Format.csv:
             _emit(report.to_csv(report.layer_rows(result)), None, output)
         else:
             _emit(None, report.result_table(result), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """Computed params, inference and training FLOPs of every model vs the published dataset,
+    and the places where the published data contradicts itself."""
+    try:
+        from . import report
+        from .validate import validate as run_validation
+
+        checks = run_validation()
+        if fmt is Format.json:
+            _emit(report.to_json(report.check_rows(checks)), None, output)
+        elif fmt is Format.csv:
+            _emit(report.to_csv(report.check_rows(checks)), None, output)
+        else:
+            _emit(None, report.validation_table(checks), output)
     except RooflineError as exc:
         _fail(str(exc))
 

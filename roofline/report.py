@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from .analysis import Result
+    from .validate import Check
     from .workloads import Workload
 
 LAYER_COLUMNS = (
@@ -290,3 +291,78 @@ def workload_list_table(workloads: list[Workload], params: list[float]) -> Rende
             w.key, w.name, w.family, w.published.date or "-", si(p, ""), ", ".join(w.aliases)
         )
     return table
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_rows(checks: list[Check]) -> list[dict[str, Any]]:
+    """Validation rows in SI units (count, FLOP, byte); rel_error = computed / published - 1."""
+    return [
+        {
+            "model": c.model,
+            "metric": c.metric,
+            "computed": c.computed,
+            "published": c.published,
+            "rel_error": c.rel_error,
+            "tolerance": c.tolerance,
+            "ok": c.ok,
+            "flagged": c.flagged,
+            "reason": c.reason,
+        }
+        for c in checks
+    ]
+
+
+_METRIC_UNITS = {
+    "params": (1e6, "M"),
+    "active_params": (1e6, "M"),
+    "inference_flops": (1e9, "GFLOP"),
+    "training_flops": (1e15, "PFLOP"),
+    "memory_total": (1e9, "GB"),
+    "memory_optimizer": (1e9, "GB"),
+    "memory_input": (1, "tokens"),
+}
+
+
+def validation_table(checks: list[Check]) -> list[RenderableType]:
+    from rich.table import Table
+
+    table = Table(
+        title="Computed from the architecture vs the published dataset "
+        "(params within 5%, inference FLOPs within 10%; flagged = published figure inconsistent)",
+        title_justify="left",
+    )
+    for header in ("model", "metric", "computed", "published", "error", "check", "reason"):
+        table.add_column(
+            header, justify="right" if header in ("computed", "published", "error") else "left"
+        )
+    for c in checks:
+        scale, unit = _METRIC_UNITS.get(c.metric, (1, ""))
+
+        def show(v: float | None, scale: float = scale, unit: str = unit) -> str:
+            if v is None:
+                return "-"
+            x = v / scale
+            return f"{x:,.0f} {unit}" if abs(x) >= 1000 else f"{x:.4g} {unit}"
+
+        err = c.rel_error
+        verdict = "flagged" if c.flagged else ("ok" if c.tolerance is not None else "info")
+        if not c.ok:
+            verdict = "FAIL"
+        table.add_row(
+            c.model,
+            c.metric,
+            show(c.computed),
+            show(c.published),
+            "-" if err is None else f"{100 * err:+.1f}%",
+            verdict,
+            c.reason,
+        )
+    n_flagged = sum(c.flagged for c in checks)
+    n_fail = sum(not c.ok for c in checks)
+    return [
+        table,
+        f"{len(checks)} checks, {n_flagged} flagged as inconsistent in the published data, "
+        f"{n_fail} failing",
+    ]

@@ -19,9 +19,9 @@ from .._yaml import load_yaml_mapping
 from ..errors import RooflineError, SpecError, UnknownNameError
 from ..layers import LayerTable
 from ..scenario import RunConfig
-from . import cnn, transformer
+from . import cnn, lstm, recsys, transformer
 
-FAMILIES = {"transformer": transformer, "cnn": cnn}
+FAMILIES = {"transformer": transformer, "cnn": cnn, "lstm": lstm, "recsys": recsys}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,19 @@ class Published:
     input_size: str | None = None
     inference_flops: float | None = None
     training_flops: float | None = None
+    training_memory: TrainingMemory | None = None
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """A row of the dataset's training-memory table, in bytes (GB = 1e9 bytes)."""
+
+    input_size: str
+    batch: int
+    params_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    total_bytes: float
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,21 @@ class Workload:
         return float(step.total_flops.sum()) * self.training.samples
 
 
+def _training_memory(f: Fields | None) -> TrainingMemory | None:
+    if f is None:
+        return None
+    raw_input = f.raw("input_size")
+    batch = f.integer("batch")
+    values = [f.number(k) for k in ("params_gb", "optimizer_gb", "activations_gb", "total_gb")]
+    f.done()
+    if raw_input is None:
+        f.fail("input_size", "missing")
+    if batch is None or raw_input is None or None in values:
+        return None
+    p, o, a, t = (v * 1e9 for v in values)  # type: ignore[operator]
+    return TrainingMemory(str(raw_input), batch, p, o, a, t)
+
+
 def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     problems = Problems()
     top = Fields(data, problems)
@@ -121,6 +149,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
             input_size=str(pub.raw("input_size")) if pub.raw("input_size") is not None else None,
             inference_flops=gflops * 1e9 if gflops else None,
             training_flops=pflops * 1e15 if pflops else None,
+            training_memory=_training_memory(pub.mapping("training_memory", required=False)),
         )
         pub.done()
     training = None

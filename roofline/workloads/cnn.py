@@ -103,7 +103,7 @@ def parse_architecture(f: Fields) -> CnnArch | None:
     if not isinstance(defaults, dict) or set(defaults) - {"bn", "act", "bias"}:
         f.fail("defaults", f"allowed keys: bn, act, bias; got {defaults!r}")
         return None
-    arch = CnnArch(tuple(raw_input), tuple(layers), tuple(sorted(defaults.items())))  # type: ignore[arg-type]
+    arch = CnnArch(tuple(raw_input), tuple(layers), tuple(sorted(defaults.items())))
     try:  # walk the graph once with batch 1 so that every shape and option is checked now
         _Graph(arch, 1, f.path).run()
     except _Invalid as exc:
@@ -151,7 +151,9 @@ class _Graph:
             if not isinstance(op, dict):
                 raise _Invalid(here, f"expected a mapping such as {{conv: 64, k: 3}}, got {op!r}")
             # `act` names an operation only alone; elsewhere it is an option (conv, fc, ...)
-            keys = [k for k in OP_KEYS if k in op and k != "act"] or [k for k in ("act",) if k in op]
+            keys = [k for k in OP_KEYS if k in op and k != "act"] or [
+                k for k in ("act",) if k in op
+            ]
             if len(keys) != 1:
                 raise _Invalid(
                     here, f"name exactly one operation of {', '.join(OP_KEYS)}; got {sorted(op)}"

@@ -27,3 +27,9 @@ NORM_PARAMS_PER_CHANNEL = {"layernorm": 2, "rmsnorm": 1}
 
 # batch norm at inference folds into one multiply and one add per element (running stats)
 BATCHNORM = 2
+
+# one LSTM cell update per hidden unit, after the gate GEMMs: input, forget and output gates
+# sigmoid (3 x 3: exp, add, divide), candidate tanh (1), c = f*c + i*g (3), h = o*tanh(c) (2)
+LSTM_CELL = 15
+# highway layer gate: sigmoid (3) + y = t*h + (1-t)*x (4)
+HIGHWAY_GATE = 7

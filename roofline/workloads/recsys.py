@@ -1,0 +1,84 @@
+"""The embedding-table family (recommendation models): huge sparse embedding tables looked
+up once per feature slot, concatenated, then a small MLP. Almost all parameters sit in the
+tables and almost none are touched per sample, so the work is a memory-bound gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._schema import Fields
+from ..dtypes import BYTES_PER_ELEMENT
+from ..errors import RooflineError
+from ..layers import LayerTable, LayerTableBuilder, with_backward
+from ..scenario import RunConfig
+from . import costs
+
+
+@dataclass(frozen=True)
+class RecsysArch:
+    rows: float  # embedding rows in all tables together (hashed feature ids)
+    dim: int  # embedding size
+    slots: int  # feature slots looked up per sample
+    mlp: tuple[int, ...]  # hidden sizes and the output size
+    activation: str
+
+    takes_seq = False
+    default_seq = None
+
+
+def parse_architecture(f: Fields) -> RecsysArch | None:
+    rows = f.number("rows")
+    dim = f.integer("dim")
+    slots = f.integer("slots")
+    mlp = f.raw("mlp")
+    activation = f.choice("activation", tuple(costs.ACTIVATIONS))
+    f.done()
+    if not (isinstance(mlp, list) and mlp and all(isinstance(v, int) and v > 0 for v in mlp)):
+        f.fail("mlp", f"expected a list of layer sizes > 0, got {mlp!r}")
+        return None
+    if rows is None or dim is None or slots is None:
+        return None
+    return RecsysArch(rows, dim, slots, tuple(mlp), activation)
+
+
+def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
+    if run.seq is not None or run.phase in ("prefill", "decode"):
+        raise RooflineError(
+            f"{model} is a recommendation model: only --batch and --phase inference|training apply"
+        )
+    a, b = arch, run.batch
+    out = LayerTableBuilder()
+    width = a.slots * a.dim
+    out.add(
+        "embedding_lookup",
+        "embedding",
+        flops=0,
+        weights=b * width,
+        inputs=0,
+        outputs=b * width,
+        params=a.rows * a.dim,
+    )
+    d = width
+    for i, n in enumerate(a.mlp, start=1):
+        params = d * n + n
+        out.add(
+            f"mlp{i}",
+            "matmul",
+            flops=2 * b * d * n + b * n,
+            weights=params,
+            inputs=b * d,
+            outputs=b * n,
+            params=params,
+        )
+        if i < len(a.mlp):
+            out.add(
+                f"mlp{i}.act",
+                "activation",
+                flops=costs.ACTIVATIONS[a.activation] * b * n,
+                inputs=b * n,
+                outputs=b * n,
+            )
+        d = n
+    table = out.build(BYTES_PER_ELEMENT[run.dtype])
+    return with_backward(table) if run.phase == "training" else table
