@@ -25,6 +25,7 @@ architecture:
   position: learned
   norm: layernorm
   norm_position: post
+  embedding_norm: true
   bias: true
   head: none
 sources: ["hand-made for the tests"]

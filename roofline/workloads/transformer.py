@@ -42,6 +42,7 @@ class TransformerArch:
     type_vocab: int
     norm: str
     norm_position: str  # pre | post
+    embedding_norm: bool  # a norm right after the embeddings (BERT family)
     bias: bool
     head: str
     classes: int  # classifier head
@@ -93,6 +94,7 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
     type_vocab = f.integer("type_vocab", required=False, minimum=0, default=0)
     norm = f.choice("norm", tuple(costs.NORMS))
     norm_position = f.choice("norm_position", ("pre", "post"))
+    embedding_norm = f.flag("embedding_norm", default=False)
     bias = f.flag("bias", default=True)
     head = f.choice("head", HEADS)
     classes = f.integer("classes", required=head == "classifier", default=0)
@@ -156,6 +158,7 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
         type_vocab=type_vocab or 0,
         norm=norm,
         norm_position=norm_position,
+        embedding_norm=embedding_norm,
         bias=bias,
         head=head,
         classes=classes or 0,
@@ -436,7 +439,7 @@ class _Stack:
             outputs=t * e,
             params=rows * e if params else 0,
         )
-        if a.norm_position == "post":
+        if a.embedding_norm:
             self.norm(f"{p}.norm", t, e, 1, False)
         if e != a.hidden:
             self.linear(f"{p}.proj", t, e, a.hidden, 1, False)
