@@ -86,7 +86,8 @@ def result_dict(result: Result) -> dict[str, Any]:
             "seq": result.seq,
             "dtype": result.run.dtype,
             "phase": result.run.phase,
-        },
+        }
+        | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {}),
         "summary": summary(result),
         "layers": layer_rows(result),
     }
@@ -144,10 +145,12 @@ def result_table(result: Result) -> list[RenderableType]:
     from rich.table import Table
 
     r = result
-    title = (
-        f"{r.workload.name} on {r.device.name}: {r.run.phase}, batch {r.run.batch}, "
-        f"seq {r.seq}, {r.run.dtype}"
-    )
+    scenario = [r.run.phase, f"batch {r.run.batch}"]
+    if r.seq is not None:
+        scenario.append(f"seq {r.seq}")
+    if r.run.phase == "decode":
+        scenario.append(f"context {r.run.context or r.seq}")
+    title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.dtype}"
     table = Table(title=title, title_justify="left")
     for header in ("layer", "kind", "count", "GFLOP", "MB moved", "FLOP/B", "TFLOP/s", "time"):
         table.add_column(header, justify="left" if header in ("layer", "kind") else "right")

@@ -19,9 +19,15 @@ from .._yaml import load_yaml_mapping
 from ..errors import RooflineError, SpecError, UnknownNameError
 from ..layers import LayerTable
 from ..scenario import RunConfig
-from . import cnn, lstm, recsys, transformer
+from . import cnn, lstm, onnx_graph, recsys, transformer
 
-FAMILIES = {"transformer": transformer, "cnn": cnn, "lstm": lstm, "recsys": recsys}
+FAMILIES = {
+    "transformer": transformer,
+    "cnn": cnn,
+    "lstm": lstm,
+    "recsys": recsys,
+    "onnx": onnx_graph,
+}
 
 
 @dataclass(frozen=True)
@@ -198,12 +204,28 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     )
 
 
-def load_workload_file(path: str | os.PathLike[str]) -> Workload:
+MODEL_FILES = (".yaml", ".yml", ".json", ".onnx")
+
+
+def load_workload_file(path: str | os.PathLike[str], run_hint: RunConfig | None = None) -> Workload:
+    """A workload from a YAML file of the workload schema, a Hugging Face config.json or an
+    ONNX graph (whose shapes are fixed by the file or by `run_hint`)."""
     path = Path(path)
     try:
         shown = str(path.resolve().relative_to(data_dir("workloads").parent))
     except ValueError:
         shown = str(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        from .hf import load_hf_config
+
+        key = path.parent.name.lower() if path.stem == "config" else path.stem.lower()
+        return parse_workload(load_hf_config(path, shown), shown, key or "model")
+    if suffix == ".onnx":
+        from .onnx_graph import load_onnx
+
+        workload: Workload = load_onnx(path, shown)
+        return workload
     return parse_workload(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
@@ -232,7 +254,7 @@ def _aliases() -> dict[str, str]:
 
 def get_workload(name: str) -> Workload:
     """A workload by key, alias, or path to a YAML file of the workload schema."""
-    if name.endswith((".yaml", ".yml")) or os.sep in name:
+    if name.lower().endswith(MODEL_FILES) or os.sep in name:
         if not Path(name).is_file():
             raise RooflineError(f"--model {name}: no such file")
         return load_workload_file(name)

@@ -1,0 +1,186 @@
+"""Read a Hugging Face transformers `config.json` (BERT, RoBERTa, ELECTRA, ALBERT, GPT-2,
+Llama, Mistral, Mixtral, T5 families) into a transformer Workload. No network: the file is
+the whole input. Each supported `model_type` maps its field names onto the transformer
+architecture schema, which then validates as a workload file would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu",
+    "gelu_fast": "gelu",
+    "gelu_pytorch_tanh": "gelu",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+    "tanh": "tanh",
+}
+BERT_LIKE = ("bert", "roberta", "electra", "albert")
+LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2")
+SUPPORTED = (*BERT_LIKE, "gpt2", *LLAMA_LIKE, "t5")
+
+
+class _Config:
+    """Field access that records every missing or mistyped field."""
+
+    def __init__(self, data: dict[str, Any], model_type: str) -> None:
+        self.data = data
+        self.model_type = model_type
+        self.problems: list[str] = []
+
+    def int(self, key: str, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            self.problems.append(f"{key}: missing (needed for model_type {self.model_type!r})")
+            return 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.problems.append(f"{key}: expected a whole number >= 1, got {value!r}")
+            return 1
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.problems.append(f"{key}: expected true or false, got {value!r}")
+            return default
+        return value
+
+    def act(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if value not in ACTIVATIONS:
+            allowed = ", ".join(sorted(ACTIVATIONS))
+            self.problems.append(
+                f"{key}: activation {value!r} is not supported; allowed: {allowed}"
+            )
+            return "gelu"
+        return ACTIVATIONS[value]
+
+
+def architecture(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """The transformer `architecture:` mapping for a config, and the problems found."""
+    model_type = data.get("model_type")
+    if model_type not in SUPPORTED:
+        raise SpecError(
+            source,
+            [f"model_type: {model_type!r} is not supported; supported: {', '.join(SUPPORTED)}"],
+        )
+    c = _Config(data, model_type)
+    if model_type in BERT_LIKE:
+        arch: dict[str, Any] = {
+            "type": "encoder",
+            "layers": c.int("num_hidden_layers"),
+            "hidden": c.int("hidden_size"),
+            "heads": c.int("num_attention_heads"),
+            "ffn": c.int("intermediate_size"),
+            "activation": c.act("hidden_act", "gelu"),
+            "vocab": c.int("vocab_size"),
+            "max_positions": c.int("max_position_embeddings", 512),
+            "position": "learned",
+            "type_vocab": c.int("type_vocab_size", 2),
+            "norm": "layernorm",
+            "norm_position": "post",
+            "embedding_norm": True,
+            "bias": True,
+            "head": "none" if model_type == "electra" else "pooler",
+        }
+        if model_type == "albert":
+            arch["embedding_dim"] = c.int("embedding_size", 128)
+            arch["shared_layers"] = c.int("num_hidden_groups", 1) == 1
+    elif model_type == "gpt2":
+        hidden = c.int("n_embd")
+        arch = {
+            "type": "decoder",
+            "layers": c.int("n_layer"),
+            "hidden": hidden,
+            "heads": c.int("n_head"),
+            "ffn": c.int("n_inner", 4 * hidden) if data.get("n_inner") else 4 * hidden,
+            "activation": c.act("activation_function", "gelu_new"),
+            "vocab": c.int("vocab_size"),
+            "max_positions": c.int("n_positions", 1024),
+            "position": "learned",
+            "norm": "layernorm",
+            "norm_position": "pre",
+            "bias": True,
+            "head": "lm",
+            "tie_embeddings": c.flag("tie_word_embeddings", True),
+        }
+    elif model_type in LLAMA_LIKE:
+        heads = c.int("num_attention_heads")
+        arch = {
+            "type": "decoder",
+            "layers": c.int("num_hidden_layers"),
+            "hidden": c.int("hidden_size"),
+            "heads": heads,
+            "kv_heads": c.int("num_key_value_heads", heads),
+            "ffn": c.int("intermediate_size"),
+            "ffn_gated": True,
+            "activation": c.act("hidden_act", "silu"),
+            "vocab": c.int("vocab_size"),
+            "max_positions": c.int("max_position_embeddings"),
+            "position": "rotary",
+            "norm": "rmsnorm",
+            "norm_position": "pre",
+            "bias": c.flag("attention_bias", model_type == "qwen2"),
+            "head": "lm",
+            "tie_embeddings": c.flag("tie_word_embeddings", False),
+        }
+        if data.get("head_dim"):
+            arch["head_dim"] = c.int("head_dim")
+        if model_type == "mixtral":
+            arch["experts"] = c.int("num_local_experts")
+            arch["top_k"] = c.int("num_experts_per_tok")
+    else:  # t5
+        proj = data.get("feed_forward_proj", "relu")
+        gated = isinstance(proj, str) and proj.startswith("gated-")
+        act = proj[len("gated-") :] if gated else proj
+        layers = c.int("num_layers")
+        arch = {
+            "type": "encoder-decoder",
+            "layers": layers,
+            "decoder_layers": c.int("num_decoder_layers", layers),
+            "hidden": c.int("d_model"),
+            "heads": c.int("num_heads"),
+            "head_dim": c.int("d_kv", 64),
+            "ffn": c.int("d_ff"),
+            "ffn_gated": gated,
+            "activation": _Config({"feed_forward_proj": act}, "t5").act("feed_forward_proj"),
+            "vocab": c.int("vocab_size"),
+            "max_positions": c.int("n_positions", 512),
+            "position": "relative",
+            "relative_buckets": c.int("relative_attention_num_buckets", 32),
+            "norm": "rmsnorm",
+            "norm_position": "pre",
+            "bias": False,
+            "head": "lm",
+            "tie_embeddings": c.flag("tie_word_embeddings", True),
+        }
+    return arch, c.problems
+
+
+def load_hf_config(path: Path, shown: str) -> dict[str, Any]:
+    """A workload document (as a workload YAML file would hold) from a config.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(shown, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(shown, [f"line {exc.lineno}: malformed JSON: {exc.msg}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError(shown, ["top level must be a JSON object"])
+    arch, problems = architecture(data, shown)
+    if problems:
+        raise SpecError(shown, problems)
+    name = data.get("_name_or_path") or f"{data['model_type']} ({path.name})"
+    return {
+        "name": str(name),
+        "family": "transformer",
+        "architecture": arch,
+        "sources": [f"Hugging Face config {shown}"],
+    }
