@@ -134,6 +134,14 @@ def si(value: float, unit: str, digits: int = 3) -> str:
     return f"{value:.{digits}g} {unit}"
 
 
+def count(value: float) -> str:
+    """Parameter counts the way ML papers write them: 335M, 6.74B, 2T."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
 def seconds(value: float) -> str:
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if value >= scale:
@@ -171,7 +179,7 @@ def result_table(result: Result) -> list[RenderableType]:
         )
     top = ", ".join(f"{n} {100 * s:.0f}%" for n, s in r.top_layers(3))
     lines = [
-        f"parameters      {si(r.params, '')}".rstrip(),
+        f"parameters      {count(r.params)}",
         f"total compute   {si(r.total_flops, 'FLOP')}",
         f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes)",
         f"intensity       {r.intensity_overall:,.1f} FLOP/B  "
@@ -291,7 +299,7 @@ def workload_list_table(workloads: list[Workload], params: list[float]) -> Rende
         table.add_column(header, justify="right" if header == "params" else "left")
     for w, p in zip(workloads, params):
         table.add_row(
-            w.key, w.name, w.family, w.published.date or "-", si(p, ""), ", ".join(w.aliases)
+            w.key, w.name, w.family, w.published.date or "-", count(p), ", ".join(w.aliases)
         )
     return table
 

@@ -39,7 +39,7 @@ def test_run_table_shows_layers_and_summary():
         assert name in out
     # ridge point of the A100 80GB at fp16: 312e12 / 2039e9 = 153.0 FLOP/B (datasheet numbers)
     assert "ridge point of a100 at fp16: 153.0 FLOP/B" in out
-    assert "parameters      335 M" in out
+    assert "parameters      335M" in out
     assert "total compute   336 GFLOP" in out
     assert "memory-bound" in out and "top layers" in out
 
@@ -185,7 +185,7 @@ def test_hardware_list_and_show():
 
 def test_models_list_and_show():
     res = invoke("models", "list")
-    assert res.exit_code == 0 and "bert-large" in res.stdout and "335 M" in res.stdout
+    assert res.exit_code == 0 and "bert-large" in res.stdout and "335M" in res.stdout
     data = json.loads(invoke("models", "show", "bert-large").stdout)
     assert data["architecture"]["layers"] == 24
     assert data["published"]["inference_flops"] == 340e9
