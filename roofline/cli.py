@@ -140,6 +140,61 @@ def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
         _fail(str(exc))
 
 
+@app.command()
+def memory(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
+    hw: Annotated[
+        str | None, typer.Option("--hw", help="Devices, comma-separated [default: all].")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
+    seq: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
+    dtype: Annotated[str, typer.Option(help="Datatype of weights and activations.")] = "fp16",
+    phase: Annotated[
+        str, typer.Option(help="training, inference, prefill or decode.")
+    ] = "training",
+    context: Annotated[int | None, typer.Option(help="Decode: tokens in the KV cache.")] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, sgd-momentum, adam, adamw, lamb, adafactor.")
+    ] = "adam",
+    master_weights: Annotated[
+        bool, typer.Option(help="Keep an fp32 master copy of 16/8-bit weights.")
+    ] = True,
+    recompute: Annotated[bool, typer.Option(help="Full activation checkpointing.")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Memory footprint of a training step or an inference pass, and where it fits."""
+    try:
+        from . import report
+        from .hardware import get_device, list_devices
+        from .memory import fits, memory_breakdown
+        from .scenario import RunConfig
+        from .workloads import get_workload
+
+        w = get_workload(model)
+        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+        breakdown = memory_breakdown(
+            w, run_config, optimizer, master_weights=master_weights, recompute=recompute
+        )
+        devices = [get_device(n) for n in hw.split(",")] if hw else list_devices()
+        result = fits(breakdown, devices)
+        if fmt is Format.json:
+            _emit(report.to_json(report.memory_dict(breakdown, result)), None, output)
+        elif fmt is Format.csv:
+            rows = [
+                d | {"total_bytes": breakdown.total}
+                for d in report.memory_dict(breakdown, result)["devices"]
+            ]
+            _emit(report.to_csv(rows), None, output)
+        else:
+            title = f"{w.name}: {phase}, batch {batch}, {dtype}" + (
+                f", {optimizer}" if phase == "training" else ""
+            )
+            _emit(None, report.memory_table(title, breakdown, result), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
 @hardware_app.command("list")
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """Every device in the database, oldest first."""

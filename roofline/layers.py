@@ -42,6 +42,7 @@ class LayerTable:
     input_bytes: np.ndarray  # float64, activation bytes read per instance
     output_bytes: np.ndarray  # float64, activation bytes written per instance
     params: np.ndarray  # float64, distinct parameters of the row, all repeats together
+    saved_bytes: np.ndarray  # float64, activation bytes kept for the backward pass, per instance
 
     def __len__(self) -> int:
         return len(self.name)
@@ -60,6 +61,11 @@ class LayerTable:
         return np.asarray(self.bytes * self.count)
 
     @property
+    def total_saved_bytes(self) -> float:
+        """Activation bytes kept for the backward pass by all layers, all repeats."""
+        return float(np.sum(self.saved_bytes * self.count))
+
+    @property
     def total_params(self) -> float:
         return float(np.sum(self.params))
 
@@ -68,7 +74,7 @@ class LayerTableBuilder:
     """Collects rows in element counts, then converts to bytes for one datatype."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[str, str, int, float, float, float, float, float]] = []
+        self._rows: list[tuple[str, str, int, float, float, float, float, float, float, float]] = []
 
     def add(
         self,
@@ -82,19 +88,24 @@ class LayerTableBuilder:
         params: float = 0.0,
         count: int = 1,
         shared: bool = False,
+        saved: float = 0.0,
+        masks: float = 0.0,
     ) -> None:
         """One layer instance: FLOPs, and the elements of weights read, inputs read and
-        outputs written; `params` per instance (`shared`: all repeats use the same ones)."""
+        outputs written; `params` per instance (`shared`: all repeats use the same ones);
+        `saved`: activation elements this layer keeps for the backward pass (each tensor
+        attributed to one layer only), `masks`: one-byte elements kept (dropout masks)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
         unique = params if shared else params * count
-        self._rows.append((name, kind, count, flops, weights, inputs, outputs, unique))
+        row = (name, kind, count, flops, weights, inputs, outputs, unique, saved, masks)
+        self._rows.append(row)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def build(self, bytes_per_element: int) -> LayerTable:
-        cols = list(zip(*self._rows)) if self._rows else [()] * 8
+        cols = list(zip(*self._rows)) if self._rows else [()] * 10
         b = float(bytes_per_element)
         return LayerTable(
             name=np.array(cols[0], dtype=str),
@@ -105,6 +116,8 @@ class LayerTableBuilder:
             input_bytes=np.array(cols[5], dtype=np.float64) * b,
             output_bytes=np.array(cols[6], dtype=np.float64) * b,
             params=np.array(cols[7], dtype=np.float64),
+            saved_bytes=np.array(cols[8], dtype=np.float64) * b
+            + np.array(cols[9], dtype=np.float64),
         )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from .analysis import Result
+    from .memory import Fit, MemoryBreakdown
     from .validate import Check
     from .workloads import Workload
 
@@ -331,7 +332,11 @@ _METRIC_UNITS = {
     "inference_flops": (1e9, "GFLOP"),
     "training_flops": (1e15, "PFLOP"),
     "memory_total": (1e9, "GB"),
+    "memory_optimizer_ratio": (1e9, "GB"),
+    "memory_params": (1e9, "GB"),
     "memory_optimizer": (1e9, "GB"),
+    "memory_activations": (1e9, "GB"),
+    "memory_unit": (1, ""),
     "memory_input": (1, "tokens"),
 }
 
@@ -377,3 +382,43 @@ def validation_table(checks: list[Check]) -> list[RenderableType]:
         f"{len(checks)} checks, {n_flagged} flagged as inconsistent in the published data, "
         f"{n_fail} failing",
     ]
+
+
+# ---------------------------------------------------------------- memory
+
+
+def memory_dict(breakdown: MemoryBreakdown, fits: list[Fit]) -> dict[str, Any]:
+    return {
+        "breakdown": breakdown.as_dict(),
+        "devices": [
+            {
+                "device": f.device.key,
+                "capacity_bytes": f.device.memory_capacity_bytes,
+                "fits": f.fits,
+                "min_devices": f.min_devices,
+            }
+            for f in fits
+        ],
+    }
+
+
+def memory_table(title: str, breakdown: MemoryBreakdown, fits: list[Fit]) -> list[RenderableType]:
+    from rich.table import Table
+
+    parts = Table(title=title, title_justify="left")
+    parts.add_column("part")
+    parts.add_column("GB", justify="right")
+    parts.add_column("GiB", justify="right")
+    for name, value in breakdown.as_dict().items():
+        parts.add_row(name, f"{value / 1e9:,.2f}", f"{value / 2**30:,.2f}")
+    devices = Table(title="Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly)")
+    for header in ("device", "memory GB", "fits", "min devices"):
+        devices.add_column(header, justify="left" if header == "device" else "right")
+    for f in fits:
+        devices.add_row(
+            f.device.key,
+            f"{f.device.memory_capacity_bytes / 1e9:,.1f}",
+            "yes" if f.fits else "no",
+            str(f.min_devices),
+        )
+    return [parts, devices]

@@ -7,6 +7,7 @@ An architecture is `input: [channels, height, width]`, optional `defaults` for c
   {sepconv: C, k: 3, s: 1}       depthwise k x k then pointwise 1 x 1 (Xception)
   {maxpool: 3, s: 2, p: 0} / {avgpool: 3, s: 1, p: 1} / {avgpool: global}
   {norm: batch} / {act: relu}    standalone batch norm or activation (pre-activation nets)
+  {norm: lrn, size: 5}           local response normalisation (AlexNet)
   {fc: N, act: relu}             fully connected (flattens its input)
   {dropout: 0.5}                 no cost at inference; accepted for fidelity
   {residual: [ops], shortcut: [ops], act: relu}   add the branch to the shortcut (default
@@ -33,7 +34,24 @@ from ..scenario import RunConfig
 from . import costs
 
 Shape = tuple[int, int, int]  # channels, height, width (one sample)
-Row = tuple[str, str, float, float, float, float, float]  # name, kind, flops, w, in, out, params
+
+
+class Value(tuple[int, int, int]):
+    """A tensor flowing through the graph: its shape (one sample) and an id, so that the
+    activation memory counts each tensor kept for the backward pass once."""
+
+    tid: int
+
+    def __new__(cls, shape: Shape, tid: int) -> Value:
+        value = super().__new__(cls, shape)
+        value.tid = tid
+        return value
+
+
+class Row(list[Any]):
+    """name, kind, flops, weights, inputs, outputs, params, saved (elements, one sample),
+    saved_fixed (bytes a sample kept whatever the datatype: max-pooling indices)."""
+
 
 OP_KEYS = (
     "conv",
@@ -53,7 +71,7 @@ OPTIONS = {
     "sepconv": {"k", "s", "p", "bn", "act", "name"},
     "maxpool": {"s", "p", "ceil", "name"},
     "avgpool": {"s", "p", "ceil", "name"},
-    "norm": {"name"},
+    "norm": {"size", "name"},
     "act": {"name"},
     "fc": {"act", "bias", "name"},
     "dropout": set(),
@@ -74,6 +92,9 @@ class CnnArch:
         return None
 
     takes_seq = False
+
+
+INDEX_BYTES = 8  # max pooling keeps the position of each maximum as an int64 (PyTorch)
 
 
 class _Invalid(Exception):
@@ -125,24 +146,48 @@ def _pair(value: Any, where: str, name: str) -> tuple[int, int]:
 
 
 class _Graph:
-    """Walks the op list, tracking the shape, and emits rows (costs per sample)."""
+    """Walks the op list, tracking shapes and tensors, and emits rows (costs per sample).
+
+    Activation memory: a tensor is kept for the backward pass when a consumer's backward
+    needs it (PyTorch semantics): convolutions, fully connected layers, batch norm, max
+    pooling and non-ReLU activations need their input; ReLU runs in place and needs its
+    output; additions, concatenation and average pooling need nothing; max pooling also keeps
+    the index of every maximum (int64). Each kept tensor is
+    counted once, on the row that produced it.
+    """
 
     def __init__(self, arch: CnnArch, batch: int, where: str) -> None:
         self.arch = arch
         self.b = batch
         self.where = where or "architecture"
         self.defaults = dict(arch.defaults)
+        self.producer: dict[int, Row | None] = {}
+        self.size: dict[int, int] = {}
+        self.needed: set[int] = set()
 
     def run(self) -> list[tuple[Row, int]]:
         rows: list[tuple[Row, int]] = []
-        shape = self.seq(list(self.arch.layers), self.arch.input, "", f"{self.where}.layers", rows)
-        del shape
+        start = self._tensor(self.arch.input, None)
+        self.seq(list(self.arch.layers), start, "", f"{self.where}.layers", rows)
+        for tid in self.needed:
+            row = self.producer[tid]
+            target = row if row is not None else rows[0][0]  # the input image: first layer
+            target[7] += self.size[tid]
         return rows
+
+    def _tensor(self, shape: Shape, row: Row | None) -> Value:
+        tid = len(self.size)
+        self.size[tid] = math.prod(shape)
+        self.producer[tid] = row
+        return Value(shape, tid)
+
+    def need(self, value: Value) -> None:
+        self.needed.add(value.tid)
 
     # ------------------------------------------------------------------ sequences and groups
     def seq(
-        self, ops: Any, shape: Shape, prefix: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
+        self, ops: Any, x: Value, prefix: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
         if not isinstance(ops, list):
             raise _Invalid(where, f"expected a list of operations, got {ops!r}")
         counters: dict[str, int] = {}
@@ -168,26 +213,28 @@ class _Graph:
                 )
             counters[kind] = counters.get(kind, 0) + 1
             name = op.get("name") or f"{kind}{counters[kind]}"
-            full = f"{prefix}{name}"
-            shape = getattr(self, f"op_{kind}")(op, shape, full, here, rows)
-        return shape
+            x = getattr(self, f"op_{kind}")(op, x, f"{prefix}{name}", here, rows)
+        return x
 
     def op_ops(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
         repeat = op.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise _Invalid(where, f"repeat: expected a whole number >= 1, got {repeat!r}")
         if repeat == 1:
-            return self.seq(op["ops"], shape, f"{name}.", f"{where}.ops", rows)
+            return self.seq(op["ops"], x, f"{name}.", f"{where}.ops", rows)
         once: list[tuple[Row, int]] = []
-        if self.seq(op["ops"], shape, f"{name}[1-{repeat}].", f"{where}.ops", once) == shape:
-            # the group keeps its shape, so every pass costs the same: one set of rows
+        y = self.seq(op["ops"], x, f"{name}[1-{repeat}].", f"{where}.ops", once)
+        if y == x:  # the group keeps its shape, so every pass costs the same: one set of rows
             rows.extend((row, count * repeat) for row, count in once)
-            return shape
-        for i in range(1, repeat + 1):  # the shape changes (DenseNet): each pass its own rows
-            shape = self.seq(op["ops"], shape, f"{name}[{i}].", f"{where}.ops", rows)
-        return shape
+            return y
+        rows.extend(once)  # the shape changes (DenseNet): each pass its own rows
+        for i in range(2, repeat + 1):
+            y = self.seq(op["ops"], y, f"{name}[{i}].", f"{where}.ops", rows)
+        for row, _ in once:  # the first pass keeps its own name
+            row[0] = row[0].replace(f"{name}[1-{repeat}].", f"{name}[1].")
+        return y
 
     # ------------------------------------------------------------------ operations
     def _emit(
@@ -198,25 +245,27 @@ class _Graph:
         flops: float,
         w: float,
         inp: float,
-        out: float,
+        out_shape: Shape,
         params: float,
-    ) -> None:
-        rows.append(((name, kind, flops, w, inp, out, params), 1))
+    ) -> Value:
+        row = Row([name, kind, flops, w, inp, math.prod(out_shape), params, 0, 0])
+        rows.append((row, 1))
+        return self._tensor(out_shape, row)
 
     def _conv(
         self,
         rows: list[tuple[Row, int]],
         name: str,
         where: str,
-        shape: Shape,
+        x: Value,
         out_c: Any,
         k: Any,
         s: Any,
         p: Any,
         groups: Any,
         bias: bool,
-    ) -> Shape:
-        c, h, w = shape
+    ) -> Value:
+        c, h, w = x
         if isinstance(out_c, bool) or not isinstance(out_c, int) or out_c < 1:
             raise _Invalid(where, f"channels: expected a whole number >= 1, got {out_c!r}")
         kh, kw = _pair(k, where, "k")
@@ -241,24 +290,28 @@ class _Graph:
         weights = out_c * (c // g) * kh * kw + (out_c if bias else 0)
         out_elems = out_c * ho * wo
         flops = 2 * out_elems * (c // g) * kh * kw + (out_elems if bias else 0)
-        self._emit(rows, name, "conv", flops, weights, c * h * w, out_elems, weights)
-        return out_c, ho, wo
+        self.need(x)  # dW needs the input
+        return self._emit(rows, name, "conv", flops, weights, c * h * w, (out_c, ho, wo), weights)
 
-    def _bn(self, rows: list[tuple[Row, int]], name: str, shape: Shape) -> None:
-        n = math.prod(shape)
-        self._emit(rows, name, "norm", costs.BATCHNORM * n, 2 * shape[0], n, n, 2 * shape[0])
+    def _bn(self, rows: list[tuple[Row, int]], name: str, x: Value) -> Value:
+        n = math.prod(x)
+        self.need(x)
+        return self._emit(rows, name, "norm", costs.BATCHNORM * n, 2 * x[0], n, tuple(x), 2 * x[0])  # type: ignore[arg-type]
 
-    def _act(
-        self, rows: list[tuple[Row, int]], name: str, where: str, act: Any, shape: Shape
-    ) -> None:
+    def _act(self, rows: list[tuple[Row, int]], name: str, where: str, act: Any, x: Value) -> Value:
         if act in (None, "none", False):
-            return
+            return x
         if act not in costs.ACTIVATIONS:
             raise _Invalid(
                 where, f"act: must be one of none, {', '.join(costs.ACTIVATIONS)}; got {act!r}"
             )
-        n = math.prod(shape)
-        self._emit(rows, name, "activation", costs.ACTIVATIONS[act] * n, 0, n, n, 0)
+        n = math.prod(x)
+        if act != "relu":
+            self.need(x)  # the derivative of a smooth activation needs its input
+        y = self._emit(rows, name, "activation", costs.ACTIVATIONS[act] * n, 0, n, tuple(x), 0)  # type: ignore[arg-type]
+        if act == "relu":
+            self.need(y)  # in place: the output (its sign) is what backward needs
+        return y
 
     def _flag(self, op: dict[str, Any], key: str, where: str) -> Any:
         value = op.get(
@@ -269,13 +322,13 @@ class _Graph:
         return value
 
     def op_conv(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        shape = self._conv(
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        y = self._conv(
             rows,
             name,
             where,
-            shape,
+            x,
             op["conv"],
             op.get("k", 1),
             op.get("s", 1),
@@ -284,38 +337,35 @@ class _Graph:
             self._flag(op, "bias", where),
         )
         if self._flag(op, "bn", where):
-            self._bn(rows, f"{name}.bn", shape)
-        self._act(rows, f"{name}.act", where, self._flag(op, "act", where), shape)
-        return shape
+            y = self._bn(rows, f"{name}.bn", y)
+        return self._act(rows, f"{name}.act", where, self._flag(op, "act", where), y)
 
     def op_sepconv(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
         k, s = op.get("k", 3), op.get("s", 1)
-        shape = self._conv(
-            rows, f"{name}.depthwise", where, shape, shape[0], k, s, op.get("p"), "depthwise", False
+        y = self._conv(
+            rows, f"{name}.depthwise", where, x, x[0], k, s, op.get("p"), "depthwise", False
         )
-        shape = self._conv(
-            rows, f"{name}.pointwise", where, shape, op["sepconv"], 1, 1, 0, 1, False
-        )
+        y = self._conv(rows, f"{name}.pointwise", where, y, op["sepconv"], 1, 1, 0, 1, False)
         if self._flag(op, "bn", where):
-            self._bn(rows, f"{name}.bn", shape)
-        self._act(rows, f"{name}.act", where, self._flag(op, "act", where), shape)
-        return shape
+            y = self._bn(rows, f"{name}.bn", y)
+        return self._act(rows, f"{name}.act", where, self._flag(op, "act", where), y)
 
     def _pool(
         self,
         op: dict[str, Any],
-        shape: Shape,
+        x: Value,
         name: str,
         where: str,
         rows: list[tuple[Row, int]],
         kind: str,
-    ) -> Shape:
-        c, h, w = shape
+    ) -> Value:
+        c, h, w = x
+        if kind == "maxpool":
+            self.need(x)  # the positions of the maxima come from the input
         if op[kind] == "global":
-            self._emit(rows, name, "pool", c * h * w, 0, c * h * w, c, 0)
-            return c, 1, 1
+            return self._emit(rows, name, "pool", c * h * w, 0, c * h * w, (c, 1, 1), 0)
         kh, kw = _pair(op[kind], where, kind)
         sh, sw = _pair(op.get("s", op[kind]), where, "s")
         ph, pw = _pair(op.get("p", 0), where, "p")
@@ -325,96 +375,105 @@ class _Graph:
         ho, wo = rnd((h + 2 * ph - kh) / sh) + 1, rnd((w + 2 * pw - kw) / sw) + 1
         if ho < 1 or wo < 1:
             raise _Invalid(where, f"pool {kh}x{kw} does not fit a {h}x{w} input")
-        out = c * ho * wo
-        self._emit(rows, name, "pool", kh * kw * out, 0, c * h * w, out, 0)
-        return c, ho, wo
+        y = self._emit(rows, name, "pool", kh * kw * c * ho * wo, 0, c * h * w, (c, ho, wo), 0)
+        if kind == "maxpool":  # and the argmax of every window, as int64 indices
+            rows[-1][0][8] = INDEX_BYTES * math.prod(y)
+        return y
 
     def op_maxpool(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        return self._pool(op, shape, name, where, rows, "maxpool")
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        return self._pool(op, x, name, where, rows, "maxpool")
 
     def op_avgpool(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        return self._pool(op, shape, name, where, rows, "avgpool")
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        return self._pool(op, x, name, where, rows, "avgpool")
 
     def op_norm(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        if op["norm"] != "batch":
-            raise _Invalid(where, f"norm: only 'batch' is supported, got {op['norm']!r}")
-        self._bn(rows, name, shape)
-        return shape
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        if op["norm"] == "batch":
+            return self._bn(rows, name, x)
+        if op["norm"] == "lrn":  # local response normalisation across `size` channels
+            size = op.get("size", 5)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise _Invalid(where, f"size: expected a whole number >= 1, got {size!r}")
+            n = math.prod(x)
+            self.need(x)
+            y = self._emit(rows, name, "norm", (costs.LRN_BASE + size) * n, 0, n, tuple(x), 0)  # type: ignore[arg-type]
+            self.need(y)
+            return y
+        raise _Invalid(where, f"norm: 'batch' or 'lrn', got {op['norm']!r}")
 
     def op_act(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        self._act(rows, name, where, op["act"], shape)
-        return shape
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        return self._act(rows, name, where, op["act"], x)
 
     def op_dropout(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        return shape
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        return x
 
     def op_fc(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
         n_out = op["fc"]
         if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
             raise _Invalid(where, f"fc: expected a whole number >= 1, got {n_out!r}")
         bias = op.get("bias", True)
-        n_in = math.prod(shape)
+        n_in = math.prod(x)
         weights = n_in * n_out + (n_out if bias else 0)
-        self._emit(
+        self.need(x)
+        y = self._emit(
             rows,
             name,
             "matmul",
             2 * n_in * n_out + (n_out if bias else 0),
             weights,
             n_in,
-            n_out,
+            (n_out, 1, 1),
             weights,
         )
-        out_shape = (n_out, 1, 1)
-        self._act(rows, f"{name}.act", where, op.get("act", "none"), out_shape)
-        return out_shape
+        return self._act(rows, f"{name}.act", where, op.get("act", "none"), y)
 
     def op_residual(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
-        main = self.seq(op["residual"], shape, f"{name}.", f"{where}.residual", rows)
-        short = self.seq(
-            op.get("shortcut", []), shape, f"{name}.shortcut.", f"{where}.shortcut", rows
-        )
-        if main != short:
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
+        main = self.seq(op["residual"], x, f"{name}.", f"{where}.residual", rows)
+        short = self.seq(op.get("shortcut", []), x, f"{name}.shortcut.", f"{where}.shortcut", rows)
+        if tuple(main) != tuple(short):
             raise _Invalid(
-                where, f"residual: branch gives {main}, shortcut gives {short} (channels, h, w)"
+                where,
+                f"residual: branch gives {tuple(main)}, shortcut gives {tuple(short)} "
+                "(channels, h, w)",
             )
         n = math.prod(main)
-        self._emit(rows, f"{name}.add", "elementwise", costs.ADD * n, 0, 2 * n, n, 0)
-        self._act(rows, f"{name}.act", where, op.get("act", "none"), main)
-        return main
+        y = self._emit(rows, f"{name}.add", "elementwise", costs.ADD * n, 0, 2 * n, tuple(main), 0)  # type: ignore[arg-type]
+        return self._act(rows, f"{name}.act", where, op.get("act", "none"), y)
 
     def op_concat(
-        self, op: dict[str, Any], shape: Shape, name: str, where: str, rows: list[tuple[Row, int]]
-    ) -> Shape:
+        self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
+    ) -> Value:
         branches = op["concat"]
         if not isinstance(branches, list) or len(branches) < 2:
             raise _Invalid(
                 where, "concat: expected a list of two or more branches (lists of operations)"
             )
         outs = [
-            self.seq(br, shape, f"{name}.b{i + 1}.", f"{where}.concat[{i}]", rows)
+            self.seq(br, x, f"{name}.b{i + 1}.", f"{where}.concat[{i}]", rows)
             for i, br in enumerate(branches)
         ]
-        if len({o[1:] for o in outs}) != 1:
-            raise _Invalid(where, f"concat: branch outputs differ in size: {outs} (channels, h, w)")
-        out = (sum(o[0] for o in outs), outs[0][1], outs[0][2])
-        n = math.prod(out)
-        self._emit(rows, f"{name}.concat", "concat", 0, 0, n, n, 0)
-        return out
+        if len({tuple(o)[1:] for o in outs}) != 1:
+            raise _Invalid(
+                where,
+                f"concat: branch outputs differ in size: {[tuple(o) for o in outs]} "
+                "(channels, h, w)",
+            )
+        shape = (sum(o[0] for o in outs), outs[0][1], outs[0][2])
+        n = math.prod(shape)
+        return self._emit(rows, f"{name}.concat", "concat", 0, 0, n, shape, 0)
 
 
 def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
@@ -426,7 +485,7 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
         )
     b = run.batch
     out = LayerTableBuilder()
-    for (name, kind, flops, w, inp, outp, params), count in _Graph(arch, b, "").run():
+    for (name, kind, flops, w, inp, outp, params, saved, fixed), count in _Graph(arch, b, "").run():
         out.add(
             name,
             kind,
@@ -436,6 +495,8 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             outputs=b * outp,
             params=params,
             count=count,
+            saved=b * saved,
+            masks=b * fixed,
         )
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
     return with_backward(table) if run.phase == "training" else table

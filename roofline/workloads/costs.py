@@ -33,3 +33,7 @@ BATCHNORM = 2
 LSTM_CELL = 15
 # highway layer gate: sigmoid (3) + y = t*h + (1-t)*x (4)
 HIGHWAY_GATE = 7
+
+# local response normalisation over `size` channels: square (1) + window sum (size) + scale
+# and bias (2) + power (1) + divide (1): LRN_BASE + size FLOPs an element
+LRN_BASE = 5

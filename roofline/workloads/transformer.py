@@ -44,6 +44,7 @@ class TransformerArch:
     norm_position: str  # pre | post
     embedding_norm: bool  # a norm right after the embeddings (BERT family)
     bias: bool
+    dropout: bool  # trained with dropout: its masks (and attention's dropped copy) are kept
     head: str
     classes: int  # classifier head
     tie_embeddings: bool
@@ -96,6 +97,7 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
     norm_position = f.choice("norm_position", ("pre", "post"))
     embedding_norm = f.flag("embedding_norm", default=False)
     bias = f.flag("bias", default=True)
+    dropout = f.flag("dropout", default=False)
     head = f.choice("head", HEADS)
     classes = f.integer("classes", required=head == "classifier", default=0)
     tie = f.flag("tie_embeddings", default=True)
@@ -160,6 +162,7 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
         norm_position=norm_position,
         embedding_norm=embedding_norm,
         bias=bias,
+        dropout=dropout,
         head=head,
         classes=classes or 0,
         tie_embeddings=tie,
@@ -191,9 +194,16 @@ class _Stack:
         self.bias = 1 if arch.bias else 0
 
     def linear(
-        self, name: str, tokens: int, d_in: int, d_out: int, count: int, shared: bool
+        self,
+        name: str,
+        tokens: int,
+        d_in: int,
+        d_out: int,
+        count: int,
+        shared: bool,
+        masks: float = 0.0,
     ) -> None:
-        """y = x W (+ b): tokens x d_in x d_out multiply-adds."""
+        """y = x W (+ b): tokens x d_in x d_out multiply-adds; keeps x for dW = x^T dy."""
         params = d_in * d_out + self.bias * d_out
         self.out.add(
             name,
@@ -205,6 +215,8 @@ class _Stack:
             params=params,
             count=count,
             shared=shared,
+            saved=tokens * d_in,
+            masks=masks,
         )
 
     def norm(self, name: str, tokens: int, dim: int, count: int, shared: bool) -> None:
@@ -219,6 +231,7 @@ class _Stack:
             params=params,
             count=count,
             shared=shared,
+            saved=tokens * dim,
         )
 
     def residual(self, name: str, tokens: int, count: int) -> None:
@@ -257,7 +270,9 @@ class _Stack:
             inputs=t * a.q_dim + b * kv_len * a.kv_dim,
             outputs=scores,
             count=count,
+            saved=t * a.q_dim + b * kv_len * a.kv_dim,  # Q and K
         )
+        drop = 1 if a.dropout else 0  # attention dropout keeps its mask and its output
         self.out.add(
             f"{p}.softmax",
             "softmax",
@@ -265,6 +280,8 @@ class _Stack:
             inputs=scores,
             outputs=scores,
             count=count,
+            saved=(1 + drop) * scores,
+            masks=drop * scores,
         )
         self.out.add(
             f"{p}.context",  # P V per head
@@ -273,8 +290,9 @@ class _Stack:
             inputs=scores + b * kv_len * a.kv_dim,
             outputs=t * a.q_dim,
             count=count,
+            saved=b * kv_len * a.kv_dim,  # V (P is the softmax's, counted there)
         )
-        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared)
+        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
 
     def ffn(self, p: str, tokens: int, count: int) -> None:
         a, shared = self.a, self.a.shared_layers
@@ -288,8 +306,10 @@ class _Stack:
             inputs=tokens * up,
             outputs=tokens * a.ffn,
             count=count,
+            saved=tokens * up,
         )
-        self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared)
+        masks = tokens * a.hidden if a.dropout else 0
+        self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared, masks=masks)
 
     def moe(self, p: str, tokens: int, count: int) -> None:
         """Router, then each token through `top_k` of `experts` FFNs, then the weighted sum."""
@@ -309,6 +329,7 @@ class _Stack:
             params=h * e,
             count=count,
             shared=shared,
+            saved=tokens * h,
         )
         self.out.add(
             f"{p}.router_softmax",
@@ -317,6 +338,7 @@ class _Stack:
             inputs=tokens * e,
             outputs=tokens * e,
             count=count,
+            saved=tokens * e,
         )
         up_params = h * up + self.bias * up
         self.out.add(
@@ -329,6 +351,7 @@ class _Stack:
             params=e * up_params,
             count=count,
             shared=shared,
+            saved=routed * h,
         )
         self.out.add(
             f"{p}.expert_act",
@@ -337,6 +360,7 @@ class _Stack:
             inputs=routed * up,
             outputs=routed * a.ffn,
             count=count,
+            saved=routed * up,
         )
         down_params = a.ffn * h + self.bias * h
         self.out.add(
@@ -349,6 +373,7 @@ class _Stack:
             params=e * down_params,
             count=count,
             shared=shared,
+            saved=routed * a.ffn,
         )
         self.out.add(
             f"{p}.expert_combine",
@@ -357,6 +382,7 @@ class _Stack:
             inputs=routed * h,
             outputs=tokens * h,
             count=count,
+            saved=routed * h,  # expert outputs, for the gate gradients
         )
 
     def blocks(
@@ -414,6 +440,7 @@ class _Stack:
                 inputs=b * a.channels * a.image_size**2,
                 outputs=b * patches * a.hidden,
                 params=conv,
+                saved=b * a.channels * a.image_size**2,
             )
             table = (patches + 1) * a.hidden + a.hidden  # positions + class token
             self.out.add(
@@ -438,6 +465,7 @@ class _Stack:
             inputs=0,
             outputs=t * e,
             params=rows * e if params else 0,
+            masks=t * e if a.dropout else 0,  # embedding dropout
         )
         if a.embedding_norm:
             self.norm(f"{p}.norm", t, e, 1, False)
@@ -514,6 +542,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             inputs=b * h,
             outputs=b * h,
             params=params,
+            saved=b * h,
         )
     elif a.head == "classifier":  # linear on the class token
         params = h * a.classes + bias * a.classes
@@ -525,6 +554,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             inputs=b * h,
             outputs=b * a.classes,
             params=params,
+            saved=b * h,
         )
     elif a.head == "lm":  # logits over the vocabulary for every token
         out.add(
@@ -535,6 +565,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             inputs=tokens * h,
             outputs=tokens * a.vocab,
             params=0 if a.tie_embeddings else h * a.vocab,
+            saved=tokens * h + tokens * a.vocab,  # input, and the logits for the loss
         )
 
     table = out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -1,0 +1,143 @@
+"""Memory footprint: hand calculations, published formulas, and the dataset's memory table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from roofline.cli import app
+from roofline.errors import RooflineError
+from roofline.hardware import get_device
+from roofline.memory import fits, kv_cache_bytes, memory_breakdown
+from roofline.scenario import RunConfig
+from roofline.validate import validate
+from roofline.workloads import get_workload
+
+
+def test_training_breakdown_by_hand():
+    bert = get_workload("bert-large")
+    p = 335_141_888
+    run = RunConfig(batch=16, seq=512, dtype="fp16", phase="training")
+    m = memory_breakdown(bert, run, "adam")
+    assert m.params == 2 * p  # fp16 weights
+    assert m.gradients == 2 * p
+    assert m.optimizer == (2 * 4 + 4) * p  # Adam's two fp32 moments + an fp32 master copy
+    assert m.kv_cache == 0
+    assert memory_breakdown(bert, run, "sgd-momentum").optimizer == (4 + 4) * p
+    assert memory_breakdown(bert, run, "sgd", master_weights=False).optimizer == 0
+    fp32 = memory_breakdown(bert, RunConfig(batch=16, seq=512, dtype="fp32", phase="training"))
+    assert fp32.optimizer == 2 * 4 * p  # no master copy needed in fp32
+    assert m.total == m.params + m.gradients + m.optimizer + m.activations
+
+
+def test_transformer_activations_follow_korthikanti():
+    # Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer
+    # Models", eq. 1): a transformer layer with dropout keeps s*b*h*(34 + 5*a*s/h) bytes in
+    # 16-bit training. GPT-3: s=2048, b=1, h=12288, a=96.
+    t = get_workload("gpt-3").layers(RunConfig(batch=1, seq=2048, dtype="fp16", phase="training"))
+    block = np.char.startswith(t.name.astype(str), "block.") & (t.count == 96)
+    per_layer = float(np.sum(t.saved_bytes[block]))
+    s, b, h, a = 2048, 1, 12288, 96
+    assert per_layer == s * b * h * (34 + 5 * a * s / h)
+
+
+def test_recompute_keeps_block_inputs_and_one_block():
+    gpt3 = get_workload("gpt-3")
+    run = RunConfig(batch=1, seq=2048, dtype="fp16", phase="training")
+    full = memory_breakdown(gpt3, run).activations
+    ckpt = memory_breakdown(gpt3, run, recompute=True).activations
+    per_layer = 2048 * 12288 * (34 + 5 * 96 * 2048 / 12288)
+    outside = full - 96 * per_layer  # embeddings, final norm, LM head and its logits
+    assert ckpt == pytest.approx(outside + 96 * 2 * 2048 * 12288 + per_layer, rel=1e-9)
+    assert ckpt < full / 10
+
+
+def test_kv_cache_per_token():
+    # Llama-2-7B: 2 (K, V) x 32 layers x 4096 x 2 bytes = 524,288 bytes a token in fp16;
+    # Llama-2-70B with grouped-query attention: 2 x 80 x (8 x 128) x 2 = 327,680
+    for key, per_token in (("llama-2-7b", 524_288), ("llama-2-70b", 327_680)):
+        w = get_workload(key)
+        run = RunConfig(batch=4, dtype="fp16", phase="decode", context=1000)
+        assert kv_cache_bytes(w, run) == 4 * 1000 * per_token
+    assert kv_cache_bytes(get_workload("bert-large"), RunConfig()) == 0
+
+
+def test_inference_fits_and_min_devices():
+    w = get_workload("llama-2-70b")
+    m = memory_breakdown(w, RunConfig(batch=1, dtype="fp16", phase="decode", context=4096))
+    assert m.params == 2 * 68_976_648_192  # 138 GB of fp16 weights
+    h100, h200 = get_device("h100"), get_device("h200")
+    out = {f.device.key: f for f in fits(m, [h100, h200])}
+    assert not out["h100"].fits and out["h100"].min_devices == 2  # 139.3 GB > 80 GB
+    assert out["h200"].fits and out["h200"].min_devices == 1  # < 141 GB
+
+
+def test_bad_optimizer():
+    with pytest.raises(RooflineError, match="--optimizer 'adagrad': unknown; allowed: sgd"):
+        memory_breakdown(get_workload("bert-large"), RunConfig(phase="training"), "adagrad")
+
+
+def test_dataset_memory_table_is_reproduced():
+    """Params and optimizer within 3 % (or the half digit the table prints), activations
+    within 15 %, for every row of the dataset's training memory table, except a row flagged
+    with its reason."""
+    rows = [
+        c
+        for c in validate()
+        if c.metric in ("memory_params", "memory_optimizer", "memory_activations")
+    ]
+    assert len(rows) == 8 * 3
+    for c in rows:
+        assert c.ok, (c.model, c.metric, c.rel_error)
+        if not c.flagged:
+            assert abs(c.rel_error) <= c.tolerance
+    flagged = {c.model for c in rows if c.flagged}
+    assert flagged == {"transformer-big"}
+    acts = {c.model: c for c in rows if c.metric == "memory_activations"}
+    assert abs(acts["bert-large"].rel_error) < 0.05  # 14.92 GB vs 14.38
+    assert abs(acts["resnet152"].rel_error) < 0.05
+
+
+def test_memory_table_units_are_detected():
+    flagged = {(c.model, c.metric): c.reason for c in validate() if c.flagged}
+    assert "in GB (1e9 B)" in flagged[("bert-large", "memory_unit")]
+
+
+def test_memory_cli_json():
+    res = CliRunner().invoke(
+        app,
+        [
+            "memory",
+            "-m",
+            "bert-large",
+            "--batch",
+            "16",
+            "--seq",
+            "512",
+            "--hw",
+            "v100,a100",
+            "-f",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert set(data["breakdown"]) == {
+        "params",
+        "gradients",
+        "optimizer",
+        "activations",
+        "kv_cache",
+        "total",
+    }
+    assert data["breakdown"]["optimizer"] == 12 * 335_141_888
+    devices = {d["device"]: d for d in data["devices"]}
+    assert devices["v100"]["capacity_bytes"] == 16e9
+    total = data["breakdown"]["total"]
+    assert devices["a100"]["fits"] == (total <= 80e9)
+    assert devices["v100"]["min_devices"] == -(-total // 16e9)
+    res = CliRunner().invoke(app, ["memory", "-m", "bert-large", "--optimizer", "rmsprop"])
+    assert res.exit_code == 2 and "allowed: sgd" in res.stderr
