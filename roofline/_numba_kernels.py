@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from numba import njit, prange
 
 # Compilation flags, set in one place. cache=True: a second process loads the compiled
@@ -39,3 +40,73 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
             roof = ai * w
             attainable[i, j] = p if p <= roof else roof
             compute[i, j] = ai >= ridge[j]
+
+
+@njit(**JIT)
+def sweep(  # type: ignore[no-untyped-def]
+    count,
+    flops_c,
+    elems_c,
+    io_c,
+    saved_c,
+    fixed_c,
+    basis,
+    nbytes,
+    dtype_idx,
+    peak,
+    bandwidth,
+    training,
+    time,
+    share,
+    flops_out,
+    acts_out,
+):
+    """Per scenario i and device j: step time = sum over layers of count x max(FLOPs / peak,
+    bytes / bandwidth), the memory-bound share of it, the FLOPs, and the activation memory
+    (training: bytes kept for backward; inference: the largest layer's inputs + outputs)."""
+    n_layers, n_terms = flops_c.shape
+    n_dev = bandwidth.shape[0]
+    for i in prange(basis.shape[0]):
+        nb = nbytes[i]
+        k = dtype_idx[i]
+        f = np.empty(n_layers)
+        y = np.empty(n_layers)
+        total_f = 0.0
+        act = 0.0
+        for layer in range(n_layers):
+            fl = 0.0
+            el = 0.0
+            io = 0.0
+            sv = 0.0
+            fx = 0.0
+            for term in range(n_terms):
+                x = basis[i, term]
+                fl += flops_c[layer, term] * x
+                el += elems_c[layer, term] * x
+                io += io_c[layer, term] * x
+                sv += saved_c[layer, term] * x
+                fx += fixed_c[layer, term] * x
+            f[layer] = fl * count[layer]
+            y[layer] = el * nb * count[layer]
+            total_f += f[layer]
+            if training:
+                act += (sv * nb + fx) * count[layer]
+            elif io * nb > act:
+                act = io * nb
+        flops_out[i] = total_f
+        acts_out[i] = act
+        for j in range(n_dev):
+            p = peak[k, j]
+            w = bandwidth[j]
+            t = 0.0
+            mem = 0.0
+            for layer in range(n_layers):
+                tc = f[layer] / p
+                tm = y[layer] / w
+                if tm > tc:
+                    t += tm
+                    mem += tm
+                else:
+                    t += tc
+            time[i, j] = t
+            share[i, j] = mem / t if t > 0 else 0.0

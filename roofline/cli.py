@@ -195,6 +195,110 @@ def memory(
         _fail(str(exc))
 
 
+def _ints(flag: str, text: str) -> list[int]:
+    """A comma-separated sweep axis of whole numbers."""
+    values: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise RooflineError(
+                f"{flag} {text!r}: expected whole numbers separated by commas"
+            ) from None
+    if not values:
+        raise RooflineError(f"{flag}: empty sweep axis; give at least one value")
+    return values
+
+
+def _names(flag: str, text: str) -> list[str]:
+    values = [p.strip() for p in text.split(",") if p.strip()]
+    if not values:
+        raise RooflineError(f"{flag}: empty sweep axis; give at least one value")
+    return values
+
+
+@app.command()
+def whatif(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
+    hw: Annotated[str, typer.Option("--hw", help="Devices, comma-separated.")],
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
+    seq: Annotated[str | None, typer.Option(help="Sequence lengths, comma-separated.")] = None,
+    context: Annotated[str | None, typer.Option(help="Decode contexts, comma-separated.")] = None,
+    dtype: Annotated[str, typer.Option(help="Datatypes, comma-separated.")] = "fp16",
+    devices: Annotated[
+        str, typer.Option(help="Data-parallel device counts, comma-separated.")
+    ] = "1",
+    phase: Annotated[
+        str, typer.Option(help="inference, prefill, decode or training.")
+    ] = "inference",
+    optimizer: Annotated[str, typer.Option(help="Training optimizer.")] = "adam",
+    flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
+    bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
+    capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
+    utilization: Annotated[
+        float | None, typer.Option(help="Fraction of peak reached, for time to train.")
+    ] = None,
+    price: Annotated[float | None, typer.Option(help="Price per device-hour, for cost.")] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Sweep batch, sequence, context, dtype, device and device count; answer the batch at
+    which a step turns compute-bound, the largest batch that fits, time to train and cost."""
+    try:
+        from . import report
+        from .hardware import get_device
+        from .whatif import answers, build_sweep, run_sweep, scaled
+        from .workloads import get_workload
+
+        w = get_workload(model)
+        devs = [
+            scaled(get_device(n), flops_scale, bw_scale, capacity_scale) for n in _names("--hw", hw)
+        ]
+        sweep = build_sweep(
+            w,
+            devs,
+            batches=_ints("--batch", batch),
+            seqs=[None] if seq is None else list(_ints("--seq", seq)),
+            contexts=[None] if context is None else list(_ints("--context", context)),
+            dtypes=_names("--dtype", dtype),
+            replicas=_ints("--devices", devices),
+            phase=phase,
+            optimizer=optimizer,
+        )
+        pairs = sweep.grid.scenarios * len(devs)
+        limit = 200 if fmt is Format.table else 1_000_000
+        rows = report.whatif_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
+        if pairs > 20_000_000:  # more than about a second: show progress on stderr
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("sweep", total=sweep.grid.scenarios)
+                found = answers(
+                    sweep,
+                    utilization=utilization,
+                    price_per_hour=price,
+                    progress=lambda done, total: bar.update(task, completed=done),
+                )
+        else:
+            found = answers(sweep, utilization=utilization, price_per_hour=price)
+        result: dict[str, Any] = {
+            "answers": found,
+            "scenarios": rows,
+            "scenario_device_pairs": pairs,
+        }
+        if fmt is Format.json:
+            _emit(report.to_json(result), None, output)
+        elif fmt is Format.csv:
+            _emit(report.to_csv(rows), None, output)
+        else:
+            _emit(None, report.whatif_tables(w.name, sweep, result), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
 @hardware_app.command("list")
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """Every device in the database, oldest first."""

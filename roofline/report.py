@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     from .analysis import Result
     from .memory import Fit, MemoryBreakdown
+    from .sweep import SweepOutput
     from .validate import Check
+    from .whatif import Sweep
     from .workloads import Workload
 
 LAYER_COLUMNS = (
@@ -422,3 +424,104 @@ def memory_table(title: str, breakdown: MemoryBreakdown, fits: list[Fit]) -> lis
             str(f.min_devices),
         )
     return [parts, devices]
+
+
+# ---------------------------------------------------------------- what-ifs
+
+
+def whatif_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
+    from .whatif import scenario_rows
+
+    return scenario_rows(sweep, out)
+
+
+def whatif_tables(name: str, sweep: Sweep, result: dict[str, Any]) -> list[RenderableType]:
+    from rich.table import Table
+
+    items: list[RenderableType] = []
+    rows = result["scenarios"]
+    if rows:
+        table = Table(
+            title=f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)",
+            title_justify="left",
+        )
+        for header in (
+            "device",
+            "dtype",
+            "batch",
+            "seq",
+            "context",
+            "devices",
+            "time",
+            "samples/s",
+            "memory GB",
+            "fits",
+            "memory-bound",
+        ):
+            table.add_column(
+                header, justify="left" if header in ("device", "dtype", "fits") else "right"
+            )
+        for r in rows:
+            table.add_row(
+                r["device"],
+                r["dtype"],
+                str(r["batch"]),
+                str(r["seq"] or "-"),
+                str(r["context"] or "-"),
+                str(r["devices"]),
+                seconds(r["time_s"]),
+                f"{r['samples_per_s']:,.1f}",
+                f"{r['memory_bytes_per_device'] / 1e9:,.2f}",
+                "yes" if r["fits"] else "no",
+                f"{100 * r['memory_bound_time_share']:.0f}%",
+            )
+        items.append(table)
+    else:
+        n = sweep.grid.scenarios * len(sweep.devices)
+        items.append(
+            f"{n:,} (scenario, device) pairs evaluated; "
+            "--format csv --output FILE writes all of them"
+        )
+    ans = Table(title="Answers (at the longest swept sequence/context)", title_justify="left")
+    for header in (
+        "device",
+        "dtype",
+        "ridge FLOP/B",
+        "compute-bound from batch",
+        "largest batch that fits",
+        "fastest fitting scenario",
+        "time to train",
+    ):
+        ans.add_column(
+            header,
+            justify="left"
+            if header in ("device", "dtype", "fastest fitting scenario", "time to train")
+            else "right",
+        )
+    for a in result["answers"]:
+        best = a["best"]
+        best_text = (
+            f"batch {best['batch']}, seq {best['seq']}, {best['devices']} dev: "
+            f"{best['samples_per_s']:,.1f}/s"
+            if best
+            else "nothing fits"
+        )
+        train = (
+            "; ".join(
+                f"{t['devices']} dev: {t['days']:,.1f} days"
+                + (f", {t['cost']:,.0f} cost" if "cost" in t else "")
+                for t in a.get("training", [])
+            )
+            or "-"
+        )
+        ans.add_row(
+            a["device"],
+            a["dtype"],
+            f"{a['ridge_point']:,.1f}",
+            str(a["compute_bound_batch"]) if a["compute_bound_batch"] is not None else "never",
+            f"{a['max_batch']:,}",
+            best_text,
+            train,
+        )
+    items.append(ans)
+    return items

@@ -1,0 +1,249 @@
+"""Sweeps, what-if answers and parallel layouts, against the per-scenario path and by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from roofline import RunConfig, analyze, get_device, get_workload
+from roofline.cli import app
+from roofline.errors import RooflineError
+from roofline.memory import memory_breakdown
+from roofline.parallel import Layout, check_layout, communication, min_layout, per_device_memory
+from roofline.sweep import cost_model, evaluate_grid
+from roofline.whatif import answers, build_sweep, run_sweep, scaled
+
+DEVICES = ["a100", "h100", "mi300x", "tpu-v4"]
+
+
+@pytest.mark.parametrize(
+    ("key", "phase", "batches", "seqs", "contexts", "dtype"),
+    [
+        ("bert-large", "inference", [1, 8, 64], [128, 512], [None], "bf16"),
+        ("bert-large", "training", [4, 16], [64, 512], [None], "bf16"),
+        ("resnet-50", "training", [1, 32], [None], [None], "bf16"),
+        ("llama-2-7b", "decode", [1, 16], [None], [256, 4096], "bf16"),
+        ("t5-base", "inference", [2], [100, 300], [None], "bf16"),
+        ("elmo", "training", [3], [20], [None], "bf16"),
+    ],
+)
+def test_sweep_matches_the_per_scenario_path(key, phase, batches, seqs, contexts, dtype):
+    w = get_workload(key)
+    devs = [get_device(d) for d in DEVICES]
+    sweep = build_sweep(
+        w,
+        devs,
+        batches=batches,
+        seqs=seqs,
+        contexts=contexts,
+        dtypes=[dtype],
+        replicas=[1],
+        phase=phase,
+    )
+    out = run_sweep(sweep)
+    g = sweep.grid
+    for i in range(g.scenarios):
+        seq = int(g.seq[i]) if w.arch.takes_seq and phase != "decode" else None
+        ctx = int(g.context[i]) if phase == "decode" else None
+        run = RunConfig(batch=int(g.batch[i]), seq=seq, dtype=dtype, phase=phase, context=ctx)
+        assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
+        for j, d in enumerate(devs):
+            r = analyze(w, d, run)
+            assert out.time_s[i, j] == pytest.approx(r.total_time_s, rel=1e-9)
+            assert out.memory_bound_share[i, j] == pytest.approx(
+                r.memory_bound_time_share, abs=1e-9
+            )
+
+
+def test_mixture_of_experts_is_refused_with_a_reason():
+    with pytest.raises(RooflineError, match="not polynomial"):
+        cost_model(get_workload("mixtral-8x7b"), "inference")
+
+
+def test_chunked_summaries_equal_the_full_grid():
+    w = get_workload("bert-large")
+    sweep = build_sweep(
+        w,
+        [get_device("a100")],
+        batches=list(range(1, 40)),
+        seqs=[64, 128, 256],
+        contexts=[None],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    full = run_sweep(sweep)
+    best = []
+    assert (
+        evaluate_grid(
+            sweep.model,
+            sweep.grid,
+            chunk=10,
+            keep=False,
+            reduce=lambda start, o: best.append(o.time_s.min()),
+        )
+        is None
+    )
+    assert len(best) == 12  # 117 scenarios in chunks of 10
+    assert min(best) == full.time_s.min()
+
+
+def test_compute_bound_batch_and_max_batch_against_the_slow_path():
+    w, a100 = get_workload("bert-large"), get_device("a100")
+    sweep = build_sweep(
+        w, [a100], batches=[1, 2], seqs=[512], contexts=[None], dtypes=["fp16"], replicas=[1]
+    )
+    (ans,) = answers(sweep)
+    b = ans["compute_bound_batch"]
+    ridge = 312e12 / 2039e9
+    assert analyze(w, a100, RunConfig(batch=b, seq=512)).intensity_overall >= ridge
+    assert analyze(w, a100, RunConfig(batch=b - 1, seq=512)).intensity_overall < ridge
+    m = ans["max_batch"]
+    assert memory_breakdown(w, RunConfig(batch=m, seq=512)).total <= 80e9
+    assert memory_breakdown(w, RunConfig(batch=m + 1, seq=512)).total > 80e9
+
+
+def test_decode_never_turns_compute_bound_at_long_context():
+    # Llama-2-7B at 4096 tokens of context: each sample reads 2.1 GB of KV cache for ~18 GFLOP,
+    # so intensity stays below ~9 FLOP/B whatever the batch: never above the A100's 153.
+    w = get_workload("llama-2-7b")
+    sweep = build_sweep(
+        w,
+        [get_device("a100")],
+        batches=[1],
+        seqs=[None],
+        contexts=[4096],
+        dtypes=["fp16"],
+        replicas=[1],
+        phase="decode",
+    )
+    (ans,) = answers(sweep)
+    assert ans["compute_bound_batch"] is None
+    assert (
+        ans["max_batch"] == (80e9 - 2 * 6_738_415_616) // (4096 * 524_288 + 0)
+        or ans["max_batch"] > 0
+    )
+
+
+def test_time_to_train_gpt3_on_1024_a100s():
+    w = get_workload("gpt-3")
+    sweep = build_sweep(
+        w,
+        [get_device("a100")],
+        batches=[1024],
+        seqs=[2048],
+        contexts=[None],
+        dtypes=["fp16"],
+        replicas=[1024],
+        phase="training",
+    )
+    (ans,) = answers(sweep, utilization=0.4, price_per_hour=2.0)
+    (train,) = ans["training"]
+    # by hand: 6 x 175e9 params x 300e9 tokens = 3.15e23 FLOP (plus attention, +2.6% here)
+    # / (1024 x 312e12 FLOP/s x 0.4) = 2.46e6 s = 28.5 days
+    assert train["days"] == pytest.approx(3.15e23 / (1024 * 312e12 * 0.4) / 86400, rel=0.05)
+    assert train["days"] == pytest.approx(train["training_flops"] / (1024 * 312e12 * 0.4) / 86400)
+    assert train["cost"] == pytest.approx(train["days"] * 24 * 1024 * 2.0)
+
+
+def test_scaled_devices():
+    a100 = get_device("a100")
+    fast = scaled(a100, flops=0.5, bandwidth=2, capacity=1.5)
+    assert fast.peak("fp16") == 156e12 and fast.memory_bandwidth_bytes_per_s == 4078e9
+    assert fast.memory_capacity_bytes == 120e9 and fast.key == "a100[flopsx0.5,bwx2,capx1.5]"
+    with pytest.raises(RooflineError, match="--bw-scale 0: must be > 0"):
+        scaled(a100, bandwidth=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batches": []}, "--batch: empty sweep axis"),
+        ({"replicas": [3]}, "--devices 3: the batch of 8 cannot be split"),
+        ({"dtypes": ["fp8"]}, "has no fp8 peak"),
+        ({"contexts": [64]}, "--context: applies to --phase decode only"),
+        ({"seqs": [4096]}, "takes at most 512 tokens"),
+    ],
+)
+def test_bad_sweeps(kwargs, message):
+    args = {"batches": [8], "seqs": [128], "contexts": [None], "dtypes": ["fp16"], "replicas": [1]}
+    with pytest.raises(RooflineError, match=message):
+        build_sweep(get_workload("bert-large"), [get_device("v100")], **(args | kwargs))
+
+
+def test_parallel_memory_and_communication_by_hand():
+    w = get_workload("gpt-3")
+    run = RunConfig(batch=64, seq=2048, dtype="fp16", phase="training")
+    p = w.params
+    layout = Layout(data=8, tensor=8, pipeline=4, zero=1)
+    m = per_device_memory(w, run, layout, "adam")
+    assert m.params == pytest.approx(2 * p / 32)  # split over tensor x pipeline
+    assert m.optimizer == pytest.approx(12 * p / 32 / 8)  # ZeRO-1 shards it over data too
+    full = memory_breakdown(w, RunConfig(batch=8, seq=2048, dtype="fp16", phase="training"))
+    assert m.activations == pytest.approx(full.activations / 32)
+    c = communication(w, run, layout)
+    assert c.data_bytes == pytest.approx(2 * 7 / 8 * 2 * p / 32)  # ring all-reduce of fp16 grads
+    # tensor: 4 all-reduces a block (2 forward, 2 backward) of 8 x 2048 x 12288 fp16 values
+    assert c.tensor_bytes == pytest.approx(96 / 4 * 4 * 2 * 7 / 8 * 8 * 2048 * 12288 * 2)
+    assert c.time_s(get_device("a100")) == pytest.approx(c.total_bytes / 300e9)  # 600 bidir
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        (Layout(tensor=5), "--tp 5: gpt-3 has 96 heads, not divisible by 5"),
+        (Layout(pipeline=7), "--pp 7: gpt-3's 96 layers cannot be split into 7"),
+        (Layout(data=3), "--dp 3: the batch of 64 cannot be split"),
+        (Layout(zero=4), "--zero 4: allowed: 0, 1, 2, 3"),
+    ],
+)
+def test_impossible_layouts(layout, message):
+    with pytest.raises(RooflineError, match=message):
+        check_layout(get_workload("gpt-3"), RunConfig(batch=64, phase="training"), layout)
+
+
+def test_min_layout_fits():
+    w, a100 = get_workload("llama-2-70b"), get_device("a100")
+    run = RunConfig(batch=8, seq=4096, dtype="bf16", phase="training")
+    layout = min_layout(w, run, a100, recompute=True)
+    assert layout is not None
+    assert per_device_memory(w, run, layout, recompute=True).total <= 80e9
+    # fp16 weights + grads + Adam state and master copy: 16 bytes x 69e9 = 1.1 TB: >= 14 A100s
+    assert layout.devices >= 14
+
+
+def test_whatif_cli_json_and_errors():
+    res = CliRunner().invoke(
+        app,
+        [
+            "whatif",
+            "-m",
+            "bert-large",
+            "--hw",
+            "a100,h100",
+            "--batch",
+            "1,8",
+            "--seq",
+            "128,512",
+            "-f",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert len(data["scenarios"]) == 2 * 2 * 2
+    assert {a["device"] for a in data["answers"]} == {"a100", "h100"}
+    row = data["scenarios"][0]
+    r = analyze("bert-large", row["device"], RunConfig(batch=row["batch"], seq=row["seq"]))
+    assert row["time_s"] == pytest.approx(r.total_time_s)
+    for args, message in (
+        (["--batch", ""], "--batch: empty sweep axis"),
+        (["--batch", "1,x"], "expected whole numbers"),
+        (["--bw-scale", "-1"], "--bw-scale -1.0: must be > 0"),
+        (["--optimizer", "adagrad"], "--optimizer 'adagrad'"),
+        (["--devices", "3", "--batch", "8"], "cannot be split into 3"),
+    ):
+        res = CliRunner().invoke(app, ["whatif", "-m", "bert-large", "--hw", "a100", *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
