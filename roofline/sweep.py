@@ -4,8 +4,9 @@ A layer's costs are polynomials in the scenario (batch b, sequence s, context c)
 basis 1, s, b, b*s, b*s^2, b*c every transformer, CNN, LSTM and embedding layer is exact
 (weights are constant, or re-read every LSTM step: s; token work grows with b*s, attention
 with b*s^2, decode attention with b*c). `cost_model` recovers each layer's coefficients
-from a handful of builder calls (least squares on a small design) and checks them on a held-out scenario; models whose
-costs are not polynomial (mixture-of-experts weight reads) are refused with a clear error.
+from a handful of builder calls (least squares on a small design) and checks them on a
+held-out scenario; models whose costs are not polynomial (mixture-of-experts weight
+reads) are refused with a clear error.
 The kernel then evaluates every (scenario, device) pair without a Python loop, in chunks, so
 memory stays bounded when only the per-device summaries are wanted.
 """
@@ -174,12 +175,15 @@ class Grid:
             self.replica_axis[ir],
         )
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        """Whole-grid arrays (batch, seq, context, dtype, replicas), for small sweeps."""
-        fields = ("batch", "seq", "context", "dtype", "replicas")
-        if name in fields:
-            return self.chunk(0, self.scenarios)[fields.index(name)]
-        raise AttributeError(name)
+    def _all(self, i: int) -> np.ndarray:
+        return self.chunk(0, self.scenarios)[i]
+
+    # Whole-grid columns: these materialise every scenario, for small sweeps and reports.
+    batch = property(lambda self: self._all(0))
+    seq = property(lambda self: self._all(1))
+    context = property(lambda self: self._all(2))
+    dtype = property(lambda self: self._all(3))
+    replicas = property(lambda self: self._all(4))
 
 
 @dataclass(frozen=True)
@@ -232,8 +236,8 @@ def evaluate_grid(
             model.saved_elements,
             model.saved_fixed_bytes,
             x,
-            nb[start:end],
-            grid.dtype[start:end],
+            nb,
+            dt,
             grid.peak,
             grid.bandwidth,
             training,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -66,27 +67,34 @@ def test_chunked_summaries_equal_the_full_grid():
     w = get_workload("bert-large")
     sweep = build_sweep(
         w,
-        [get_device("a100")],
+        [get_device("a100"), get_device("h100")],
         batches=list(range(1, 40)),
         seqs=[64, 128, 256],
         contexts=[None],
-        dtypes=["fp16"],
+        dtypes=["fp16", "bf16"],
         replicas=[1],
     )
-    full = run_sweep(sweep)
-    best = []
+    whole = evaluate_grid(sweep.model, sweep.grid, chunk=1 << 20)
+    parts = []
     assert (
         evaluate_grid(
             sweep.model,
             sweep.grid,
             chunk=10,
             keep=False,
-            reduce=lambda start, o: best.append(o.time_s.min()),
+            reduce=lambda start, o: parts.append((start, o)),
         )
         is None
     )
-    assert len(best) == 12  # 117 scenarios in chunks of 10
-    assert min(best) == full.time_s.min()
+    assert len(parts) == 24  # 234 scenarios in chunks of 10
+    for start, o in parts:
+        n = len(o.memory_bytes)
+        np.testing.assert_array_equal(o.time_s, whole.time_s[start : start + n])
+        np.testing.assert_array_equal(o.memory_bytes, whole.memory_bytes[start : start + n])
+    # and one chunked scenario against the per-scenario path
+    batch, seq, _, dt, _ = sweep.grid.chunk(233, 234)
+    r = analyze(w, "h100", RunConfig(batch=int(batch[0]), seq=int(seq[0]), dtype="bf16"))
+    assert int(dt[0]) == 1 and parts[-1][1].time_s[-1, 1] == pytest.approx(r.total_time_s, rel=1e-9)
 
 
 def test_compute_bound_batch_and_max_batch_against_the_slow_path():
