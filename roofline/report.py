@@ -502,7 +502,11 @@ def whatif_tables(name: str, sweep: Sweep, result: dict[str, Any]) -> list[Rende
         best = a["best"]
         best_text = (
             f"batch {best['batch']}, seq {best['seq']}, {best['devices']} dev: "
-            f"{best['samples_per_s']:,.1f}/s"
+            + (
+                f"{best['tokens_per_s']:,.0f} tokens/s"
+                if "tokens_per_s" in best
+                else f"{best['samples_per_s']:,.1f} samples/s"
+            )
             if best
             else "nothing fits"
         )

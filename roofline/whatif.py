@@ -169,6 +169,11 @@ def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
                     "devices": int(g.replicas[i]),
                     "time_s": t,
                     "samples_per_s": float(g.batch[i]) / t,
+                    "tokens_per_s": (
+                        float(g.batch[i]) * (1 if sweep.phase == "decode" else float(g.seq[i])) / t
+                    )
+                    if sweep.model.takes_seq
+                    else None,
                     "memory_bytes_per_device": float(out.memory_bytes[i]),
                     "fits": bool(out.memory_bytes[i] <= g.capacity[j]),
                     "memory_bound_time_share": float(out.memory_bound_share[i, j]),
@@ -208,15 +213,18 @@ def _linear_in_batch(
 def _best_fitting(
     sweep: Sweep, progress: Callable[[int, int], None] | None
 ) -> dict[tuple[int, int], tuple[float, int]]:
-    """(dtype index, device index) -> (samples/s, scenario) of the fastest scenario that fits,
-    streamed chunk by chunk: nothing kept grows with the grid."""
+    """(dtype index, device index) -> (throughput, scenario) of the fastest scenario that
+    fits: tokens/s for text models (prefill, training), samples/s otherwise (a decode step
+    makes one token a sample). Streamed chunk by chunk: nothing kept grows with the grid."""
     g = sweep.grid
     best: dict[tuple[int, int], tuple[float, int]] = {}
+    per_token = sweep.model.takes_seq and sweep.phase != "decode"
 
     def reduce(start: int, out: SweepOutput) -> None:
-        batch, _, _, dt, _ = g.chunk(start, start + len(out.memory_bytes))
+        batch, seq, _, dt, _ = g.chunk(start, start + len(out.memory_bytes))
         fits = out.memory_bytes[:, None] <= g.capacity[None, :]
-        rate = np.where(fits, batch[:, None] / out.time_s, -np.inf)
+        work = batch * (seq if per_token else 1)  # tokens (text models) or samples a step
+        rate = np.where(fits, work[:, None] / out.time_s, -np.inf)
         for k in np.unique(dt):
             sub = np.where((dt == k)[:, None], rate, -np.inf)
             i = np.argmax(sub, axis=0)
@@ -267,13 +275,16 @@ def answers(
             if (k, j) in fastest and np.isfinite(fastest[(k, j)][0]):
                 rate, i = fastest[(k, j)]
                 b, s_, c_, _, n = (int(v[0]) for v in g.chunk(i, i + 1))
+                unit = "tokens_per_s" if sweep.model.takes_seq else "samples_per_s"
                 best = {
                     "batch": b,
                     "seq": s_,
                     "context": c_,
                     "devices": n,
-                    "time_s": b / rate,
-                    "samples_per_s": rate,
+                    "time_s": b
+                    * (s_ if unit == "tokens_per_s" and sweep.phase != "decode" else 1)
+                    / rate,
+                    unit: rate,
                 }
             row: dict[str, Any] = {
                 "device": d.key,
