@@ -160,37 +160,56 @@ def memory(
         bool, typer.Option(help="Keep an fp32 master copy of 16/8-bit weights.")
     ] = True,
     recompute: Annotated[bool, typer.Option(help="Full activation checkpointing.")] = False,
+    dp: Annotated[int, typer.Option(help="Data-parallel replicas of the layout.")] = 1,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel ways.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline stages.")] = 1,
+    zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 over the data-parallel replicas.")] = 0,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Memory footprint of a training step or an inference pass, and where it fits."""
+    """Memory footprint of a training step or an inference pass (per device of a
+    --dp/--tp/--pp/--zero layout), where it fits, the smallest layout that fits, and the
+    layout's communication on each device's interconnect."""
     try:
         from . import report
         from .hardware import get_device, list_devices
-        from .memory import fits, memory_breakdown
+        from .memory import fits
+        from .parallel import Layout, communication, min_layout, per_device_memory
         from .scenario import RunConfig
         from .workloads import get_workload
 
         w = get_workload(model)
         run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
-        breakdown = memory_breakdown(
-            w, run_config, optimizer, master_weights=master_weights, recompute=recompute
+        layout = Layout(dp, tp, pp, zero)
+        breakdown = per_device_memory(
+            w, run_config, layout, optimizer, master_weights=master_weights, recompute=recompute
         )
-        devices = [get_device(n) for n in hw.split(",")] if hw else list_devices()
-        result = fits(breakdown, devices)
+        comm = communication(w, run_config, layout)
+        devices = [get_device(n) for n in _names("--hw", hw)] if hw else list_devices()
+        whole = per_device_memory(
+            w, run_config, Layout(), optimizer, master_weights=master_weights, recompute=recompute
+        )
+        result = fits(breakdown, devices, whole)
+        layouts = {
+            d.key: min_layout(w, run_config, d, optimizer, recompute=recompute) for d in devices
+        }
         if fmt is Format.json:
-            _emit(report.to_json(report.memory_dict(breakdown, result)), None, output)
+            data = report.memory_dict(breakdown, result, layout, comm, layouts)
+            _emit(report.to_json(data), None, output)
         elif fmt is Format.csv:
-            rows = [
-                d | {"total_bytes": breakdown.total}
-                for d in report.memory_dict(breakdown, result)["devices"]
-            ]
+            data = report.memory_dict(breakdown, result, layout, comm, layouts)
+            rows = [d | {"total_bytes": breakdown.total} for d in data["devices"]]
+            for row in rows:
+                row["min_layout"] = str(row["min_layout"])
             _emit(report.to_csv(rows), None, output)
         else:
             title = f"{w.name}: {phase}, batch {batch}, {dtype}" + (
                 f", {optimizer}" if phase == "training" else ""
             )
-            _emit(None, report.memory_table(title, breakdown, result), output)
+            if layout.devices > 1:
+                title += f"; per device of dp {dp} x tp {tp} x pp {pp}, ZeRO-{zero}"
+            items = report.memory_table(title, breakdown, result, layout, comm, layouts)
+            _emit(None, items, output)
     except RooflineError as exc:
         _fail(str(exc))
 

@@ -145,12 +145,17 @@ class Fit:
     min_devices: int  # devices needed when every part is sharded evenly across them
 
 
-def fits(breakdown: MemoryBreakdown, devices: list[Device]) -> list[Fit]:
+def fits(
+    breakdown: MemoryBreakdown, devices: list[Device], whole: MemoryBreakdown | None = None
+) -> list[Fit]:
+    """Whether `breakdown` (one device's share) fits each device, and how many devices the
+    `whole` footprint (default: `breakdown`) needs when sharded evenly."""
+    total = (whole or breakdown).total
     return [
         Fit(
             d,
             breakdown.total <= d.memory_capacity_bytes,
-            max(1, math.ceil(breakdown.total / d.memory_capacity_bytes)),
+            max(1, math.ceil(total / d.memory_capacity_bytes)),
         )
         for d in devices
     ]

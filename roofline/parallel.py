@@ -171,7 +171,9 @@ def min_layout(
     for t in tensors:
         for pp in [n for n in range(1, layers + 1) if layers % n == 0]:
             for dp in [n for n in range(1, run.batch + 1) if run.batch % n == 0]:
-                layout = Layout(dp, t, pp, zero if dp > 1 else 0)
+                # ZeRO shards training state; an inference replica holds all its weights
+                stage = zero if dp > 1 and run.phase == "training" else 0
+                layout = Layout(dp, t, pp, stage)
                 if best is not None and layout.devices >= best.devices:
                     continue
                 try:

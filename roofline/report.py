@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .analysis import Result
     from .memory import Fit, MemoryBreakdown
+    from .parallel import Communication, Layout
     from .sweep import SweepOutput
     from .validate import Check
     from .whatif import Sweep
@@ -389,22 +390,71 @@ def validation_table(checks: list[Check]) -> list[RenderableType]:
 # ---------------------------------------------------------------- memory
 
 
-def memory_dict(breakdown: MemoryBreakdown, fits: list[Fit]) -> dict[str, Any]:
+def memory_dict(
+    breakdown: MemoryBreakdown,
+    fits: list[Fit],
+    layout: Layout,
+    comm: Communication,
+    layouts: dict[str, Layout | None],
+) -> dict[str, Any]:
+    """`breakdown` is per device of `layout`; each device row adds the smallest layout that
+    fits it (tensor parallel up to 8, then pipeline, then data parallel with ZeRO-3)."""
     return {
+        "layout": {
+            "data": layout.data,
+            "tensor": layout.tensor,
+            "pipeline": layout.pipeline,
+            "zero": layout.zero,
+            "devices": layout.devices,
+        },
         "breakdown": breakdown.as_dict(),
+        "communication_bytes": {
+            "data": comm.data_bytes,
+            "tensor": comm.tensor_bytes,
+            "pipeline": comm.pipeline_bytes,
+        },
         "devices": [
             {
                 "device": f.device.key,
                 "capacity_bytes": f.device.memory_capacity_bytes,
                 "fits": f.fits,
                 "min_devices": f.min_devices,
+                "min_layout": _layout_dict(layouts.get(f.device.key)),
+                "communication_time_s": _comm_time(comm, f.device),
             }
             for f in fits
         ],
     }
 
 
-def memory_table(title: str, breakdown: MemoryBreakdown, fits: list[Fit]) -> list[RenderableType]:
+def _layout_dict(layout: Layout | None) -> dict[str, int] | None:
+    if layout is None:
+        return None
+    return {
+        "data": layout.data,
+        "tensor": layout.tensor,
+        "pipeline": layout.pipeline,
+        "zero": layout.zero,
+        "devices": layout.devices,
+    }
+
+
+def _comm_time(comm: Communication, device: Device) -> float | None:
+    if comm.total_bytes == 0:
+        return 0.0
+    if not device.interconnect_bandwidth_bytes_per_s:
+        return None
+    return comm.time_s(device)
+
+
+def memory_table(
+    title: str,
+    breakdown: MemoryBreakdown,
+    fits: list[Fit],
+    layout: Layout,
+    comm: Communication,
+    layouts: dict[str, Layout | None],
+) -> list[RenderableType]:
     from rich.table import Table
 
     parts = Table(title=title, title_justify="left")
@@ -413,16 +463,36 @@ def memory_table(title: str, breakdown: MemoryBreakdown, fits: list[Fit]) -> lis
     parts.add_column("GiB", justify="right")
     for name, value in breakdown.as_dict().items():
         parts.add_row(name, f"{value / 1e9:,.2f}", f"{value / 2**30:,.2f}")
-    devices = Table(title="Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly)")
-    for header in ("device", "memory GB", "fits", "min devices"):
-        devices.add_column(header, justify="left" if header == "device" else "right")
+    devices = Table(
+        title="Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
+        "smallest layout: dp x tp x pp, ZeRO stage)",
+        title_justify="left",
+    )
+    headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
+    if layout.devices > 1:
+        headers.append("communication / step")
+    for header in headers:
+        devices.add_column(
+            header, justify="left" if header in ("device", "smallest layout") else "right"
+        )
     for f in fits:
-        devices.add_row(
+        best = layouts.get(f.device.key)
+        shown = (
+            f"{best.data} x {best.tensor} x {best.pipeline} = {best.devices}, ZeRO-{best.zero}"
+            if best
+            else "none within tp <= 8"
+        )
+        row = [
             f.device.key,
             f"{f.device.memory_capacity_bytes / 1e9:,.1f}",
             "yes" if f.fits else "no",
             str(f.min_devices),
-        )
+            shown,
+        ]
+        if layout.devices > 1:
+            t = _comm_time(comm, f.device)
+            row.append("no interconnect" if t is None else seconds(t))
+        devices.add_row(*row)
     return [parts, devices]
 
 

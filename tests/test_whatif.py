@@ -255,3 +255,42 @@ def test_whatif_cli_json_and_errors():
         res = CliRunner().invoke(app, ["whatif", "-m", "bert-large", "--hw", "a100", *args])
         assert res.exit_code == 2, (args, res.output)
         assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_memory_cli_layouts():
+    res = CliRunner().invoke(
+        app,
+        [
+            "memory",
+            "-m",
+            "llama-2-70b",
+            "--phase",
+            "decode",
+            "--batch",
+            "8",
+            "--context",
+            "4096",
+            "--tp",
+            "4",
+            "--hw",
+            "h100",
+            "-f",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["layout"] == {"data": 1, "tensor": 4, "pipeline": 1, "zero": 0, "devices": 4}
+    # per device: a quarter of the fp16 weights and of the KV cache (8 x 4096 x 327,680 B)
+    assert data["breakdown"]["params"] == pytest.approx(2 * 68_976_648_192 / 4)
+    assert data["breakdown"]["kv_cache"] == pytest.approx(8 * 4096 * 327_680 / 4)
+    (h100,) = data["devices"]
+    assert h100["fits"] and h100["min_devices"] == 2  # 149 GB unsharded / 80 GB
+    assert h100["min_layout"]["devices"] == 2 and h100["min_layout"]["zero"] == 0
+    # tensor parallel decode: 2 all-reduces a layer of 8 tokens x 8192 values, ring over 4
+    assert data["communication_bytes"]["tensor"] == pytest.approx(80 * 2 * 2 * 3 / 4 * 8 * 8192 * 2)
+    assert h100["communication_time_s"] == pytest.approx(
+        data["communication_bytes"]["tensor"] / 450e9
+    )
+    bad = CliRunner().invoke(app, ["memory", "-m", "gpt-3", "--tp", "5"])
+    assert bad.exit_code == 2 and "--tp 5: gpt-3 has 96 heads" in bad.stderr
