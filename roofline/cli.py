@@ -48,6 +48,13 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _readable(path: str) -> None:
+    """Give a temp file the permissions a plain open() would have (mkstemp makes it 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
     """Print, or write the whole file at once (temp file + rename: never half-written)."""
     if renderables is not None:
@@ -78,6 +85,7 @@ def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        _readable(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -314,6 +322,133 @@ def whatif(
             _emit(report.to_csv(rows), None, output)
         else:
             _emit(None, report.whatif_tables(w.name, sweep, result), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _save_figure(fig: Any, output: Path) -> None:
+    """Write a matplotlib Figure whole (temp file + rename), format from the suffix."""
+    suffix = output.suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        _fail(f"--output {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}")
+    target = output.resolve()
+    if not target.parent.is_dir():
+        _fail(f"--output {output}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=suffix[1:], dpi=150)
+        _readable(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        _fail(f"--output {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def plot(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
+    hw: Annotated[str, typer.Option("--hw", help="Devices, comma-separated (up to 6).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File: .png, .svg or .pdf.")],
+    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
+    seq: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
+    dtype: Annotated[str, typer.Option(help="Datatype.")] = "fp16",
+    phase: Annotated[
+        str, typer.Option(help="inference, prefill, decode or training.")
+    ] = "inference",
+    context: Annotated[int | None, typer.Option(help="Decode: tokens in the KV cache.")] = None,
+    all_dtypes: Annotated[bool, typer.Option(help="Draw every dtype's compute ceiling.")] = False,
+    top: Annotated[int, typer.Option(help="Label this many layers by time.")] = 5,
+) -> None:
+    """Roofline chart of MODEL on one or more devices."""
+    try:
+        from . import plot as plots
+        from .analysis import analyze
+        from .hardware import get_device
+        from .scenario import RunConfig
+        from .workloads import get_workload
+
+        if top < 0:
+            raise RooflineError(f"--top {top}: must be >= 0")
+        w = get_workload(model)
+        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+        results = [analyze(w, get_device(n), run_config) for n in _names("--hw", hw)]
+        _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
+    except RooflineError as exc:
+        _fail(str(exc))
+
+
+class WallFigure(str, Enum):
+    scaling = "scaling"
+    models = "models"
+    compute = "compute"
+    memory = "memory"
+
+
+@app.command()
+def memwall(
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Show one workload across generations.")
+    ] = None,
+    hw: Annotated[str | None, typer.Option("--hw", help="Devices [default: all].")] = None,
+    batch: Annotated[int, typer.Option(help="Samples per batch (with --model).")] = 1,
+    seq: Annotated[int | None, typer.Option(help="Tokens per sample (with --model).")] = None,
+    phase: Annotated[str, typer.Option(help="Phase (with --model).")] = "inference",
+    figure: Annotated[
+        WallFigure, typer.Option(help="Which chart --output draws.")
+    ] = WallFigure.scaling,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Chart: .png, .svg, .pdf.")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Growth per two years of peak FLOP/s, DRAM and interconnect bandwidth and memory
+    capacity, fitted over the device database, next to the paper's; or, with --model, the
+    workload on every device in release order."""
+    try:
+        from . import memwall as wall
+        from . import report
+        from .hardware import get_device, list_devices
+        from .scenario import RunConfig
+        from .workloads import get_workload, list_workloads
+
+        devices = [get_device(n) for n in _names("--hw", hw)] if hw else list_devices()
+        if model is not None:
+            w = get_workload(model)
+            gens = wall.generations(w, devices, RunConfig(batch=batch, seq=seq, phase=phase))
+            if output is not None:
+                from . import plot as plots
+
+                _save_figure(plots.generations(gens), output)
+            if fmt is Format.json:
+                _emit(report.to_json(report.generation_rows(gens)), None, None)
+            elif fmt is Format.csv:
+                _emit(report.to_csv(report.generation_rows(gens)), None, None)
+            else:
+                _emit(None, [report.generation_table(w.name, gens)], None)
+            return
+        trends = wall.rates(devices)
+        if output is not None:
+            from . import plot as plots
+
+            workloads = list_workloads()
+            fig = {
+                WallFigure.scaling: lambda: plots.memory_wall(devices),
+                WallFigure.models: lambda: plots.model_sizes(workloads, devices),
+                WallFigure.compute: lambda: plots.training_compute(workloads),
+                WallFigure.memory: lambda: plots.training_memory(workloads, devices),
+            }[figure]()
+            _save_figure(fig, output)
+        if fmt is Format.json:
+            _emit(report.to_json(report.rates_dict(trends)), None, None)
+        elif fmt is Format.csv:
+            _emit(report.to_csv(report.rates_dict(trends)["series"]), None, None)
+        else:
+            _emit(None, [report.rates_table(trends)], None)
     except RooflineError as exc:
         _fail(str(exc))
 

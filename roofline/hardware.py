@@ -67,10 +67,14 @@ class Device:
 
     @property
     def release_year(self) -> float:
-        """Release date as a fractional year (mid-month when only the month is known)."""
-        parts = [int(p) for p in self.release.split("-")]
-        day = parts[2] if len(parts) > 2 else 15
-        return parts[0] + (parts[1] - 1) / 12 + (day - 1) / 365.25
+        return fractional_year(self.release)
+
+
+def fractional_year(date: str) -> float:
+    """YYYY-MM or YYYY-MM-DD as a fractional year (mid-month when only the month is known)."""
+    parts = [int(p) for p in date.split("-")]
+    day = parts[2] if len(parts) > 2 else 15
+    return parts[0] + (parts[1] - 1) / 12 + (day - 1) / 365.25
 
 
 @dataclass(frozen=True)

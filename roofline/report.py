@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .analysis import Result
     from .memory import Fit, MemoryBreakdown
+    from .memwall import Generation, Trend
     from .parallel import Communication, Layout
     from .sweep import SweepOutput
     from .validate import Check
@@ -599,3 +600,95 @@ def whatif_tables(name: str, sweep: Sweep, result: dict[str, Any]) -> list[Rende
         )
     items.append(ans)
     return items
+
+
+# ---------------------------------------------------------------- memory wall
+
+
+def rates_dict(trends: dict[str, Trend]) -> dict[str, Any]:
+    from .memwall import PAPER_RATES
+
+    return {
+        "rates": {name: t.growth_per_2y for name, t in trends.items()},
+        "paper_rates": dict(PAPER_RATES),
+        "series": [
+            {
+                "series": name,
+                "growth_per_2y": t.growth_per_2y,
+                "paper": PAPER_RATES[name],
+                "devices": t.points,
+            }
+            for name, t in trends.items()
+        ],
+    }
+
+
+def rates_table(trends: dict[str, Trend]) -> RenderableType:
+    from rich.table import Table
+
+    from .memwall import PAPER_RATES
+
+    table = Table(
+        title="Growth per two years, fitted over the device database (least squares "
+        "on log value vs release date)",
+        title_justify="left",
+    )
+    for header in ("series", "this database", "paper", "devices"):
+        table.add_column(header, justify="left" if header == "series" else "right")
+    for name, t in trends.items():
+        table.add_row(name, f"{t.growth_per_2y:.2f}x", f"{PAPER_RATES[name]:.1f}x", str(t.points))
+    return table
+
+
+def generation_rows(gens: list[Generation]) -> list[dict[str, Any]]:
+    return [
+        {
+            "device": g.device.key,
+            "release": g.device.release,
+            "dtype": g.dtype,
+            "ridge_point": g.ridge_point,
+            "time_s": g.time_s,
+            "memory_bound_time_share": g.memory_bound_share,
+            "fraction_of_peak": g.fraction_of_peak,
+            "speedup": g.speedup,
+            "speedup_if_bandwidth_kept_pace": g.speedup_if_bandwidth_kept_pace,
+        }
+        for g in gens
+    ]
+
+
+def generation_table(name: str, gens: list[Generation]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{name} across generations (each device at its 16-bit tensor peak, "
+        "else fp32); speedup over the oldest",
+        title_justify="left",
+    )
+    for header in (
+        "device",
+        "released",
+        "dtype",
+        "ridge FLOP/B",
+        "time",
+        "memory-bound",
+        "of peak",
+        "speedup",
+        "if bandwidth kept pace",
+    ):
+        table.add_column(
+            header, justify="left" if header in ("device", "released", "dtype") else "right"
+        )
+    for g in gens:
+        table.add_row(
+            g.device.key,
+            g.device.release,
+            g.dtype,
+            f"{g.ridge_point:,.1f}",
+            seconds(g.time_s),
+            f"{100 * g.memory_bound_share:.0f}%",
+            f"{100 * g.fraction_of_peak:.0f}%",
+            f"{g.speedup:,.1f}x",
+            f"{g.speedup_if_bandwidth_kept_pace:,.1f}x",
+        )
+    return table

@@ -1,0 +1,432 @@
+"""Figures: roofline charts and the memory-wall charts. Each function returns a matplotlib
+Figure (built without pyplot: no global state, nothing shown); the caller saves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import RooflineError
+from .hardware import fractional_year
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .analysis import Result
+    from .hardware import Device
+    from .workloads import Workload
+
+KIND_COLORS = {
+    "matmul": "#1f77b4",
+    "conv": "#17becf",
+    "attention": "#ff7f0e",
+    "softmax": "#d62728",
+    "norm": "#9467bd",
+    "activation": "#8c564b",
+    "elementwise": "#e377c2",
+    "embedding": "#7f7f7f",
+    "pool": "#bcbd22",
+    "concat": "#2ca02c",
+}
+DEVICE_STYLES = [
+    ("#222222", "o"),
+    ("#b8860b", "s"),
+    ("#2e8b57", "^"),
+    ("#8b008b", "D"),
+    ("#4682b4", "v"),
+    ("#a0522d", "P"),
+]
+TFLOP = 1e12
+# Growth fits of models stop here, the end of the dataset's window (Gholami et al. plot
+# models to 2021); later catalog models are drawn hollow.
+FIT_UNTIL = 2021.0
+
+
+def _figure(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def roofline(
+    results: Sequence[Result], ax: Axes | None = None, *, all_dtypes: bool = False, top: int = 5
+) -> Figure:
+    """Log-log roofline of one workload on one or more devices.
+
+    One roof per device (memory slope and compute ceiling for the run's dtype; with
+    `all_dtypes`, dashed ceilings for the device's other dtypes), its ridge point marked,
+    every layer a point at (intensity, attainable FLOP/s) on each device, its area
+    proportional to its share of the time, its colour its kind; the `top` layers by time on
+    the first device are labelled."""
+    if not results:
+        raise RooflineError("nothing to plot: no results")
+    if len(results) > len(DEVICE_STYLES):
+        raise RooflineError(f"--hw: at most {len(DEVICE_STYLES)} devices on one roofline chart")
+    fig, ax = _figure(ax, (10, 6.5))
+    intensity = results[0].intensity
+    positive = intensity[intensity > 0]
+    lo = min(0.1, float(positive.min()) / 2) if positive.size else 0.1
+    ridges = [r.ridge_point for r in results]
+    hi = max(1e4, float(intensity.max()) * 3, max(ridges) * 10)
+    x = np.logspace(np.log10(lo), np.log10(hi), 400)
+    device_handles = []
+    for index, ((color, marker), r) in enumerate(zip(DEVICE_STYLES, results)):
+        peak, bw = r.peak_flops_per_s, r.device.memory_bandwidth_bytes_per_s
+        (line,) = ax.plot(
+            x,
+            np.minimum(peak, x * bw) / TFLOP,
+            color=color,
+            lw=2,
+            label=f"{r.device.name} ({r.run.dtype}: {peak / TFLOP:,.0f} TFLOP/s, "
+            f"{bw / 1e9:,.0f} GB/s)",
+        )
+        device_handles.append(line)
+        ax.axvline(r.ridge_point, color=color, ls=":", lw=1)
+        ax.annotate(
+            f"ridge {r.ridge_point:,.0f} FLOP/B",
+            (r.ridge_point, 0.02 + 0.22 * (index % 3)),  # staggered: ridges can nearly coincide
+            xycoords=("data", "axes fraction"),
+            xytext=(-3, 0),
+            textcoords="offset points",
+            rotation=90,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color=color,
+        )
+        if all_dtypes:  # other dtypes' ceilings, one label for dtypes that share a peak
+            ceilings: dict[float, list[str]] = {}
+            for dtype, other in r.device.peak_flops_per_s.items():
+                if other != peak:
+                    ceilings.setdefault(other, []).append(dtype)
+            for other, names in ceilings.items():
+                ax.plot(x, np.minimum(other, x * bw) / TFLOP, color=color, lw=1, ls="--", alpha=0.6)
+                ax.annotate(
+                    "/".join(names),
+                    (hi, other / TFLOP),
+                    xytext=(-4, 2 + 9 * (index % 3)),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize=7,
+                    color=color,
+                )
+        shares = r.time_s / r.total_time_s
+        colors = [KIND_COLORS.get(str(k), "#000000") for k in r.layers.kind]
+        xs = np.where(r.intensity > 0, r.intensity, lo)
+        ax.scatter(
+            xs,
+            r.attainable_flops_per_s / TFLOP,
+            s=20 + 600 * shares,
+            c=colors,
+            marker=marker,
+            edgecolors=color,
+            linewidths=0.8,
+            alpha=0.85,
+            zorder=3,
+        )
+    first = results[0]
+    order = np.argsort(-first.time_s)[:top]
+    middle = np.sqrt(lo * hi)
+    for rank, i in enumerate(order):
+        xi = first.intensity[i] if first.intensity[i] > 0 else lo
+        right = xi > middle  # label towards the middle of the chart, away from the edge
+        ax.annotate(
+            f"{first.layers.name[i]} ({100 * first.time_s[i] / first.total_time_s:.0f}%)",
+            (xi, first.attainable_flops_per_s[i] / TFLOP),
+            xytext=(-14 if right else 12, -16 - 13 * rank),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"},
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("Arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("Attainable performance (TFLOP/s, 1e12 FLOP/s)")
+    seq = f", seq {first.seq}" if first.seq else ""
+    ax.set_title(
+        f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {first.run.dtype}"
+    )
+    ax.grid(True, which="both", alpha=0.2)
+    from matplotlib.lines import Line2D
+
+    kinds = sorted({str(k) for r in results for k in r.layers.kind})
+    kind_handles = [
+        Line2D([], [], ls="", marker="o", color=KIND_COLORS.get(k, "#000"), label=k) for k in kinds
+    ]
+    first_legend = ax.legend(
+        handles=device_handles,
+        loc="upper left",
+        fontsize=8,
+        title="device roof (marker = its points)",
+        title_fontsize=8,
+    )
+    for handle, (_, marker) in zip(first_legend.legend_handles, DEVICE_STYLES):
+        handle.set_marker(marker)  # type: ignore[union-attr]
+    ax.add_artist(first_legend)
+    ax.legend(
+        handles=kind_handles,
+        loc="lower right",
+        fontsize=8,
+        title="layer kind (area = time share)",
+        title_fontsize=8,
+    )
+    return fig
+
+
+SERIES_LABELS = {
+    "peak_flops": "Peak FLOP/s (16-bit tensor, else fp32)",
+    "dram_bandwidth": "DRAM bandwidth",
+    "interconnect_bandwidth": "Interconnect bandwidth (per device)",
+    "memory_capacity": "Memory capacity",
+}
+SERIES_COLORS = {
+    "peak_flops": "#1f77b4",
+    "dram_bandwidth": "#2ca02c",
+    "interconnect_bandwidth": "#ff7f0e",
+    "memory_capacity": "#9467bd",
+}
+
+
+def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int = 12) -> Figure:
+    """Fig. 1 of the paper from the device database: each series normalised to its first
+    device, log scale, with its fitted growth line; `labels` devices of the FLOP/s series
+    are named (spread over time)."""
+    from .memwall import PAPER_RATES, fit_trend, series
+
+    fig, ax = _figure(ax, (10, 6.5))
+    data = series(list(devices))
+    for name, (years, values, keys) in data.items():
+        if len(years) < 2:
+            continue
+        trend = fit_trend(years, values)
+        norm = values / values[0]
+        color = SERIES_COLORS[name]
+        ax.scatter(years, norm, color=color, s=22, zorder=3)
+        span = np.linspace(years.min(), years.max(), 50)
+        ax.plot(
+            span,
+            trend.at(span) / values[0],
+            color=color,
+            lw=1.5,
+            label=f"{SERIES_LABELS[name]}: {trend.growth_per_2y:.2f}x / 2 yrs "
+            f"(paper {PAPER_RATES[name]:.1f}x)",
+        )
+        if name == "peak_flops":
+            pick = np.unique(
+                np.linspace(0, len(keys) - 1, min(labels, len(keys))).round().astype(int)
+            )
+            for i in pick:
+                ax.annotate(
+                    keys[i],
+                    (years[i], norm[i]),
+                    xytext=(3, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=color,
+                    rotation=30,
+                )
+    ax.set_yscale("log")
+    ax.set_xlabel("Release date (year)")
+    ax.set_ylabel("Scaling relative to the first device of each series")
+    ax.set_title("The memory wall in this tool's device database")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def model_sizes(
+    workloads: Sequence[Workload], devices: Sequence[Device], ax: Axes | None = None
+) -> Figure:
+    """Fig. 2: parameter counts of the catalog's transformers vs the parameters that fit one
+    accelerator (capacity / 6 bytes, as the paper draws them), over time, with fits."""
+    from .memwall import fit_trend
+
+    fig, ax = _figure(ax, (10, 6))
+    models = [
+        (w.published.date, w.params, w.name)
+        for w in workloads
+        if w.family == "transformer" and w.published.date
+    ]
+    if len(models) < 2:
+        raise RooflineError("need at least two dated transformer models")
+    years = np.array([fractional_year(d) for d, _, _ in models])
+    params = np.array([p for _, p, _ in models])
+    window = years < FIT_UNTIL  # the paper's window: the dataset's models, up to 2021
+    trend = fit_trend(years[window], params[window])
+    ax.scatter(years[window], params[window], color="#1f77b4", zorder=3)
+    ax.scatter(
+        years[~window],
+        params[~window],
+        facecolors="none",
+        edgecolors="#1f77b4",
+        zorder=3,
+        label="after 2021 (not in the fit)",
+    )
+    for y, p, (_, _, name) in zip(years, params, models):
+        ax.annotate(name, (y, p), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    span = np.linspace(years[window].min(), years[window].max(), 50)
+    ax.plot(
+        span,
+        trend.at(span),
+        color="#1f77b4",
+        label=f"transformer parameters to 2021: {trend.growth_per_2y:,.0f}x / 2 yrs (paper 410x)",
+    )
+    accel = sorted(
+        (d.release_year, d.memory_capacity_bytes / 6, d.key)
+        for d in devices
+        if d.release_year >= years.min() - 1
+    )
+    ay = np.array([a[0] for a in accel])
+    av = np.array([a[1] for a in accel])
+    mem_trend = fit_trend(ay, av)
+    ax.scatter(ay, av, color="#d62728", marker="s", zorder=3)
+    aspan = np.linspace(ay.min(), ay.max(), 50)
+    ax.plot(
+        aspan,
+        mem_trend.at(aspan),
+        color="#d62728",
+        label=f"accelerator memory / 6 B a parameter: {mem_trend.growth_per_2y:.2f}x / 2 yrs "
+        "(paper 2x)",
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("Date (year)")
+    ax.set_ylabel("Parameters")
+    ax.set_title("Model size vs accelerator memory")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def training_compute(workloads: Sequence[Workload], ax: Axes | None = None) -> Figure:
+    """Fig. 3: training FLOPs of the catalog's models (computed from their published
+    training setups) over time, transformers and CNNs fitted separately."""
+    from .memwall import fit_trend
+
+    fig, ax = _figure(ax, (10, 6))
+    groups = {
+        "transformer": ("#1f77b4", "transformers", "paper 750x"),
+        "cnn": ("#2ca02c", "CNNs", ""),
+    }
+    any_points = False
+    for family, (color, label, paper) in groups.items():
+        rows = [
+            (w.published.date, w.training_flops(), w.name)
+            for w in workloads
+            if w.family == family and w.published.date and w.training is not None
+        ]
+        if len(rows) < 2:
+            continue
+        any_points = True
+        years = np.array([fractional_year(d) for d, _, _ in rows])
+        flops = np.array([f for _, f, _ in rows]) / 1e15
+        window = years < FIT_UNTIL
+        ax.scatter(years[window], flops[window], color=color, zorder=3)
+        ax.scatter(years[~window], flops[~window], facecolors="none", edgecolors=color, zorder=3)
+        for y, f, (_, _, name) in zip(years, flops, rows):
+            ax.annotate(name, (y, f), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        trend = fit_trend(years[window], flops[window])
+        span = np.linspace(years[window].min(), years[window].max(), 50)
+        ax.plot(
+            span,
+            trend.at(span),
+            color=color,
+            label=f"{label}: {trend.growth_per_2y:,.0f}x / 2 yrs"
+            + (f" ({paper})" if paper else ""),
+        )
+    if not any_points:
+        raise RooflineError("no models with training setups to plot")
+    ax.set_yscale("log")
+    ax.set_xlabel("Date (year)")
+    ax.set_ylabel("Training compute (PFLOP, 1e15 FLOP)")
+    ax.set_title(
+        "Training compute of the catalog's models (from their training setups; "
+        "hollow: after 2021, not fitted)"
+    )
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def training_memory(
+    workloads: Sequence[Workload], devices: Sequence[Device], ax: Axes | None = None
+) -> Figure:
+    """Fig. 4: the training memory table's models as stacked bars (parameters, optimizer,
+    activations; computed under the table's conventions) against the largest GPU memory
+    available when each model appeared."""
+    from .validate import reproduce_memory_row
+
+    fig, ax = _figure(ax, (10, 6))
+    rows = [w for w in workloads if w.published.training_memory is not None]
+    if not rows:
+        raise RooflineError("no models with a training memory row")
+    rows.sort(key=lambda w: w.published.date or "")
+    names, parts = [], []
+    for w in rows:
+        computed, _ = reproduce_memory_row(w, w.published.training_memory)  # type: ignore[arg-type]
+        names.append(w.name)
+        parts.append([computed["params"], computed["optimizer"], computed["activations"]])
+    values = np.array(parts) / 1e9
+    x = np.arange(len(rows))
+    bottom = np.zeros(len(rows))
+    for k, (label, color) in enumerate(
+        (("parameters", "#1f77b4"), ("optimizer state", "#ff7f0e"), ("activations", "#2ca02c"))
+    ):
+        ax.bar(x, values[:, k], bottom=bottom, color=color, label=label)
+        bottom += values[:, k]
+    gpus = [d for d in devices if d.vendor == "NVIDIA"]
+    limit = []
+    for w in rows:
+        year = fractional_year(w.published.date or "2000-01")
+        available = [d.memory_capacity_bytes for d in gpus if d.release_year <= year + 0.5]
+        limit.append(max(available) / 1e9 if available else np.nan)
+    ax.step(
+        np.r_[x - 0.5, x[-1] + 0.5],
+        np.r_[limit, limit[-1]],
+        where="post",
+        color="#d62728",
+        lw=2,
+        label="largest NVIDIA GPU memory at the time (device database)",
+    )
+    ax.set_xticks(
+        x, [f"{n}\n{(w.published.date or '')[:4]}" for n, w in zip(names, rows)], fontsize=8
+    )
+    ax.set_ylabel("Training memory (GB, 1e9 bytes)")
+    ax.set_title("Training memory (fp32 weights; optimizer 1x CV, 2x NLP) vs GPU memory")
+    ax.grid(True, axis="y", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def generations(gens: Sequence[object], ax: Axes | None = None) -> Figure:
+    """Speedup of one workload over the oldest device, as it is and as it would be had memory
+    bandwidth grown as fast as peak FLOP/s."""
+    fig, ax = _figure(ax, (10, 6))
+    years = np.array([g.device.release_year for g in gens])  # type: ignore[attr-defined]
+    real = np.array([g.speedup for g in gens])  # type: ignore[attr-defined]
+    ideal = np.array([g.speedup_if_bandwidth_kept_pace for g in gens])  # type: ignore[attr-defined]
+    ax.scatter(
+        years,
+        ideal,
+        color="#2ca02c",
+        marker="^",
+        label="if DRAM bandwidth had kept pace with FLOP/s",
+    )
+    ax.scatter(years, real, color="#1f77b4", label="estimated speedup")
+    for g, y, r in zip(gens, years, real):
+        ax.annotate(g.device.key, (y, r), xytext=(3, -9), textcoords="offset points", fontsize=7)  # type: ignore[attr-defined]
+    ax.set_yscale("log")
+    ax.set_xlabel("Release date (year)")
+    ax.set_ylabel(f"Speedup over {gens[0].device.key}")  # type: ignore[attr-defined]
+    ax.set_title("The memory wall for one workload")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig

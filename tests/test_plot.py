@@ -1,0 +1,206 @@
+"""Roofline and memory-wall charts: files open as images and the figures hold the right data;
+growth rates against a least-squares fit written out here."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import MappingProxyType
+
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from typer.testing import CliRunner
+
+from roofline import RunConfig, analyze, get_workload, list_devices
+from roofline.cli import app
+from roofline.hardware import Device
+from roofline.memwall import generations, rates
+from roofline.plot import memory_wall, model_sizes, roofline, training_compute, training_memory
+
+
+def _device(
+    key: str, release: str, peak: float, bw: float, cap: float, link: float | None
+) -> Device:
+    return Device(
+        key=key,
+        name=key,
+        vendor="test",
+        release=release,
+        peak_flops_per_s=MappingProxyType({"fp16": peak}),
+        memory_capacity_bytes=cap,
+        memory_bandwidth_bytes_per_s=bw,
+        memory_type="HBM",
+        onchip_cache_bytes=None,
+        interconnect_bandwidth_bytes_per_s=link,
+        interconnect_counting="bidirectional",
+        interconnect_type="link",
+        tdp_w=None,
+        source="hand-made for the tests",
+    )
+
+
+def _least_squares_growth(years: list[float], values: list[float]) -> float:
+    """Growth per two years from the textbook formula: slope = Sxy / Sxx on ln(values)."""
+    logs = [math.log(v) for v in values]
+    mx, my = sum(years) / len(years), sum(logs) / len(logs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(years, logs))
+    sxx = sum((x - mx) ** 2 for x in years)
+    return math.exp(2 * sxy / sxx)
+
+
+def test_growth_rates_against_an_independent_fit():
+    # peaks x4 every 2 years exactly, bandwidth x2, capacity noisy, link on two devices only
+    devices = [
+        _device("d2010", "2010-01-01", 1e12, 1e11, 4e9, None),
+        _device("d2012", "2012-01-01", 4e12, 2e11, 9e9, 1e10),
+        _device("d2014", "2014-01-01", 16e12, 4e11, 12e9, 3e10),
+        _device("d2016", "2016-07-01", 64e12 * 1.2, 8e11, 40e9, None),
+    ]
+    got = rates(devices)
+    years = [d.release_year for d in devices]
+    assert got["peak_flops"].growth_per_2y == pytest.approx(
+        _least_squares_growth(years, [1e12, 4e12, 16e12, 76.8e12]), rel=1e-12
+    )
+    assert got["dram_bandwidth"].growth_per_2y == pytest.approx(
+        _least_squares_growth(years, [1e11, 2e11, 4e11, 8e11]), rel=1e-12
+    )
+    assert got["memory_capacity"].growth_per_2y == pytest.approx(
+        _least_squares_growth(years, [4e9, 9e9, 12e9, 40e9]), rel=1e-12
+    )
+    assert got["interconnect_bandwidth"].points == 2  # devices without a link left out
+    assert got["interconnect_bandwidth"].growth_per_2y == pytest.approx(
+        3.0, rel=1e-3
+    )  # 1e10 -> 3e10
+
+
+def test_database_rates_near_the_papers():
+    got = rates(list_devices())
+    # the paper: 3.0x, 1.6x, 1.4x, 2x per two years; this database gives 2.7, 1.55, 1.44, 1.7
+    assert 2.2 < got["peak_flops"].growth_per_2y < 3.5
+    assert 1.3 < got["dram_bandwidth"].growth_per_2y < 1.8
+    assert 1.2 < got["interconnect_bandwidth"].growth_per_2y < 1.7
+    assert got["peak_flops"].growth_per_2y > got["dram_bandwidth"].growth_per_2y
+
+
+def test_generations_by_hand():
+    # device b: 2x the peak and 2x the bandwidth of a, so everything runs exactly 2x faster
+    a = _device("a", "2016-01", 100e12, 1e12, 16e9, None)
+    b = _device("b", "2018-01", 200e12, 2e12, 32e9, None)
+    c = _device("c", "2020-01", 800e12, 2e12, 32e9, None)  # 8x the peak, same bandwidth as b
+    gens = generations(get_workload("bert-large"), [c, b, a], RunConfig(batch=1, seq=512))
+    assert [g.device.key for g in gens] == ["a", "b", "c"]
+    assert gens[0].speedup == 1.0
+    assert gens[1].speedup == pytest.approx(2.0)
+    assert gens[1].speedup_if_bandwidth_kept_pace == pytest.approx(2.0)
+    # c: had bandwidth grown 8x like the peak, the whole workload would run 8x faster
+    assert gens[2].speedup_if_bandwidth_kept_pace == pytest.approx(8.0)
+    assert gens[2].speedup < 8.0
+    assert gens[2].ridge_point == pytest.approx(400.0)
+
+
+def _results():
+    run = RunConfig(batch=1, seq=512)
+    return [analyze("bert-large", hw, run) for hw in ("a100", "h100", "mi300x")]
+
+
+def test_roofline_figure_holds_the_data():
+    results = _results()
+    fig = roofline(results, top=4)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    roofs = [line for line in ax.get_lines() if line.get_label().startswith(("NVIDIA", "AMD"))]
+    assert len(roofs) == 3  # one roof per device
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points) == 3 and all(len(c.get_offsets()) == len(results[0].layers) for c in points)
+    labels = [t.get_text() for t in ax.texts]
+    assert sum(t.startswith("ridge ") for t in labels) == 3
+    assert any(t.startswith("block.ffn_up") for t in labels)
+    assert len([t for t in labels if t.startswith(("block.", "embeddings", "pooler"))]) == 4
+    assert "FLOP/byte" in ax.get_xlabel() and "TFLOP/s" in ax.get_ylabel()
+    # the A100 roof: min(312e12, I x 2039e9) in TFLOP/s
+    x, y = roofs[0].get_data()
+    assert y[-1] == pytest.approx(312.0) and y[0] == pytest.approx(x[0] * 2.039)
+    dtypes = roofline(results[:1], all_dtypes=True)
+    assert len(dtypes.axes[0].get_lines()) > len(roofline(results[:1]).axes[0].get_lines())
+
+
+def test_memory_wall_figures():
+    devices = list_devices()
+    fig = memory_wall(devices)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == 4 and all("x / 2 yrs" in t and "paper" in t for t in legend)
+    assert len(ax.collections) == 4  # one point series each
+    workloads = [
+        get_workload(k)
+        for k in (
+            "transformer",
+            "gpt-1",
+            "bert-large",
+            "gpt-2",
+            "gpt-3",
+            "alexnet",
+            "vgg-19",
+            "resnet152",
+            "densenet201",
+            "resnext101-64x4d",
+            "transformer-big",
+        )
+    ]
+    assert model_sizes(workloads, devices).axes[0].get_yscale() == "log"
+    assert len(training_compute(workloads).axes[0].get_lines()) == 2  # transformers, CNNs
+    bars = training_memory(workloads, devices).axes[0]
+    assert len(bars.patches) == 3 * 8  # params, optimizer, activations for the 8 table rows
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_plot_cli_writes_images(tmp_path, suffix):
+    out = tmp_path / f"roof{suffix}"
+    res = CliRunner().invoke(app, ["plot", "-m", "bert-large", "--hw", "a100,h100", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = out.read_bytes()
+    if suffix == ".png":
+        import matplotlib.image
+
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.image.imread(str(out)).shape[2] in (3, 4)
+    elif suffix == ".svg":
+        assert b"<svg" in data[:500]
+    else:
+        assert data[:5] == b"%PDF-"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_plot_cli_errors():
+    res = CliRunner().invoke(app, ["plot", "-m", "bert-large", "--hw", "a100", "-o", "x.gif"])
+    assert res.exit_code == 2 and "must end in .png, .svg, .pdf" in res.stderr
+    res = CliRunner().invoke(app, ["plot", "-m", "bert-large", "--hw", "a1OO", "-o", "x.png"])
+    assert res.exit_code == 2 and "did you mean" in res.stderr
+
+
+def test_memwall_cli(tmp_path):
+    res = CliRunner().invoke(app, ["memwall", "-f", "json"])
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert set(data["rates"]) == {
+        "peak_flops",
+        "dram_bandwidth",
+        "interconnect_bandwidth",
+        "memory_capacity",
+    }
+    assert data["paper_rates"]["peak_flops"] == 3.0
+    for figure in ("scaling", "models", "compute", "memory"):
+        out = tmp_path / f"{figure}.png"
+        res = CliRunner().invoke(app, ["memwall", "--figure", figure, "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    res = CliRunner().invoke(
+        app, ["memwall", "-m", "bert-large", "--hw", "v100,a100,h100", "-f", "json"]
+    )
+    rows = json.loads(res.stdout)
+    assert [r["device"] for r in rows] == ["v100", "a100", "h100"]
+    assert rows[0]["speedup"] == 1.0
+    # A100 vs V100 at fp16: ridge 153 vs 139 FLOP/B
+    assert rows[1]["ridge_point"] == pytest.approx(312e12 / 2039e9)
