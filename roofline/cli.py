@@ -423,7 +423,7 @@ def memwall(
             if output is not None:
                 from . import plot as plots
 
-                _save_figure(plots.generations(gens), output)
+                _save_figure(plots.generations(gens, name=w.name), output)
             if fmt is Format.json:
                 _emit(report.to_json(report.generation_rows(gens)), None, None)
             elif fmt is Format.csv:

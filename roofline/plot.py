@@ -406,7 +406,9 @@ def training_memory(
     return fig
 
 
-def generations(gens: Sequence[object], ax: Axes | None = None) -> Figure:
+def generations(
+    gens: Sequence[object], ax: Axes | None = None, name: str = "one workload"
+) -> Figure:
     """Speedup of one workload over the oldest device, as it is and as it would be had memory
     bandwidth grown as fast as peak FLOP/s."""
     fig, ax = _figure(ax, (10, 6))
@@ -426,7 +428,7 @@ def generations(gens: Sequence[object], ax: Axes | None = None) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("Release date (year)")
     ax.set_ylabel(f"Speedup over {gens[0].device.key}")  # type: ignore[attr-defined]
-    ax.set_title("The memory wall for one workload")
+    ax.set_title(f"The memory wall for {name}")
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(loc="upper left", fontsize=8)
     return fig
