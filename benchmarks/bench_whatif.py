@@ -38,7 +38,8 @@ def main() -> None:
         wall = time.perf_counter() - start
         pairs = sweep.grid.scenarios * len(sweep.devices)
         print(
-            f"(a) {sweep.grid.scenarios:,} scenarios x {len(sweep.devices)} devices = {pairs:,} pairs, "
+            f"(a) {sweep.grid.scenarios:,} scenarios x {len(sweep.devices)} devices = "
+            f"{pairs:,} pairs, "
             f"end to end {wall:.2f} s ({pairs / wall / 1e6:.0f} M pairs/s); target < 2 s"
         )
     print(f"    e.g. {found[0]['device']}: fastest fitting {found[0]['best']}")
