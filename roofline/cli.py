@@ -148,6 +148,17 @@ def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
         _fail(str(exc))
 
 
+def _step(w: Any, run: Any, layout: Any, device: Any) -> tuple[float, float] | None:
+    """(compute, communication) seconds of a step, or None where the device cannot run it
+    (no peak for the dtype, no interconnect for a multi-device layout)."""
+    from .parallel import step_time
+
+    try:
+        return step_time(w, run, layout, device)
+    except RooflineError:
+        return None
+
+
 @app.command()
 def memory(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
@@ -201,11 +212,12 @@ def memory(
         layouts = {
             d.key: min_layout(w, run_config, d, optimizer, recompute=recompute) for d in devices
         }
+        steps = {d.key: _step(w, run_config, layout, d) for d in devices}
         if fmt is Format.json:
-            data = report.memory_dict(breakdown, result, layout, comm, layouts)
+            data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
             _emit(report.to_json(data), None, output)
         elif fmt is Format.csv:
-            data = report.memory_dict(breakdown, result, layout, comm, layouts)
+            data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
             rows = [d | {"total_bytes": breakdown.total} for d in data["devices"]]
             for row in rows:
                 row["min_layout"] = str(row["min_layout"])
@@ -216,7 +228,7 @@ def memory(
             )
             if layout.devices > 1:
                 title += f"; per device of dp {dp} x tp {tp} x pp {pp}, ZeRO-{zero}"
-            items = report.memory_table(title, breakdown, result, layout, comm, layouts)
+            items = report.memory_table(title, breakdown, result, layout, comm, layouts, steps)
             _emit(None, items, output)
     except RooflineError as exc:
         _fail(str(exc))

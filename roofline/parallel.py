@@ -183,3 +183,15 @@ def min_layout(
                 if m.total <= device.memory_capacity_bytes:
                     best = layout
     return best
+
+
+def step_time(w: Workload, run: RunConfig, layout: Layout, device: Device) -> tuple[float, float]:
+    """(compute, communication) seconds of one step on `device` under `layout`: the
+    data-parallel share's roofline time split evenly over tensor x pipeline devices (no
+    pipeline bubble), plus the layout's communication on the interconnect, not overlapped."""
+    from .analysis import analyze
+
+    check_layout(w, run, layout)
+    local = replace(run, batch=run.batch // layout.data)
+    compute = analyze(w, device, local).total_time_s / (layout.tensor * layout.pipeline)
+    return compute, communication(w, run, layout).time_s(device)

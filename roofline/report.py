@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from .hardware import Device
@@ -397,6 +398,7 @@ def memory_dict(
     layout: Layout,
     comm: Communication,
     layouts: dict[str, Layout | None],
+    steps: dict[str, tuple[float, float] | None] | None = None,
 ) -> dict[str, Any]:
     """`breakdown` is per device of `layout`; each device row adds the smallest layout that
     fits it (tensor parallel up to 8, then pipeline, then data parallel with ZeRO-3)."""
@@ -422,6 +424,7 @@ def memory_dict(
                 "min_devices": f.min_devices,
                 "min_layout": _layout_dict(layouts.get(f.device.key)),
                 "communication_time_s": _comm_time(comm, f.device),
+                "step_time_s": sum(steps[f.device.key] or (math.nan,)) if steps else None,
             }
             for f in fits
         ],
@@ -455,6 +458,7 @@ def memory_table(
     layout: Layout,
     comm: Communication,
     layouts: dict[str, Layout | None],
+    steps: dict[str, tuple[float, float] | None] | None = None,
 ) -> list[RenderableType]:
     from rich.table import Table
 
@@ -472,6 +476,8 @@ def memory_table(
     headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
     if layout.devices > 1:
         headers.append("communication / step")
+    if steps:
+        headers.append("step time")
     for header in headers:
         devices.add_column(
             header, justify="left" if header in ("device", "smallest layout") else "right"
@@ -493,6 +499,9 @@ def memory_table(
         if layout.devices > 1:
             t = _comm_time(comm, f.device)
             row.append("no interconnect" if t is None else seconds(t))
+        if steps:
+            step = steps.get(f.device.key)
+            row.append("-" if step is None else seconds(sum(step)))
         devices.add_row(*row)
     return [parts, devices]
 

@@ -292,5 +292,9 @@ def test_memory_cli_layouts():
     assert h100["communication_time_s"] == pytest.approx(
         data["communication_bytes"]["tensor"] / 450e9
     )
+    # step = the data-parallel share's roofline time over the 4 devices + the all-reduces
+    share = analyze("llama-2-70b", "h100", RunConfig(batch=8, phase="decode", context=4096))
+    expected = share.total_time_s / 4 + h100["communication_time_s"]
+    assert h100["step_time_s"] == pytest.approx(expected)
     bad = CliRunner().invoke(app, ["memory", "-m", "gpt-3", "--tp", "5"])
     assert bad.exit_code == 2 and "--tp 5: gpt-3 has 96 heads" in bad.stderr
