@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from ._paths import data_dir
+from ._catalog import Catalog
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
-from .errors import RooflineError, SpecError, UnknownNameError
+from .errors import RooflineError, SpecError
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
 
@@ -158,59 +157,23 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
     )
 
 
-def load_device_file(path: str | os.PathLike[str]) -> Device:
-    """Load a device from any YAML file of the hardware schema."""
-    path = Path(path)
-    shown = _display(path)
+def _load(path: Path, shown: str) -> Device:
     return parse_device(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(data_dir("hardware").parent))
-    except ValueError:
-        return str(path)
+DEVICES: Catalog[Device] = Catalog("hardware", "device", "--hw", _load)
 
 
-@cache
-def _catalog() -> dict[str, Device]:
-    """Every shipped device by key (its file name); read on first use, not at import."""
-    devices = {}
-    for path in sorted(data_dir("hardware").glob("*.yaml")):
-        device = load_device_file(path)
-        devices[device.key] = device
-    return devices
+def load_device_file(path: str | os.PathLike[str]) -> Device:
+    """Load a device from any YAML file of the hardware schema."""
+    return DEVICES.load_file(path)
 
 
 def list_devices() -> list[Device]:
     """All shipped devices, oldest first."""
-    return sorted(_catalog().values(), key=lambda d: (d.release, d.key))
-
-
-@cache
-def _aliases() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for device in _catalog().values():
-        for alias in (device.key, *device.aliases):
-            if alias in index and index[alias] != device.key:
-                raise SpecError(
-                    device.path, [f"aliases: {alias!r} is already used by {index[alias]}"]
-                )
-            index[alias] = device.key
-    return index
+    return sorted(DEVICES.items.values(), key=lambda d: (d.release, d.key))
 
 
 def get_device(name: str) -> Device:
     """A device by key, alias, or path to a YAML file of the same schema."""
-    if name.endswith((".yaml", ".yml")) or os.sep in name:
-        if not Path(name).is_file():
-            raise RooflineError(f"--hw {name}: no such file")
-        return load_device_file(name)
-    wanted = name.strip().lower()
-    direct = data_dir("hardware") / f"{wanted}.yaml"
-    if direct.is_file():  # the common case reads one file, not the whole catalog
-        return load_device_file(direct)
-    index = _aliases()
-    if wanted in index:
-        return _catalog()[index[wanted]]
-    raise UnknownNameError("device", name, index, "see `roofline hardware list`")
+    return DEVICES.get(name)

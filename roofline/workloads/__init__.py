@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .._paths import data_dir
+from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
-from ..errors import RooflineError, SpecError, UnknownNameError
+from ..errors import SpecError
 from ..layers import LayerTable
 from ..scenario import RunConfig
 from . import cnn, lstm, onnx_graph, recsys, transformer
@@ -207,14 +206,8 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
 MODEL_FILES = (".yaml", ".yml", ".json", ".onnx")
 
 
-def load_workload_file(path: str | os.PathLike[str], run_hint: RunConfig | None = None) -> Workload:
-    """A workload from a YAML file of the workload schema, a Hugging Face config.json or an
-    ONNX graph (whose shapes are fixed by the file or by `run_hint`)."""
-    path = Path(path)
-    try:
-        shown = str(path.resolve().relative_to(data_dir("workloads").parent))
-    except ValueError:
-        shown = str(path)
+def _load(path: Path, shown: str) -> Workload:
+    """A YAML file of the workload schema, a Hugging Face config.json or an ONNX graph."""
     suffix = path.suffix.lower()
     if suffix == ".json":
         from .hf import load_hf_config
@@ -229,40 +222,18 @@ def load_workload_file(path: str | os.PathLike[str], run_hint: RunConfig | None 
     return parse_workload(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
-@cache
-def _catalog() -> dict[str, Workload]:
-    return {
-        p.stem.lower(): load_workload_file(p) for p in sorted(data_dir("workloads").glob("*.yaml"))
-    }
+WORKLOADS: Catalog[Workload] = Catalog("workloads", "model", "--model", _load, MODEL_FILES)
+
+
+def load_workload_file(path: str | os.PathLike[str]) -> Workload:
+    return WORKLOADS.load_file(path)
 
 
 def list_workloads() -> list[Workload]:
     """All shipped workloads, by published date then name."""
-    return sorted(_catalog().values(), key=lambda w: (w.published.date or "9999", w.key))
-
-
-@cache
-def _aliases() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for w in _catalog().values():
-        for alias in (w.key, *w.aliases):
-            if alias in index and index[alias] != w.key:
-                raise SpecError(w.path, [f"aliases: {alias!r} is already used by {index[alias]}"])
-            index[alias] = w.key
-    return index
+    return sorted(WORKLOADS.items.values(), key=lambda w: (w.published.date or "9999", w.key))
 
 
 def get_workload(name: str) -> Workload:
-    """A workload by key, alias, or path to a YAML file of the workload schema."""
-    if name.lower().endswith(MODEL_FILES) or os.sep in name:
-        if not Path(name).is_file():
-            raise RooflineError(f"--model {name}: no such file")
-        return load_workload_file(name)
-    wanted = name.strip().lower()
-    direct = data_dir("workloads") / f"{wanted}.yaml"
-    if direct.is_file():
-        return load_workload_file(direct)
-    index = _aliases()
-    if wanted in index:
-        return _catalog()[index[wanted]]
-    raise UnknownNameError("model", name, index, "see `roofline models list`")
+    """A workload by key, alias, or path to a model file (YAML, config.json, .onnx)."""
+    return WORKLOADS.get(name)
