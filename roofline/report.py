@@ -17,6 +17,7 @@ from .hardware import Device
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import RenderableType
+    from rich.table import Table
 
     from .analysis import Result
     from .memory import Fit, MemoryBreakdown
@@ -155,9 +156,17 @@ def seconds(value: float) -> str:
     return f"{value / 1e-9:.3g} ns"
 
 
-def result_table(result: Result) -> list[RenderableType]:
+def _table(title: str, headers: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """A rich Table with a left-justified title; `left` columns left-aligned, others right."""
     from rich.table import Table
 
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, justify="left" if header in left else "right")
+    return table
+
+
+def result_table(result: Result) -> list[RenderableType]:
     r = result
     scenario = [r.run.phase, f"batch {r.run.batch}"]
     if r.seq is not None:
@@ -165,11 +174,19 @@ def result_table(result: Result) -> list[RenderableType]:
     if r.run.phase == "decode":
         scenario.append(f"context {r.run.context or r.seq}")
     title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.dtype}"
-    table = Table(title=title, title_justify="left")
-    for header in ("layer", "kind", "count", "GFLOP", "MB moved", "FLOP/B", "TFLOP/s", "time"):
-        table.add_column(header, justify="left" if header in ("layer", "kind") else "right")
-    table.add_column("% time", justify="right")
-    table.add_column("bound")
+    headers = (
+        "layer",
+        "kind",
+        "count",
+        "GFLOP",
+        "MB moved",
+        "FLOP/B",
+        "TFLOP/s",
+        "time",
+        "% time",
+        "bound",
+    )
+    table = _table(title, headers, left=("layer", "kind", "bound"))
     for row in layer_rows(r):
         table.add_row(
             row["name"],
@@ -225,14 +242,12 @@ def device_dict(d: Device) -> dict[str, Any]:
 
 
 def device_list_table(devices: list[Device]) -> RenderableType:
-    from rich.table import Table
-
-    table = Table(title="Devices (dense peaks; GB = 1e9 bytes, GiB = 2^30 bytes)")
-    for header in ("key", "device", "released", "fp16/bf16 TFLOP/s", "memory GB", "GB/s"):
-        table.add_column(
-            header, justify="right" if header[0].isupper() or "/" in header else "left"
-        )
-    table.add_column("aliases")
+    headers = ("key", "device", "released", "fp16/bf16 TFLOP/s", "memory GB", "GB/s", "aliases")
+    table = _table(
+        "Devices (dense peaks; GB = 1e9 bytes, GiB = 2^30 bytes)",
+        headers,
+        left=("key", "device", "released", "aliases"),
+    )
     for d in devices:
         half = d.peak_flops_per_s.get("fp16", d.peak_flops_per_s.get("bf16"))
         table.add_row(
@@ -298,11 +313,11 @@ def workload_dict(w: Workload) -> dict[str, Any]:
 
 
 def workload_list_table(workloads: list[Workload], params: list[float]) -> RenderableType:
-    from rich.table import Table
-
-    table = Table(title="Models (parameters computed from the architecture)")
-    for header in ("key", "model", "family", "date", "params", "aliases"):
-        table.add_column(header, justify="right" if header == "params" else "left")
+    table = _table(
+        "Models (parameters computed from the architecture)",
+        ("key", "model", "family", "date", "params", "aliases"),
+        left=("key", "model", "family", "date", "aliases"),
+    )
     for w, p in zip(workloads, params):
         table.add_row(
             w.key, w.name, w.family, w.published.date or "-", count(p), ", ".join(w.aliases)
@@ -347,17 +362,12 @@ _METRIC_UNITS = {
 
 
 def validation_table(checks: list[Check]) -> list[RenderableType]:
-    from rich.table import Table
-
-    table = Table(
-        title="Computed from the architecture vs the published dataset "
+    table = _table(
+        "Computed from the architecture vs the published dataset "
         "(params within 5%, inference FLOPs within 10%; flagged = published figure inconsistent)",
-        title_justify="left",
+        ("model", "metric", "computed", "published", "error", "check", "reason"),
+        left=("model", "metric", "check", "reason"),
     )
-    for header in ("model", "metric", "computed", "published", "error", "check", "reason"):
-        table.add_column(
-            header, justify="right" if header in ("computed", "published", "error") else "left"
-        )
     for c in checks:
         scale, unit = _METRIC_UNITS.get(c.metric, (1, ""))
 
@@ -460,28 +470,20 @@ def memory_table(
     layouts: dict[str, Layout | None],
     steps: dict[str, tuple[float, float] | None] | None = None,
 ) -> list[RenderableType]:
-    from rich.table import Table
-
-    parts = Table(title=title, title_justify="left")
-    parts.add_column("part")
-    parts.add_column("GB", justify="right")
-    parts.add_column("GiB", justify="right")
+    parts = _table(title, ("part", "GB", "GiB"), left=("part",))
     for name, value in breakdown.as_dict().items():
         parts.add_row(name, f"{value / 1e9:,.2f}", f"{value / 2**30:,.2f}")
-    devices = Table(
-        title="Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
-        "smallest layout: dp x tp x pp, ZeRO stage)",
-        title_justify="left",
-    )
     headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
     if layout.devices > 1:
         headers.append("communication / step")
     if steps:
         headers.append("step time")
-    for header in headers:
-        devices.add_column(
-            header, justify="left" if header in ("device", "smallest layout") else "right"
-        )
+    devices = _table(
+        "Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
+        "smallest layout: dp x tp x pp, ZeRO stage)",
+        tuple(headers),
+        left=("device", "smallest layout"),
+    )
     for f in fits:
         best = layouts.get(f.device.key)
         shown = (
@@ -516,31 +518,26 @@ def whatif_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
 
 
 def whatif_tables(name: str, sweep: Sweep, result: dict[str, Any]) -> list[RenderableType]:
-    from rich.table import Table
-
     items: list[RenderableType] = []
     rows = result["scenarios"]
     if rows:
-        table = Table(
-            title=f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)",
-            title_justify="left",
+        table = _table(
+            f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)",
+            (
+                "device",
+                "dtype",
+                "batch",
+                "seq",
+                "context",
+                "devices",
+                "time",
+                "samples/s",
+                "memory GB",
+                "fits",
+                "memory-bound",
+            ),
+            left=("device", "dtype", "fits"),
         )
-        for header in (
-            "device",
-            "dtype",
-            "batch",
-            "seq",
-            "context",
-            "devices",
-            "time",
-            "samples/s",
-            "memory GB",
-            "fits",
-            "memory-bound",
-        ):
-            table.add_column(
-                header, justify="left" if header in ("device", "dtype", "fits") else "right"
-            )
         for r in rows:
             table.add_row(
                 r["device"],
@@ -562,22 +559,19 @@ def whatif_tables(name: str, sweep: Sweep, result: dict[str, Any]) -> list[Rende
             f"{n:,} (scenario, device) pairs evaluated; "
             "--format csv --output FILE writes all of them"
         )
-    ans = Table(title="Answers (at the longest swept sequence/context)", title_justify="left")
-    for header in (
-        "device",
-        "dtype",
-        "ridge FLOP/B",
-        "compute-bound from batch",
-        "largest batch that fits",
-        "fastest fitting scenario",
-        "time to train",
-    ):
-        ans.add_column(
-            header,
-            justify="left"
-            if header in ("device", "dtype", "fastest fitting scenario", "time to train")
-            else "right",
-        )
+    ans = _table(
+        "Answers (at the longest swept sequence/context)",
+        (
+            "device",
+            "dtype",
+            "ridge FLOP/B",
+            "compute-bound from batch",
+            "largest batch that fits",
+            "fastest fitting scenario",
+            "time to train",
+        ),
+        left=("device", "dtype", "fastest fitting scenario", "time to train"),
+    )
     for a in result["answers"]:
         best = a["best"]
         best_text = (
@@ -633,17 +627,14 @@ def rates_dict(trends: dict[str, Trend]) -> dict[str, Any]:
 
 
 def rates_table(trends: dict[str, Trend]) -> RenderableType:
-    from rich.table import Table
-
     from .memwall import PAPER_RATES
 
-    table = Table(
-        title="Growth per two years, fitted over the device database (least squares "
+    table = _table(
+        "Growth per two years, fitted over the device database (least squares "
         "on log value vs release date)",
-        title_justify="left",
+        ("series", "this database", "paper", "devices"),
+        left=("series",),
     )
-    for header in ("series", "this database", "paper", "devices"):
-        table.add_column(header, justify="left" if header == "series" else "right")
     for name, t in trends.items():
         table.add_row(name, f"{t.growth_per_2y:.2f}x", f"{PAPER_RATES[name]:.1f}x", str(t.points))
     return table
@@ -667,27 +658,22 @@ def generation_rows(gens: list[Generation]) -> list[dict[str, Any]]:
 
 
 def generation_table(name: str, gens: list[Generation]) -> RenderableType:
-    from rich.table import Table
-
-    table = Table(
-        title=f"{name} across generations (each device at its 16-bit tensor peak, "
-        "else fp32); speedup over the oldest",
-        title_justify="left",
+    table = _table(
+        f"{name} across generations (each device at its 16-bit tensor peak, else fp32); "
+        "speedup over the oldest",
+        (
+            "device",
+            "released",
+            "dtype",
+            "ridge FLOP/B",
+            "time",
+            "memory-bound",
+            "of peak",
+            "speedup",
+            "if bandwidth kept pace",
+        ),
+        left=("device", "released", "dtype"),
     )
-    for header in (
-        "device",
-        "released",
-        "dtype",
-        "ridge FLOP/B",
-        "time",
-        "memory-bound",
-        "of peak",
-        "speedup",
-        "if bandwidth kept pace",
-    ):
-        table.add_column(
-            header, justify="left" if header in ("device", "released", "dtype") else "right"
-        )
     for g in gens:
         table.add_row(
             g.device.key,
