@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -92,6 +93,26 @@ def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) 
         _fail(f"--output {output}: {exc.strerror or exc}")
 
 
+def _show(
+    fmt: Format,
+    output: Path | None,
+    *,
+    data: Callable[[], Any],
+    rows: Callable[[], list[dict[str, Any]]],
+    table: Callable[[], list[Any]],
+) -> None:
+    """One result in the chosen format: `data` as JSON, `rows` as CSV, `table` for people.
+    Only the chosen one is built."""
+    from . import report
+
+    if fmt is Format.json:
+        _emit(report.to_json(data()), None, output)
+    elif fmt is Format.csv:
+        _emit(report.to_csv(rows()), None, output)
+    else:
+        _emit(None, table(), output)
+
+
 @app.command()
 def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a workload YAML.")],
@@ -119,12 +140,13 @@ def run(
 
         run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
         result = analyze(model, hw, run_config)
-        if fmt is Format.json:
-            _emit(report.to_json(report.result_dict(result)), None, output)
-        elif fmt is Format.csv:
-            _emit(report.to_csv(report.layer_rows(result)), None, output)
-        else:
-            _emit(None, report.result_table(result), output)
+        _show(
+            fmt,
+            output,
+            data=lambda: report.result_dict(result),
+            rows=lambda: report.layer_rows(result),
+            table=lambda: report.result_table(result),
+        )
     except RooflineError as exc:
         _fail(str(exc))
 
@@ -138,12 +160,13 @@ def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
         from .validate import validate as run_validation
 
         checks = run_validation()
-        if fmt is Format.json:
-            _emit(report.to_json(report.check_rows(checks)), None, output)
-        elif fmt is Format.csv:
-            _emit(report.to_csv(report.check_rows(checks)), None, output)
-        else:
-            _emit(None, report.validation_table(checks), output)
+        _show(
+            fmt,
+            output,
+            data=lambda: report.check_rows(checks),
+            rows=lambda: report.check_rows(checks),
+            table=lambda: report.validation_table(checks),
+        )
     except RooflineError as exc:
         _fail(str(exc))
 
@@ -213,23 +236,25 @@ def memory(
             d.key: min_layout(w, run_config, d, optimizer, recompute=recompute) for d in devices
         }
         steps = {d.key: _step(w, run_config, layout, d) for d in devices}
-        if fmt is Format.json:
-            data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
-            _emit(report.to_json(data), None, output)
-        elif fmt is Format.csv:
-            data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
-            rows = [d | {"total_bytes": breakdown.total} for d in data["devices"]]
-            for row in rows:
-                row["min_layout"] = str(row["min_layout"])
-            _emit(report.to_csv(rows), None, output)
-        else:
-            title = f"{w.name}: {phase}, batch {batch}, {dtype}" + (
-                f", {optimizer}" if phase == "training" else ""
-            )
-            if layout.devices > 1:
-                title += f"; per device of dp {dp} x tp {tp} x pp {pp}, ZeRO-{zero}"
-            items = report.memory_table(title, breakdown, result, layout, comm, layouts, steps)
-            _emit(None, items, output)
+        data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
+        rows = [
+            d | {"total_bytes": breakdown.total, "min_layout": str(d["min_layout"])}
+            for d in data["devices"]
+        ]
+        title = f"{w.name}: {phase}, batch {batch}, {dtype}" + (
+            f", {optimizer}" if phase == "training" else ""
+        )
+        if layout.devices > 1:
+            title += f"; per device of dp {dp} x tp {tp} x pp {pp}, ZeRO-{zero}"
+        _show(
+            fmt,
+            output,
+            data=lambda: data,
+            rows=lambda: rows,
+            table=lambda: report.memory_table(
+                title, breakdown, result, layout, comm, layouts, steps
+            ),
+        )
     except RooflineError as exc:
         _fail(str(exc))
 
@@ -328,12 +353,13 @@ def whatif(
             "scenarios": rows,
             "scenario_device_pairs": pairs,
         }
-        if fmt is Format.json:
-            _emit(report.to_json(result), None, output)
-        elif fmt is Format.csv:
-            _emit(report.to_csv(rows), None, output)
-        else:
-            _emit(None, report.whatif_tables(w.name, sweep, result), output)
+        _show(
+            fmt,
+            output,
+            data=lambda: result,
+            rows=lambda: rows,
+            table=lambda: report.whatif_tables(w.name, sweep, result),
+        )
     except RooflineError as exc:
         _fail(str(exc))
 
@@ -436,12 +462,13 @@ def memwall(
                 from . import plot as plots
 
                 _save_figure(plots.generations(gens, name=w.name), output)
-            if fmt is Format.json:
-                _emit(report.to_json(report.generation_rows(gens)), None, None)
-            elif fmt is Format.csv:
-                _emit(report.to_csv(report.generation_rows(gens)), None, None)
-            else:
-                _emit(None, [report.generation_table(w.name, gens)], None)
+            _show(
+                fmt,
+                None,
+                data=lambda: report.generation_rows(gens),
+                rows=lambda: report.generation_rows(gens),
+                table=lambda: [report.generation_table(w.name, gens)],
+            )
             return
         trends = wall.rates(devices)
         if output is not None:
@@ -455,12 +482,13 @@ def memwall(
                 WallFigure.memory: lambda: plots.training_memory(workloads, devices),
             }[figure]()
             _save_figure(fig, output)
-        if fmt is Format.json:
-            _emit(report.to_json(report.rates_dict(trends)), None, None)
-        elif fmt is Format.csv:
-            _emit(report.to_csv(report.rates_dict(trends)["series"]), None, None)
-        else:
-            _emit(None, [report.rates_table(trends)], None)
+        _show(
+            fmt,
+            None,
+            data=lambda: report.rates_dict(trends),
+            rows=lambda: report.rates_dict(trends)["series"],
+            table=lambda: [report.rates_table(trends)],
+        )
     except RooflineError as exc:
         _fail(str(exc))
 
