@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from roofline import RunConfig, analyze, get_device, get_workload
@@ -298,3 +300,42 @@ def test_memory_cli_layouts():
     assert h100["step_time_s"] == pytest.approx(expected)
     bad = CliRunner().invoke(app, ["memory", "-m", "gpt-3", "--tp", "5"])
     assert bad.exit_code == 2 and "--tp 5: gpt-3 has 96 heads" in bad.stderr
+
+
+@settings(max_examples=40)
+@given(
+    key=st.sampled_from(["bert-large", "gpt-2", "resnet-50", "t5-base"]),
+    batch=st.integers(1, 64),
+    seq=st.integers(1, 512),
+    phase=st.sampled_from(["inference", "training"]),
+)
+def test_sweep_equals_the_slow_path_anywhere(key, batch, seq, phase):
+    w = get_workload(key)
+    s = seq if w.arch.takes_seq else None
+    sweep = build_sweep(
+        w,
+        [get_device("h100")],
+        batches=[batch],
+        seqs=[s],
+        contexts=[None],
+        dtypes=["bf16"],
+        replicas=[1],
+        phase=phase,
+    )
+    out = run_sweep(sweep)
+    run = RunConfig(batch=batch, seq=s, dtype="bf16", phase=phase)
+    assert out.time_s[0, 0] == pytest.approx(analyze(w, "h100", run).total_time_s, rel=1e-9)
+    assert out.memory_bytes[0] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
+
+
+@settings(max_examples=40)
+@given(
+    batch=st.integers(1, 256),
+    seq=st.integers(1, 511),
+    phase=st.sampled_from(["inference", "training"]),
+)
+def test_memory_never_shrinks_with_more_batch_or_sequence(batch, seq, phase):
+    w = get_workload("bert-large")
+    base = memory_breakdown(w, RunConfig(batch=batch, seq=seq, phase=phase)).total
+    assert memory_breakdown(w, RunConfig(batch=batch + 1, seq=seq, phase=phase)).total >= base
+    assert memory_breakdown(w, RunConfig(batch=batch, seq=seq + 1, phase=phase)).total >= base
