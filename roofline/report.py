@@ -28,20 +28,6 @@ if TYPE_CHECKING:
     from .whatif import Sweep
     from .workloads import Workload
 
-LAYER_COLUMNS = (
-    "name",
-    "kind",
-    "count",
-    "params",
-    "flops",
-    "bytes",
-    "intensity",
-    "attainable_flops",
-    "time_s",
-    "time_share",
-    "bound",
-)
-
 
 def layer_rows(result: Result) -> list[dict[str, Any]]:
     """One dict per layer, SI units; flops, bytes and time_s cover all `count` repeats."""

@@ -25,10 +25,9 @@ from .memory import OPTIMIZER_STATE, check_optimizer, kv_cache_bytes
 from .scenario import RunConfig
 from .workloads import Workload
 
-BASIS = ("1", "s", "b", "b*s", "b*s^2", "b*c")
-
 
 def basis(b: np.ndarray, s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The terms 1, s, b, b*s, b*s^2, b*c of every scenario (last axis)."""
     b, s, c = (np.asarray(x, dtype=np.float64) for x in (b, s, c))
     return np.stack([np.ones_like(b), s, b, b * s, b * s * s, b * c], axis=-1)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .dtypes import check_dtype
 from .errors import RooflineError
-from .hardware import Device
+from .hardware import Device, DeviceTable
 from .memory import check_optimizer
 from .scenario import PHASES, RunConfig
 from .sweep import CostModel, Grid, SweepOutput, basis, cost_model, evaluate_grid
@@ -139,8 +139,8 @@ def build_sweep(
         dtype_axis=np.arange(len(dtypes)),
         replica_axis=np.asarray(replicas, dtype=np.int64),
         dtypes=tuple(dtypes),
-        peak=np.array([[d.peak_flops_per_s.get(dt, 0.0) for d in devices] for dt in dtypes]),
-        bandwidth=np.array([d.memory_bandwidth_bytes_per_s for d in devices]),
+        peak=np.array([DeviceTable.build(list(devices), dt).peak_flops_per_s for dt in dtypes]),
+        bandwidth=DeviceTable.build(list(devices), dtypes[0]).bandwidth_bytes_per_s,
         capacity=np.array([d.memory_capacity_bytes for d in devices]),
         link=link,
     )
