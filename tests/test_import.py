@@ -215,3 +215,25 @@ def test_onnx_unsupported_operator_is_named(tmp_path):
     garbage.write_bytes(b"not a protobuf")
     res = CliRunner().invoke(app, ["run", "-m", str(garbage), "--hw", "a100"])
     assert res.exit_code == 2 and "cannot read ONNX model" in res.stderr
+
+
+def test_onnx_gemm_with_transposed_weights(tmp_path):
+    # y = x W^T + b with x [batch, 16], W [8, 16] (transB=1), b [8]: 16 x 8 MACs a sample
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [
+        numpy_helper.from_array(np.zeros((8, 16), np.float32), "w"),
+        numpy_helper.from_array(np.zeros(8, np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1, name="dense"),
+        helper.make_node("Sigmoid", ["h"], ["y"], name="gate"),
+    ]
+    path = tmp_path / "mlp.onnx"
+    graph = helper.make_graph(nodes, "mlp", [x], [y], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    t = get_workload(str(path)).layers(RunConfig(batch=4, dtype="fp32"))
+    assert t.flops[0] == 2 * 4 * 16 * 8 + 4 * 8
+    assert t.weight_bytes[0] == 4 * (8 * 16 + 8)
+    assert t.flops[1] == 3 * 4 * 8  # sigmoid: exp, add, divide
+    assert t.total_params == 8 * 16 + 8
