@@ -44,14 +44,11 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
 
 @njit(**JIT)
 def sweep(  # type: ignore[no-untyped-def]
-    count,
     flops_c,
-    elems_c,
+    bytes_c,
     io_c,
     saved_c,
-    fixed_c,
     basis,
-    nbytes,
     dtype_idx,
     peak,
     bandwidth,
@@ -61,13 +58,13 @@ def sweep(  # type: ignore[no-untyped-def]
     flops_out,
     acts_out,
 ):
-    """Per scenario i and device j: step time = sum over layers of count x max(FLOPs / peak,
-    bytes / bandwidth), the memory-bound share of it, the FLOPs, and the activation memory
-    (training: bytes kept for backward; inference: the largest layer's inputs + outputs)."""
+    """Per scenario i and device j: step time = sum over layers of max(FLOPs / peak,
+    bytes / bandwidth) (coefficients are totals over repeats), the memory-bound share of it,
+    the FLOPs, and the activation memory (training: bytes kept for backward; inference: the
+    largest layer's inputs + outputs). Byte coefficients are per dtype: [dtype, layer, term]."""
     n_layers, n_terms = flops_c.shape
     n_dev = bandwidth.shape[0]
     for i in prange(basis.shape[0]):
-        nb = nbytes[i]
         k = dtype_idx[i]
         f = np.empty(n_layers)
         y = np.empty(n_layers)
@@ -75,24 +72,22 @@ def sweep(  # type: ignore[no-untyped-def]
         act = 0.0
         for layer in range(n_layers):
             fl = 0.0
-            el = 0.0
+            by = 0.0
             io = 0.0
             sv = 0.0
-            fx = 0.0
             for term in range(n_terms):
                 x = basis[i, term]
                 fl += flops_c[layer, term] * x
-                el += elems_c[layer, term] * x
-                io += io_c[layer, term] * x
-                sv += saved_c[layer, term] * x
-                fx += fixed_c[layer, term] * x
-            f[layer] = fl * count[layer]
-            y[layer] = el * nb * count[layer]
-            total_f += f[layer]
+                by += bytes_c[k, layer, term] * x
+                io += io_c[k, layer, term] * x
+                sv += saved_c[k, layer, term] * x
+            f[layer] = fl
+            y[layer] = by
+            total_f += fl
             if training:
-                act += (sv * nb + fx) * count[layer]
-            elif io * nb > act:
-                act = io * nb
+                act += sv
+            elif io > act:
+                act = io
         flops_out[i] = total_f
         acts_out[i] = act
         for j in range(n_dev):

@@ -129,6 +129,9 @@ def run(
         int | None,
         typer.Option(help="Decode only: tokens in the KV cache [default: --seq or the maximum]."),
     ] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="Training: the optimizer whose update ends the step.")
+    ] = "adam",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -138,7 +141,9 @@ def run(
         from .analysis import analyze
         from .scenario import RunConfig
 
-        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+        run_config = RunConfig(
+            batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, optimizer=optimizer
+        )
         result = analyze(model, hw, run_config)
         _show(
             fmt,

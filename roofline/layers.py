@@ -129,7 +129,7 @@ def with_backward(table: LayerTable) -> LayerTable:
     Other layers: backward FLOPs taken as twice the forward FLOPs (an approximation: a
     derivative costs about as much again as the function); they read dY and the saved input
     and write dX (and the gradient of their parameters, if any).
-    The optimizer update is not a layer and is not included here.
+    The optimizer update is added by `training_step`.
     """
     gemm = np.isin(table.kind, list(GEMM_KINDS))
     w, x, y = table.weight_bytes, table.input_bytes, table.output_bytes
@@ -139,4 +139,25 @@ def with_backward(table: LayerTable) -> LayerTable:
         weight_bytes=w + np.where(gemm, w, 0.0),  # GEMMs read B again for dA
         input_bytes=x + np.where(gemm, 2.0 * y + x, y + x),  # dY (twice for GEMMs), saved A
         output_bytes=y + x + w,  # forward output, then dX and dW
+    )
+
+
+def training_step(table: LayerTable, bytes_per_element: int, optimizer: str | None) -> LayerTable:
+    """Forward + backward (`with_backward`) + the optimizer update of each layer's parameters:
+    the update's FLOPs and its reads and writes of gradients, weights, fp32 master copy and
+    optimizer state (see `optimizers.update_bytes`). A row's parameters are updated once a
+    step however many times the row repeats (shared layers too), so the per-instance cost is
+    the row's update divided by its count. `optimizer=None` leaves the update out."""
+    step = with_backward(table)
+    if optimizer is None:
+        return step
+    from .optimizers import UPDATE_FLOPS, update_bytes
+
+    read, written = update_bytes(optimizer, bytes_per_element)
+    per_instance = table.params / np.maximum(table.count, 1)
+    return replace(
+        step,
+        flops=step.flops + UPDATE_FLOPS[optimizer] * per_instance,
+        weight_bytes=step.weight_bytes + read * per_instance,
+        output_bytes=step.output_bytes + written * per_instance,
     )

@@ -25,19 +25,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .dtypes import BYTES_PER_ELEMENT
-from .errors import RooflineError
 from .hardware import Device
+from .optimizers import STATE_VALUES, check_optimizer
 from .scenario import RunConfig
 from .workloads import Workload
-
-OPTIMIZER_STATE = {
-    "sgd": 0,
-    "sgd-momentum": 1,
-    "adam": 2,
-    "adamw": 2,
-    "lamb": 2,
-    "adafactor": 0,
-}
 
 
 @dataclass(frozen=True)
@@ -63,14 +54,6 @@ class MemoryBreakdown:
             "kv_cache": self.kv_cache,
             "total": self.total,
         }
-
-
-def check_optimizer(optimizer: str) -> str:
-    if optimizer not in OPTIMIZER_STATE:
-        raise RooflineError(
-            f"--optimizer {optimizer!r}: unknown; allowed: {', '.join(OPTIMIZER_STATE)}"
-        )
-    return optimizer
 
 
 def kv_cache_bytes(workload: Workload, run: RunConfig) -> float:
@@ -124,7 +107,7 @@ def memory_breakdown(
         return MemoryBreakdown(
             params=p * nbytes,
             gradients=p * nbytes,
-            optimizer=OPTIMIZER_STATE[optimizer] * 4 * p + master,
+            optimizer=STATE_VALUES[optimizer] * 4 * p + master,
             activations=acts,
             kv_cache=0.0,
         )

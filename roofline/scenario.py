@@ -23,6 +23,7 @@ class RunConfig:
     dtype: str = "fp16"
     phase: str = "inference"
     context: int | None = None
+    optimizer: str | None = "adam"  # training: whose update is part of the step (None: none)
 
     def __post_init__(self) -> None:
         for flag, value in (
@@ -37,5 +38,9 @@ class RunConfig:
         check_dtype(self.dtype)
         if self.phase not in PHASES:
             raise RooflineError(f"--phase {self.phase!r}: allowed: {', '.join(PHASES)}")
+        if self.optimizer is not None:
+            from .optimizers import check_optimizer
+
+            check_optimizer(self.optimizer)
         if self.context is not None and self.phase != "decode":
             raise RooflineError(f"--context {self.context}: applies to --phase decode only")

@@ -14,14 +14,15 @@ memory stays bounded when only the per-device summaries are wanted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .dtypes import BYTES_PER_ELEMENT
 from .errors import RooflineError
-from .memory import OPTIMIZER_STATE, check_optimizer, kv_cache_bytes
+from .memory import kv_cache_bytes
+from .optimizers import STATE_VALUES, check_optimizer
 from .scenario import RunConfig
 from .workloads import Workload
 
@@ -34,17 +35,18 @@ def basis(b: np.ndarray, s: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Per-layer polynomial coefficients (L x K) for one workload and phase."""
+    """Per-layer polynomial coefficients for one workload, phase and set of dtypes. Bytes are
+    fitted per dtype (T dtypes): the optimizer update's fp32 state and master copy, dropout
+    masks and pooling indices do not scale with the bytes of an element."""
 
     names: np.ndarray
-    count: np.ndarray  # (L,) float64
-    flops: np.ndarray  # FLOP
-    elements: np.ndarray  # DRAM elements moved (x bytes per element = bytes)
-    io_elements: np.ndarray  # activation elements in + out (inference working set)
-    saved_elements: np.ndarray  # activation elements kept for backward
-    saved_fixed_bytes: np.ndarray  # bytes kept whatever the dtype (dropout masks, indices)
+    dtypes: tuple[str, ...]
+    flops: np.ndarray  # (L, K) FLOP, all repeats
+    bytes: np.ndarray  # (T, L, K) DRAM bytes moved, all repeats
+    io_bytes: np.ndarray  # (T, L, K) activation bytes in + out of one instance (working set)
+    saved_bytes: np.ndarray  # (T, L, K) activation bytes kept for backward, all repeats
+    kv_bytes: np.ndarray  # (T, K) KV cache (decoders)
     params: float
-    kv_elements: np.ndarray  # (K,) KV-cache elements (decoders)
     phase: str
     takes_seq: bool
     default_seq: int
@@ -55,18 +57,20 @@ def _table_arrays(w: Workload, run: RunConfig) -> tuple[Any, ...]:
     as an LSTM's steps do; max(f/p, y/w) x n = max(n f/p, n y/w), so totals lose nothing),
     except the working set, which is per instance."""
     t = w.layers(run)
-    nb = BYTES_PER_ELEMENT[run.dtype]
     return (
         t.total_flops,
-        t.total_bytes / nb,
-        (t.input_bytes + t.output_bytes) / nb,
+        t.total_bytes,
+        t.input_bytes + t.output_bytes,
         t.saved_bytes * t.count,
-        kv_cache_bytes(w, run) / nb,
+        np.atleast_1d(kv_cache_bytes(w, run)),
     )
 
 
-def cost_model(w: Workload, phase: str) -> CostModel:
-    """Fit and check the per-layer polynomials of `w` for `phase`."""
+def cost_model(
+    w: Workload, phase: str, dtypes: tuple[str, ...] = ("fp16",), optimizer: str | None = "adam"
+) -> CostModel:
+    """Fit and check the per-layer polynomials of `w` for `phase` (training: with the update
+    of `optimizer`) and each of `dtypes`."""
     arch = w.arch
     takes_seq = bool(arch.takes_seq)
     max_seq = getattr(arch, "max_positions", 0) or 1
@@ -75,22 +79,14 @@ def cost_model(w: Workload, phase: str) -> CostModel:
     contexts = [3, 7] if phase == "decode" else [None]
     if takes_seq and max_seq < 7:
         raise RooflineError(f"{w.key}: too short a context ({max_seq}) to sweep")
-    points, rows32, rows16 = [], [], []
-    for b in (1, 2, 3):
-        for s in seqs:
-            for c in contexts:
-                run = RunConfig(batch=b, seq=s, dtype="fp32", phase=phase, context=c)
-                points.append((b, s or default_seq, c or s or default_seq))
-                rows32.append(_table_arrays(w, run))
-                rows16.append(_table_arrays(w, replace(run, dtype="fp16")))
-    x = basis(*np.array(points).T)
-
+    design = [(b, s, c) for b in (1, 2, 3) for s in seqs for c in contexts]
+    x = basis(*np.array([(b, s or default_seq, c or s or default_seq) for b, s, c in design]).T)
     scale = np.abs(x).max(axis=0)  # equilibrate the columns: a better-conditioned solve
 
     def fit(values: list[np.ndarray]) -> np.ndarray:
-        y = np.stack(values)  # (points, L) or (points,)
+        y = np.stack(values)  # (points, L)
         coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
-        coef = coef / scale[:, None] if coef.ndim == 2 else coef / scale
+        coef = coef / scale[:, None]
         # Costs are whole numbers at whole-number scenarios, so the coefficients are
         # multiples of 1/2 (the b*s^2 term can carry a half); snapping them removes the
         # solver's rounding, which extrapolation to large batches would amplify.
@@ -99,23 +95,29 @@ def cost_model(w: Workload, phase: str) -> CostModel:
             coef = snapped
         return np.asarray(coef.T)
 
-    flops = fit([r[0] for r in rows32])
-    elements = fit([r[1] for r in rows32])
-    io = fit([r[2] for r in rows32])
-    saved32 = fit([r[3] for r in rows32])
-    saved16 = fit([r[3] for r in rows16])
-    kv = fit([np.atleast_1d(r[4]) for r in rows32])[0]
-    table = w.layers(RunConfig(batch=1, seq=seqs[0], phase=phase, context=contexts[0]))
+    def tables(dtype: str) -> list[tuple[Any, ...]]:
+        return [
+            _table_arrays(
+                w,
+                RunConfig(batch=b, seq=s, dtype=dtype, phase=phase, context=c, optimizer=optimizer),
+            )
+            for b, s, c in design
+        ]
+
+    per_dtype = {dt: tables(dt) for dt in dtypes}
+    first = per_dtype[dtypes[0]]
+    table = w.layers(
+        RunConfig(batch=1, seq=seqs[0], phase=phase, context=contexts[0], optimizer=optimizer)
+    )
     model = CostModel(
         names=table.name,
-        count=np.ones(len(table)),  # the coefficients are totals over the repeats
-        flops=flops,
-        elements=elements,
-        io_elements=io,
-        saved_elements=(saved32 - saved16) / 2,
-        saved_fixed_bytes=2 * saved16 - saved32,
+        dtypes=tuple(dtypes),
+        flops=fit([r[0] for r in first]),
+        bytes=np.stack([fit([r[1] for r in per_dtype[dt]]) for dt in dtypes]),
+        io_bytes=np.stack([fit([r[2] for r in per_dtype[dt]]) for dt in dtypes]),
+        saved_bytes=np.stack([fit([r[3] for r in per_dtype[dt]]) for dt in dtypes]),
+        kv_bytes=np.stack([fit([r[4] for r in per_dtype[dt]])[0] for dt in dtypes]),
         params=table.total_params,
-        kv_elements=kv,
         phase=phase,
         takes_seq=takes_seq,
         default_seq=default_seq,
@@ -123,15 +125,20 @@ def cost_model(w: Workload, phase: str) -> CostModel:
     # check on a scenario outside the design
     b, s = 7, (min(11, max_seq) if takes_seq else None)
     c = min(13, max_seq) if phase == "decode" else None
-    run = RunConfig(batch=b, seq=s, dtype="fp32", phase=phase, context=c)
-    want = _table_arrays(w, run)
     got = basis(np.array([b]), np.array([s or default_seq]), np.array([c or s or default_seq]))[0]
-    for name, coef, ref in (("FLOPs", flops, want[0]), ("bytes", elements, want[1])):
-        if not np.allclose(coef @ got, ref, rtol=1e-9, atol=1e-6):
-            raise RooflineError(
-                f"{w.key}: its layer {name} are not polynomial in batch, sequence and context "
-                "(mixture-of-experts weight reads depend on routing); sweep it with roofline run"
-            )
+    for k, dt in enumerate(dtypes):
+        run = RunConfig(batch=b, seq=s, dtype=dt, phase=phase, context=c, optimizer=optimizer)
+        want = _table_arrays(w, run)
+        for name, coef, ref in (
+            ("FLOPs", model.flops, want[0]),
+            ("bytes", model.bytes[k], want[1]),
+        ):
+            if not np.allclose(coef @ got, ref, rtol=1e-9, atol=1e-6):
+                raise RooflineError(
+                    f"{w.key}: its layer {name} are not polynomial in batch, sequence and "
+                    "context (mixture-of-experts weight reads depend on routing); sweep it "
+                    "with roofline run"
+                )
     return model
 
 
@@ -210,11 +217,13 @@ def evaluate_grid(
     check_optimizer(optimizer)
     from ._numba_kernels import sweep
 
+    if model.dtypes != grid.dtypes:
+        raise ValueError(f"cost model dtypes {model.dtypes} != grid dtypes {grid.dtypes}")
     nb_of = np.array([BYTES_PER_ELEMENT[d] for d in grid.dtypes], dtype=np.float64)
     if np.any(grid.peak[grid.dtype_axis] <= 0):
         raise RooflineError("a device in the sweep lacks one of the swept datatypes")
     training = model.phase == "training"
-    state = OPTIMIZER_STATE[optimizer] * 4.0 * model.params
+    state = STATE_VALUES[optimizer] * 4.0 * model.params
     outs = []
     n = grid.scenarios
     for start in range(0, n, chunk):
@@ -228,14 +237,11 @@ def evaluate_grid(
         flops = np.empty(s)
         acts = np.empty(s)
         sweep(
-            model.count,
             model.flops,
-            model.elements,
-            model.io_elements,
-            model.saved_elements,
-            model.saved_fixed_bytes,
+            model.bytes,
+            model.io_bytes,
+            model.saved_bytes,
             x,
-            nb,
             dt,
             grid.peak,
             grid.bandwidth,
@@ -255,7 +261,8 @@ def evaluate_grid(
                 comm = allreduce[:, None] / np.where(grid.link > 0, grid.link, np.nan)[None, :]
             time += np.where(reps[:, None] > 1, np.nan_to_num(comm, nan=np.inf), 0.0)
         else:
-            memory = weights + x @ model.kv_elements * nb + acts
+            kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt])
+            memory = weights + kv + acts
         out = SweepOutput(time, share, memory, flops)
         if reduce is not None:
             reduce(start, out)

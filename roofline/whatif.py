@@ -22,7 +22,7 @@ import numpy as np
 from .dtypes import check_dtype
 from .errors import RooflineError
 from .hardware import Device, DeviceTable
-from .memory import check_optimizer
+from .optimizers import check_optimizer
 from .scenario import PHASES, RunConfig
 from .sweep import CostModel, Grid, SweepOutput, basis, cost_model, evaluate_grid
 from .workloads import Workload
@@ -118,7 +118,7 @@ def build_sweep(
     for s in seqs:  # validate against the model once per value
         for c in contexts:
             workload.layers(RunConfig(batch=1, seq=s, phase=phase, context=c))
-    model = cost_model(workload, phase)
+    model = cost_model(workload, phase, tuple(dtypes), optimizer)
     link = np.array(
         [
             (d.interconnect_bandwidth_bytes_per_s or 0.0)
@@ -198,11 +198,8 @@ def _linear_in_batch(
     )
     out = evaluate_grid(m, one, sweep.optimizer)
     assert out is not None
-    from .dtypes import BYTES_PER_ELEMENT
-
-    nb = BYTES_PER_ELEMENT[g.dtypes[dtype_index]]
-    flops = (m.flops @ x.T).T @ m.count
-    nbytes = (m.elements @ x.T).T @ m.count * nb
+    flops = (m.flops @ x.T).sum(axis=0)  # (2,): at batch 1 and 2
+    nbytes = (m.bytes[dtype_index] @ x.T).sum(axis=0)
 
     def line(v: np.ndarray) -> np.ndarray:
         return np.array([v[0] - (v[1] - v[0]), v[1] - v[0]])

@@ -60,10 +60,14 @@ def test_every_model_is_in_the_catalog():
 @pytest.mark.parametrize("key", DATASET + MODERN)
 def test_every_model_runs_forward_and_training(key):
     w = get_workload(key)
-    fwd = w.layers(RunConfig(batch=2, seq=None if not w.arch.takes_seq else 64))
-    train = w.layers(RunConfig(batch=2, seq=None if not w.arch.takes_seq else 64, phase="training"))
+    seq = 64 if w.arch.takes_seq else None
+    fwd = w.layers(RunConfig(batch=2, seq=seq))
+    step = w.layers(RunConfig(batch=2, seq=seq, phase="training", optimizer=None))
     assert fwd.total_flops.sum() > 0 and (fwd.bytes > 0).all()
-    assert train.total_flops.sum() == pytest.approx(3 * fwd.total_flops.sum())
+    assert step.total_flops.sum() == pytest.approx(3 * fwd.total_flops.sum())
+    # with Adam, each parameter's update adds 12 FLOPs once a step (optimizers.py)
+    adam = w.layers(RunConfig(batch=2, seq=seq, phase="training", optimizer="adam"))
+    assert adam.total_flops.sum() == pytest.approx(step.total_flops.sum() + 12 * w.params)
 
 
 # Published parameter counts, written here from the papers and model cards (not the YAML).

@@ -93,8 +93,10 @@ def test_run_scenario_options():
     data = _json_run("--batch", "8", "--seq", "128", "--dtype", "bf16", "--phase", "training")
     assert data["scenario"] == {"batch": 8, "seq": 128, "dtype": "bf16", "phase": "training"}
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
-    # training = forward + backward = 3x forward GEMM FLOPs
-    assert ffn_up["flops"] == 3 * 24 * (2 * 8 * 128 * 1024 * 4096 + 8 * 128 * 4096)
+    # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's
+    # 24 x (1024 x 4096 + 4096) parameters at 12 FLOPs each
+    params = 24 * (1024 * 4096 + 4096)
+    assert ffn_up["flops"] == 3 * 24 * (2 * 8 * 128 * 1024 * 4096 + 8 * 128 * 4096) + 12 * params
 
 
 def test_run_csv():

@@ -80,7 +80,7 @@ def test_tiny_encoder_by_hand(tiny):
 def test_training_step_by_hand(tiny):
     # Y = X W with X [8, 8], W [8, 24] (+bias): backward dX = dY W^T and dW = X^T dY
     inf = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32"))
-    train = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32", phase="training"))
+    train = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32", phase="training", optimizer=None))
     i = _rows(inf)["block.attn.qkv_proj"]
     assert train.flops[i] == 3 * inf.flops[i]
     w, x, y = 216, 64, 192  # elements of weights, input, output
@@ -89,6 +89,39 @@ def test_training_step_by_hand(tiny):
     assert train.bytes[i] == (fwd + bwd) * 4
     j = _rows(inf)["block.ffn_act"]  # elementwise: read dY and saved X, write dX
     assert train.bytes[j] == (8 * 32 * 2 + 8 * 32 + 8 * 32 + 8 * 32) * 4
+    # Adam in fp32 updates the 216 parameters: 12 FLOPs each; reads gradient, weight and
+    # two moments (16 bytes), writes weight and moments (12 bytes)
+    adam = tiny.layers(RunConfig(batch=2, seq=4, dtype="fp32", phase="training"))
+    assert adam.flops[i] == train.flops[i] + 12 * 216
+    assert adam.bytes[i] == train.bytes[i] + (16 + 12) * 216
+    assert adam.bytes[j] == train.bytes[j]  # no parameters, no update
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "dtype", "read", "written"),
+    [
+        ("adam", "fp32", 4 + 4 + 8, 4 + 8),  # gradient, weight, 2 moments; weight, moments
+        ("adam", "bf16", 2 + 4 + 8, 2 + 4 + 8),  # + fp32 master copy, 16-bit weight written
+        ("adam", "fp8", 1 + 4 + 8, 1 + 4 + 8),
+        ("sgd", "fp32", 4 + 4, 4),
+        ("sgd-momentum", "fp16", 2 + 4 + 4, 2 + 4 + 4),
+    ],
+)
+def test_update_bytes_per_parameter(optimizer, dtype, read, written):
+    from roofline.dtypes import BYTES_PER_ELEMENT
+    from roofline.optimizers import update_bytes
+
+    assert update_bytes(optimizer, BYTES_PER_ELEMENT[dtype]) == (read, written)
+
+
+def test_shared_layers_are_updated_once_a_step(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text(TINY.replace("  bias: true\n", "  bias: true\n  shared_layers: true\n"))
+    w = load_workload_file(path)
+    with_adam = w.layers(RunConfig(batch=1, seq=4, phase="training"))
+    without = w.layers(RunConfig(batch=1, seq=4, phase="training", optimizer=None))
+    extra = (with_adam.total_flops - without.total_flops).sum()
+    assert extra == pytest.approx(12 * w.params)  # every parameter once, though 2 layers use it
 
 
 def test_bert_large_parameters_match_architecture_and_publication():

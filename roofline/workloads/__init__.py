@@ -15,8 +15,9 @@ from typing import Any
 from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
+from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import SpecError
-from ..layers import LayerTable
+from ..layers import LayerTable, training_step
 from ..scenario import RunConfig
 from . import cnn, lstm, onnx_graph, recsys, transformer
 
@@ -93,8 +94,12 @@ class Workload:
     path: str = field(default="", compare=False)
 
     def layers(self, run: RunConfig) -> LayerTable:
-        """The per-layer cost table of this workload for one scenario."""
-        return FAMILIES[self.family].build(self.arch, run, self.key)  # type: ignore[no-any-return]
+        """The per-layer cost table of this workload for one scenario: the family's forward
+        pass, and for training its backward pass and optimizer update (`training_step`)."""
+        table: LayerTable = FAMILIES[self.family].build(self.arch, run, self.key)
+        if run.phase == "training":
+            table = training_step(table, BYTES_PER_ELEMENT[run.dtype], run.optimizer)
+        return table
 
     @property
     def params(self) -> float:
@@ -111,7 +116,9 @@ class Workload:
         (forward + backward, from the layer table) times the samples seen."""
         if self.training is None:
             return None
-        step = self.layers(RunConfig(batch=1, seq=self.training.seq, phase="training"))
+        # per sample: forward + backward; the optimizer update runs once a step, not a sample
+        run = RunConfig(batch=1, seq=self.training.seq, phase="training", optimizer=None)
+        step = self.layers(run)
         return float(step.total_flops.sum()) * self.training.samples
 
 

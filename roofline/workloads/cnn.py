@@ -29,7 +29,7 @@ from typing import Any
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import RooflineError
-from ..layers import LayerTable, LayerTableBuilder, with_backward
+from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
 
@@ -499,4 +499,4 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             masks=b * fixed,
         )
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return with_backward(table) if run.phase == "training" else table
+    return table

@@ -17,7 +17,7 @@ from typing import Any
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import RooflineError, SpecError
-from ..layers import LayerTable, LayerTableBuilder, with_backward
+from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
 
@@ -234,7 +234,7 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
     if not len(out):
         raise SpecError(arch.source, ["the graph has no compute nodes"])
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return with_backward(table) if run.phase == "training" else table
+    return table
 
 
 def _cost(

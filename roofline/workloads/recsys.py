@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import RooflineError
-from ..layers import LayerTable, LayerTableBuilder, with_backward
+from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
 
@@ -81,4 +81,4 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
             )
         d = n
     table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return with_backward(table) if run.phase == "training" else table
+    return table
