@@ -101,6 +101,35 @@ class LayerTableBuilder:
         row = (name, kind, count, flops, weights, inputs, outputs, unique, saved, masks)
         self._rows.append(row)
 
+    def linear(
+        self,
+        name: str,
+        tokens: float,
+        d_in: int,
+        d_out: int,
+        *,
+        bias: bool,
+        count: int = 1,
+        shared: bool = False,
+        masks: float = 0.0,
+    ) -> None:
+        """y = x W (+ b) for `tokens` rows: tokens x d_in x d_out multiply-adds (+ one add an
+        output for the bias); keeps x for the weight gradient dW = x^T dy."""
+        params = d_in * d_out + (d_out if bias else 0)
+        self.add(
+            name,
+            "matmul",
+            flops=2 * tokens * d_in * d_out + (tokens * d_out if bias else 0),
+            weights=params,
+            inputs=tokens * d_in,
+            outputs=tokens * d_out,
+            params=params,
+            count=count,
+            shared=shared,
+            saved=tokens * d_in,
+            masks=masks,
+        )
+
     def __len__(self) -> int:
         return len(self._rows)
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from .analysis import Result
     from .hardware import Device
+    from .memwall import Generation
     from .workloads import Workload
 
 KIND_COLORS = {
@@ -53,6 +54,16 @@ def _figure(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _finish_log_chart(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """The common finish of the time-series charts: log y axis, labels, grid, legend."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(loc="upper left", fontsize=8)
 
 
 def roofline(
@@ -234,12 +245,12 @@ def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int =
                     color=color,
                     rotation=30,
                 )
-    ax.set_yscale("log")
-    ax.set_xlabel("Release date (year)")
-    ax.set_ylabel("Scaling relative to the first device of each series")
-    ax.set_title("The memory wall in this tool's device database")
-    ax.grid(True, which="both", alpha=0.2)
-    ax.legend(loc="upper left", fontsize=8)
+    _finish_log_chart(
+        ax,
+        "Release date (year)",
+        "Scaling relative to the first device of each series",
+        "The memory wall in this tool's device database",
+    )
     return fig
 
 
@@ -297,12 +308,7 @@ def model_sizes(
         label=f"accelerator memory / 6 B a parameter: {mem_trend.growth_per_2y:.2f}x / 2 yrs "
         "(paper 2x)",
     )
-    ax.set_yscale("log")
-    ax.set_xlabel("Date (year)")
-    ax.set_ylabel("Parameters")
-    ax.set_title("Model size vs accelerator memory")
-    ax.grid(True, which="both", alpha=0.2)
-    ax.legend(loc="upper left", fontsize=8)
+    _finish_log_chart(ax, "Date (year)", "Parameters", "Model size vs accelerator memory")
     return fig
 
 
@@ -339,20 +345,18 @@ def training_compute(workloads: Sequence[Workload], ax: Axes | None = None) -> F
             span,
             trend.at(span),
             color=color,
-            label=f"{label}: {trend.growth_per_2y:,.0f}x / 2 yrs"
+            label=f"{label} to 2021: {trend.growth_per_2y:,.0f}x / 2 yrs"
             + (f" ({paper})" if paper else ""),
         )
     if not any_points:
         raise RooflineError("no models with training setups to plot")
-    ax.set_yscale("log")
-    ax.set_xlabel("Date (year)")
-    ax.set_ylabel("Training compute (PFLOP, 1e15 FLOP)")
-    ax.set_title(
+    _finish_log_chart(
+        ax,
+        "Date (year)",
+        "Training compute (PFLOP, 1e15 FLOP)",
         "Training compute of the catalog's models (from their training setups; "
-        "hollow: after 2021, not fitted)"
+        "hollow: after 2021, not fitted)",
     )
-    ax.grid(True, which="both", alpha=0.2)
-    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
@@ -407,14 +411,14 @@ def training_memory(
 
 
 def generations(
-    gens: Sequence[object], ax: Axes | None = None, name: str = "one workload"
+    gens: Sequence[Generation], ax: Axes | None = None, name: str = "one workload"
 ) -> Figure:
     """Speedup of one workload over the oldest device, as it is and as it would be had memory
     bandwidth grown as fast as peak FLOP/s."""
     fig, ax = _figure(ax, (10, 6))
-    years = np.array([g.device.release_year for g in gens])  # type: ignore[attr-defined]
-    real = np.array([g.speedup for g in gens])  # type: ignore[attr-defined]
-    ideal = np.array([g.speedup_if_bandwidth_kept_pace for g in gens])  # type: ignore[attr-defined]
+    years = np.array([g.device.release_year for g in gens])
+    real = np.array([g.speedup for g in gens])
+    ideal = np.array([g.speedup_if_bandwidth_kept_pace for g in gens])
     ax.scatter(
         years,
         ideal,
@@ -424,11 +428,11 @@ def generations(
     )
     ax.scatter(years, real, color="#1f77b4", label="estimated speedup")
     for g, y, r in zip(gens, years, real):
-        ax.annotate(g.device.key, (y, r), xytext=(3, -9), textcoords="offset points", fontsize=7)  # type: ignore[attr-defined]
-    ax.set_yscale("log")
-    ax.set_xlabel("Release date (year)")
-    ax.set_ylabel(f"Speedup over {gens[0].device.key}")  # type: ignore[attr-defined]
-    ax.set_title(f"The memory wall for {name}")
-    ax.grid(True, which="both", alpha=0.2)
-    ax.legend(loc="upper left", fontsize=8)
+        ax.annotate(g.device.key, (y, r), xytext=(3, -9), textcoords="offset points", fontsize=7)
+    _finish_log_chart(
+        ax,
+        "Release date (year)",
+        f"Speedup over {gens[0].device.key}",
+        f"The memory wall for {name}",
+    )
     return fig

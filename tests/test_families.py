@@ -133,6 +133,11 @@ def test_lstm_by_hand(tmp_path):
     assert t.flops[_row(t, "softmax.logits")] == 2 * tokens * 3 * 10 + tokens * 10
     # embedding 40, layer 1: 60 + 36, layer 2: 48 + 36, softmax 3 x 10 + 10
     assert t.total_params == 40 + 60 + 36 + 48 + 36 + 40
+    # kept for backward, per layer: the input of the input GEMM (layer 1: 10 x 4, layer 2:
+    # 10 x 3), the previous state at each of 5 steps (2 x 3), gates and cell (10 x 15); then
+    # the logits' input (10 x 3) and the probabilities (10 x 10), 4 bytes each
+    layers = (10 * 4 + 5 * 6 + 150) + (10 * 3 + 5 * 6 + 150)
+    assert t.total_saved_bytes == 4 * (layers + 10 * 3 + 10 * 10)
 
 
 RECSYS = """\

@@ -498,5 +498,4 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             saved=b * saved,
             masks=b * fixed,
         )
-    table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return table
+    return out.build(BYTES_PER_ELEMENT[run.dtype])

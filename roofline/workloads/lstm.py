@@ -137,17 +137,7 @@ def _lstm_stack(
         groups = [(f"{p}.layers", n_layers, first_in)]
     for name, count, d in groups:
         n = count * dirs
-        w_in = 4 * h * d + 4 * h  # input weights + gate biases
-        out.add(
-            f"{name}.input_gemm",
-            "matmul",
-            flops=2 * t * d * 4 * h + t * 4 * h,
-            weights=w_in,
-            inputs=t * d,
-            outputs=t * 4 * h,
-            params=w_in,
-            count=n,
-        )
+        out.linear(f"{name}.input_gemm", t, d, 4 * h, bias=True, count=n)  # + gate biases
         w_rec = 4 * h * state
         out.add(
             f"{name}.recurrent_gemm",
@@ -159,6 +149,7 @@ def _lstm_stack(
             params=w_rec * n,  # the same weights at every step
             count=n * s,
             shared=True,
+            saved=b * state,  # the previous state, for the recurrent weight gradient
         )
         out.add(
             f"{name}.cell",
@@ -167,19 +158,10 @@ def _lstm_stack(
             inputs=t * 4 * h + t * h,
             outputs=2 * t * h,
             count=n,
+            saved=t * 4 * h + t * h,  # gate activations and the cell state
         )
         if a.projection:
-            w_p = h * a.projection
-            out.add(
-                f"{name}.projection",
-                "matmul",
-                flops=2 * t * h * a.projection,
-                weights=w_p,
-                inputs=t * h,
-                outputs=t * a.projection,
-                params=w_p,
-                count=n,
-            )
+            out.linear(f"{name}.projection", t, h, a.projection, bias=False, count=n)
     return later_in
 
 
@@ -207,23 +189,14 @@ def _char_cnn(out: LayerTableBuilder, c: CharCnn, t: int) -> int:
             inputs=t * c.max_chars * c.dim,
             outputs=t * steps * n,
             params=params,
+            saved=t * c.max_chars * c.dim,
         )
         out.add(
             f"char.conv{w}.pool", "pool", flops=t * steps * n, inputs=t * steps * n, outputs=t * n
         )
         width += n
     if c.highway:
-        params = width * 2 * width + 2 * width  # transform and gate
-        out.add(
-            "char.highway",
-            "matmul",
-            flops=2 * t * width * 2 * width + 2 * t * width,
-            weights=params,
-            inputs=t * width,
-            outputs=2 * t * width,
-            params=params,
-            count=c.highway,
-        )
+        out.linear("char.highway", t, width, 2 * width, bias=True, count=c.highway)  # H and T
         out.add(
             "char.highway.gate",
             "activation",
@@ -231,17 +204,9 @@ def _char_cnn(out: LayerTableBuilder, c: CharCnn, t: int) -> int:
             inputs=3 * t * width,
             outputs=t * width,
             count=c.highway,
+            saved=2 * t * width,  # the gate and transform outputs (the input is kept above)
         )
-    params = width * c.projection + c.projection
-    out.add(
-        "char.projection",
-        "matmul",
-        flops=2 * t * width * c.projection + t * c.projection,
-        weights=params,
-        inputs=t * width,
-        outputs=t * c.projection,
-        params=params,
-    )
+    out.linear("char.projection", t, width, c.projection, bias=True)
     return c.projection
 
 
@@ -288,22 +253,13 @@ def build(arch: LstmArch, run: RunConfig, model: str) -> LayerTable:
         )
         d_out = _lstm_stack(out, "decoder", a, a.decoder_layers, e, b, s)
     if a.softmax_vocab:
-        params = d_out * a.softmax_vocab + a.softmax_vocab
-        out.add(
-            "softmax.logits",
-            "matmul",
-            flops=2 * t * d_out * a.softmax_vocab + t * a.softmax_vocab,
-            weights=params,
-            inputs=t * d_out,
-            outputs=t * a.softmax_vocab,
-            params=params,
-        )
+        out.linear("softmax.logits", t, d_out, a.softmax_vocab, bias=True)
         out.add(
             "softmax",
             "softmax",
             flops=costs.SOFTMAX * t * a.softmax_vocab,
             inputs=t * a.softmax_vocab,
             outputs=t * a.softmax_vocab,
+            saved=t * a.softmax_vocab,  # the probabilities, for the loss gradient
         )
-    table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return table
+    return out.build(BYTES_PER_ELEMENT[run.dtype])

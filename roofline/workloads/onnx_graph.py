@@ -228,13 +228,27 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
         kind, flops = _cost(node, op, ins, shapes, y, inits)
         if op == "Gather" and ins[0] in inits:  # embedding lookup: only the rows read
             weights = y
+        # kept for backward (no sharing analysis across nodes): ReLU and softmax keep their
+        # output, other weighted or non-linear nodes their activation inputs
+        if op in ("Relu", "Softmax", "LogSoftmax"):
+            saved = outputs
+        elif kind in ("matmul", "conv", "attention", "norm", "activation"):
+            saved = inputs
+        else:
+            saved = 0
         out.add(
-            name, kind, flops=flops, weights=weights, inputs=inputs, outputs=outputs, params=params
+            name,
+            kind,
+            flops=flops,
+            weights=weights,
+            inputs=inputs,
+            outputs=outputs,
+            params=params,
+            saved=saved,
         )
     if not len(out):
         raise SpecError(arch.source, ["the graph has no compute nodes"])
-    table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return table
+    return out.build(BYTES_PER_ELEMENT[run.dtype])
 
 
 def _cost(

@@ -61,16 +61,7 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
     )
     d = width
     for i, n in enumerate(a.mlp, start=1):
-        params = d * n + n
-        out.add(
-            f"mlp{i}",
-            "matmul",
-            flops=2 * b * d * n + b * n,
-            weights=params,
-            inputs=b * d,
-            outputs=b * n,
-            params=params,
-        )
+        out.linear(f"mlp{i}", b, d, n, bias=True)
         if i < len(a.mlp):
             out.add(
                 f"mlp{i}.act",
@@ -78,7 +69,7 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
                 flops=costs.ACTIVATIONS[a.activation] * b * n,
                 inputs=b * n,
                 outputs=b * n,
+                saved=b * n,
             )
         d = n
-    table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return table
+    return out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -203,20 +203,9 @@ class _Stack:
         shared: bool,
         masks: float = 0.0,
     ) -> None:
-        """y = x W (+ b): tokens x d_in x d_out multiply-adds; keeps x for dW = x^T dy."""
-        params = d_in * d_out + self.bias * d_out
-        self.out.add(
-            name,
-            "matmul",
-            flops=2 * tokens * d_in * d_out + self.bias * tokens * d_out,
-            weights=params,
-            inputs=tokens * d_in,
-            outputs=tokens * d_out,
-            params=params,
-            count=count,
-            shared=shared,
-            saved=tokens * d_in,
-            masks=masks,
+        """y = x W (+ b) with the model's bias setting."""
+        self.out.linear(
+            name, tokens, d_in, d_out, bias=bool(self.bias), count=count, shared=shared, masks=masks
         )
 
     def norm(self, name: str, tokens: int, dim: int, count: int, shared: bool) -> None:
@@ -568,5 +557,4 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             saved=tokens * h + tokens * a.vocab,  # input, and the logits for the loss
         )
 
-    table = out.build(BYTES_PER_ELEMENT[run.dtype])
-    return table
+    return out.build(BYTES_PER_ELEMENT[run.dtype])
