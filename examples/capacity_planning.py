@@ -5,7 +5,8 @@ of a sweep of batches and contexts compare across devices?"""
 
 from roofline import RunConfig, get_device, get_workload
 from roofline.memory import memory_breakdown
-from roofline.parallel import Layout, communication, min_layout, per_device_memory
+from roofline.parallel import communication, min_layout
+from roofline.scenario import Layout
 from roofline.whatif import answers, build_sweep, run_sweep
 
 llama = get_workload("llama-2-70b")
@@ -19,10 +20,12 @@ h100 = get_device("h100")
 print("smallest layout on H100:", min_layout(llama, serve, h100))
 
 gpt3 = get_workload("gpt-3")
-train = RunConfig(batch=64, seq=2048, dtype="bf16", phase="training")
 layout = Layout(data=8, tensor=8, pipeline=4, zero=1)
-per_device = per_device_memory(gpt3, train, layout, "adam", recompute=True)
-comm = communication(gpt3, train, layout)
+train = RunConfig(
+    batch=64, seq=2048, dtype="bf16", phase="training", recompute="full", layout=layout
+)
+per_device = memory_breakdown(gpt3, train)
+comm = communication(gpt3, train)
 print(
     f"GPT-3 on {layout.devices} GPUs (dp 8 x tp 8 x pp 4, ZeRO-1, recompute): "
     f"{per_device.total / 1e9:.1f} GB a device, {comm.time_s(h100) * 1e3:.0f} ms of "
@@ -32,17 +35,17 @@ print(
 sweep = build_sweep(
     llama,
     [get_device("a100"), h100],
+    RunConfig(phase="decode"),
     batches=[1, 8, 64],
     seqs=[None],
     contexts=[512, 4096],
     dtypes=["fp16"],
     replicas=[1],
-    phase="decode",
 )
 out = run_sweep(sweep)
 print(f"decode step on H100, batch 64, context 4096: {out.time_s[-1, 1] * 1e3:.1f} ms")
 for a in answers(sweep):
     print(
-        f"{a['device']}: largest batch that fits at 4096 tokens: {a['max_batch']}, "
-        f"compute-bound from batch: {a['compute_bound_batch']}"
+        f"{a.device}: largest batch that fits at 4096 tokens: {a.max_batch}, "
+        f"compute-bound from batch: {a.compute_bound_batch}"
     )

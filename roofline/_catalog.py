@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from ._paths import data_dir
-from .errors import RooflineError, SpecError, UnknownNameError
+from .errors import FieldError, SpecError, UnknownNameError
 
 
 class Named(Protocol):
@@ -33,15 +33,16 @@ class Catalog(Generic[T]):
         self,
         kind: str,
         what: str,
-        flag: str,
+        field: str,
         load: Callable[[Path, str], T],
         suffixes: tuple[str, ...] = (".yaml", ".yml"),
     ) -> None:
         self.kind = kind  # the data folder: "hardware" or "workloads"
         self.what = what  # "device", "model"
-        self.flag = flag  # the CLI option that names one
+        self.field = field  # the name of the field that names one, in error messages
         self.load = load  # (path, shown name) -> item
         self.suffixes = suffixes
+        self._files: dict[tuple[str, int, int], T] = {}
 
     def shown(self, path: Path) -> str:
         """A shipped file as `hardware/a100.yaml`; any other file as given."""
@@ -51,8 +52,24 @@ class Catalog(Generic[T]):
             return str(path)
 
     def load_file(self, path: str | os.PathLike[str]) -> T:
+        """Read a file once per process: later calls return the same frozen item while the
+        file's size and modification time are unchanged."""
         path = Path(path)
-        return self.load(path, self.shown(path))
+        try:
+            stat = path.stat()
+            stamp: tuple[str, int, int] | None = (
+                str(path.resolve()),
+                stat.st_mtime_ns,
+                stat.st_size,
+            )
+        except OSError:
+            stamp = None  # the loader reports the problem
+        if stamp is not None and stamp in self._files:
+            return self._files[stamp]
+        item = self.load(path, self.shown(path))
+        if stamp is not None:
+            self._files[stamp] = item
+        return item
 
     @cached_property
     def items(self) -> dict[str, T]:
@@ -74,13 +91,20 @@ class Catalog(Generic[T]):
 
     def get(self, name: str) -> T:
         """An item by key, alias, or path to a file this catalog can read."""
+        if not isinstance(name, str) or not name.strip():
+            raise FieldError(self.field, name, f"empty; give a {self.what} name or file")
+        if "\0" in name:
+            raise FieldError(self.field, name, "a name cannot contain a NUL character")
         if name.lower().endswith(self.suffixes) or os.sep in name:
-            if not Path(name).is_file():
-                raise RooflineError(f"{self.flag} {name}: no such file")
+            path = Path(name)
+            if path.is_dir():
+                raise FieldError(self.field, name, f"is a folder, not a {self.what} file")
+            if not path.is_file():
+                raise FieldError(self.field, name, "no such file")
             return self.load_file(name)
         wanted = name.strip().lower()
         direct = data_dir(self.kind) / f"{wanted}.yaml"
-        if direct.is_file():  # the common case reads one file, not the whole folder
+        if os.sep not in wanted and direct.is_file():  # one file, not the whole folder
             return self.load_file(direct)
         if wanted in self.aliases:
             return self.items[self.aliases[wanted]]

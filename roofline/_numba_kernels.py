@@ -44,24 +44,12 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
 
 @njit(**JIT)
 def sweep(  # type: ignore[no-untyped-def]
-    flops_c,
-    bytes_c,
-    io_c,
-    saved_c,
-    basis,
-    dtype_idx,
-    peak,
-    bandwidth,
-    training,
-    time,
-    share,
-    flops_out,
-    acts_out,
+    flops_c, bytes_c, io_c, basis, dtype_idx, peak, bandwidth, time, share, flops_out, working_out
 ):
     """Per scenario i and device j: step time = sum over layers of max(FLOPs / peak,
     bytes / bandwidth) (coefficients are totals over repeats), the memory-bound share of it,
-    the FLOPs, and the activation memory (training: bytes kept for backward; inference: the
-    largest layer's inputs + outputs). Byte coefficients are per dtype: [dtype, layer, term]."""
+    the FLOPs, and the working set (the largest layer's inputs + outputs). Byte coefficients
+    are per dtype: [dtype, layer, term]; see kernels.sweep."""
     n_layers, n_terms = flops_c.shape
     n_dev = bandwidth.shape[0]
     for i in prange(basis.shape[0]):
@@ -69,27 +57,23 @@ def sweep(  # type: ignore[no-untyped-def]
         f = np.empty(n_layers)
         y = np.empty(n_layers)
         total_f = 0.0
-        act = 0.0
+        working = 0.0
         for layer in range(n_layers):
             fl = 0.0
             by = 0.0
             io = 0.0
-            sv = 0.0
             for term in range(n_terms):
                 x = basis[i, term]
                 fl += flops_c[layer, term] * x
                 by += bytes_c[k, layer, term] * x
                 io += io_c[k, layer, term] * x
-                sv += saved_c[k, layer, term] * x
             f[layer] = fl
             y[layer] = by
             total_f += fl
-            if training:
-                act += sv
-            elif io > act:
-                act = io
+            if io > working:
+                working = io
         flops_out[i] = total_f
-        acts_out[i] = act
+        working_out[i] = working
         for j in range(n_dev):
             p = peak[k, j]
             w = bandwidth[j]

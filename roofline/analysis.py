@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +12,6 @@ from .layers import LayerTable
 from .scenario import RunConfig
 from .workloads import Workload, get_workload
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 
 @dataclass(frozen=True)
 class Result:
@@ -24,7 +20,7 @@ class Result:
     workload: Workload
     device: Device
     run: RunConfig
-    seq: int
+    seq: int | None  # None: the model takes no sequence (CNN, recsys)
     layers: LayerTable
     flops: np.ndarray  # (L,) FLOP, all `count` repeats
     bytes: np.ndarray  # (L,) byte, all repeats
@@ -76,12 +72,6 @@ class Result:
         return [
             (str(self.layers.name[i]), float(self.time_s[i] / self.total_time_s)) for i in order
         ]
-
-    def to_frame(self) -> pd.DataFrame:
-        """The per-layer table as a DataFrame; units in the column names."""
-        from .report import layer_frame
-
-        return layer_frame(self)
 
 
 def analyze(workload: Workload | str, device: Device | str, run: RunConfig | None = None) -> Result:

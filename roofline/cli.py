@@ -1,28 +1,99 @@
 """Command line: parse, call one library function, format. No arithmetic here.
 
-Domain errors (RooflineError) print as one line on stderr with exit code 2.
+Every error a user can cause ends as one line on stderr, `roofline: error: ...`, with exit
+code 2: domain errors (RooflineError; a FieldError's field is shown as its flag, e.g.
+`layout.tensor` as `--tp`) are caught by one boundary around every command, and the
+parser's own usage errors (`--batch abc`, an unknown option) by the top-level group.
+Output goes to stdout or to `--output`; progress and notes go to stderr.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from .errors import RooflineError
+from .errors import FieldError, RooflineError
+
+# the library's field names -> this CLI's flags (errors name what the user typed)
+FLAGS = {
+    "batch": "--batch",
+    "seq": "--seq",
+    "context": "--context",
+    "dtype": "--dtype",
+    "phase": "--phase",
+    "optimizer": "--optimizer",
+    "recompute": "--recompute",
+    "master_weights": "--master-weights",
+    "layout.data": "--dp",
+    "layout.tensor": "--tp",
+    "layout.pipeline": "--pp",
+    "layout.zero": "--zero",
+    "model": "--model",
+    "device": "--hw",
+    "replicas": "--devices",
+    "flops_scale": "--flops-scale",
+    "bandwidth_scale": "--bw-scale",
+    "capacity_scale": "--capacity-scale",
+    "utilization": "--utilization",
+    "price": "--price",
+    "output": "--output",
+    "top": "--top",
+}
+
+
+def _click_class(name: str) -> type[Exception]:
+    """The parser's exception classes, whichever click typer runs on (vendored or not)."""
+    cls: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+    return cls
+
+
+class OneLineErrors(TyperGroup):
+    """The top-level group: the parser's usage errors as one line, exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone_mode = kwargs.pop("standalone_mode", True)
+        click_exception = _click_class("ClickException")
+        try:
+            rv = super().main(*args, **(kwargs | {"standalone_mode": False}))
+        except click_exception as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `roofline`: the help
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(0)
+            message = exc.format_message()  # type: ignore[attr-defined]
+            typer.echo(f"roofline: error: {' '.join(message.split())}", err=True)
+            sys.exit(2)
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("roofline: aborted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"roofline {__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="roofline",
+    cls=OneLineErrors,
     help="Hardware-aware roofline simulator: per-layer FLOPs, bytes, intensity and time "
     "of ML models on real devices.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -32,16 +103,17 @@ app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
 
 
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Hardware-aware roofline simulator."""
 
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
-]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> NoReturn:
@@ -49,6 +121,61 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def boundary(fn: F) -> F:
+    """The one error boundary: a RooflineError from the library becomes one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FieldError as exc:
+            _fail(exc.render(FLAGS.get(exc.field, exc.field)))
+        except RooflineError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- shared options
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Recompute(str, Enum):
+    none = "none"
+    full = "full"
+
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Model name or alias, or a model file.")
+]
+DeviceOpt = Annotated[str, typer.Option("--hw", help="Device name or alias, or a device YAML.")]
+DevicesOpt = Annotated[str, typer.Option("--hw", help="Devices, comma-separated.")]
+BatchOpt = Annotated[int, typer.Option(help="Samples per batch (the global batch).")]
+SeqOpt = Annotated[
+    int | None, typer.Option(help="Tokens per sample [default: the model's own input size].")
+]
+DtypeOpt = Annotated[str, typer.Option(help="fp16, bf16, fp32, tf32, fp8, int8, fp64.")]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(help="Decode only: tokens in the KV cache [default: --seq]."),
+]
+OptimizerOpt = Annotated[
+    str, typer.Option(help="Training: sgd, sgd-momentum, adam, adamw, lamb, adafactor.")
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file instead of stdout ('-': stdout)."),
+]
+FigureOpt = Annotated[Path, typer.Option("--output", "-o", help="File: .png, .svg or .pdf.")]
+
+INFERENCE_PHASES = "inference (= prefill), prefill, decode or training."
+
+
+# ---------------------------------------------------------------- output
 def _readable(path: str) -> None:
     """Give a temp file the permissions a plain open() would have (mkstemp makes it 0600)."""
     mask = os.umask(0)
@@ -56,41 +183,71 @@ def _readable(path: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
-def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
-    """Print, or write the whole file at once (temp file + rename: never half-written)."""
-    if renderables is not None:
-        from rich.console import Console
-
-        buffer = None
-        if output is not None or not sys.stdout.isatty():
-            import io
-
-            buffer = io.StringIO()
-            console = Console(file=buffer, width=160, color_system=None)
-        else:
-            console = Console()
-        for item in renderables:
-            console.print(item)
-        if buffer is None:
-            return
-        text = "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
-    if text is None:
-        return
-    if output is None:
-        sys.stdout.write(text)
-        return
-    target = output.resolve()
-    if not target.parent.is_dir():
-        _fail(f"--output {output}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+def _special(path: Path) -> bool:
+    """An existing FIFO, character device or socket: written into, never replaced."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def _write(output: Path, write: Callable[[str], None], suffix: str = ".tmp") -> None:
+    """Write a whole file: into a special file directly; otherwise a temp file beside the
+    target, renamed over it only when complete (never half-written)."""
+    if output.is_dir():
+        _fail(f"--output {output}: is a folder; give a file name")
+    if _special(output):
+        try:
+            write(str(output))
+        except OSError as exc:
+            _fail(f"--output {output}: {exc.strerror or exc}")
+        return
+    parent = output.resolve().parent
+    if not parent.is_dir():
+        _fail(f"--output {output}: folder {parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{output.name}.", suffix=suffix)
+    except OSError as exc:
+        _fail(f"--output {output}: cannot write in {parent}: {exc.strerror or exc}")
+    os.close(fd)
+    try:
+        write(tmp)
         _readable(tmp)
-        os.replace(tmp, target)
+        os.replace(tmp, output)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         _fail(f"--output {output}: {exc.strerror or exc}")
+
+
+def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
+    """Print, or write the whole file at once."""
+    if renderables is not None:
+        import io
+
+        from rich.console import Console
+
+        if output is None and sys.stdout.isatty():
+            terminal = Console()
+            for item in renderables:
+                terminal.print(item)
+            return
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=160, color_system=None)
+        for item in renderables:
+            console.print(item)
+        text = "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+    assert text is not None  # one of the two is always given
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+
+    def write(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    _write(output, write)
 
 
 def _show(
@@ -113,155 +270,16 @@ def _show(
         _emit(None, table(), output)
 
 
-@app.command()
-def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a workload YAML.")],
-    hw: Annotated[str, typer.Option("--hw", help="Device name or alias, or a device YAML.")],
-    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
-    seq: Annotated[
-        int | None, typer.Option(help="Tokens per sample [default: the model's maximum].")
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="fp16, bf16, fp32, tf32, fp8, int8, fp64.")] = "fp16",
-    phase: Annotated[
-        str, typer.Option(help="inference (= prefill), prefill, decode or training.")
-    ] = "inference",
-    context: Annotated[
-        int | None,
-        typer.Option(help="Decode only: tokens in the KV cache [default: --seq or the maximum]."),
-    ] = None,
-    optimizer: Annotated[
-        str, typer.Option(help="Training: the optimizer whose update ends the step.")
-    ] = "adam",
-    fmt: FormatOpt = Format.table,
-    output: OutputOpt = None,
-) -> None:
-    """Per-layer roofline of MODEL on device HW, with a summary."""
-    try:
-        from . import report
-        from .analysis import analyze
-        from .scenario import RunConfig
-
-        run_config = RunConfig(
-            batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, optimizer=optimizer
-        )
-        result = analyze(model, hw, run_config)
-        _show(
-            fmt,
-            output,
-            data=lambda: report.result_dict(result),
-            rows=lambda: report.layer_rows(result),
-            table=lambda: report.result_table(result),
-        )
-    except RooflineError as exc:
-        _fail(str(exc))
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-@app.command()
-def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
-    """Computed params, inference and training FLOPs of every model vs the published dataset,
-    and the places where the published data contradicts itself."""
-    try:
-        from . import report
-        from .validate import validate as run_validation
-
-        checks = run_validation()
-        _show(
-            fmt,
-            output,
-            data=lambda: report.check_rows(checks),
-            rows=lambda: report.check_rows(checks),
-            table=lambda: report.validation_table(checks),
-        )
-    except RooflineError as exc:
-        _fail(str(exc))
-
-
-def _step(w: Any, run: Any, layout: Any, device: Any) -> tuple[float, float] | None:
-    """(compute, communication) seconds of a step, or None where the device cannot run it
-    (no peak for the dtype, no interconnect for a multi-device layout)."""
-    from .parallel import step_time
-
-    try:
-        return step_time(w, run, layout, device)
-    except RooflineError:
-        return None
-
-
-@app.command()
-def memory(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
-    hw: Annotated[
-        str | None, typer.Option("--hw", help="Devices, comma-separated [default: all].")
-    ] = None,
-    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
-    seq: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
-    dtype: Annotated[str, typer.Option(help="Datatype of weights and activations.")] = "fp16",
-    phase: Annotated[
-        str, typer.Option(help="training, inference, prefill or decode.")
-    ] = "training",
-    context: Annotated[int | None, typer.Option(help="Decode: tokens in the KV cache.")] = None,
-    optimizer: Annotated[
-        str, typer.Option(help="sgd, sgd-momentum, adam, adamw, lamb, adafactor.")
-    ] = "adam",
-    master_weights: Annotated[
-        bool, typer.Option(help="Keep an fp32 master copy of 16/8-bit weights.")
-    ] = True,
-    recompute: Annotated[bool, typer.Option(help="Full activation checkpointing.")] = False,
-    dp: Annotated[int, typer.Option(help="Data-parallel replicas of the layout.")] = 1,
-    tp: Annotated[int, typer.Option(help="Tensor-parallel ways.")] = 1,
-    pp: Annotated[int, typer.Option(help="Pipeline stages.")] = 1,
-    zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 over the data-parallel replicas.")] = 0,
-    fmt: FormatOpt = Format.table,
-    output: OutputOpt = None,
-) -> None:
-    """Memory footprint of a training step or an inference pass (per device of a
-    --dp/--tp/--pp/--zero layout), where it fits, the smallest layout that fits, and the
-    layout's communication on each device's interconnect."""
-    try:
-        from . import report
-        from .hardware import get_device, list_devices
-        from .memory import fits
-        from .parallel import Layout, communication, min_layout, per_device_memory
-        from .scenario import RunConfig
-        from .workloads import get_workload
-
-        w = get_workload(model)
-        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
-        layout = Layout(dp, tp, pp, zero)
-        breakdown = per_device_memory(
-            w, run_config, layout, optimizer, master_weights=master_weights, recompute=recompute
-        )
-        comm = communication(w, run_config, layout)
-        devices = [get_device(n) for n in _names("--hw", hw)] if hw else list_devices()
-        whole = per_device_memory(
-            w, run_config, Layout(), optimizer, master_weights=master_weights, recompute=recompute
-        )
-        result = fits(breakdown, devices, whole)
-        layouts = {
-            d.key: min_layout(w, run_config, d, optimizer, recompute=recompute) for d in devices
-        }
-        steps = {d.key: _step(w, run_config, layout, d) for d in devices}
-        data = report.memory_dict(breakdown, result, layout, comm, layouts, steps)
-        rows = [
-            d | {"total_bytes": breakdown.total, "min_layout": str(d["min_layout"])}
-            for d in data["devices"]
-        ]
-        title = f"{w.name}: {phase}, batch {batch}, {dtype}" + (
-            f", {optimizer}" if phase == "training" else ""
-        )
-        if layout.devices > 1:
-            title += f"; per device of dp {dp} x tp {tp} x pp {pp}, ZeRO-{zero}"
-        _show(
-            fmt,
-            output,
-            data=lambda: data,
-            rows=lambda: rows,
-            table=lambda: report.memory_table(
-                title, breakdown, result, layout, comm, layouts, steps
-            ),
-        )
-    except RooflineError as exc:
-        _fail(str(exc))
+def _save_figure(fig: Any, output: Path) -> None:
+    """Write a matplotlib Figure whole, format from the suffix."""
+    suffix = output.suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        _fail(f"--output {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}")
+    _write(output, lambda path: fig.savefig(path, format=suffix[1:], dpi=150), suffix=suffix)
+    typer.echo(f"wrote {output}", err=True)
 
 
 def _ints(flag: str, text: str) -> list[int]:
@@ -274,25 +292,139 @@ def _ints(flag: str, text: str) -> list[int]:
         try:
             values.append(int(part))
         except ValueError:
-            raise RooflineError(
-                f"{flag} {text!r}: expected whole numbers separated by commas"
-            ) from None
+            _fail(f"{flag} {text!r}: expected whole numbers separated by commas")
     if not values:
-        raise RooflineError(f"{flag}: empty sweep axis; give at least one value")
+        _fail(f"{flag}: empty sweep axis; give at least one value")
     return values
 
 
 def _names(flag: str, text: str) -> list[str]:
     values = [p.strip() for p in text.split(",") if p.strip()]
     if not values:
-        raise RooflineError(f"{flag}: empty sweep axis; give at least one value")
+        _fail(f"{flag}: empty; give at least one name")
     return values
 
 
+def _devices(text: str | None) -> list[Any]:
+    """Devices named in a comma-separated --hw, or all devices when --hw is left out."""
+    from .hardware import get_device, list_devices
+
+    if text is None:
+        return list_devices()
+    return [get_device(n) for n in _names("--hw", text)]
+
+
+# ---------------------------------------------------------------- commands
 @app.command()
+@boundary
+def run(
+    model: ModelOpt,
+    hw: DeviceOpt,
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    dtype: DtypeOpt = "fp16",
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
+    context: ContextOpt = None,
+    optimizer: OptimizerOpt = "adam",
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Per-layer roofline of MODEL on device HW, with a summary."""
+    from .analysis import analyze
+    from .report import run as rr
+    from .scenario import RunConfig
+
+    config = RunConfig(
+        batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, optimizer=optimizer
+    )
+    result = analyze(model, hw, config)
+    _show(
+        fmt,
+        output,
+        data=lambda: rr.result_dict(result),
+        rows=lambda: rr.layer_rows(result),
+        table=lambda: rr.result_table(result),
+    )
+
+
+@app.command()
+@boundary
+def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """Computed params, inference and training FLOPs of every model vs the published dataset,
+    and the places where the published data contradicts itself."""
+    from .report import validation as rv
+    from .validate import validate as run_validation
+
+    checks = run_validation()
+    _show(
+        fmt,
+        output,
+        data=lambda: rv.check_rows(checks),
+        rows=lambda: rv.check_rows(checks),
+        table=lambda: rv.validation_table(checks),
+    )
+
+
+@app.command()
+@boundary
+def memory(
+    model: ModelOpt,
+    hw: Annotated[
+        str | None, typer.Option("--hw", help="Devices, comma-separated [default: all].")
+    ] = None,
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    dtype: DtypeOpt = "fp16",
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "training",
+    context: ContextOpt = None,
+    optimizer: OptimizerOpt = "adam",
+    master_weights: Annotated[
+        bool, typer.Option(help="Keep an fp32 master copy of 16/8-bit weights.")
+    ] = True,
+    recompute: Annotated[
+        Recompute, typer.Option(help="Activation recomputation: none or full.")
+    ] = Recompute.none,
+    dp: Annotated[int, typer.Option(help="Data-parallel replicas of the layout.")] = 1,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel ways.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline stages.")] = 1,
+    zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 over the data-parallel replicas.")] = 0,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Memory footprint of a training step or an inference pass (per device of a
+    --dp/--tp/--pp/--zero layout), where it fits, the smallest layout that fits, and the
+    layout's communication and step time on each device."""
+    from .capacity import memory_report
+    from .report import memory as rm
+    from .scenario import Layout, RunConfig
+    from .workloads import get_workload
+
+    config = RunConfig(
+        batch=batch,
+        seq=seq,
+        dtype=dtype,
+        phase=phase,
+        context=context,
+        optimizer=optimizer,
+        master_weights=master_weights,
+        recompute=recompute.value,
+        layout=Layout(dp, tp, pp, zero),
+    )
+    report = memory_report(get_workload(model), config, _devices(hw))
+    _show(
+        fmt,
+        output,
+        data=lambda: rm.memory_dict(report),
+        rows=lambda: rm.memory_rows(report),
+        table=lambda: rm.memory_table(report),
+    )
+
+
+@app.command()
+@boundary
 def whatif(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
-    hw: Annotated[str, typer.Option("--hw", help="Devices, comma-separated.")],
+    model: ModelOpt,
+    hw: DevicesOpt,
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
     seq: Annotated[str | None, typer.Option(help="Sequence lengths, comma-separated.")] = None,
     context: Annotated[str | None, typer.Option(help="Decode contexts, comma-separated.")] = None,
@@ -300,10 +432,8 @@ def whatif(
     devices: Annotated[
         str, typer.Option(help="Data-parallel device counts, comma-separated.")
     ] = "1",
-    phase: Annotated[
-        str, typer.Option(help="inference, prefill, decode or training.")
-    ] = "inference",
-    optimizer: Annotated[str, typer.Option(help="Training optimizer.")] = "adam",
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
+    optimizer: OptimizerOpt = "adam",
     flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
     bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
     capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
@@ -316,113 +446,83 @@ def whatif(
 ) -> None:
     """Sweep batch, sequence, context, dtype, device and device count; answer the batch at
     which a step turns compute-bound, the largest batch that fits, time to train and cost."""
-    try:
-        from . import report
-        from .hardware import get_device
-        from .whatif import answers, build_sweep, run_sweep, scaled
-        from .workloads import get_workload
+    from .hardware import get_device
+    from .report import whatif as rw
+    from .scenario import RunConfig
+    from .whatif import answers, build_sweep, run_sweep, scaled
+    from .workloads import get_workload
 
-        w = get_workload(model)
-        devs = [
-            scaled(get_device(n), flops_scale, bw_scale, capacity_scale) for n in _names("--hw", hw)
-        ]
-        sweep = build_sweep(
-            w,
-            devs,
-            batches=_ints("--batch", batch),
-            seqs=[None] if seq is None else list(_ints("--seq", seq)),
-            contexts=[None] if context is None else list(_ints("--context", context)),
-            dtypes=_names("--dtype", dtype),
-            replicas=_ints("--devices", devices),
-            phase=phase,
-            optimizer=optimizer,
+    w = get_workload(model)
+    devs = [
+        scaled(get_device(n), flops_scale, bw_scale, capacity_scale) for n in _names("--hw", hw)
+    ]
+    sweep = build_sweep(
+        w,
+        devs,
+        RunConfig(phase=phase, optimizer=optimizer),
+        batches=_ints("--batch", batch),
+        seqs=[None] if seq is None else list(_ints("--seq", seq)),
+        contexts=[None] if context is None else list(_ints("--context", context)),
+        dtypes=_names("--dtype", dtype),
+        replicas=_ints("--devices", devices),
+    )
+    pairs = sweep.grid.scenarios * len(devs)
+    limit = 200 if fmt is Format.table else 1_000_000
+    if fmt is not Format.table and pairs > limit:
+        _fail(
+            f"{pairs:,} (scenario, device) pairs are more than {limit:,} rows; narrow the "
+            "sweep or use the table format for the answers alone"
         )
-        pairs = sweep.grid.scenarios * len(devs)
-        limit = 200 if fmt is Format.table else 1_000_000
-        rows = report.whatif_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
-        if pairs > 20_000_000:  # more than about a second: show progress on stderr
-            from rich.progress import Progress
+    rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
+    if pairs > 20_000_000:  # more than about a second: show progress on stderr
+        from rich.console import Console
+        from rich.progress import Progress
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task("sweep", total=sweep.grid.scenarios)
-                found = answers(
-                    sweep,
-                    utilization=utilization,
-                    price_per_hour=price,
-                    progress=lambda done, total: bar.update(task, completed=done),
-                )
-        else:
-            found = answers(sweep, utilization=utilization, price_per_hour=price)
-        result: dict[str, Any] = {
-            "answers": found,
-            "scenarios": rows,
-            "scenario_device_pairs": pairs,
-        }
-        _show(
-            fmt,
-            output,
-            data=lambda: result,
-            rows=lambda: rows,
-            table=lambda: report.whatif_tables(w.name, sweep, result),
-        )
-    except RooflineError as exc:
-        _fail(str(exc))
-
-
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def _save_figure(fig: Any, output: Path) -> None:
-    """Write a matplotlib Figure whole (temp file + rename), format from the suffix."""
-    suffix = output.suffix.lower()
-    if suffix not in FIGURE_SUFFIXES:
-        _fail(f"--output {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}")
-    target = output.resolve()
-    if not target.parent.is_dir():
-        _fail(f"--output {output}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=suffix[1:], dpi=150)
-        _readable(tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        _fail(f"--output {output}: {exc.strerror or exc}")
-    typer.echo(f"wrote {output}", err=True)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sweep", total=sweep.grid.scenarios)
+            found = answers(
+                sweep,
+                utilization=utilization,
+                price_per_hour=price,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    else:
+        found = answers(sweep, utilization=utilization, price_per_hour=price)
+    _show(
+        fmt,
+        output,
+        data=lambda: rw.whatif_dict(found, rows, pairs),
+        rows=lambda: rows,
+        table=lambda: rw.whatif_tables(w.name, sweep, found, rows),
+    )
 
 
 @app.command()
+@boundary
 def plot(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or a model file.")],
+    model: ModelOpt,
     hw: Annotated[str, typer.Option("--hw", help="Devices, comma-separated (up to 6).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File: .png, .svg or .pdf.")],
-    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 1,
-    seq: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
-    dtype: Annotated[str, typer.Option(help="Datatype.")] = "fp16",
-    phase: Annotated[
-        str, typer.Option(help="inference, prefill, decode or training.")
-    ] = "inference",
-    context: Annotated[int | None, typer.Option(help="Decode: tokens in the KV cache.")] = None,
+    output: FigureOpt,
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    dtype: DtypeOpt = "fp16",
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
+    context: ContextOpt = None,
     all_dtypes: Annotated[bool, typer.Option(help="Draw every dtype's compute ceiling.")] = False,
     top: Annotated[int, typer.Option(help="Label this many layers by time.")] = 5,
 ) -> None:
     """Roofline chart of MODEL on one or more devices."""
-    try:
-        from . import plot as plots
-        from .analysis import analyze
-        from .hardware import get_device
-        from .scenario import RunConfig
-        from .workloads import get_workload
+    from . import plot as plots
+    from .analysis import analyze
+    from .scenario import RunConfig
+    from .workloads import get_workload
 
-        if top < 0:
-            raise RooflineError(f"--top {top}: must be >= 0")
-        w = get_workload(model)
-        run_config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
-        results = [analyze(w, get_device(n), run_config) for n in _names("--hw", hw)]
-        _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
-    except RooflineError as exc:
-        _fail(str(exc))
+    if not 0 <= top <= 50:
+        raise FieldError("top", top, "must be from 0 to 50")
+    w = get_workload(model)
+    config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+    results = [analyze(w, d, config) for d in _devices(hw)]
+    _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
 
 
 class WallFigure(str, Enum):
@@ -433,14 +533,15 @@ class WallFigure(str, Enum):
 
 
 @app.command()
+@boundary
 def memwall(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Show one workload across generations.")
     ] = None,
     hw: Annotated[str | None, typer.Option("--hw", help="Devices [default: all].")] = None,
-    batch: Annotated[int, typer.Option(help="Samples per batch (with --model).")] = 1,
-    seq: Annotated[int | None, typer.Option(help="Tokens per sample (with --model).")] = None,
-    phase: Annotated[str, typer.Option(help="Phase (with --model).")] = "inference",
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     figure: Annotated[
         WallFigure, typer.Option(help="Which chart --output draws.")
     ] = WallFigure.scaling,
@@ -452,133 +553,121 @@ def memwall(
     """Growth per two years of peak FLOP/s, DRAM and interconnect bandwidth and memory
     capacity, fitted over the device database, next to the paper's; or, with --model, the
     workload on every device in release order."""
-    try:
-        from . import memwall as wall
-        from . import report
-        from .hardware import get_device, list_devices
-        from .scenario import RunConfig
-        from .workloads import get_workload, list_workloads
+    from . import memwall as wall
+    from .report import memwall as rw
+    from .scenario import RunConfig
+    from .workloads import get_workload, list_workloads
 
-        devices = [get_device(n) for n in _names("--hw", hw)] if hw else list_devices()
-        if model is not None:
-            w = get_workload(model)
-            gens = wall.generations(w, devices, RunConfig(batch=batch, seq=seq, phase=phase))
-            if output is not None:
-                from . import plot as plots
-
-                _save_figure(plots.generations(gens, name=w.name), output)
-            _show(
-                fmt,
-                None,
-                data=lambda: report.generation_rows(gens),
-                rows=lambda: report.generation_rows(gens),
-                table=lambda: [report.generation_table(w.name, gens)],
-            )
-            return
-        trends = wall.rates(devices)
+    devices = _devices(hw)
+    if model is not None:
+        w = get_workload(model)
+        gens = wall.generations(w, devices, RunConfig(batch=batch, seq=seq, phase=phase))
         if output is not None:
             from . import plot as plots
 
-            workloads = list_workloads()
-            fig = {
-                WallFigure.scaling: lambda: plots.memory_wall(devices),
-                WallFigure.models: lambda: plots.model_sizes(workloads, devices),
-                WallFigure.compute: lambda: plots.training_compute(workloads),
-                WallFigure.memory: lambda: plots.training_memory(workloads, devices),
-            }[figure]()
-            _save_figure(fig, output)
+            _save_figure(plots.generations(gens, name=w.name), output)
         _show(
             fmt,
             None,
-            data=lambda: report.rates_dict(trends),
-            rows=lambda: report.rates_dict(trends)["series"],
-            table=lambda: [report.rates_table(trends)],
+            data=lambda: rw.generation_rows(gens),
+            rows=lambda: rw.generation_rows(gens),
+            table=lambda: [rw.generation_table(w.name, gens)],
         )
-    except RooflineError as exc:
-        _fail(str(exc))
+        return
+    trends = wall.rates(devices)
+    if output is not None:
+        from . import plot as plots
+
+        workloads = list_workloads()
+        fig = {
+            WallFigure.scaling: lambda: plots.memory_wall(devices),
+            WallFigure.models: lambda: plots.model_sizes(workloads, devices),
+            WallFigure.compute: lambda: plots.training_compute(workloads),
+            WallFigure.memory: lambda: plots.training_memory(workloads, devices),
+        }[figure]()
+        _save_figure(fig, output)
+    _show(
+        fmt,
+        None,
+        data=lambda: rw.rates_dict(trends),
+        rows=lambda: rw.rates_dict(trends)["series"],
+        table=lambda: [rw.rates_table(trends)],
+    )
 
 
 @hardware_app.command("list")
+@boundary
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """Every device in the database, oldest first."""
-    try:
-        from . import report
-        from .hardware import list_devices
+    from .hardware import list_devices
+    from .report import catalog as rc
 
-        devices = list_devices()
-        if fmt is Format.json:
-            _emit(report.to_json(report.device_rows(devices)), None, output)
-        elif fmt is Format.csv:
-            rows = [
-                {k: v for k, v in row.items() if k != "peak_flops_per_s"}
-                | {f"peak_{k}_flops_per_s": v for k, v in row["peak_flops_per_s"].items()}
-                for row in report.device_rows(devices)
-            ]
-            keys = list(dict.fromkeys(k for row in rows for k in row))
-            _emit(report.to_csv([{k: row.get(k) for k in keys} for row in rows]), None, output)
-        else:
-            _emit(None, [report.device_list_table(devices)], output)
-    except RooflineError as exc:
-        _fail(str(exc))
+    devices = list_devices()
+    _show(
+        fmt,
+        output,
+        data=lambda: rc.device_rows(devices),
+        rows=lambda: rc.device_csv_rows(devices),
+        table=lambda: [rc.device_list_table(devices)],
+    )
 
 
 @hardware_app.command("show")
+@boundary
 def hardware_show(
     name: Annotated[str, typer.Argument(help="Device name, alias or YAML file.")],
     fmt: FormatOpt = Format.table,
 ) -> None:
     """One device: peaks per datatype, ridge points, memory, interconnect, source."""
-    try:
-        from . import report
-        from .hardware import get_device
+    from .hardware import get_device
+    from .report import catalog as rc
+    from .report import to_json
 
-        device = get_device(name)
-        if fmt is Format.json:
-            _emit(report.to_json(report.device_dict(device)), None, None)
-        else:
-            _emit(report.device_detail(device) + "\n", None, None)
-    except RooflineError as exc:
-        _fail(str(exc))
+    device = get_device(name)
+    if fmt is Format.json:
+        _emit(to_json(rc.device_dict(device)), None, None)
+    else:
+        _emit(rc.device_detail(device) + "\n", None, None)
 
 
 @models_app.command("list")
+@boundary
 def models_list(fmt: FormatOpt = Format.table) -> None:
     """Every model in the catalog."""
-    try:
-        from . import report
-        from .workloads import list_workloads
+    from .report import catalog as rc
+    from .workloads import list_workloads
 
-        workloads = list_workloads()
-        if fmt is Format.table:
-            params = [w.params for w in workloads]
-            _emit(None, [report.workload_list_table(workloads, params)], None)
-        else:
-            rows = [report.workload_dict(w) | {"params": w.params} for w in workloads]
-            if fmt is Format.json:
-                _emit(report.to_json(rows), None, None)
-            else:
-                flat = [{k: r[k] for k in ("key", "name", "family", "params")} for r in rows]
-                _emit(report.to_csv(flat), None, None)
-    except RooflineError as exc:
-        _fail(str(exc))
+    workloads = list_workloads()
+    rows = [rc.workload_dict(w) | {"params": w.params} for w in workloads]
+    _show(
+        fmt,
+        None,
+        data=lambda: rows,
+        rows=lambda: [{k: r[k] for k in ("key", "name", "family", "params")} for r in rows],
+        table=lambda: [rc.workload_list_table(workloads, [w.params for w in workloads])],
+    )
 
 
 @models_app.command("show")
+@boundary
 def models_show(
     name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
 ) -> None:
     """One model: architecture, published figures, sources (JSON)."""
-    try:
-        from . import report
-        from .workloads import get_workload
+    from .report import catalog as rc
+    from .report import to_json
+    from .workloads import get_workload
 
-        w = get_workload(name)
-        _emit(report.to_json(report.workload_dict(w) | {"params": w.params}), None, None)
-    except RooflineError as exc:
-        _fail(str(exc))
+    w = get_workload(name)
+    _emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
 
 
 def main() -> None:
+    # a terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii) shows '?'
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     app()
 
 

@@ -5,7 +5,7 @@ tf32 is a tensor-core compute mode on fp32 storage, so it moves 4 bytes an eleme
 
 from __future__ import annotations
 
-from .errors import RooflineError
+from .errors import FieldError
 
 BYTES_PER_ELEMENT: dict[str, int] = {
     "fp64": 8,
@@ -20,7 +20,7 @@ BYTES_PER_ELEMENT: dict[str, int] = {
 DTYPES: tuple[str, ...] = tuple(BYTES_PER_ELEMENT)
 
 
-def check_dtype(dtype: str) -> str:
-    if dtype not in BYTES_PER_ELEMENT:
-        raise RooflineError(f"--dtype {dtype!r}: unknown datatype; allowed: {', '.join(DTYPES)}")
+def check_dtype(dtype: str, field: str = "dtype") -> str:
+    if not isinstance(dtype, str) or dtype not in BYTES_PER_ELEMENT:
+        raise FieldError(field, dtype, f"unknown datatype; allowed: {', '.join(DTYPES)}")
     return dtype

@@ -40,3 +40,29 @@ class UnknownNameError(RooflineError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as a message shows it: repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FieldError(RooflineError):
+    """A bad value of one named field of a run (batch, seq, layout.tensor, ...).
+
+    The library names its own fields; the CLI shows its flag for the field instead
+    (`batch` -> `--batch`), so library messages never mention command-line spellings."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(self.render(field))
+
+    def render(self, name: str) -> str:
+        if self.value is None:
+            return f"{name}: {self.problem}"
+        plain_text = isinstance(self.value, str) and self.value.strip() and len(self.value) <= 60
+        value = self.value if plain_text else shown(self.value)
+        return f"{name} {value}: {self.problem}"

@@ -18,7 +18,7 @@ from ._catalog import Catalog
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
-from .errors import RooflineError, SpecError
+from .errors import FieldError, SpecError
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
 
@@ -55,14 +55,23 @@ class Device:
         try:
             return self.peak_flops_per_s[dtype]
         except KeyError:
-            raise RooflineError(
-                f"--dtype {dtype}: {self.name} ({self.key}) has no {dtype} peak; "
-                f"it supports {', '.join(self.dtypes)}"
+            raise FieldError(
+                "dtype",
+                dtype,
+                f"{self.name} ({self.key}) has no {dtype} peak; "
+                f"it supports {', '.join(self.dtypes)}",
             ) from None
 
     def ridge_point(self, dtype: str) -> float:
         """Arithmetic intensity (FLOP/byte) where the memory roof meets the compute roof."""
         return self.peak(dtype) / self.memory_bandwidth_bytes_per_s
+
+    @property
+    def link_bytes_per_s(self) -> float:
+        """Scale-up link bandwidth in one direction (byte/s; 0: no interconnect). A
+        bidirectional figure counts both directions, so one direction is half of it."""
+        bw = self.interconnect_bandwidth_bytes_per_s or 0.0
+        return bw / 2 if self.interconnect_counting == "bidirectional" else bw
 
     @property
     def release_year(self) -> float:
@@ -161,7 +170,7 @@ def _load(path: Path, shown: str) -> Device:
     return parse_device(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
-DEVICES: Catalog[Device] = Catalog("hardware", "device", "--hw", _load)
+DEVICES: Catalog[Device] = Catalog("hardware", "device", "device", _load)
 
 
 def load_device_file(path: str | os.PathLike[str]) -> Device:

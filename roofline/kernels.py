@@ -7,6 +7,9 @@ For every (layer, device) pair:
     time        T = max(FLOPs / peak, bytes / bandwidth)  (s)
     bound       compute-bound exactly when I >= R, memory-bound otherwise
 
+`sweep` evaluates a whole grid of scenarios: per-layer costs as polynomial coefficients
+times each scenario's basis terms, then the same roofline per layer, summed over layers.
+
 `evaluate` runs the numba kernel (parallel over layers) on large problems and the plain
 vectorised numpy version (`evaluate_numpy`, also the reference the tests compare against) on
 small ones: loading numba and its cached kernel costs about 0.3 s a process, far more than a
@@ -104,3 +107,67 @@ def _numpy(f: np.ndarray, b: np.ndarray, p: np.ndarray, w: np.ndarray) -> Roofli
     attainable = np.minimum(p[None, :], intensity[:, None] * w[None, :])
     compute = intensity[:, None] >= ridge[None, :]
     return RooflineArrays(intensity, ridge, attainable, time, compute)
+
+
+@dataclass(frozen=True)
+class SweepArrays:
+    """Kernel output for S scenarios on D devices."""
+
+    time_s: np.ndarray  # (S, D) sum over layers of max(FLOPs / peak, bytes / bandwidth)
+    memory_share: np.ndarray  # (S, D) share of that time in memory-bound layers
+    flops: np.ndarray  # (S,) FLOP over all layers
+    working_bytes: np.ndarray  # (S,) the largest layer's activation inputs + outputs
+
+
+def _array(name: str, values: object, ndim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(values, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: values must be finite")
+    return arr
+
+
+def sweep(
+    flops: object,
+    bytes_: object,
+    io_bytes: object,
+    basis: object,
+    dtype_index: object,
+    peak: object,
+    bandwidth: object,
+) -> SweepArrays:
+    """Roofline of S scenarios on D devices from polynomial costs.
+
+    flops (L, K) FLOP coefficients of L layers in K basis terms; bytes_ and io_bytes
+    (T, L, K) byte coefficients per dtype; basis (S, K) each scenario's terms; dtype_index
+    (S,) which dtype each scenario uses; peak (T, D) FLOP/s per dtype and device (> 0 for
+    every dtype used); bandwidth (D,) byte/s.
+    """
+    f = _array("flops", flops, 2)
+    y = _array("bytes", bytes_, 3)
+    io = _array("io_bytes", io_bytes, 3)
+    x = _array("basis", basis, 2)
+    p = _array("peak", peak, 2)
+    w = _array("bandwidth", bandwidth, 1)
+    k = np.ascontiguousarray(dtype_index, dtype=np.int64)
+    n_layers, n_terms = f.shape
+    n_dtypes = y.shape[0]
+    if y.shape != (n_dtypes, n_layers, n_terms) or io.shape != y.shape:
+        raise ValueError(
+            f"bytes {y.shape} and io_bytes {io.shape} must be (T, {n_layers}, {n_terms})"
+        )
+    if x.shape[1] != n_terms:
+        raise ValueError(f"basis has {x.shape[1]} terms, the coefficients {n_terms}")
+    if k.shape != (x.shape[0],) or (len(k) and (k.min() < 0 or k.max() >= n_dtypes)):
+        raise ValueError(f"dtype_index: expected {x.shape[0]} indices in [0, {n_dtypes})")
+    if p.shape != (n_dtypes, w.shape[0]):
+        raise ValueError(f"peak: expected shape ({n_dtypes}, {w.shape[0]}), got {p.shape}")
+    if not np.all(w > 0) or (len(k) and not np.all(p[np.unique(k)] > 0)):
+        raise ValueError("peak (of every dtype used) and bandwidth must be > 0")
+    from ._numba_kernels import sweep as kernel
+
+    s, d = x.shape[0], w.shape[0]
+    out = SweepArrays(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s))
+    kernel(f, y, io, x, k, p, w, out.time_s, out.memory_share, out.flops, out.working_bytes)
+    return out

@@ -1,124 +1,138 @@
-"""Memory footprint of a run: parameters, gradients, optimizer state, activations, KV cache.
+"""Memory footprint of a run per device: parameters, gradients, optimizer state,
+activations, KV cache. One formula (`footprint`), used by the per-run path and by sweeps.
 
-Training (per step, all in bytes):
+Per replica (the data-parallel share of the batch, on one device), in bytes:
   params       P x bytes(dtype)
-  gradients    P x bytes(dtype)
-  optimizer    fp32 state values per parameter (SGD 0, SGD with momentum 1, Adam/AdamW/LAMB 2,
-               Adafactor ~0: factored second moments) x 4 bytes, plus a 4-byte fp32 master
-               copy of every parameter when the run's dtype is narrower than fp32 (mixed
-               precision; on by default, `master_weights=False` to drop it)
-  activations  what the layers keep for the backward pass (LayerTable.saved_bytes: each
-               family's builder counts every kept tensor once; see README); with
-               `recompute` (full activation checkpointing at block boundaries) only each
-               repeated block's input plus one block's activations
-Inference:
-  params       P x bytes(dtype)
-  kv_cache     decoders: 2 (K and V) x layers x batch x context x kv_heads x head_dim x bytes
-  activations  the transient working set: the largest layer's inputs + outputs
+  gradients    training: P x bytes(dtype)
+  optimizer    training: fp32 state values per parameter (SGD 0, SGD with momentum 1,
+               Adam/AdamW/LAMB 2, Adafactor ~0: factored second moments) x 4 bytes, plus a
+               4-byte fp32 master copy of every parameter when the dtype is narrower than
+               fp32 (mixed precision; RunConfig.master_weights)
+  activations  training: what the layers keep for the backward pass (LayerTable.saved_bytes:
+               each family's builder counts every kept tensor once); with recompute "full"
+               (activation checkpointing at block boundaries) only each repeated block's
+               input plus one block's activations. Inference: the transient working set, the
+               largest layer's inputs + outputs
+  kv_cache     decoders: K and V for every cached token (the family's kv_cache_elements)
+Split over the layout (Rajbhandari et al. 2020 for ZeRO):
+  params / (tensor x pipeline)  (/ data as well with ZeRO-3)
+  gradients likewise            (/ data with ZeRO >= 2)
+  optimizer likewise            (/ data with ZeRO >= 1)
+  activations, kv_cache / (tensor x pipeline)  (an even split: pipeline bubbles and
+                                                in-flight micro-batches are not modelled)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from .dtypes import BYTES_PER_ELEMENT
 from .hardware import Device
-from .optimizers import STATE_VALUES, check_optimizer
+from .optimizers import FP32, STATE_VALUES
 from .scenario import RunConfig
 from .workloads import Workload
+
+Array = Any  # a float, or a numpy array of one value per scenario
 
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
-    """Bytes of each part of a run's footprint on one device (unsharded)."""
+    """Bytes of each part of a run's footprint on one device. Each field is a float for one
+    run, or an array of one value per scenario in a sweep."""
 
-    params: float
-    gradients: float
-    optimizer: float
-    activations: float
-    kv_cache: float
+    params: Array
+    gradients: Array
+    optimizer: Array
+    activations: Array
+    kv_cache: Array
 
     @property
-    def total(self) -> float:
+    def total(self) -> Array:
         return self.params + self.gradients + self.optimizer + self.activations + self.kv_cache
 
     def as_dict(self) -> dict[str, float]:
         return {
-            "params": self.params,
-            "gradients": self.gradients,
-            "optimizer": self.optimizer,
-            "activations": self.activations,
-            "kv_cache": self.kv_cache,
-            "total": self.total,
+            "params": float(self.params),
+            "gradients": float(self.gradients),
+            "optimizer": float(self.optimizer),
+            "activations": float(self.activations),
+            "kv_cache": float(self.kv_cache),
+            "total": float(self.total),
         }
 
 
-def kv_cache_bytes(workload: Workload, run: RunConfig) -> float:
-    """K and V of every decoder layer for `context` tokens (prefill: `seq`) per sample."""
-    arch = workload.arch
-    if workload.family != "transformer" or arch.type == "encoder":
-        return 0.0
-    seq = run.seq if run.seq is not None else arch.default_seq
-    tokens = run.context if run.context is not None else seq
-    layers = arch.layers if arch.type == "decoder" else arch.decoder_layers
-    per_token = 2 * layers * arch.kv_dim * BYTES_PER_ELEMENT[run.dtype]
-    cross = 0.0
-    if arch.type == "encoder-decoder":  # cross-attention K and V over the source
-        cross = 2 * layers * arch.kv_dim * seq * BYTES_PER_ELEMENT[run.dtype]
-    return float(run.batch * (tokens * per_token + cross))
+def footprint(
+    run: RunConfig,
+    params: float,
+    activations: Array,
+    kv_cache: Array,
+    *,
+    bytes_per_element: Array | None = None,
+    data: Array | None = None,
+) -> MemoryBreakdown:
+    """Per-device bytes of `run` under its layout, from the replica's `activations` and
+    `kv_cache` bytes. A sweep passes arrays for what it varies per scenario: the bytes per
+    element (its dtype axis) and the data-parallel degree (its device-count axis); the rest
+    (optimizer, master weights, tensor, pipeline, ZeRO stage) comes from `run`."""
+    nb = BYTES_PER_ELEMENT[run.dtype] if bytes_per_element is None else bytes_per_element
+    dp = run.layout.data if data is None else data
+    split = run.layout.model_split
+    zero = run.layout.zero
+    weights = params * nb
+    none = 0.0 * nb  # a zero of the same shape (float or per-scenario array)
+    if not run.training:
+        return MemoryBreakdown(weights / split, none, none, activations / split, kv_cache / split)
+    state = STATE_VALUES[run.optimizer or "sgd"] * FP32 * params
+    master = np.where(np.asarray(nb) < FP32, FP32 * params, 0.0) if run.master_weights else 0.0
+    return MemoryBreakdown(
+        params=weights / split / (dp if zero >= 3 else 1),
+        gradients=weights / split / (dp if zero >= 2 else 1),
+        optimizer=(state + master) / split / (dp if zero >= 1 else 1),
+        activations=activations / split,
+        kv_cache=none,  # nothing is cached between training steps
+    )
 
 
-def _recomputed(table_saved: np.ndarray, count: np.ndarray, inputs: np.ndarray) -> float:
+def _recomputed(saved: np.ndarray, count: np.ndarray, inputs: np.ndarray) -> float:
     """Full checkpointing: one block's activations live at a time (recomputed in the
     backward pass); of the other blocks only their input is kept."""
     repeated = count > 1
     if not repeated.any():
-        return float(np.sum(table_saved * count))
+        return float(np.sum(saved * count))
     blocks = int(count[repeated].max())
     first = int(np.argmax(repeated))  # the first row of the repeated block
-    once = float(np.sum(table_saved[~repeated] * count[~repeated]))
-    one_block = float(np.sum(table_saved[repeated]))
+    once = float(np.sum(saved[~repeated] * count[~repeated]))
+    one_block = float(np.sum(saved[repeated]))
     return once + blocks * float(inputs[first]) + one_block
 
 
-def memory_breakdown(
-    workload: Workload,
-    run: RunConfig,
-    optimizer: str = "adam",
-    *,
-    master_weights: bool = True,
-    recompute: bool = False,
-) -> MemoryBreakdown:
-    """The footprint of one training step or one inference pass, on one device."""
-    check_optimizer(optimizer)
-    nbytes = BYTES_PER_ELEMENT[run.dtype]
-    table = workload.layers(run)
-    p = table.total_params
-    if run.phase == "training":
-        if recompute:  # block boundaries: the forward inputs of the first repeated row
-            forward = workload.layers(replace(run, phase="inference"))
-            acts = _recomputed(table.saved_bytes, table.count, forward.input_bytes)
-        else:
-            acts = table.total_saved_bytes
-        master = 4 * p if master_weights and nbytes < 4 else 0.0
-        return MemoryBreakdown(
-            params=p * nbytes,
-            gradients=p * nbytes,
-            optimizer=STATE_VALUES[optimizer] * 4 * p + master,
-            activations=acts,
-            kv_cache=0.0,
-        )
-    working = float(np.max(table.input_bytes + table.output_bytes)) if len(table) else 0.0
-    return MemoryBreakdown(
-        params=p * nbytes,
-        gradients=0.0,
-        optimizer=0.0,
-        activations=working,
-        kv_cache=kv_cache_bytes(workload, run),
-    )
+def activation_bytes(w: Workload, run: RunConfig) -> float:
+    """Activation bytes of one device running `run` whole (no layout): kept for the
+    backward pass in training (recomputed per `run.recompute`), the working set otherwise."""
+    table = w.layers(run)
+    if run.training:
+        if run.recompute == "full":
+            forward = w.layers(replace(run, phase="inference"))  # the blocks' inputs
+            return _recomputed(table.saved_bytes, table.count, forward.input_bytes)
+        return table.total_saved_bytes
+    return float(np.max(table.input_bytes + table.output_bytes)) if len(table) else 0.0
+
+
+def kv_cache_bytes(w: Workload, run: RunConfig) -> float:
+    """K and V kept between decode steps, whole batch (0 for models without a cache)."""
+    return w.arch.kv_cache_elements(run) * BYTES_PER_ELEMENT[run.dtype]
+
+
+def memory_breakdown(w: Workload, run: RunConfig) -> MemoryBreakdown:
+    """The footprint of one training step or inference pass on each device of `run.layout`
+    (with the default single-device layout: the whole run on one device)."""
+    w.check_layout(run.layout)
+    replica = run.replica()
+    return footprint(run, w.params, activation_bytes(w, replica), kv_cache_bytes(w, replica))
 
 
 @dataclass(frozen=True)
@@ -133,11 +147,11 @@ def fits(
 ) -> list[Fit]:
     """Whether `breakdown` (one device's share) fits each device, and how many devices the
     `whole` footprint (default: `breakdown`) needs when sharded evenly."""
-    total = (whole or breakdown).total
+    total = float((whole or breakdown).total)
     return [
         Fit(
             d,
-            breakdown.total <= d.memory_capacity_bytes,
+            float(breakdown.total) <= d.memory_capacity_bytes,
             max(1, math.ceil(total / d.memory_capacity_bytes)),
         )
         for d in devices

@@ -11,7 +11,7 @@ statistics, rsqrt, scale).
 
 from __future__ import annotations
 
-from .errors import RooflineError
+from .errors import FieldError
 
 STATE_VALUES = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2, "lamb": 2, "adafactor": 0}
 UPDATE_FLOPS = {"sgd": 2, "sgd-momentum": 4, "adam": 12, "adamw": 14, "lamb": 16, "adafactor": 12}
@@ -19,10 +19,8 @@ FP32 = 4
 
 
 def check_optimizer(optimizer: str) -> str:
-    if optimizer not in STATE_VALUES:
-        raise RooflineError(
-            f"--optimizer {optimizer!r}: unknown; allowed: {', '.join(STATE_VALUES)}"
-        )
+    if not isinstance(optimizer, str) or optimizer not in STATE_VALUES:
+        raise FieldError("optimizer", optimizer, f"unknown; allowed: {', '.join(STATE_VALUES)}")
     return optimizer
 
 

@@ -1,22 +1,77 @@
-"""RunConfig: *how* a workload runs (batch, sequence, context, datatype, phase)."""
+"""RunConfig: *how* a workload runs, the only description of it that library code takes.
+
+A RunConfig holds the scenario (batch, sequence, context, datatype, phase), the training
+settings (optimizer, fp32 master weights, activation recomputation) and the parallel
+`Layout`. Library functions take a RunConfig, never loose keywords for these; adding an
+option means adding it here, to its check in `__post_init__`, and to the code that uses it.
+
+Every value is checked when the config is made; a bad one raises `FieldError` naming the
+field (`batch`, `layout.tensor`, ...), which the CLI shows as its flag (`--batch`, `--tp`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from .dtypes import check_dtype
-from .errors import RooflineError
+from .errors import FieldError
 
 # inference: one forward pass over batch x seq tokens (for a decoder this is the prefill);
 # prefill: the same, named for decoders; decode: one new token per sample against `context`
-# cached keys and values; training: forward + backward.
+# cached keys and values; training: forward + backward (+ the optimizer update).
 PHASES = ("inference", "prefill", "decode", "training")
+# activation recomputation (checkpointing) in training: none, or full (keep each repeated
+# block's input only and recompute the block in the backward pass)
+RECOMPUTE = ("none", "full")
+ZERO_STAGES = (0, 1, 2, 3)
+# The largest batch, sequence, context or device count a run may name: far beyond any real
+# run (a global batch of 10^9 samples), small enough that every cost stays a finite float64
+# and a search over layouts stays short.
+MAX_SIZE = 10**9
+
+
+def check_size(name: str, value: object, *, maximum: int = MAX_SIZE) -> int:
+    """A whole number in [1, maximum], or a FieldError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise FieldError(name, value, f"must be a whole number from 1 to {maximum:,}")
+    return value
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run splits over devices: data x tensor x pipeline parallel, and the ZeRO stage
+    that shards the data-parallel replicas' training state (1: optimizer state, 2: also
+    gradients, 3: also parameters)."""
+
+    data: int = 1
+    tensor: int = 1
+    pipeline: int = 1
+    zero: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("data", "tensor", "pipeline"):
+            check_size(f"layout.{name}", getattr(self, name), maximum=2**20)
+        if isinstance(self.zero, bool) or self.zero not in ZERO_STAGES:
+            raise FieldError("layout.zero", self.zero, "allowed: 0, 1, 2, 3")
+
+    @property
+    def devices(self) -> int:
+        return self.data * self.tensor * self.pipeline
+
+    @property
+    def model_split(self) -> int:
+        """Devices one replica's model is split over (tensor x pipeline)."""
+        return self.tensor * self.pipeline
+
+
+SINGLE = Layout()
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One scenario. `seq` is tokens per sample (None: the model's own default input size);
-    `context` is the number of cached tokens a decode step attends to (None: `seq`)."""
+    """One scenario and how it runs. `seq` is tokens per sample (None: the model's own
+    default input size); `context` is the number of cached tokens a decode step attends to
+    (None: `seq`); `batch` is the global batch, split over `layout.data` replicas."""
 
     batch: int = 1
     seq: int | None = None
@@ -24,23 +79,51 @@ class RunConfig:
     phase: str = "inference"
     context: int | None = None
     optimizer: str | None = "adam"  # training: whose update is part of the step (None: none)
+    master_weights: bool = True  # training below fp32: keep an fp32 copy of the weights
+    recompute: str = "none"
+    layout: Layout = field(default=SINGLE)
 
     def __post_init__(self) -> None:
-        for flag, value in (
-            ("--batch", self.batch),
-            ("--seq", self.seq),
-            ("--context", self.context),
-        ):
-            if value is None and flag != "--batch":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise RooflineError(f"{flag} {value}: must be a whole number >= 1")
+        check_size("batch", self.batch)
+        for name in ("seq", "context"):
+            if getattr(self, name) is not None:
+                check_size(name, getattr(self, name))
         check_dtype(self.dtype)
         if self.phase not in PHASES:
-            raise RooflineError(f"--phase {self.phase!r}: allowed: {', '.join(PHASES)}")
+            raise FieldError("phase", self.phase, f"allowed: {', '.join(PHASES)}")
         if self.optimizer is not None:
             from .optimizers import check_optimizer
 
             check_optimizer(self.optimizer)
+        if not isinstance(self.master_weights, bool):
+            raise FieldError("master_weights", self.master_weights, "must be true or false")
+        if self.recompute not in RECOMPUTE:
+            raise FieldError("recompute", self.recompute, f"allowed: {', '.join(RECOMPUTE)}")
         if self.context is not None and self.phase != "decode":
-            raise RooflineError(f"--context {self.context}: applies to --phase decode only")
+            raise FieldError("context", self.context, "applies to phase decode only")
+        if not isinstance(self.layout, Layout):
+            raise TypeError(f"layout must be a Layout, got {type(self.layout).__name__}")
+        if self.batch % self.layout.data:
+            raise FieldError(
+                "layout.data",
+                self.layout.data,
+                f"the batch of {self.batch} cannot be split into {self.layout.data} equal "
+                "data-parallel shares",
+            )
+
+    @property
+    def training(self) -> bool:
+        return self.phase == "training"
+
+    @property
+    def local_batch(self) -> int:
+        """Samples one data-parallel replica processes."""
+        return self.batch // self.layout.data
+
+    def replica(self) -> RunConfig:
+        """The same run for one data-parallel replica on one device: the local batch, no
+        layout. Per-layer costs are built for this and then split over the layout."""
+        return replace(self, batch=self.local_batch, layout=SINGLE)
+
+    def with_layout(self, layout: Layout) -> RunConfig:
+        return replace(self, layout=layout)

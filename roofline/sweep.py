@@ -6,23 +6,30 @@ basis 1, s, b, b*s, b*s^2, b*c every transformer, CNN, LSTM and embedding layer 
 with b*s^2, decode attention with b*c). `cost_model` recovers each layer's coefficients
 from a handful of builder calls (least squares on a small design) and checks them on a
 held-out scenario; models whose costs are not polynomial (mixture-of-experts weight
-reads) are refused with a clear error.
-The kernel then evaluates every (scenario, device) pair without a Python loop, in chunks, so
-memory stays bounded when only the per-device summaries are wanted.
+reads) are refused with a clear error. The activation memory, KV cache and block-boundary
+activation of a replica are fitted the same way, from the functions the per-run path uses.
+
+The kernel (`kernels.sweep`) evaluates every (scenario, device) pair without a Python loop,
+in chunks, so memory stays bounded when only the per-device summaries are wanted. Memory per
+device and communication then come from the same formulas as one run's (`memory.footprint`,
+`parallel.traffic`), given arrays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from .collectives import transfer_time_s
 from .dtypes import BYTES_PER_ELEMENT
 from .errors import RooflineError
-from .memory import kv_cache_bytes
-from .optimizers import STATE_VALUES, check_optimizer
+from .kernels import sweep as sweep_kernel
+from .memory import activation_bytes, footprint, kv_cache_bytes
+from .parallel import traffic
 from .scenario import RunConfig
 from .workloads import Workload
 
@@ -35,45 +42,56 @@ def basis(b: np.ndarray, s: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Per-layer polynomial coefficients for one workload, phase and set of dtypes. Bytes are
-    fitted per dtype (T dtypes): the optimizer update's fp32 state and master copy, dropout
-    masks and pooling indices do not scale with the bytes of an element."""
+    """Polynomial coefficients (K terms of `basis`) for one workload, one way of running it
+    (`run`: phase, optimizer, recompute, layout; its batch, seq, context and dtype are the
+    sweep's) and a set of dtypes. Bytes are fitted per dtype (T dtypes): the optimizer
+    update's fp32 state and master copy, dropout masks and pooling indices do not scale
+    with the bytes of an element. Everything is for one data-parallel replica."""
 
     names: np.ndarray
     dtypes: tuple[str, ...]
     flops: np.ndarray  # (L, K) FLOP, all repeats
     bytes: np.ndarray  # (T, L, K) DRAM bytes moved, all repeats
     io_bytes: np.ndarray  # (T, L, K) activation bytes in + out of one instance (working set)
-    saved_bytes: np.ndarray  # (T, L, K) activation bytes kept for backward, all repeats
+    activation_bytes: np.ndarray  # (T, K) memory.activation_bytes
     kv_bytes: np.ndarray  # (T, K) KV cache (decoders)
+    boundary_bytes: np.ndarray  # (T, K) activation crossing a block boundary
     params: float
-    phase: str
+    run: RunConfig
     takes_seq: bool
     default_seq: int
+    blocks: int
+    allreduces_per_block: int
+
+    @property
+    def phase(self) -> str:
+        return self.run.phase
 
 
 def _table_arrays(w: Workload, run: RunConfig) -> tuple[Any, ...]:
     """Per-layer totals over all repeats (a repeat count may itself depend on the scenario,
     as an LSTM's steps do; max(f/p, y/w) x n = max(n f/p, n y/w), so totals lose nothing),
-    except the working set, which is per instance."""
+    except the working set, which is per instance; then the replica's memory terms."""
     t = w.layers(run)
+    nb = BYTES_PER_ELEMENT[run.dtype]
     return (
         t.total_flops,
         t.total_bytes,
         t.input_bytes + t.output_bytes,
-        t.saved_bytes * t.count,
+        np.atleast_1d(activation_bytes(w, run) if run.training else 0.0),
         np.atleast_1d(kv_cache_bytes(w, run)),
+        np.atleast_1d(w.arch.boundary_elements(run) * nb),
     )
 
 
-def cost_model(
-    w: Workload, phase: str, dtypes: tuple[str, ...] = ("fp16",), optimizer: str | None = "adam"
-) -> CostModel:
-    """Fit and check the per-layer polynomials of `w` for `phase` (training: with the update
-    of `optimizer`) and each of `dtypes`."""
+def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",)) -> CostModel:
+    """Fit and check the polynomials of `w` run as `run` says (phase; in training the
+    optimizer's update and the recompute setting), for each of `dtypes`."""
     arch = w.arch
+    phase = run.phase
+    w.check_layout(run.layout)
     takes_seq = bool(arch.takes_seq)
-    max_seq = getattr(arch, "max_positions", 0) or 1
+    max_seq = arch.max_seq or 1
     default_seq = arch.default_seq or 1
     seqs = [2, 3, 5] if takes_seq else [None]
     contexts = [3, 7] if phase == "decode" else [None]
@@ -95,43 +113,49 @@ def cost_model(
             coef = snapped
         return np.asarray(coef.T)
 
+    base = run.replica()
+
+    def scenario(b: int, s: int | None, c: int | None, dtype: str) -> RunConfig:
+        return replace(base, batch=b, seq=s, context=c, dtype=dtype)
+
     def tables(dtype: str) -> list[tuple[Any, ...]]:
-        return [
-            _table_arrays(
-                w,
-                RunConfig(batch=b, seq=s, dtype=dtype, phase=phase, context=c, optimizer=optimizer),
-            )
-            for b, s, c in design
-        ]
+        return [_table_arrays(w, scenario(b, s, c, dtype)) for b, s, c in design]
 
     per_dtype = {dt: tables(dt) for dt in dtypes}
     first = per_dtype[dtypes[0]]
-    table = w.layers(
-        RunConfig(batch=1, seq=seqs[0], phase=phase, context=contexts[0], optimizer=optimizer)
-    )
+    table = w.layers(scenario(1, seqs[0], contexts[0], dtypes[0]))
+
+    def per_dtype_fit(i: int) -> np.ndarray:
+        return np.stack([fit([r[i] for r in per_dtype[dt]]) for dt in dtypes])
+
+    split = arch.tensor_split
     model = CostModel(
         names=table.name,
         dtypes=tuple(dtypes),
         flops=fit([r[0] for r in first]),
-        bytes=np.stack([fit([r[1] for r in per_dtype[dt]]) for dt in dtypes]),
-        io_bytes=np.stack([fit([r[2] for r in per_dtype[dt]]) for dt in dtypes]),
-        saved_bytes=np.stack([fit([r[3] for r in per_dtype[dt]]) for dt in dtypes]),
-        kv_bytes=np.stack([fit([r[4] for r in per_dtype[dt]])[0] for dt in dtypes]),
-        params=table.total_params,
-        phase=phase,
+        bytes=per_dtype_fit(1),
+        io_bytes=per_dtype_fit(2),
+        activation_bytes=per_dtype_fit(3)[:, 0],
+        kv_bytes=per_dtype_fit(4)[:, 0],
+        boundary_bytes=per_dtype_fit(5)[:, 0],
+        params=w.params,
+        run=run,
         takes_seq=takes_seq,
         default_seq=default_seq,
+        blocks=arch.blocks,
+        allreduces_per_block=split.allreduces_per_block if split else 0,
     )
     # check on a scenario outside the design
     b, s = 7, (min(11, max_seq) if takes_seq else None)
     c = min(13, max_seq) if phase == "decode" else None
     got = basis(np.array([b]), np.array([s or default_seq]), np.array([c or s or default_seq]))[0]
     for k, dt in enumerate(dtypes):
-        run = RunConfig(batch=b, seq=s, dtype=dt, phase=phase, context=c, optimizer=optimizer)
-        want = _table_arrays(w, run)
+        want = _table_arrays(w, scenario(b, s, c, dt))
         for name, coef, ref in (
             ("FLOPs", model.flops, want[0]),
             ("bytes", model.bytes[k], want[1]),
+            # (the working set of inference is a max over layers: the kernel takes it per layer)
+            ("activation bytes", model.activation_bytes[k][None, :], want[3] * run.training),
         ):
             if not np.allclose(coef @ got, ref, rtol=1e-9, atol=1e-6):
                 raise RooflineError(
@@ -146,13 +170,13 @@ def cost_model(
 class Grid:
     """The Cartesian product of sweep axes x D devices. Scenario arrays are made chunk by
     chunk from the axes (`chunk`), so a sweep reduced to summaries holds no per-scenario
-    array larger than a chunk."""
+    array larger than a chunk; `columns` makes the whole grid's once."""
 
     batches: np.ndarray  # axes, each (n_i,) int
     seqs: np.ndarray
     contexts: np.ndarray  # -1: the scenario's seq
     dtype_axis: np.ndarray  # indices into dtypes
-    replica_axis: np.ndarray
+    replica_axis: np.ndarray  # data-parallel replicas
     dtypes: tuple[str, ...]
     peak: np.ndarray  # (n_dtypes, D) FLOP/s (0 where the device lacks the dtype)
     bandwidth: np.ndarray  # (D,) byte/s
@@ -181,21 +205,22 @@ class Grid:
             self.replica_axis[ir],
         )
 
-    def _all(self, i: int) -> np.ndarray:
-        return self.chunk(0, self.scenarios)[i]
+    @cached_property
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """batch, seq, context, dtype index, replicas of every scenario, made once."""
+        return self.chunk(0, self.scenarios)
 
-    # Whole-grid columns: these materialise every scenario, for small sweeps and reports.
-    batch = property(lambda self: self._all(0))
-    seq = property(lambda self: self._all(1))
-    context = property(lambda self: self._all(2))
-    dtype = property(lambda self: self._all(3))
-    replicas = property(lambda self: self._all(4))
+    batch = property(lambda self: self.columns[0])
+    seq = property(lambda self: self.columns[1])
+    context = property(lambda self: self.columns[2])
+    dtype = property(lambda self: self.columns[3])
+    replicas = property(lambda self: self.columns[4])
 
 
 @dataclass(frozen=True)
 class SweepOutput:
-    time_s: np.ndarray  # (S, D) step time, with gradient all-reduce for training
-    memory_bound_share: np.ndarray  # (S, D)
+    time_s: np.ndarray  # (S, D) step time per device, with the layout's communication
+    memory_bound_share: np.ndarray  # (S, D) of the compute part
     memory_bytes: np.ndarray  # (S,) per device
     flops: np.ndarray  # (S,) per device per step
 
@@ -203,27 +228,25 @@ class SweepOutput:
 def evaluate_grid(
     model: CostModel,
     grid: Grid,
-    optimizer: str = "adam",
     *,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 1 << 15,
     keep: bool = True,
     reduce: Callable[[int, SweepOutput], None] | None = None,
 ) -> SweepOutput | None:
-    """Step time, memory-bound share and memory of every (scenario, device) pair.
+    """Step time, memory-bound share and memory of every (scenario, device) pair: the
+    replica's roofline split over tensor x pipeline devices, plus the layout's
+    communication on each device's link; memory per device under the layout.
 
     keep=False with `reduce`: each chunk goes to reduce(start, chunk_output) and nothing
     grows with the grid."""
-    check_optimizer(optimizer)
-    from ._numba_kernels import sweep
-
     if model.dtypes != grid.dtypes:
         raise ValueError(f"cost model dtypes {model.dtypes} != grid dtypes {grid.dtypes}")
     nb_of = np.array([BYTES_PER_ELEMENT[d] for d in grid.dtypes], dtype=np.float64)
     if np.any(grid.peak[grid.dtype_axis] <= 0):
         raise RooflineError("a device in the sweep lacks one of the swept datatypes")
-    training = model.phase == "training"
-    state = STATE_VALUES[optimizer] * 4.0 * model.params
+    run = model.run
+    split = run.layout.model_split
     outs = []
     n = grid.scenarios
     for start in range(0, n, chunk):
@@ -231,39 +254,25 @@ def evaluate_grid(
         batch, seq, ctx, dt, reps = grid.chunk(start, end)
         nb = nb_of[dt]
         x = basis(batch // reps, seq, ctx)
-        s, d = end - start, len(grid.bandwidth)
-        time = np.empty((s, d))
-        share = np.empty((s, d))
-        flops = np.empty(s)
-        acts = np.empty(s)
-        sweep(
-            model.flops,
-            model.bytes,
-            model.io_bytes,
-            model.saved_bytes,
-            x,
-            dt,
-            grid.peak,
-            grid.bandwidth,
-            training,
-            time,
-            share,
-            flops,
-            acts,
-        )
-        weights = model.params * nb
-        if training:
-            master = np.where(nb < 4, 4.0 * model.params, 0.0)
-            memory = 2 * weights + state + master + acts
-            reps = reps.astype(np.float64)
-            allreduce = 2 * (reps - 1) / reps * weights  # ring all-reduce of the gradients
-            with np.errstate(divide="ignore"):
-                comm = allreduce[:, None] / np.where(grid.link > 0, grid.link, np.nan)[None, :]
-            time += np.where(reps[:, None] > 1, np.nan_to_num(comm, nan=np.inf), 0.0)
+        k = sweep_kernel(model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth)
+        if run.training:
+            acts = np.einsum("sk,sk->s", x, model.activation_bytes[dt])
         else:
-            kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt])
-            memory = weights + kv + acts
-        out = SweepOutput(time, share, memory, flops)
+            acts = k.working_bytes
+        kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt])
+        boundary = np.einsum("sk,sk->s", x, model.boundary_bytes[dt])
+        memory = footprint(run, model.params, acts, kv, bytes_per_element=nb, data=reps).total
+        comm = traffic(
+            run,
+            model.params,
+            boundary,
+            model.blocks,
+            model.allreduces_per_block,
+            bytes_per_element=nb,
+            data=reps.astype(np.float64),
+        ).total_bytes
+        time = k.time_s / split + transfer_time_s(comm[:, None], grid.link[None, :])
+        out = SweepOutput(time, k.memory_share, memory, k.flops / split)
         if reduce is not None:
             reduce(start, out)
         if keep:

@@ -124,13 +124,7 @@ def _model_checks(w: Workload, repeats: str | None) -> list[Check]:
 
 def active_params(w: Workload) -> float:
     """Parameters one token uses: all but the experts it is not routed to."""
-    arch = w.arch
-    if not getattr(arch, "experts", 0):
-        return w.params
-    table = w.layers(RunConfig(batch=1, seq=1))
-    expert = np.char.find(table.name.astype(str), ".expert_") >= 0
-    idle = (arch.experts - arch.top_k) / arch.experts
-    return float(w.params - idle * np.sum(table.params[expert]))
+    return w.active_params
 
 
 GIB = 2.0**30
@@ -148,7 +142,7 @@ def reproduce_memory_row(w: Workload, m: TrainingMemory) -> tuple[dict[str, floa
     p = w.params
     seq = None
     if w.arch.takes_seq:
-        seq = min(int(m.input_size.split()[0]), w.arch.max_positions)
+        seq = min(int(m.input_size.split()[0]), (w.arch.max_seq or 0))
     run = RunConfig(batch=m.batch, seq=seq, dtype=ACTIVATION_DTYPE[w.family], phase="training")
     computed = {
         "params": 4.0 * p,
@@ -202,7 +196,7 @@ def _memory_checks(w: Workload, m: TrainingMemory | None, majority_unit: float) 
         )
     )
     if w.arch.takes_seq:
-        tokens, limit = int(m.input_size.split()[0]), w.arch.max_positions
+        tokens, limit = int(m.input_size.split()[0]), (w.arch.max_seq or 0)
         if tokens > limit:
             out.append(
                 Check(

@@ -15,34 +15,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from types import MappingProxyType
 
 import numpy as np
 
 from .dtypes import check_dtype
-from .errors import RooflineError
+from .errors import FieldError
 from .hardware import Device, DeviceTable
-from .optimizers import check_optimizer
-from .scenario import PHASES, RunConfig
+from .scenario import RunConfig, check_size
 from .sweep import CostModel, Grid, SweepOutput, basis, cost_model, evaluate_grid
 from .workloads import Workload
+
+# a what-if scales a device by at most this factor either way: far past any generation gap,
+# and every scaled figure stays a finite, normal float
+MAX_SCALE = 1e6
 
 
 def scaled(
     device: Device, flops: float = 1.0, bandwidth: float = 1.0, capacity: float = 1.0
 ) -> Device:
     """A hypothetical device: peaks x `flops`, bandwidth x `bandwidth`, capacity x `capacity`."""
-    for flag, value in (
-        ("--flops-scale", flops),
-        ("--bw-scale", bandwidth),
-        ("--capacity-scale", capacity),
+    for name, value in (
+        ("flops_scale", flops),
+        ("bandwidth_scale", bandwidth),
+        ("capacity_scale", capacity),
     ):
-        if not value > 0:
-            raise RooflineError(f"{flag} {value}: must be > 0")
+        if not (isinstance(value, (int, float)) and 1 / MAX_SCALE <= value <= MAX_SCALE):
+            raise FieldError(name, value, f"must be > 0, from {1 / MAX_SCALE:g} to {MAX_SCALE:g}")
     if (flops, bandwidth, capacity) == (1.0, 1.0, 1.0):
         return device
-    from types import MappingProxyType
-
     tag = ",".join(
         f"{n}x{v:g}"
         for n, v in (("flops", flops), ("bw", bandwidth), ("cap", capacity))
@@ -61,76 +62,79 @@ def scaled(
 
 @dataclass(frozen=True)
 class Sweep:
+    """A workload run as `run` says (phase, optimizer, recompute, layout), over a grid of
+    batch x seq x context x dtype x data-parallel replicas, on `devices`."""
+
     workload: Workload
-    phase: str
+    run: RunConfig
     devices: list[Device]
     grid: Grid
     model: CostModel
-    optimizer: str
+
+    @property
+    def phase(self) -> str:
+        return self.run.phase
 
 
 def build_sweep(
     workload: Workload,
     devices: Sequence[Device],
+    run: RunConfig | None = None,
     *,
     batches: Sequence[int],
     seqs: Sequence[int | None],
     contexts: Sequence[int | None],
     dtypes: Sequence[str],
     replicas: Sequence[int],
-    phase: str = "inference",
-    optimizer: str = "adam",
 ) -> Sweep:
-    """The Cartesian product of the axes, checked; every device must have every dtype."""
-    for flag, axis in (
-        ("--batch", batches),
-        ("--seq", seqs),
-        ("--context", contexts),
-        ("--dtype", dtypes),
-        ("--hw", devices),
-        ("--devices", replicas),
+    """The Cartesian product of the axes, checked; every device must have every dtype.
+    `run` says how each scenario runs; its own batch, seq, context and dtype are replaced
+    by the axes', and its data-parallel degree by `replicas`."""
+    run = run or RunConfig()
+    for name, axis in (
+        ("batch", batches),
+        ("seq", seqs),
+        ("context", contexts),
+        ("dtype", dtypes),
+        ("device", devices),
+        ("replicas", replicas),
     ):
         if len(axis) == 0:
-            raise RooflineError(f"{flag}: empty sweep axis; give at least one value")
-    if phase not in PHASES:
-        raise RooflineError(f"--phase {phase!r}: allowed: {', '.join(PHASES)}")
-    check_optimizer(optimizer)
+            raise FieldError(name, None, "empty sweep axis; give at least one value")
     for dt in dtypes:
         check_dtype(dt)
         for d in devices:
             d.peak(dt)  # a clear error for a dtype the device lacks
     for b in batches:
-        for n in replicas:
-            RunConfig(batch=b)  # validates b
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise RooflineError(f"--devices {n}: must be a whole number >= 1")
+        check_size("batch", b)
+    for n in replicas:
+        check_size("replicas", n, maximum=2**20)
+        for b in batches:
             if b % n:
-                raise RooflineError(
-                    f"--devices {n}: the batch of {b} cannot be split into {n} equal "
-                    "data-parallel shares"
+                raise FieldError(
+                    "replicas",
+                    n,
+                    f"the batch of {b} cannot be split into {n} equal data-parallel shares",
                 )
     arch = workload.arch
     if not arch.takes_seq and any(s is not None for s in seqs):
-        raise RooflineError(f"--seq: {workload.key} takes a fixed input; leave --seq out")
-    if phase != "decode" and any(c is not None for c in contexts):
-        raise RooflineError("--context: applies to --phase decode only")
+        raise FieldError("seq", None, f"{workload.key} takes a fixed input; leave seq out")
+    if run.phase != "decode" and any(c is not None for c in contexts):
+        raise FieldError("context", None, "applies to phase decode only")
     default = arch.default_seq or 1
     for s in seqs:  # validate against the model once per value
         for c in contexts:
-            workload.layers(RunConfig(batch=1, seq=s, phase=phase, context=c))
-    model = cost_model(workload, phase, tuple(dtypes), optimizer)
-    link = np.array(
-        [
-            (d.interconnect_bandwidth_bytes_per_s or 0.0)
-            / (2 if d.interconnect_counting == "bidirectional" else 1)
-            for d in devices
-        ]
-    )
-    if any(n > 1 for n in replicas) and phase == "training" and np.any(link == 0):
+            workload.layers(replace(run.replica(), batch=1, seq=s, context=c))
+    model = cost_model(workload, run, tuple(dtypes))
+    link = np.array([d.link_bytes_per_s for d in devices])
+    needs_link = run.layout.model_split > 1 or (run.training and any(n > 1 for n in replicas))
+    if needs_link and np.any(link == 0):
         missing = [d.key for d, bw in zip(devices, link) if bw == 0]
-        raise RooflineError(
-            f"--devices: {', '.join(missing)} have no scale-up interconnect "
-            "to all-reduce gradients over"
+        raise FieldError(
+            "device",
+            ", ".join(missing),
+            "no scale-up interconnect in the file, and the "
+            "layout needs one to exchange gradients or activations",
         )
     grid = Grid(
         batches=np.asarray(batches, dtype=np.int64),
@@ -144,48 +148,93 @@ def build_sweep(
         capacity=np.array([d.memory_capacity_bytes for d in devices]),
         link=link,
     )
-    return Sweep(workload, phase, list(devices), grid, model, optimizer)
+    return Sweep(workload, run, list(devices), grid, model)
 
 
 def run_sweep(sweep: Sweep, progress: Callable[[int, int], None] | None = None) -> SweepOutput:
-    out = evaluate_grid(sweep.model, sweep.grid, sweep.optimizer, progress=progress)
-    assert out is not None
+    out = evaluate_grid(sweep.model, sweep.grid, progress=progress)
+    assert out is not None  # keep=True always returns the output
     return out
 
 
-def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
+def scenario_columns(sweep: Sweep, out: SweepOutput) -> dict[str, np.ndarray]:
+    """Every (scenario, device) pair as columns (scenario-major), built with array code.
+    Units are in the names; a column that does not apply (seq of a CNN, context outside
+    decode, tokens of a model without tokens) is absent."""
     g = sweep.grid
-    rows = []
-    for i in range(g.scenarios):
-        for j, d in enumerate(sweep.devices):
-            t = float(out.time_s[i, j])
-            rows.append(
-                {
-                    "device": d.key,
-                    "dtype": g.dtypes[g.dtype[i]],
-                    "batch": int(g.batch[i]),
-                    "seq": int(g.seq[i]) if sweep.model.takes_seq else None,
-                    "context": int(g.context[i]) if sweep.phase == "decode" else None,
-                    "devices": int(g.replicas[i]),
-                    "time_s": t,
-                    "samples_per_s": float(g.batch[i]) / t,
-                    "tokens_per_s": (
-                        float(g.batch[i]) * (1 if sweep.phase == "decode" else float(g.seq[i])) / t
-                    )
-                    if sweep.model.takes_seq
-                    else None,
-                    "memory_bytes_per_device": float(out.memory_bytes[i]),
-                    "fits": bool(out.memory_bytes[i] <= g.capacity[j]),
-                    "memory_bound_time_share": float(out.memory_bound_share[i, j]),
-                }
-            )
-    return rows
+    n_dev = len(sweep.devices)
+    batch, seq, ctx, dt, reps = (np.repeat(c, n_dev) for c in g.columns)
+    time = out.time_s.reshape(-1)
+    cols: dict[str, np.ndarray] = {
+        "device": np.tile(np.array([d.key for d in sweep.devices], dtype=object), g.scenarios),
+        "dtype": np.array(g.dtypes, dtype=object)[dt],
+        "batch": batch,
+    }
+    if sweep.model.takes_seq:
+        cols["seq"] = seq
+    if sweep.phase == "decode":
+        cols["context"] = ctx
+    memory = np.repeat(out.memory_bytes, n_dev)
+    cols |= {
+        "devices": reps,
+        "time_s": time,
+        "samples_per_s": batch / time,
+    }
+    if sweep.model.takes_seq:
+        cols["tokens_per_s"] = batch * (1 if sweep.phase == "decode" else seq) / time
+    cols |= {
+        "memory_bytes_per_device": memory,
+        "fits": memory <= np.tile(g.capacity, g.scenarios),
+        "memory_bound_time_share": out.memory_bound_share.reshape(-1),
+    }
+    return cols
+
+
+@dataclass(frozen=True)
+class Best:
+    """The fitting scenario with the highest throughput (`unit`: tokens_per_s for text
+    models outside decode, samples_per_s otherwise)."""
+
+    batch: int
+    seq: int
+    context: int
+    devices: int
+    time_s: float
+    rate: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """The published training run's FLOPs on `devices` devices at a given utilization."""
+
+    devices: int
+    training_flops: float
+    days: float
+    cost: float | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a planner asks of one device and dtype (at the longest swept sequence or
+    context): where a step turns compute-bound, the largest batch that fits, the fastest
+    fitting scenario, and the time and cost to train."""
+
+    device: str
+    dtype: str
+    seq: int | None
+    context: int | None
+    ridge_point: float
+    compute_bound_batch: int | None  # None: never, whatever the batch
+    max_batch: int
+    best: Best | None  # None: nothing fits
+    training: tuple[TrainingEstimate, ...]
 
 
 def _linear_in_batch(
     sweep: Sweep, seq: int, context: int, dtype_index: int
 ) -> tuple[np.ndarray, ...]:
-    """FLOPs, bytes (per device) and memory as a + b x batch, from the cost model."""
+    """FLOPs, bytes (one replica) and memory (per device) as a + b x batch."""
     m, g = sweep.model, sweep.grid
     x = basis(np.array([1, 2]), np.array([seq, seq]), np.array([context, context]))
     one = replace(
@@ -196,8 +245,8 @@ def _linear_in_batch(
         dtype_axis=np.array([dtype_index]),
         replica_axis=np.array([1]),
     )
-    out = evaluate_grid(m, one, sweep.optimizer)
-    assert out is not None
+    out = evaluate_grid(m, one)
+    assert out is not None  # keep=True always returns the output
     flops = (m.flops @ x.T).sum(axis=0)  # (2,): at batch 1 and 2
     nbytes = (m.bytes[dtype_index] @ x.T).sum(axis=0)
 
@@ -221,7 +270,8 @@ def _best_fitting(
         batch, seq, _, dt, _ = g.chunk(start, start + len(out.memory_bytes))
         fits = out.memory_bytes[:, None] <= g.capacity[None, :]
         work = batch * (seq if per_token else 1)  # tokens (text models) or samples a step
-        rate = np.where(fits, work[:, None] / out.time_s, -np.inf)
+        with np.errstate(divide="ignore"):
+            rate = np.where(fits & np.isfinite(out.time_s), work[:, None] / out.time_s, -np.inf)
         for k in np.unique(dt):
             sub = np.where((dt == k)[:, None], rate, -np.inf)
             i = np.argmax(sub, axis=0)
@@ -230,8 +280,20 @@ def _best_fitting(
                 if value > best.get((int(k), j), (-np.inf, -1))[0]:
                     best[(int(k), j)] = (value, start + int(row))
 
-    evaluate_grid(sweep.model, g, sweep.optimizer, progress=progress, keep=False, reduce=reduce)
+    evaluate_grid(sweep.model, g, progress=progress, keep=False, reduce=reduce)
     return best
+
+
+def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
+    """The smallest batch whose intensity (f0 + f1 b) / (y0 + y1 b) reaches `ridge`:
+    b (f1 - R y1) >= R y0 - f0. None when more batch never gets there."""
+    slope = f[1] - ridge * y[1]
+    need = ridge * y[0] - f[0]
+    if need <= 0:
+        return 1
+    if slope > 0:
+        return math.ceil(float(need) / float(slope))
+    return None
 
 
 def answers(
@@ -240,65 +302,51 @@ def answers(
     utilization: float | None = None,
     price_per_hour: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[dict[str, Any]]:
-    if utilization is not None and not 0 < utilization <= 1:
-        raise RooflineError(f"--utilization {utilization}: must be in (0, 1]")
-    if price_per_hour is not None and not price_per_hour > 0:
-        raise RooflineError(f"--price {price_per_hour}: must be > 0")
+) -> list[Answer]:
+    if utilization is not None and not (
+        isinstance(utilization, float | int) and 0 < utilization <= 1
+    ):
+        raise FieldError("utilization", utilization, "must be in (0, 1]")
+    if price_per_hour is not None and not (
+        isinstance(price_per_hour, float | int) and 0 < price_per_hour < 1e9
+    ):
+        raise FieldError("price", price_per_hour, "must be > 0 and finite (per device-hour)")
     g, w = sweep.grid, sweep.workload
-    seq, ctx = (
-        int(g.seqs.max()),
-        int(max(g.contexts.max(), g.seqs.max() if g.contexts.min() < 0 else 0)),
-    )
+    seq = int(g.seqs.max())
+    ctx = int(max(g.contexts.max(), g.seqs.max() if g.contexts.min() < 0 else 0))
     train_flops = w.training_flops() if utilization is not None else None
     fastest = _best_fitting(sweep, progress)
+    unit = "tokens_per_s" if sweep.model.takes_seq and sweep.phase != "decode" else "samples_per_s"
     rows = []
     for k, dt in enumerate(g.dtypes):
         f, y, mem = _linear_in_batch(sweep, seq, ctx, k)
         for j, d in enumerate(sweep.devices):
             ridge = d.peak(dt) / d.memory_bandwidth_bytes_per_s
-            # intensity (f0 + f1 b) / (y0 + y1 b) >= ridge  <=>  b (f1 - R y1) >= R y0 - f0
-            slope = f[1] - ridge * y[1]
-            need = ridge * y[0] - f[0]
-            if need <= 0:
-                crossover: int | None = 1
-            elif slope > 0:
-                crossover = math.ceil(need / slope)
-            else:
-                crossover = None  # never: more batch does not raise the intensity enough
             room = g.capacity[j] - mem[0]
             max_batch = int(room // mem[1]) if mem[1] > 0 and room >= mem[1] else 0
             best = None
             if (k, j) in fastest and np.isfinite(fastest[(k, j)][0]):
                 rate, i = fastest[(k, j)]
                 b, s_, c_, _, n = (int(v[0]) for v in g.chunk(i, i + 1))
-                unit = "tokens_per_s" if sweep.model.takes_seq else "samples_per_s"
-                best = {
-                    "batch": b,
-                    "seq": s_,
-                    "context": c_,
-                    "devices": n,
-                    "time_s": b
-                    * (s_ if unit == "tokens_per_s" and sweep.phase != "decode" else 1)
-                    / rate,
-                    unit: rate,
-                }
-            row: dict[str, Any] = {
-                "device": d.key,
-                "dtype": dt,
-                "seq": seq if sweep.model.takes_seq else None,
-                "context": ctx if sweep.phase == "decode" else None,
-                "ridge_point": ridge,
-                "compute_bound_batch": crossover,
-                "max_batch": max_batch,
-                "best": best,
-            }
+                work = b * (s_ if unit == "tokens_per_s" else 1)
+                best = Best(b, s_, c_, n, work / rate, rate, unit)
+            training: list[TrainingEstimate] = []
             if train_flops is not None and utilization is not None:
-                for n in sorted(set(int(r) for r in g.replica_axis)):
+                for n in sorted({int(r) for r in g.replica_axis}):
                     seconds = train_flops / (n * d.peak(dt) * utilization)
-                    entry = {"devices": n, "training_flops": train_flops, "days": seconds / 86400}
-                    if price_per_hour is not None:
-                        entry["cost"] = seconds / 3600 * n * price_per_hour
-                    row.setdefault("training", []).append(entry)
-            rows.append(row)
+                    cost = seconds / 3600 * n * price_per_hour if price_per_hour else None
+                    training.append(TrainingEstimate(n, train_flops, seconds / 86400, cost))
+            rows.append(
+                Answer(
+                    device=d.key,
+                    dtype=dt,
+                    seq=seq if sweep.model.takes_seq else None,
+                    context=ctx if sweep.phase == "decode" else None,
+                    ridge_point=ridge,
+                    compute_bound_batch=_crossover(f, y, ridge),
+                    max_batch=max_batch,
+                    best=best,
+                    training=tuple(training),
+                )
+            )
     return rows

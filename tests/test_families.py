@@ -203,9 +203,9 @@ def test_decode_step_reads_the_kv_cache(tmp_path):
     assert t.input_bytes[c] == 2 * (3 * 4 * 20 + 3 * 20 * 4)  # probabilities + V cache
     assert t.flops[_row(t, "block.attn.qkv_proj")] == 2 * 3 * 8 * 16  # 3 new tokens
     assert t.flops[_row(t, "lm_head")] == 2 * 3 * 8 * 10
-    with pytest.raises(RooflineError, match="--context 64: tiny takes at most 32"):
+    with pytest.raises(RooflineError, match="context 64: tiny takes at most 32"):
         w.layers(RunConfig(phase="decode", context=64))
-    with pytest.raises(RooflineError, match="applies to --phase decode only"):
+    with pytest.raises(RooflineError, match="applies to phase decode only"):
         RunConfig(context=5)
 
 

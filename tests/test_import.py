@@ -196,7 +196,7 @@ def test_onnx_attention_pattern(tmp_path):
     assert t.kind[s] == "attention" and t.flops[s] == 2 * 3 * 2 * 5 * 5 * 4
     assert t.flops[names.index("softmax")] == 6 * 3 * 2 * 5 * 5
     assert t.flops[names.index("norm")] == 8 * 3 * 2 * 5 * 4
-    with pytest.raises(Exception, match="give --seq"):
+    with pytest.raises(Exception, match="give seq"):
         w.layers(RunConfig(batch=1))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,13 +22,15 @@ def test_training_breakdown_by_hand():
     bert = get_workload("bert-large")
     p = 335_141_888
     run = RunConfig(batch=16, seq=512, dtype="fp16", phase="training")
-    m = memory_breakdown(bert, run, "adam")
+    m = memory_breakdown(bert, run)  # Adam is the default optimizer
     assert m.params == 2 * p  # fp16 weights
     assert m.gradients == 2 * p
     assert m.optimizer == (2 * 4 + 4) * p  # Adam's two fp32 moments + an fp32 master copy
     assert m.kv_cache == 0
-    assert memory_breakdown(bert, run, "sgd-momentum").optimizer == (4 + 4) * p
-    assert memory_breakdown(bert, run, "sgd", master_weights=False).optimizer == 0
+    assert memory_breakdown(bert, replace(run, optimizer="sgd-momentum")).optimizer == (4 + 4) * p
+    assert (
+        memory_breakdown(bert, replace(run, optimizer="sgd", master_weights=False)).optimizer == 0
+    )
     fp32 = memory_breakdown(bert, RunConfig(batch=16, seq=512, dtype="fp32", phase="training"))
     assert fp32.optimizer == 2 * 4 * p  # no master copy needed in fp32
     assert m.total == m.params + m.gradients + m.optimizer + m.activations
@@ -48,7 +51,7 @@ def test_recompute_keeps_block_inputs_and_one_block():
     gpt3 = get_workload("gpt-3")
     run = RunConfig(batch=1, seq=2048, dtype="fp16", phase="training")
     full = memory_breakdown(gpt3, run).activations
-    ckpt = memory_breakdown(gpt3, run, recompute=True).activations
+    ckpt = memory_breakdown(gpt3, replace(run, recompute="full")).activations
     per_layer = 2048 * 12288 * (34 + 5 * 96 * 2048 / 12288)
     outside = full - 96 * per_layer  # embeddings, final norm, LM head and its logits
     assert ckpt == pytest.approx(outside + 96 * 2 * 2048 * 12288 + per_layer, rel=1e-9)
@@ -76,8 +79,10 @@ def test_inference_fits_and_min_devices():
 
 
 def test_bad_optimizer():
-    with pytest.raises(RooflineError, match="--optimizer 'adagrad': unknown; allowed: sgd"):
-        memory_breakdown(get_workload("bert-large"), RunConfig(phase="training"), "adagrad")
+    with pytest.raises(RooflineError, match="optimizer adagrad: unknown; allowed: sgd"):
+        memory_breakdown(
+            get_workload("bert-large"), RunConfig(phase="training", optimizer="adagrad")
+        )
 
 
 def test_dataset_memory_table_is_reproduced():

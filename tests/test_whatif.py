@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from roofline import RunConfig, analyze, get_device, get_workload
 from roofline.cli import app
 from roofline.errors import RooflineError
 from roofline.memory import memory_breakdown
-from roofline.parallel import Layout, check_layout, communication, min_layout, per_device_memory
+from roofline.parallel import communication, min_layout
+from roofline.scenario import Layout
 from roofline.sweep import cost_model, evaluate_grid
 from roofline.whatif import answers, build_sweep, run_sweep, scaled
 
@@ -43,7 +45,7 @@ def test_sweep_matches_the_per_scenario_path(key, phase, batches, seqs, contexts
         contexts=contexts,
         dtypes=[dtype],
         replicas=[1],
-        phase=phase,
+        run=RunConfig(phase=phase),
     )
     out = run_sweep(sweep)
     g = sweep.grid
@@ -62,7 +64,7 @@ def test_sweep_matches_the_per_scenario_path(key, phase, batches, seqs, contexts
 
 def test_mixture_of_experts_is_refused_with_a_reason():
     with pytest.raises(RooflineError, match="not polynomial"):
-        cost_model(get_workload("mixtral-8x7b"), "inference")
+        cost_model(get_workload("mixtral-8x7b"), RunConfig())
 
 
 def test_chunked_summaries_equal_the_full_grid():
@@ -105,11 +107,11 @@ def test_compute_bound_batch_and_max_batch_against_the_slow_path():
         w, [a100], batches=[1, 2], seqs=[512], contexts=[None], dtypes=["fp16"], replicas=[1]
     )
     (ans,) = answers(sweep)
-    b = ans["compute_bound_batch"]
+    b = ans.compute_bound_batch
     ridge = 312e12 / 2039e9
     assert analyze(w, a100, RunConfig(batch=b, seq=512)).intensity_overall >= ridge
     assert analyze(w, a100, RunConfig(batch=b - 1, seq=512)).intensity_overall < ridge
-    m = ans["max_batch"]
+    m = ans.max_batch
     assert memory_breakdown(w, RunConfig(batch=m, seq=512)).total <= 80e9
     assert memory_breakdown(w, RunConfig(batch=m + 1, seq=512)).total > 80e9
 
@@ -126,14 +128,11 @@ def test_decode_never_turns_compute_bound_at_long_context():
         contexts=[4096],
         dtypes=["fp16"],
         replicas=[1],
-        phase="decode",
+        run=RunConfig(phase="decode"),
     )
     (ans,) = answers(sweep)
-    assert ans["compute_bound_batch"] is None
-    assert (
-        ans["max_batch"] == (80e9 - 2 * 6_738_415_616) // (4096 * 524_288 + 0)
-        or ans["max_batch"] > 0
-    )
+    assert ans.compute_bound_batch is None
+    assert ans.max_batch == (80e9 - 2 * 6_738_415_616) // (4096 * 524_288 + 0) or ans.max_batch > 0
 
 
 def test_time_to_train_gpt3_on_1024_a100s():
@@ -146,15 +145,15 @@ def test_time_to_train_gpt3_on_1024_a100s():
         contexts=[None],
         dtypes=["fp16"],
         replicas=[1024],
-        phase="training",
+        run=RunConfig(phase="training"),
     )
     (ans,) = answers(sweep, utilization=0.4, price_per_hour=2.0)
-    (train,) = ans["training"]
+    (train,) = ans.training
     # by hand: 6 x 175e9 params x 300e9 tokens = 3.15e23 FLOP (plus attention, +2.6% here)
     # / (1024 x 312e12 FLOP/s x 0.4) = 2.46e6 s = 28.5 days
-    assert train["days"] == pytest.approx(3.15e23 / (1024 * 312e12 * 0.4) / 86400, rel=0.05)
-    assert train["days"] == pytest.approx(train["training_flops"] / (1024 * 312e12 * 0.4) / 86400)
-    assert train["cost"] == pytest.approx(train["days"] * 24 * 1024 * 2.0)
+    assert train.days == pytest.approx(3.15e23 / (1024 * 312e12 * 0.4) / 86400, rel=0.05)
+    assert train.days == pytest.approx(train.training_flops / (1024 * 312e12 * 0.4) / 86400)
+    assert train.cost == pytest.approx(train.days * 24 * 1024 * 2.0)
 
 
 def test_scaled_devices():
@@ -162,17 +161,17 @@ def test_scaled_devices():
     fast = scaled(a100, flops=0.5, bandwidth=2, capacity=1.5)
     assert fast.peak("fp16") == 156e12 and fast.memory_bandwidth_bytes_per_s == 4078e9
     assert fast.memory_capacity_bytes == 120e9 and fast.key == "a100[flopsx0.5,bwx2,capx1.5]"
-    with pytest.raises(RooflineError, match="--bw-scale 0: must be > 0"):
+    with pytest.raises(RooflineError, match="bandwidth_scale 0: must be > 0"):
         scaled(a100, bandwidth=0)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batches": []}, "--batch: empty sweep axis"),
-        ({"replicas": [3]}, "--devices 3: the batch of 8 cannot be split"),
+        ({"batches": []}, "batch: empty sweep axis"),
+        ({"replicas": [3]}, "replicas 3: the batch of 8 cannot be split"),
         ({"dtypes": ["fp8"]}, "has no fp8 peak"),
-        ({"contexts": [64]}, "--context: applies to --phase decode only"),
+        ({"contexts": [64]}, "context: applies to phase decode only"),
         ({"seqs": [4096]}, "takes at most 512 tokens"),
     ],
 )
@@ -187,12 +186,12 @@ def test_parallel_memory_and_communication_by_hand():
     run = RunConfig(batch=64, seq=2048, dtype="fp16", phase="training")
     p = w.params
     layout = Layout(data=8, tensor=8, pipeline=4, zero=1)
-    m = per_device_memory(w, run, layout, "adam")
+    m = memory_breakdown(w, replace(run, layout=layout))
     assert m.params == pytest.approx(2 * p / 32)  # split over tensor x pipeline
     assert m.optimizer == pytest.approx(12 * p / 32 / 8)  # ZeRO-1 shards it over data too
     full = memory_breakdown(w, RunConfig(batch=8, seq=2048, dtype="fp16", phase="training"))
     assert m.activations == pytest.approx(full.activations / 32)
-    c = communication(w, run, layout)
+    c = communication(w, replace(run, layout=layout))
     assert c.data_bytes == pytest.approx(2 * 7 / 8 * 2 * p / 32)  # ring all-reduce of fp16 grads
     # tensor: 4 all-reduces a block (2 forward, 2 backward) of 8 x 2048 x 12288 fp16 values
     assert c.tensor_bytes == pytest.approx(96 / 4 * 4 * 2 * 7 / 8 * 8 * 2048 * 12288 * 2)
@@ -202,23 +201,25 @@ def test_parallel_memory_and_communication_by_hand():
 @pytest.mark.parametrize(
     ("layout", "message"),
     [
-        (Layout(tensor=5), "--tp 5: gpt-3 has 96 heads, not divisible by 5"),
-        (Layout(pipeline=7), "--pp 7: gpt-3's 96 layers cannot be split into 7"),
-        (Layout(data=3), "--dp 3: the batch of 64 cannot be split"),
-        (Layout(zero=4), "--zero 4: allowed: 0, 1, 2, 3"),
+        ({"tensor": 5}, "layout.tensor 5: gpt-3 has 96 heads, not divisible by 5"),
+        ({"pipeline": 7}, "layout.pipeline 7: gpt-3 has 96 blocks; they cannot be split into 7"),
+        ({"data": 3}, "layout.data 3: the batch of 64 cannot be split"),
+        ({"zero": 4}, "layout.zero 4: allowed: 0, 1, 2, 3"),
     ],
 )
 def test_impossible_layouts(layout, message):
+    w = get_workload("gpt-3")
     with pytest.raises(RooflineError, match=message):
-        check_layout(get_workload("gpt-3"), RunConfig(batch=64, phase="training"), layout)
+        memory_breakdown(w, RunConfig(batch=64, phase="training", layout=Layout(**layout)))
 
 
 def test_min_layout_fits():
     w, a100 = get_workload("llama-2-70b"), get_device("a100")
     run = RunConfig(batch=8, seq=4096, dtype="bf16", phase="training")
-    layout = min_layout(w, run, a100, recompute=True)
+    run = replace(run, recompute="full")
+    layout = min_layout(w, run, a100)
     assert layout is not None
-    assert per_device_memory(w, run, layout, recompute=True).total <= 80e9
+    assert memory_breakdown(w, replace(run, layout=layout)).total <= 80e9
     # fp16 weights + grads + Adam state and master copy: 16 bytes x 69e9 = 1.1 TB: >= 14 A100s
     assert layout.devices >= 14
 
@@ -251,7 +252,7 @@ def test_whatif_cli_json_and_errors():
         (["--batch", ""], "--batch: empty sweep axis"),
         (["--batch", "1,x"], "expected whole numbers"),
         (["--bw-scale", "-1"], "--bw-scale -1.0: must be > 0"),
-        (["--optimizer", "adagrad"], "--optimizer 'adagrad'"),
+        (["--optimizer", "adagrad"], "--optimizer adagrad: unknown"),
         (["--devices", "3", "--batch", "8"], "cannot be split into 3"),
     ):
         res = CliRunner().invoke(app, ["whatif", "-m", "bert-large", "--hw", "a100", *args])
@@ -320,7 +321,7 @@ def test_sweep_equals_the_slow_path_anywhere(key, batch, seq, phase):
         contexts=[None],
         dtypes=["bf16"],
         replicas=[1],
-        phase=phase,
+        run=RunConfig(phase=phase),
     )
     out = run_sweep(sweep)
     run = RunConfig(batch=batch, seq=s, dtype="bf16", phase=phase)

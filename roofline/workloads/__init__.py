@@ -1,14 +1,18 @@
 """Workloads: *what* runs. Load, validate and freeze `workloads/*.yaml`; build LayerTables.
 
-A workload file names its `family`; each family has a module here with
-`parse_architecture(Fields)` and `build(arch, RunConfig, model_name) -> LayerTable`.
+A workload file names its `family`; each family has a module here whose
+`parse_architecture(Fields)` returns a frozen architecture answering the family protocol
+(`base.Architecture`: build, blocks, tensor split, KV cache, ...). Loaders of other formats
+(a Hugging Face config.json, an ONNX graph) produce such an architecture too.
 Adding a model of an existing family is a YAML file, no code.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +20,18 @@ from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import SpecError
+from ..errors import FieldError, SpecError
 from ..layers import LayerTable, training_step
-from ..scenario import RunConfig
-from . import cnn, lstm, onnx_graph, recsys, transformer
+from ..scenario import Layout, RunConfig
+from . import cnn, lstm, recsys, transformer
+from .base import Architecture
 
-FAMILIES = {
-    "transformer": transformer,
-    "cnn": cnn,
-    "lstm": lstm,
-    "recsys": recsys,
-    "onnx": onnx_graph,
+# family name -> its parser of the `architecture:` mapping of a workload file
+FAMILIES: dict[str, Callable[[Fields], Architecture | None]] = {
+    "transformer": transformer.parse_architecture,
+    "cnn": cnn.parse_architecture,
+    "lstm": lstm.parse_architecture,
+    "recsys": recsys.parse_architecture,
 }
 
 
@@ -83,8 +88,7 @@ class Erratum:
 class Workload:
     key: str
     name: str
-    family: str
-    arch: Any  # the family's frozen architecture dataclass
+    arch: Architecture  # the family's frozen architecture (see base.Architecture)
     published: Published
     sources: tuple[str, ...]
     training: Training | None = None
@@ -93,18 +97,55 @@ class Workload:
     description: str = ""
     path: str = field(default="", compare=False)
 
+    @property
+    def family(self) -> str:
+        return self.arch.family
+
     def layers(self, run: RunConfig) -> LayerTable:
         """The per-layer cost table of this workload for one scenario: the family's forward
         pass, and for training its backward pass and optimizer update (`training_step`)."""
-        table: LayerTable = FAMILIES[self.family].build(self.arch, run, self.key)
+        table = self.arch.build(run, self.key)
         if run.phase == "training":
             table = training_step(table, BYTES_PER_ELEMENT[run.dtype], run.optimizer)
         return table
 
-    @property
+    def check_layout(self, layout: Layout) -> None:
+        """A clear error for a layout this model cannot be split by: tensor parallelism must
+        divide the sizes the family splits, pipeline stages its repeated blocks (the batch
+        split is RunConfig's own check)."""
+        arch = self.arch
+        if layout.tensor > 1:
+            split = arch.tensor_split
+            if split is None:
+                raise FieldError(
+                    "layout.tensor",
+                    layout.tensor,
+                    f"tensor parallelism is not modelled for {self.key} ({self.family})",
+                )
+            for name, size in split.dims:
+                if size % layout.tensor:
+                    raise FieldError(
+                        "layout.tensor",
+                        layout.tensor,
+                        f"{self.key} has {size} {name}, not divisible by {layout.tensor}",
+                    )
+        if layout.pipeline > 1 and (not arch.blocks or arch.blocks % layout.pipeline):
+            what = f"{arch.blocks} blocks" if arch.blocks else "no repeated blocks"
+            raise FieldError(
+                "layout.pipeline",
+                layout.pipeline,
+                f"{self.key} has {what}; they cannot be split into {layout.pipeline} stages",
+            )
+
+    @cached_property
     def params(self) -> float:
         """Parameter count computed from the architecture (independent of the scenario)."""
         return self.layers(RunConfig(batch=1, seq=self.min_seq)).total_params
+
+    @cached_property
+    def active_params(self) -> float:
+        """Parameters one token uses (mixture of experts: all but the idle experts)."""
+        return self.arch.active_params(self.layers(RunConfig(batch=1, seq=self.min_seq)))
 
     @property
     def min_seq(self) -> int | None:
@@ -147,7 +188,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     arch = None
     arch_fields = top.mapping("architecture")
     if arch_fields is not None and family:
-        arch = FAMILIES[family].parse_architecture(arch_fields)
+        arch = FAMILIES[family](arch_fields)
     published = Published()
     pub = top.mapping("published", required=False)
     if pub is not None:
@@ -198,7 +239,6 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     return Workload(
         key=key,
         name=name,
-        family=family,
         arch=arch,
         published=published,
         sources=sources,
@@ -229,7 +269,7 @@ def _load(path: Path, shown: str) -> Workload:
     return parse_workload(load_yaml_mapping(path, shown), shown, path.stem.lower())
 
 
-WORKLOADS: Catalog[Workload] = Catalog("workloads", "model", "--model", _load, MODEL_FILES)
+WORKLOADS: Catalog[Workload] = Catalog("workloads", "model", "model", _load, MODEL_FILES)
 
 
 def load_workload_file(path: str | os.PathLike[str]) -> Workload:

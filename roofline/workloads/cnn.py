@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import RooflineError
+from ..errors import FieldError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
+from .base import Architecture
 
 Shape = tuple[int, int, int]  # channels, height, width (one sample)
 
@@ -48,9 +49,20 @@ class Value(tuple[int, int, int]):
         return value
 
 
-class Row(list[Any]):
-    """name, kind, flops, weights, inputs, outputs, params, saved (elements, one sample),
-    saved_fixed (bytes a sample kept whatever the datatype: max-pooling indices)."""
+@dataclass
+class Row:
+    """One layer of one sample, in elements. Mutable while the graph is walked: the first
+    pass of a repeated group is renamed, and `saved` grows as later layers need its output."""
+
+    name: str
+    kind: str
+    flops: float
+    weights: float
+    inputs: float
+    outputs: float
+    params: float
+    saved: float = 0.0  # elements kept for the backward pass
+    saved_fixed: float = 0.0  # bytes kept whatever the datatype (max-pooling indices)
 
 
 OP_KEYS = (
@@ -82,16 +94,14 @@ OPTIONS = {
 
 
 @dataclass(frozen=True)
-class CnnArch:
+class CnnArch(Architecture):
+    family: ClassVar[str] = "cnn"
     input: Shape
     layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
     defaults: tuple[tuple[str, Any], ...]
 
-    @property
-    def default_seq(self) -> None:
-        return None
-
-    takes_seq = False
+    def build(self, run: RunConfig, model: str) -> LayerTable:
+        return build(self, run, model)
 
 
 INDEX_BYTES = 8  # max pooling keeps the position of each maximum as an int64 (PyTorch)
@@ -172,7 +182,7 @@ class _Graph:
         for tid in self.needed:
             row = self.producer[tid]
             target = row if row is not None else rows[0][0]  # the input image: first layer
-            target[7] += self.size[tid]
+            target.saved += self.size[tid]
         return rows
 
     def _tensor(self, shape: Shape, row: Row | None) -> Value:
@@ -233,7 +243,7 @@ class _Graph:
         for i in range(2, repeat + 1):
             y = self.seq(op["ops"], y, f"{name}[{i}].", f"{where}.ops", rows)
         for row, _ in once:  # the first pass keeps its own name
-            row[0] = row[0].replace(f"{name}[1-{repeat}].", f"{name}[1].")
+            row.name = row.name.replace(f"{name}[1-{repeat}].", f"{name}[1].")
         return y
 
     # ------------------------------------------------------------------ operations
@@ -248,7 +258,7 @@ class _Graph:
         out_shape: Shape,
         params: float,
     ) -> Value:
-        row = Row([name, kind, flops, w, inp, math.prod(out_shape), params, 0, 0])
+        row = Row(name, kind, flops, w, inp, math.prod(out_shape), params)
         rows.append((row, 1))
         return self._tensor(out_shape, row)
 
@@ -377,7 +387,7 @@ class _Graph:
             raise _Invalid(where, f"pool {kh}x{kw} does not fit a {h}x{w} input")
         y = self._emit(rows, name, "pool", kh * kw * c * ho * wo, 0, c * h * w, (c, ho, wo), 0)
         if kind == "maxpool":  # and the argmax of every window, as int64 indices
-            rows[-1][0][8] = INDEX_BYTES * math.prod(y)
+            rows[-1][0].saved_fixed = INDEX_BYTES * math.prod(y)
         return y
 
     def op_maxpool(
@@ -477,25 +487,25 @@ class _Graph:
 
 
 def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
-    if run.seq is not None or run.phase in ("prefill", "decode"):
-        what = "--seq" if run.seq is not None else f"--phase {run.phase}"
-        raise RooflineError(
-            f"{what}: {model} is a CNN; it takes images of {arch.input[1]}x{arch.input[2]} "
-            "(use --batch and --phase inference|training)"
+    if run.seq is not None:
+        raise FieldError(
+            "seq", run.seq, f"{model} is a CNN; it takes {arch.input[1]}x{arch.input[2]} images"
         )
+    if run.phase in ("prefill", "decode"):
+        raise FieldError("phase", run.phase, f"{model} is a CNN: use inference or training")
     b = run.batch
     out = LayerTableBuilder()
-    for (name, kind, flops, w, inp, outp, params, saved, fixed), count in _Graph(arch, b, "").run():
+    for row, count in _Graph(arch, b, "").run():
         out.add(
-            name,
-            kind,
-            flops=b * flops,
-            weights=w,
-            inputs=b * inp,
-            outputs=b * outp,
-            params=params,
+            row.name,
+            row.kind,
+            flops=b * row.flops,
+            weights=row.weights,
+            inputs=b * row.inputs,
+            outputs=b * row.outputs,
+            params=row.params,
             count=count,
-            saved=b * saved,
-            masks=b * fixed,
+            saved=b * row.saved,
+            masks=b * row.saved_fixed,
         )
     return out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -10,13 +10,15 @@ small batch), the cell's elementwise update, and the projection (LSTMP) if any.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import RooflineError
+from ..errors import FieldError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
+from .base import Architecture
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class CharCnn:
 
 
 @dataclass(frozen=True)
-class LstmArch:
+class LstmArch(Architecture):
+    family: ClassVar[str] = "lstm"
     layers: int
     hidden: int
     projection: int  # LSTMP output size; 0 = none
@@ -44,11 +47,31 @@ class LstmArch:
     softmax_vocab: int  # output layer over this vocabulary (0: none)
     max_positions: int
 
-    takes_seq = True
+    @property
+    def takes_seq(self) -> bool:
+        return True
 
     @property
     def default_seq(self) -> int:
         return self.max_positions
+
+    @property
+    def max_seq(self) -> int:
+        return self.max_positions
+
+    @property
+    def blocks(self) -> int:
+        """Stacked LSTM layers (encoder and decoder): a pipeline splits them into stages."""
+        return self.layers + self.decoder_layers
+
+    def boundary_elements(self, run: RunConfig) -> float:
+        """One layer's output sequence: batch x seq x (projection or hidden) per direction."""
+        seq = run.seq if run.seq is not None else self.default_seq
+        width = (self.projection or self.hidden) * (2 if self.bidirectional else 1)
+        return float(run.batch * seq * width)
+
+    def build(self, run: RunConfig, model: str) -> LayerTable:
+        return build(self, run, model)
 
 
 def _filters(f: Fields) -> tuple[tuple[int, int], ...] | None:
@@ -213,14 +236,13 @@ def _char_cnn(out: LayerTableBuilder, c: CharCnn, t: int) -> int:
 def build(arch: LstmArch, run: RunConfig, model: str) -> LayerTable:
     a = arch
     if run.phase in ("prefill", "decode"):
-        raise RooflineError(
-            f"--phase {run.phase}: not modelled for LSTMs; use inference or training"
-        )
+        raise FieldError("phase", run.phase, "not modelled for LSTMs; use inference or training")
     s = run.seq if run.seq is not None else a.default_seq
     if s > a.max_positions:
-        raise RooflineError(
-            f"--seq {s}: {model} is modelled up to {a.max_positions} tokens "
-            "(architecture.max_positions)"
+        raise FieldError(
+            "seq",
+            s,
+            f"{model} is modelled up to {a.max_positions} tokens (architecture.max_positions)",
         )
     b, t = run.batch, run.batch * s
     out = LayerTableBuilder()

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import RooflineError, SpecError
+from ..errors import FieldError, RooflineError, SpecError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
+from .base import Architecture
 
 UNARY = {
     "Relu": 1,
@@ -84,21 +84,25 @@ SUPPORTED = sorted(
 
 
 @dataclass(frozen=True)
-class OnnxArch:
+class OnnxArch(Architecture):
+    """An imported graph: not a family of its own kind of YAML file, but it answers the
+    family protocol (no repeated blocks, no tensor split: the graph is taken as it is)."""
+
+    family: ClassVar[str] = "onnx"
     model: Any = field(compare=False)  # onnx.ModelProto
     source: str
     symbolic: tuple[str, ...]  # names of symbolic non-batch input dimensions
-
-    default_seq = None
 
     @property
     def takes_seq(self) -> bool:
         return bool(self.symbolic)
 
+    def build(self, run: RunConfig, model: str) -> LayerTable:
+        return build(self, run, model)
 
-def parse_architecture(f: Fields) -> None:
-    f.fail("family", "onnx workloads come from .onnx files (--model path/to/model.onnx)")
-    return None
+    def describe(self) -> dict[str, Any]:
+        g = self.model.graph
+        return {"source": self.source, "nodes": len(g.node), "symbolic_dims": list(self.symbolic)}
 
 
 def _onnx() -> Any:
@@ -142,7 +146,6 @@ def load_onnx(path: Path, shown: str) -> Any:
     return Workload(
         key=path.stem.lower(),
         name=model.graph.name or path.stem,
-        family="onnx",
         arch=arch,
         published=Published(),
         sources=(f"ONNX graph {shown}",),
@@ -158,9 +161,11 @@ def _shapes(
     model.CopyFrom(arch.model)
     inits = {i.name for i in model.graph.initializer}
     if arch.symbolic and run.seq is None:
-        raise RooflineError(
-            f"--seq: {model_name} has symbolic input dimension(s) {', '.join(arch.symbolic)}; "
-            "give --seq to fix them"
+        raise FieldError(
+            "seq",
+            None,
+            f"{model_name} has symbolic input dimension(s) "
+            f"{', '.join(arch.symbolic)}; give seq to fix them",
         )
     for inp in model.graph.input:
         if inp.name in inits:
@@ -199,9 +204,9 @@ def _attr(node: Any, name: str, default: Any) -> Any:
 
 def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
     if run.phase in ("prefill", "decode"):
-        raise RooflineError(f"--phase {run.phase}: an ONNX graph runs as one forward pass")
+        raise FieldError("phase", run.phase, "an ONNX graph runs as one forward pass")
     if run.seq is not None and not arch.symbolic:
-        raise RooflineError(f"--seq {run.seq}: {model}'s input shapes are fixed in the file")
+        raise FieldError("seq", run.seq, f"{model}'s input shapes are fixed in the file")
     inferred, shapes = _shapes(arch, run, model)
     inits = {i.name for i in inferred.graph.initializer}
     counted: set[str] = set()

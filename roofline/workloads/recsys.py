@@ -6,25 +6,28 @@ tables and almost none are touched per sample, so the work is a memory-bound gat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import RooflineError
+from ..errors import FieldError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
+from .base import Architecture
 
 
 @dataclass(frozen=True)
-class RecsysArch:
+class RecsysArch(Architecture):
+    family: ClassVar[str] = "recsys"
     rows: float  # embedding rows in all tables together (hashed feature ids)
     dim: int  # embedding size
     slots: int  # feature slots looked up per sample
     mlp: tuple[int, ...]  # hidden sizes and the output size
     activation: str
 
-    takes_seq = False
-    default_seq = None
+    def build(self, run: RunConfig, model: str) -> LayerTable:
+        return build(self, run, model)
 
 
 def parse_architecture(f: Fields) -> RecsysArch | None:
@@ -43,9 +46,11 @@ def parse_architecture(f: Fields) -> RecsysArch | None:
 
 
 def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
-    if run.seq is not None or run.phase in ("prefill", "decode"):
-        raise RooflineError(
-            f"{model} is a recommendation model: only --batch and --phase inference|training apply"
+    if run.seq is not None:
+        raise FieldError("seq", run.seq, f"{model} is a recommendation model: it takes no seq")
+    if run.phase in ("prefill", "decode"):
+        raise FieldError(
+            "phase", run.phase, f"{model} is a recommendation model: use inference or training"
         )
     a, b = arch, run.batch
     out = LayerTableBuilder()

@@ -11,13 +11,17 @@ and a RunConfig into a LayerTable. Each stack's block is one set of rows with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import RooflineError
+from ..errors import FieldError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
+from .base import Architecture, TensorSplit
 
 TYPES = ("encoder", "decoder", "encoder-decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "relative")
@@ -25,7 +29,8 @@ HEADS = ("none", "pooler", "lm", "classifier")
 
 
 @dataclass(frozen=True)
-class TransformerArch:
+class TransformerArch(Architecture):
+    family: ClassVar[str] = "transformer"
     type: str  # encoder (bidirectional) | decoder (causal) | encoder-decoder
     layers: int  # encoder layers for encoder-decoders
     decoder_layers: int  # encoder-decoders only (0 otherwise)
@@ -76,6 +81,51 @@ class TransformerArch:
     @property
     def q_dim(self) -> int:
         return self.heads * self.head_dim
+
+    @property
+    def max_seq(self) -> int | None:
+        return self.max_positions if self.takes_seq else None
+
+    @property
+    def blocks(self) -> int:
+        return self.layers + self.decoder_layers
+
+    @property
+    def tensor_split(self) -> TensorSplit:
+        """Megatron-LM: attention heads (and K/V heads) and the feed-forward width are split;
+        each block all-reduces its output after attention and after the MLP."""
+        dims = (("heads", self.heads), ("kv_heads", self.kv_heads), ("ffn", self.ffn))
+        return TensorSplit(dims, allreduces_per_block=2)
+
+    def _seq(self, run: RunConfig) -> int:
+        return run.seq if run.seq is not None else self.default_seq
+
+    def kv_cache_elements(self, run: RunConfig) -> float:
+        """K and V of every decoder layer for `context` tokens (prefill: `seq`) per sample,
+        and for encoder-decoders the cross-attention K and V over the `seq` source tokens."""
+        if self.type == "encoder":
+            return 0.0
+        seq = self._seq(run)
+        tokens = run.context if run.context is not None else seq
+        layers = self.layers if self.type == "decoder" else self.decoder_layers
+        cross = seq if self.type == "encoder-decoder" else 0
+        return float(run.batch * 2 * layers * self.kv_dim * (tokens + cross))
+
+    def boundary_elements(self, run: RunConfig) -> float:
+        """The hidden state of every token in flight: batch x (1 in decode, else seq) x hidden."""
+        tokens = 1 if run.phase == "decode" else self._seq(run)
+        return float(run.batch * tokens * self.hidden)
+
+    def active_params(self, table: LayerTable) -> float:
+        """All parameters but the share of expert weights a token is not routed to."""
+        if not self.experts:
+            return table.total_params
+        expert = np.char.find(table.name.astype(str), ".expert_") >= 0
+        idle = (self.experts - self.top_k) / self.experts
+        return float(table.total_params - idle * np.sum(table.params[expert]))
+
+    def build(self, run: RunConfig, model: str) -> LayerTable:
+        return build(self, run, model)
 
 
 def parse_architecture(f: Fields) -> TransformerArch | None:
@@ -476,27 +526,32 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
     """Per-layer costs of one forward pass, decode step or training step."""
     a = arch
     if run.phase == "decode" and a.type == "encoder":
-        raise RooflineError(
-            f"--phase decode: {model} is an encoder; decode needs a decoder model "
-            "(use --phase inference)"
+        raise FieldError(
+            "phase",
+            "decode",
+            f"{model} is an encoder; decode needs a decoder model (use phase inference)",
         )
     seq = run.seq if run.seq is not None else a.default_seq
     if seq > a.max_positions:
-        raise RooflineError(
-            f"--seq {seq}: {model} takes at most {a.max_positions} tokens "
-            f"(architecture.max_positions)"
+        raise FieldError(
+            "seq",
+            seq,
+            f"{model} takes at most {a.max_positions} tokens (architecture.max_positions)",
         )
     if a.patch_size and seq != a.default_seq:
-        raise RooflineError(
-            f"--seq {seq}: {model} sees a {a.image_size}x{a.image_size} image as "
-            f"{a.default_seq} tokens; leave --seq out"
+        raise FieldError(
+            "seq",
+            seq,
+            f"{model} sees a {a.image_size}x{a.image_size} image as "
+            f"{a.default_seq} tokens; leave seq out",
         )
     decode = run.phase == "decode"
     context = run.context if run.context is not None else seq
     if decode and context > a.max_positions:
-        raise RooflineError(
-            f"--context {context}: {model} takes at most {a.max_positions} tokens "
-            f"(architecture.max_positions)"
+        raise FieldError(
+            "context",
+            context,
+            f"{model} takes at most {a.max_positions} tokens (architecture.max_positions)",
         )
     b = run.batch
     out = LayerTableBuilder()

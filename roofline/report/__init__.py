@@ -1,0 +1,100 @@
+"""Edges: turn results into rows, strict JSON, CSV, rich tables and DataFrames, by topic
+(run, catalog, validation, memory, whatif, memwall). This module holds what they share.
+
+Machine formats (JSON, CSV) are in SI units; tables show scaled units, named in headers
+(GB = 1e9 bytes). JSON is strict: a value that does not exist is null (with a reason field
+beside it where the reader needs one), never NaN or Infinity.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready data: dataclasses and numpy values as plain Python, non-finite floats as
+    None (a figure that does not exist)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [plain(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(plain(obj), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows of scalars as CSV (a nested value is a bug of the caller: refused)."""
+    buffer = io.StringIO()
+    if rows:
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            clean = plain(row)
+            for key, value in clean.items():
+                if isinstance(value, (dict, list)):
+                    raise TypeError(f"CSV cell {key!r} holds a nested value")
+            writer.writerow(clean)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- human-readable formatting
+
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def si(value: float, unit: str, digits: int = 3) -> str:
+    """3 significant digits with an SI prefix: si(3.364e11, 'FLOP') -> '336 GFLOP'."""
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}"
+
+
+def count(value: float) -> str:
+    """Parameter counts the way ML papers write them: 335M, 6.74B, 2T."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def seconds(value: float) -> str:
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def new_table(title: str, headers: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """A rich Table with a left-justified title; `left` columns left-aligned, others right."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, justify="left" if header in left else "right")
+    return table

@@ -1,0 +1,132 @@
+"""The device database and the model catalog as rows, JSON and tables."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import count, new_table
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..hardware import Device
+    from ..workloads import Workload
+
+
+def device_rows(devices: list[Device]) -> list[dict[str, Any]]:
+    return [device_dict(d) for d in devices]
+
+
+def device_csv_rows(devices: list[Device]) -> list[dict[str, Any]]:
+    """Flat rows: one `peak_<dtype>_flops_per_s` column per datatype (empty where absent)."""
+    rows = []
+    for row in device_rows(devices):
+        peaks = row.pop("peak_flops_per_s")
+        row.pop("aliases")
+        rows.append(row | {f"peak_{k}_flops_per_s": v for k, v in peaks.items()})
+    return rows
+
+
+def device_dict(d: Device) -> dict[str, Any]:
+    return {
+        "key": d.key,
+        "name": d.name,
+        "vendor": d.vendor,
+        "release": d.release,
+        "aliases": list(d.aliases),
+        "peak_flops_per_s": dict(d.peak_flops_per_s),
+        "memory_capacity_bytes": d.memory_capacity_bytes,
+        "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
+        "memory_type": d.memory_type,
+        "onchip_cache_bytes": d.onchip_cache_bytes,
+        "interconnect_bandwidth_bytes_per_s": d.interconnect_bandwidth_bytes_per_s,
+        "interconnect_counting": d.interconnect_counting,
+        "interconnect_type": d.interconnect_type,
+        "tdp_w": d.tdp_w,
+        "source": d.source,
+        "notes": d.notes,
+    }
+
+
+def device_list_table(devices: list[Device]) -> RenderableType:
+    headers = ("key", "device", "released", "fp16/bf16 TFLOP/s", "memory GB", "GB/s", "aliases")
+    table = new_table(
+        "Devices (dense peaks; GB = 1e9 bytes, GiB = 2^30 bytes)",
+        headers,
+        left=("key", "device", "released", "aliases"),
+    )
+    for d in devices:
+        half = d.peak_flops_per_s.get("fp16", d.peak_flops_per_s.get("bf16"))
+        table.add_row(
+            d.key,
+            d.name,
+            d.release,
+            f"{half / 1e12:,.1f}" if half else "-",
+            f"{d.memory_capacity_bytes / 1e9:,.1f}",
+            f"{d.memory_bandwidth_bytes_per_s / 1e9:,.0f}",
+            ", ".join(d.aliases),
+        )
+    return table
+
+
+def device_detail(d: Device) -> str:
+    def opt(value: float | None, fmt: str) -> str:
+        return fmt.format(value) if value is not None else "not published"
+
+    peaks = "\n".join(
+        f"  {dt:5} {v / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
+        f"   ridge {v / d.memory_bandwidth_bytes_per_s:8,.1f} FLOP/B"
+        for dt, v in d.peak_flops_per_s.items()
+    )
+    link = (
+        f"{d.interconnect_bandwidth_bytes_per_s / 1e9:,.0f} GB/s ({d.interconnect_counting}), "
+        f"{d.interconnect_type}"
+        if d.interconnect_bandwidth_bytes_per_s
+        else "none"
+    )
+    return "\n".join(
+        [
+            f"{d.name}  [{d.key}]  ({d.path})",
+            f"vendor        {d.vendor}",
+            f"released      {d.release}",
+            f"aliases       {', '.join(d.aliases) or '-'}",
+            "dense peaks",
+            peaks,
+            f"memory        {d.memory_capacity_bytes / 1e9:,.2f} GB "
+            f"({d.memory_capacity_bytes / 2**30:,.2f} GiB) {d.memory_type}",
+            f"bandwidth     {d.memory_bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
+            f"on-chip       {opt(d.onchip_cache_bytes and d.onchip_cache_bytes / 1e6, '{:,.2f} MB')}",  # noqa: E501
+            f"interconnect  {link}",
+            f"TDP           {opt(d.tdp_w, '{:,.0f} W')}",
+            f"source        {d.source}",
+            f"notes         {d.notes or '-'}",
+        ]
+    )
+
+
+def workload_dict(w: Workload) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "key": w.key,
+        "name": w.name,
+        "family": w.family,
+        "aliases": list(w.aliases),
+        "description": w.description,
+        "architecture": w.arch.describe(),
+        "published": asdict(w.published),
+        "sources": list(w.sources),
+    }
+
+
+def workload_list_table(workloads: list[Workload], params: list[float]) -> RenderableType:
+    table = new_table(
+        "Models (parameters computed from the architecture)",
+        ("key", "model", "family", "date", "params", "aliases"),
+        left=("key", "model", "family", "date", "aliases"),
+    )
+    for w, p in zip(workloads, params):
+        table.add_row(
+            w.key, w.name, w.family, w.published.date or "-", count(p), ", ".join(w.aliases)
+        )
+    return table

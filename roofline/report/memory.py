@@ -1,0 +1,121 @@
+"""The memory command's answer (capacity.MemoryReport) as JSON, CSV rows and tables."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import new_table, seconds
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..capacity import DeviceFit, MemoryReport
+    from ..scenario import Layout
+
+
+def layout_dict(layout: Layout | None) -> dict[str, int] | None:
+    if layout is None:
+        return None
+    return {
+        "data": layout.data,
+        "tensor": layout.tensor,
+        "pipeline": layout.pipeline,
+        "zero": layout.zero,
+        "devices": layout.devices,
+    }
+
+
+def layout_text(layout: Layout | None) -> str:
+    if layout is None:
+        return "none within tp <= 8"
+    return (
+        f"{layout.data} x {layout.tensor} x {layout.pipeline} = {layout.devices}, "
+        f"ZeRO-{layout.zero}"
+    )
+
+
+def _device(f: DeviceFit) -> dict[str, Any]:
+    return {
+        "device": f.device.key,
+        "capacity_bytes": f.device.memory_capacity_bytes,
+        "fits": f.fits,
+        "min_devices": f.min_devices,
+        "min_layout": layout_dict(f.min_layout),
+        "communication_time_s": f.communication_time_s,
+        "step_time_s": f.step.total_s,
+        "step_time_reason": f.step.reason or None,
+    }
+
+
+def memory_dict(m: MemoryReport) -> dict[str, Any]:
+    """`breakdown` is per device of the run's layout; each device row adds the smallest
+    layout that fits it (tensor parallel up to 8, then pipeline, then data parallel with
+    ZeRO-3) and the step time of the run's layout (null with a reason where it cannot run)."""
+    c = m.communication
+    return {
+        "model": m.workload.key,
+        "layout": layout_dict(m.run.layout),
+        "breakdown": m.breakdown.as_dict(),
+        "communication_bytes": {
+            "data": float(c.data_bytes),
+            "tensor": float(c.tensor_bytes),
+            "pipeline": float(c.pipeline_bytes),
+        },
+        "devices": [_device(f) for f in m.devices],
+    }
+
+
+def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
+    """One flat row per device: the breakdown's parts as `<part>_bytes` columns."""
+    parts = {f"{k}_bytes": v for k, v in m.breakdown.as_dict().items()}
+    rows = []
+    for f in m.devices:
+        row = _device(f)
+        row["min_layout"] = layout_text(f.min_layout) if f.min_layout else None
+        rows.append(row | parts)
+    return rows
+
+
+def memory_title(m: MemoryReport) -> str:
+    run, layout = m.run, m.run.layout
+    title = f"{m.workload.name}: {run.phase}, batch {run.batch}, {run.dtype}"
+    if run.training:
+        title += f", {run.optimizer}" + (", full recompute" if run.recompute == "full" else "")
+    if layout.devices > 1:
+        title += (
+            f"; per device of dp {layout.data} x tp {layout.tensor} x pp {layout.pipeline}, "
+            f"ZeRO-{layout.zero}"
+        )
+    return title
+
+
+def memory_table(m: MemoryReport) -> list[RenderableType]:
+    parts = new_table(memory_title(m), ("part", "GB", "GiB"), left=("part",))
+    for name, value in m.breakdown.as_dict().items():
+        parts.add_row(name, f"{value / 1e9:,.2f}", f"{value / 2**30:,.2f}")
+    multi = m.run.layout.devices > 1
+    headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
+    if multi:
+        headers.append("communication / step")
+    headers.append("step time")
+    devices = new_table(
+        "Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
+        "smallest layout: dp x tp x pp, ZeRO stage)",
+        tuple(headers),
+        left=("device", "smallest layout"),
+    )
+    for f in m.devices:
+        row = [
+            f.device.key,
+            f"{f.device.memory_capacity_bytes / 1e9:,.1f}",
+            "yes" if f.fits else "no",
+            str(f.min_devices),
+            layout_text(f.min_layout),
+        ]
+        if multi:
+            t = f.communication_time_s
+            row.append("no interconnect" if t is None else seconds(t))
+        total = f.step.total_s
+        row.append("-" if total is None else seconds(total))
+        devices.add_row(*row)
+    return [parts, devices]

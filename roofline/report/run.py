@@ -1,0 +1,135 @@
+"""The per-layer roofline of one run: rows, JSON, table, DataFrame."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import count, new_table, seconds, si
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import RenderableType
+
+    from ..analysis import Result
+
+
+def layer_rows(result: Result) -> list[dict[str, Any]]:
+    """One dict per layer, SI units; flops, bytes and time_s cover all `count` repeats."""
+    total = result.total_time_s
+    t = result.layers
+    return [
+        {
+            "name": str(t.name[i]),
+            "kind": str(t.kind[i]),
+            "count": int(t.count[i]),
+            "params": float(t.params[i]),
+            "flops": float(result.flops[i]),
+            "bytes": float(result.bytes[i]),
+            "intensity": float(result.intensity[i]),
+            "attainable_flops": float(result.attainable_flops_per_s[i]),
+            "time_s": float(result.time_s[i]),
+            "time_share": float(result.time_s[i] / total),
+            "bound": "compute" if result.compute_bound[i] else "memory",
+        }
+        for i in range(len(t))
+    ]
+
+
+def summary(result: Result) -> dict[str, Any]:
+    return {
+        "params": result.params,
+        "flops": result.total_flops,
+        "bytes": result.total_bytes,
+        "intensity": result.intensity_overall,
+        "time_s": result.total_time_s,
+        "memory_bound_time_share": result.memory_bound_time_share,
+        "ridge_point": result.ridge_point,
+        "peak_flops_per_s": result.peak_flops_per_s,
+        "memory_bandwidth_bytes_per_s": result.device.memory_bandwidth_bytes_per_s,
+        "achieved_flops_per_s": result.achieved_flops_per_s,
+        "fraction_of_peak": result.achieved_flops_per_s / result.peak_flops_per_s,
+        "top_layers": [{"name": n, "time_share": s} for n, s in result.top_layers(3)],
+    }
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    return {
+        "model": result.workload.key,
+        "model_name": result.workload.name,
+        "device": result.device.key,
+        "device_name": result.device.name,
+        "scenario": {
+            "batch": result.run.batch,
+            "seq": result.seq,
+            "dtype": result.run.dtype,
+            "phase": result.run.phase,
+        }
+        | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {}),
+        "summary": summary(result),
+        "layers": layer_rows(result),
+    }
+
+
+def layer_frame(result: Result) -> pd.DataFrame:
+    """The per-layer table as a DataFrame; units in the column names."""
+    import pandas as pd
+
+    frame = pd.DataFrame(layer_rows(result)).rename(
+        columns={
+            "flops": "flops_FLOP",
+            "bytes": "bytes_B",
+            "intensity": "intensity_FLOP_per_B",
+            "attainable_flops": "attainable_FLOP_per_s",
+        }
+    )
+    return frame.set_index("name")
+
+
+def result_table(result: Result) -> list[RenderableType]:
+    r = result
+    scenario = [r.run.phase, f"batch {r.run.batch}"]
+    if r.seq is not None:
+        scenario.append(f"seq {r.seq}")
+    if r.run.phase == "decode":
+        scenario.append(f"context {r.run.context or r.seq}")
+    title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.dtype}"
+    headers = (
+        "layer",
+        "kind",
+        "count",
+        "GFLOP",
+        "MB moved",
+        "FLOP/B",
+        "TFLOP/s",
+        "time",
+        "% time",
+        "bound",
+    )
+    table = new_table(title, headers, left=("layer", "kind", "bound"))
+    for row in layer_rows(r):
+        table.add_row(
+            row["name"],
+            row["kind"],
+            str(row["count"]),
+            f"{row['flops'] / 1e9:,.2f}",
+            f"{row['bytes'] / 1e6:,.2f}",
+            f"{row['intensity']:,.1f}",
+            f"{row['attainable_flops'] / 1e12:,.1f}",
+            seconds(row["time_s"]),
+            f"{100 * row['time_share']:.1f}",
+            row["bound"],
+        )
+    top = ", ".join(f"{n} {100 * s:.0f}%" for n, s in r.top_layers(3))
+    lines = [
+        f"parameters      {count(r.params)}",
+        f"total compute   {si(r.total_flops, 'FLOP')}",
+        f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes)",
+        f"intensity       {r.intensity_overall:,.1f} FLOP/B  "
+        f"(ridge point of {r.device.key} at {r.run.dtype}: {r.ridge_point:,.1f} FLOP/B)",
+        f"estimated time  {seconds(r.total_time_s)}  "
+        f"({si(r.achieved_flops_per_s, 'FLOP/s')} = {100 * r.achieved_flops_per_s / r.peak_flops_per_s:.1f}% "  # noqa: E501
+        f"of the {si(r.peak_flops_per_s, 'FLOP/s')} peak)",
+        f"memory-bound    {100 * r.memory_bound_time_share:.1f}% of the time",
+        f"top layers      {top}",
+    ]
+    return [table, "\n".join(lines)]
