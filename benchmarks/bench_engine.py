@@ -90,5 +90,22 @@ def main() -> None:
         print(f"    {n:>10,} evaluations: numpy {row[0]:.3f}   numba {row[1]:.3f}")
 
 
+def by_name() -> None:
+    """(d) the library API: analyze() by catalog name vs with loaded objects. The catalog
+    parses each file once per process, so a name costs a lookup, not a YAML parse."""
+    from roofline import RunConfig, analyze, get_device, get_workload
+
+    run = RunConfig(batch=1, seq=1024, phase="decode", context=1024)
+    w, d = get_workload("llama-2-7b"), get_device("a100")
+    n = 2000
+    for label, args in (("objects", (w, d)), ("names", ("llama-2-7b", "a100"))):
+        start = time.perf_counter()
+        for _ in range(n):
+            analyze(*args, run)
+        rate = n / (time.perf_counter() - start)
+        print(f"(d) analyze(llama-2-7b, a100, decode) with {label:7}: {rate:,.0f} calls/s")
+
+
 if __name__ == "__main__":
     main()
+    by_name()

@@ -42,7 +42,7 @@ def main() -> None:
             f"{pairs:,} pairs, "
             f"end to end {wall:.2f} s ({pairs / wall / 1e6:.0f} M pairs/s); target < 2 s"
         )
-    print(f"    e.g. {found[0]['device']}: fastest fitting {found[0]['best']}")
+    print(f"    e.g. {found[0].device}: fastest fitting {found[0].best}")
     for n in (316, 1000):
         tracemalloc.start()
         answers(sweep_for(n, n))

@@ -43,6 +43,7 @@ class Catalog(Generic[T]):
         self.load = load  # (path, shown name) -> item
         self.suffixes = suffixes
         self._files: dict[tuple[str, int, int], T] = {}
+        self._by_name: dict[str, T] = {}  # shipped items by the key they were asked for
 
     def shown(self, path: Path) -> str:
         """A shipped file as `hardware/a100.yaml`; any other file as given."""
@@ -103,9 +104,12 @@ class Catalog(Generic[T]):
                 raise FieldError(self.field, name, "no such file")
             return self.load_file(name)
         wanted = name.strip().lower()
+        if wanted in self._by_name:  # a shipped item asked for again: no file system work
+            return self._by_name[wanted]
         direct = data_dir(self.kind) / f"{wanted}.yaml"
-        if os.sep not in wanted and direct.is_file():  # one file, not the whole folder
-            return self.load_file(direct)
+        if direct.is_file():  # one file, not the whole folder
+            item = self._by_name[wanted] = self.load_file(direct)
+            return item
         if wanted in self.aliases:
             return self.items[self.aliases[wanted]]
         hint = f"see `roofline {'hardware' if self.kind == 'hardware' else 'models'} list`"

@@ -20,8 +20,11 @@ numba is imported only when the numba path runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .errors import RooflineError
 
 ENGINES = ("auto", "numba", "numpy")
 # Below this many (layer, device) evaluations `auto` uses numpy: the work takes microseconds,
@@ -39,6 +42,19 @@ class RooflineArrays:
     attainable_flops_per_s: np.ndarray  # (L, D)
     time_s: np.ndarray  # (L, D)
     compute_bound: np.ndarray  # (L, D) bool
+
+
+def _compiled(name: str) -> Any:
+    """A numba kernel by name. numba reads its settings (NUMBA_NUM_THREADS, ...) from the
+    environment when first imported; a bad one is the user's to fix, said in one line."""
+    try:
+        from . import _numba_kernels
+    except Exception as exc:  # numba raises plain ValueError/ImportError at import
+        raise RooflineError(
+            f"the numba engine could not start: {exc} (check the NUMBA_* environment "
+            "variables, e.g. NUMBA_NUM_THREADS must be >= 1)"
+        ) from None
+    return getattr(_numba_kernels, name)
 
 
 def _checked(name: str, values: object, positive: bool) -> np.ndarray:
@@ -82,8 +98,7 @@ def evaluate(
     n, d = f.shape[0], p.shape[0]
     if engine == "numpy" or (engine == "auto" and n * d < AUTO_NUMBA_MIN_EVALUATIONS):
         return _numpy(f, b, p, w)
-    from ._numba_kernels import roofline
-
+    roofline = _compiled("roofline")
     intensity = np.empty(n)
     ridge = np.empty(d)
     attainable = np.empty((n, d))
@@ -165,8 +180,7 @@ def sweep(
         raise ValueError(f"peak: expected shape ({n_dtypes}, {w.shape[0]}), got {p.shape}")
     if not np.all(w > 0) or (len(k) and not np.all(p[np.unique(k)] > 0)):
         raise ValueError("peak (of every dtype used) and bandwidth must be > 0")
-    from ._numba_kernels import sweep as kernel
-
+    kernel = _compiled("sweep")
     s, d = x.shape[0], w.shape[0]
     out = SweepArrays(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s))
     kernel(f, y, io, x, k, p, w, out.time_s, out.memory_share, out.flops, out.working_bytes)

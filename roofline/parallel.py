@@ -27,7 +27,7 @@ from .dtypes import BYTES_PER_ELEMENT
 from .errors import FieldError, RooflineError
 from .hardware import Device
 from .memory import activation_bytes, footprint, kv_cache_bytes
-from .scenario import Layout, RunConfig
+from .scenario import MAX_DEVICES, Layout, RunConfig
 from .workloads import Workload
 
 Array = Any
@@ -114,7 +114,7 @@ def min_layout(
     tensors = [t for t in (1, 2, 4, 8, 16) if t <= max_tensor]
     stages = divisors(w.arch.blocks) if w.arch.blocks else [1]
     for dp in divisors(run.batch):
-        if best is not None and dp >= best.devices:
+        if dp > MAX_DEVICES or (best is not None and dp >= best.devices):
             break
         stage = zero if dp > 1 and run.training else 0
         replica = run.with_layout(Layout(dp)).replica()

@@ -28,6 +28,7 @@ ZERO_STAGES = (0, 1, 2, 3)
 # run (a global batch of 10^9 samples), small enough that every cost stays a finite float64
 # and a search over layouts stays short.
 MAX_SIZE = 10**9
+MAX_DEVICES = 2**20  # devices in one layout (about a million)
 
 
 def check_size(name: str, value: object, *, maximum: int = MAX_SIZE) -> int:
@@ -50,7 +51,7 @@ class Layout:
 
     def __post_init__(self) -> None:
         for name in ("data", "tensor", "pipeline"):
-            check_size(f"layout.{name}", getattr(self, name), maximum=2**20)
+            check_size(f"layout.{name}", getattr(self, name), maximum=MAX_DEVICES)
         if isinstance(self.zero, bool) or self.zero not in ZERO_STAGES:
             raise FieldError("layout.zero", self.zero, "allowed: 0, 1, 2, 3")
 

@@ -247,6 +247,7 @@ def evaluate_grid(
         raise RooflineError("a device in the sweep lacks one of the swept datatypes")
     run = model.run
     split = run.layout.model_split
+    uses_kv = not run.training and bool(np.any(model.kv_bytes))
     outs = []
     n = grid.scenarios
     for start in range(0, n, chunk):
@@ -259,8 +260,8 @@ def evaluate_grid(
             acts = np.einsum("sk,sk->s", x, model.activation_bytes[dt])
         else:
             acts = k.working_bytes
-        kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt])
-        boundary = np.einsum("sk,sk->s", x, model.boundary_bytes[dt])
+        kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt]) if uses_kv else 0.0
+        boundary = np.einsum("sk,sk->s", x, model.boundary_bytes[dt]) if split > 1 else 0.0
         memory = footprint(run, model.params, acts, kv, bytes_per_element=nb, data=reps).total
         comm = traffic(
             run,
@@ -271,7 +272,9 @@ def evaluate_grid(
             bytes_per_element=nb,
             data=reps.astype(np.float64),
         ).total_bytes
-        time = k.time_s / split + transfer_time_s(comm[:, None], grid.link[None, :])
+        time = k.time_s / split if split > 1 else k.time_s
+        if np.any(comm):  # most sweeps send nothing: skip an (S, D) pass
+            time = time + transfer_time_s(comm[:, None], grid.link[None, :])
         out = SweepOutput(time, k.memory_share, memory, k.flops / split)
         if reduce is not None:
             reduce(start, out)

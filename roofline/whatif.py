@@ -22,7 +22,7 @@ import numpy as np
 from .dtypes import check_dtype
 from .errors import FieldError
 from .hardware import Device, DeviceTable
-from .scenario import RunConfig, check_size
+from .scenario import MAX_DEVICES, RunConfig, check_size
 from .sweep import CostModel, Grid, SweepOutput, basis, cost_model, evaluate_grid
 from .workloads import Workload
 
@@ -108,7 +108,7 @@ def build_sweep(
     for b in batches:
         check_size("batch", b)
     for n in replicas:
-        check_size("replicas", n, maximum=2**20)
+        check_size("replicas", n, maximum=MAX_DEVICES)
         for b in batches:
             if b % n:
                 raise FieldError(

@@ -237,3 +237,39 @@ def test_onnx_gemm_with_transposed_weights(tmp_path):
     assert t.weight_bytes[0] == 4 * (8 * 16 + 8)
     assert t.flops[1] == 3 * 4 * 8  # sigmoid: exp, add, divide
     assert t.total_params == 8 * 16 + 8
+
+
+def _graph(tmp_path, x_shape, w_dims=(4, 5), name="bad.onnx"):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=list(w_dims))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [x], [y], [w])
+    path = tmp_path / name
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_dims", "message"),
+    [
+        (["batch", -3], (4, 5), "input 'x': dimension -3"),
+        (["batch", 0], (4, 5), "input 'x': dimension 0"),
+        (["batch", 4], (4, -5), "initializer 'w': negative dimension"),
+        (["batch", "seq", 4], (4, 5), "give seq"),  # symbolic: refused until --seq is given
+    ],
+)
+def test_onnx_malformed_graphs_refused_in_one_line(tmp_path, x_shape, w_dims, message):
+    path = _graph(tmp_path, x_shape, w_dims)
+    res = CliRunner().invoke(app, ["run", "-m", str(path), "--hw", "a100"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("roofline: error:") and message in line
+
+
+def test_onnx_file_that_is_not_onnx(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"\x00\x01not a protobuf at all" * 10)
+    res = CliRunner().invoke(app, ["run", "-m", str(path), "--hw", "a100"])
+    assert res.exit_code == 2 and "junk.onnx" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

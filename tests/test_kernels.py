@@ -133,3 +133,63 @@ def test_compute_bound_exactly_at_or_above_the_ridge(layers, devices):
     below = ~out.compute_bound
     roof = intensity[:, None] * w[None, :]
     np.testing.assert_allclose(out.attainable_flops_per_s[below], roof[below], rtol=1e-12)
+
+
+def _random_sweep(seed: int, n_layers: int = 9, n_terms: int = 6, n_dtypes: int = 2):
+    rng = np.random.default_rng(seed)
+    flops = rng.uniform(0, 1e9, (n_layers, n_terms))
+    flops[::4] = 0.0  # lookups: no arithmetic
+    nbytes = rng.uniform(1, 1e8, (n_dtypes, n_layers, n_terms))
+    io = rng.uniform(0, 1e7, (n_dtypes, n_layers, n_terms))
+    basis = rng.uniform(1, 50, (23, n_terms))
+    dtype_index = rng.integers(0, n_dtypes, 23)
+    peak = 10 ** rng.uniform(11, 15, (n_dtypes, 4))
+    bw = 10 ** rng.uniform(10, 12.5, 4)
+    return flops, nbytes, io, basis, dtype_index, peak, bw
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sweep_kernel_matches_naive_loops(seed):
+    from naive import sweep_naive
+
+    from roofline.kernels import sweep
+
+    args = _random_sweep(seed)
+    out = sweep(*args)
+    time, share, flops, working = sweep_naive(*args)
+    np.testing.assert_allclose(out.time_s, time, rtol=1e-12)
+    np.testing.assert_allclose(out.memory_share, share, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out.flops, flops, rtol=1e-12)
+    np.testing.assert_allclose(out.working_bytes, working, rtol=1e-12)
+
+
+def test_sweep_kernel_by_hand():
+    from roofline.kernels import sweep
+
+    # one layer of 2e12 FLOP + 1e9 B per unit of the one basis term, on a device of
+    # 1e15 FLOP/s and 1e12 B/s: compute 2 ms vs memory 1 ms per unit -> compute-bound
+    out = sweep([[2e12]], [[[1e9]]], [[[5.0]]], [[1.0], [3.0]], [0, 0], [[1e15]], [1e12])
+    np.testing.assert_allclose(out.time_s[:, 0], [2e-3, 6e-3])
+    np.testing.assert_array_equal(out.memory_share[:, 0], [0.0, 0.0])
+    np.testing.assert_allclose(out.working_bytes, [5.0, 15.0])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({1: np.ones((2, 9, 5))}, "bytes"),
+        ({3: np.ones((23, 5))}, "basis has 5 terms"),
+        ({4: np.full(23, 2)}, "dtype_index"),
+        ({5: np.ones((2, 3))}, "peak: expected shape"),
+        ({6: np.zeros(4)}, "must be > 0"),
+        ({0: np.full((9, 6), np.inf)}, "finite"),
+    ],
+)
+def test_sweep_kernel_checks_its_inputs(change, message):
+    from roofline.kernels import sweep
+
+    args = list(_random_sweep(0))
+    for i, value in change.items():
+        args[i] = value
+    with pytest.raises(ValueError, match=message):
+        sweep(*args)

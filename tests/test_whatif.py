@@ -15,7 +15,7 @@ from roofline import RunConfig, analyze, get_device, get_workload
 from roofline.cli import app
 from roofline.errors import RooflineError
 from roofline.memory import memory_breakdown
-from roofline.parallel import communication, min_layout
+from roofline.parallel import communication, min_layout, step_time
 from roofline.scenario import Layout
 from roofline.sweep import cost_model, evaluate_grid
 from roofline.whatif import answers, build_sweep, run_sweep, scaled
@@ -340,3 +340,81 @@ def test_memory_never_shrinks_with_more_batch_or_sequence(batch, seq, phase):
     base = memory_breakdown(w, RunConfig(batch=batch, seq=seq, phase=phase)).total
     assert memory_breakdown(w, RunConfig(batch=batch + 1, seq=seq, phase=phase)).total >= base
     assert memory_breakdown(w, RunConfig(batch=batch, seq=seq + 1, phase=phase)).total >= base
+
+
+@settings(max_examples=60)
+@given(
+    key=st.sampled_from(["gpt-2", "bert-large", "t5-base", "resnet-50", "elmo", "llama-2-7b"]),
+    batch=st.sampled_from([4, 8, 12, 24]),
+    seq=st.integers(2, 256),
+    replicas=st.sampled_from([1, 2, 4]),
+    optimizer=st.sampled_from(["sgd", "sgd-momentum", "adam", "adamw", "lamb", "adafactor"]),
+    recompute=st.sampled_from(["none", "full"]),
+    zero=st.sampled_from([0, 1, 2, 3]),
+    tensor=st.sampled_from([1, 2, 4]),
+    pipeline=st.sampled_from([1, 2, 3]),
+    master=st.booleans(),
+    dtype=st.sampled_from(["bf16", "fp32"]),
+)
+def test_sweep_equals_the_per_run_path_for_every_training_setting(
+    key, batch, seq, replicas, optimizer, recompute, zero, tensor, pipeline, master, dtype
+):
+    """One formula per fact: the sweep's memory and step time are the per-run path's
+    (memory.memory_breakdown, parallel.step_time) for every optimizer, recompute setting,
+    ZeRO stage and layout the model can take."""
+    from hypothesis import assume
+
+    w = get_workload(key)
+    layout = Layout(replicas, tensor, pipeline, zero)
+    try:
+        w.check_layout(layout)
+    except RooflineError:
+        assume(False)
+    s = min(seq, w.arch.max_seq) if w.arch.takes_seq else None
+    base = RunConfig(
+        phase="training",
+        optimizer=optimizer,
+        recompute=recompute,
+        master_weights=master,
+        layout=Layout(1, tensor, pipeline, zero),
+    )
+    devices = [get_device("h100"), get_device("a100")]
+    sweep = build_sweep(
+        w,
+        devices,
+        base,
+        batches=[batch],
+        seqs=[s],
+        contexts=[None],
+        dtypes=[dtype],
+        replicas=[replicas],
+    )
+    out = run_sweep(sweep)
+    run = replace(base, batch=batch, seq=s, dtype=dtype, layout=layout)
+    assert out.memory_bytes[0] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
+    for j, d in enumerate(devices):
+        step = step_time(w, run, d)
+        assert out.time_s[0, j] == pytest.approx(step.total_s, rel=1e-9)
+
+
+def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
+    w = get_workload("llama-2-7b")
+    base = RunConfig(phase="decode", layout=Layout(1, 4, 1, 0))
+    sweep = build_sweep(
+        w,
+        [get_device("h100")],
+        base,
+        batches=[8, 16],
+        seqs=[None],
+        contexts=[512, 4096],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    out = run_sweep(sweep)
+    g = sweep.grid
+    for i in range(g.scenarios):
+        run = replace(base, batch=int(g.batch[i]), context=int(g.context[i]))
+        assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
+        assert out.time_s[i, 0] == pytest.approx(
+            step_time(w, run, get_device("h100")).total_s, rel=1e-9
+        )

@@ -126,11 +126,22 @@ def load_onnx(path: Path, shown: str) -> Any:
         raise SpecError(shown, [f"cannot read ONNX model: {exc}"]) from None
     inits = {i.name for i in model.graph.initializer}
     symbolic = []
+    problems = []
+    for init in model.graph.initializer:
+        if any(d < 0 for d in init.dims):
+            problems.append(f"initializer {init.name!r}: negative dimension in {list(init.dims)}")
     for inp in model.graph.input:
         if inp.name in inits:
             continue
-        dims = inp.type.tensor_type.shape.dim
-        symbolic += [d.dim_param for d in list(dims)[1:] if d.dim_param]
+        dims = list(inp.type.tensor_type.shape.dim)
+        for d in dims:
+            if d.HasField("dim_value") and d.dim_value < 1 and d is not dims[0]:
+                problems.append(f"input {inp.name!r}: dimension {d.dim_value} (sizes must be >= 1)")
+        symbolic += [d.dim_param for d in dims[1:] if d.dim_param]
+    if not model.graph.node:
+        problems.append("the graph has no nodes")
+    if problems:
+        raise SpecError(shown, problems)
     unsupported = sorted({n.op_type for n in model.graph.node} - set(SUPPORTED))
     if unsupported:
         node = next(n for n in model.graph.node if n.op_type in unsupported)
