@@ -5,9 +5,11 @@ basis 1, s, b, b*s, b*s^2, b*c every transformer, CNN, LSTM and embedding layer 
 (weights are constant, or re-read every LSTM step: s; token work grows with b*s, attention
 with b*s^2, decode attention with b*c). `cost_model` recovers each layer's coefficients
 from a handful of builder calls (least squares on a small design) and checks them on a
-held-out scenario; models whose costs are not polynomial (mixture-of-experts weight
-reads) are refused with a clear error. The activation memory, KV cache and block-boundary
-activation of a replica are fitted the same way, from the functions the per-run path uses.
+held-out scenario. Models whose costs are not polynomial (mixture-of-experts weight reads
+depend on how many experts the tokens reach) are swept scenario by scenario instead, through
+the per-run layer tables (`exact_model`), up to MAX_EXACT_SCENARIOS. The activation memory,
+KV cache and block-boundary activation of a replica are fitted the same way, from the
+functions the per-run path uses.
 
 The kernel (`kernels.sweep`) evaluates every (scenario, device) pair without a Python loop,
 in chunks, so memory stays bounded when only the per-device summaries are wanted. Memory per
@@ -62,10 +64,47 @@ class CostModel:
     default_seq: int
     blocks: int
     allreduces_per_block: int
+    workload: Workload | None = None  # set when the costs are not polynomial (exact sweep)
 
     @property
     def phase(self) -> str:
         return self.run.phase
+
+    @property
+    def polynomial(self) -> bool:
+        return self.workload is None
+
+
+class NotPolynomial(RooflineError):
+    """A workload whose layer costs are not polynomial in the scenario."""
+
+
+# scenarios a non-polynomial model is swept over, one layer table each (~1 ms apiece)
+MAX_EXACT_SCENARIOS = 20_000
+
+
+def exact_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...]) -> CostModel:
+    """A cost model that evaluates every scenario through its own layer table."""
+    w.check_layout(run.layout)
+    arch = w.arch
+    none = np.zeros((len(dtypes), 0))
+    return CostModel(
+        names=np.array([], dtype=str),
+        dtypes=tuple(dtypes),
+        flops=np.zeros((0, 0)),
+        bytes=np.zeros((len(dtypes), 0, 0)),
+        io_bytes=np.zeros((len(dtypes), 0, 0)),
+        activation_bytes=none,
+        kv_bytes=none,
+        boundary_bytes=none,
+        params=w.params,
+        run=run,
+        takes_seq=bool(arch.takes_seq),
+        default_seq=arch.default_seq or 1,
+        blocks=arch.blocks,
+        allreduces_per_block=arch.tensor_split.allreduces_per_block if arch.tensor_split else 0,
+        workload=w,
+    )
 
 
 def _table_arrays(w: Workload, run: RunConfig) -> tuple[Any, ...]:
@@ -158,10 +197,9 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
             ("activation bytes", model.activation_bytes[k][None, :], want[3] * run.training),
         ):
             if not np.allclose(coef @ got, ref, rtol=1e-9, atol=1e-6):
-                raise RooflineError(
+                raise NotPolynomial(
                     f"{w.key}: its layer {name} are not polynomial in batch, sequence and "
-                    "context (mixture-of-experts weight reads depend on routing); sweep it "
-                    "with roofline run"
+                    "context (mixture-of-experts weight reads depend on routing)"
                 )
     return model
 
@@ -242,6 +280,8 @@ def evaluate_grid(
     grows with the grid."""
     if model.dtypes != grid.dtypes:
         raise ValueError(f"cost model dtypes {model.dtypes} != grid dtypes {grid.dtypes}")
+    if not model.polynomial:
+        return _evaluate_exact(model, grid, progress=progress, keep=keep, reduce=reduce)
     nb_of = np.array([BYTES_PER_ELEMENT[d] for d in grid.dtypes], dtype=np.float64)
     if np.any(grid.peak[grid.dtype_axis] <= 0):
         raise RooflineError("a device in the sweep lacks one of the swept datatypes")
@@ -290,3 +330,55 @@ def evaluate_grid(
             for f in ("time_s", "memory_bound_share", "memory_bytes", "flops")
         )
     )
+
+
+def _evaluate_exact(
+    model: CostModel,
+    grid: Grid,
+    *,
+    progress: Callable[[int, int], None] | None,
+    keep: bool,
+    reduce: Callable[[int, SweepOutput], None] | None,
+) -> SweepOutput | None:
+    """evaluate_grid for a non-polynomial model: each scenario's own layer table through the
+    engine, and the per-run footprint and traffic (memory_breakdown, communication)."""
+    from .kernels import evaluate
+    from .memory import memory_breakdown
+    from .parallel import communication
+
+    w, base = model.workload, model.run
+    assert w is not None  # only exact models come here
+    n, d = grid.scenarios, len(grid.bandwidth)
+    if n > MAX_EXACT_SCENARIOS:
+        raise RooflineError(
+            f"{w.key}: its costs are not polynomial, so each scenario is built on its own; "
+            f"{n:,} scenarios are more than {MAX_EXACT_SCENARIOS:,}: narrow the sweep"
+        )
+    batch, seq, ctx, dt, reps = grid.columns
+    time, share = np.empty((n, d)), np.empty((n, d))
+    memory, flops = np.empty(n), np.empty(n)
+    split = base.layout.model_split
+    for i in range(n):
+        run = replace(
+            base,
+            batch=int(batch[i]),
+            seq=int(seq[i]) if model.takes_seq else None,
+            context=int(ctx[i]) if base.phase == "decode" else None,
+            dtype=grid.dtypes[dt[i]],
+            layout=replace(base.layout, data=int(reps[i])),
+        )
+        table = w.layers(run.replica())
+        r = evaluate(table.total_flops, table.total_bytes, grid.peak[dt[i]], grid.bandwidth)
+        step = r.time_s.sum(axis=0)
+        mem_bound = np.where(r.compute_bound, 0.0, r.time_s).sum(axis=0)
+        share[i] = np.where(step > 0, mem_bound / np.where(step > 0, step, 1.0), 0.0)
+        comm = communication(w, run).total_bytes
+        time[i] = step / split + transfer_time_s(comm, grid.link)
+        memory[i] = memory_breakdown(w, run).total
+        flops[i] = table.total_flops.sum() / split
+    out = SweepOutput(time, share, memory, flops)
+    if reduce is not None:
+        reduce(0, out)
+    if progress is not None:
+        progress(n, n)
+    return out if keep else None

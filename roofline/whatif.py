@@ -22,8 +22,18 @@ import numpy as np
 from .dtypes import check_dtype
 from .errors import FieldError
 from .hardware import Device, DeviceTable
-from .scenario import MAX_DEVICES, RunConfig, check_size
-from .sweep import CostModel, Grid, SweepOutput, basis, cost_model, evaluate_grid
+from .layers import LayerTable
+from .scenario import MAX_DEVICES, MAX_SIZE, RunConfig, check_size
+from .sweep import (
+    CostModel,
+    Grid,
+    NotPolynomial,
+    SweepOutput,
+    basis,
+    cost_model,
+    evaluate_grid,
+    exact_model,
+)
 from .workloads import Workload
 
 # a what-if scales a device by at most this factor either way: far past any generation gap,
@@ -125,7 +135,10 @@ def build_sweep(
     for s in seqs:  # validate against the model once per value
         for c in contexts:
             workload.layers(replace(run.replica(), batch=1, seq=s, context=c))
-    model = cost_model(workload, run, tuple(dtypes))
+    try:
+        model = cost_model(workload, run, tuple(dtypes))
+    except NotPolynomial:
+        model = exact_model(workload, run, tuple(dtypes))
     link = np.array([d.link_bytes_per_s for d in devices])
     needs_link = run.layout.model_split > 1 or (run.training and any(n > 1 for n in replicas))
     if needs_link and np.any(link == 0):
@@ -247,8 +260,13 @@ def _linear_in_batch(
     )
     out = evaluate_grid(m, one)
     assert out is not None  # keep=True always returns the output
-    flops = (m.flops @ x.T).sum(axis=0)  # (2,): at batch 1 and 2
-    nbytes = (m.bytes[dtype_index] @ x.T).sum(axis=0)
+    if m.polynomial:
+        flops = (m.flops @ x.T).sum(axis=0)  # (2,): at batch 1 and 2
+        nbytes = (m.bytes[dtype_index] @ x.T).sum(axis=0)
+    else:  # one replica's own tables (a line through batch 1 and 2; see _crossover_exact)
+        tables = [_table(sweep, b, seq, context, dtype_index) for b in (1, 2)]
+        flops = np.array([t.total_flops.sum() for t in tables])
+        nbytes = np.array([t.total_bytes.sum() for t in tables])
 
     def line(v: np.ndarray) -> np.ndarray:
         return np.array([v[0] - (v[1] - v[0]), v[1] - v[0]])
@@ -282,6 +300,41 @@ def _best_fitting(
 
     evaluate_grid(sweep.model, g, progress=progress, keep=False, reduce=reduce)
     return best
+
+
+def _table(sweep: Sweep, batch: int, seq: int, context: int, dtype_index: int) -> LayerTable:
+    run = replace(
+        sweep.run.replica(),
+        batch=batch,
+        seq=seq if sweep.model.takes_seq else None,
+        context=context if sweep.phase == "decode" else None,
+        dtype=sweep.grid.dtypes[dtype_index],
+    )
+    return sweep.workload.layers(run)
+
+
+def _crossover_exact(
+    sweep: Sweep, seq: int, context: int, dtype_index: int, ridge: float
+) -> int | None:
+    """The smallest batch whose intensity reaches `ridge`, for costs that are not linear in
+    the batch (mixture of experts: the experts' weight reads saturate as the batch grows):
+    intensity only grows with the batch, so double until it is reached, then bisect."""
+
+    def reaches(b: int) -> bool:
+        t = _table(sweep, b, seq, context, dtype_index)
+        return bool(t.total_flops.sum() >= ridge * t.total_bytes.sum())
+
+    if reaches(1):
+        return 1
+    low, high = 1, 2
+    while not reaches(high):
+        low, high = high, high * 2
+        if high > MAX_SIZE:
+            return None
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if reaches(mid) else (mid, high)
+    return high
 
 
 def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
@@ -343,7 +396,11 @@ def answers(
                     seq=seq if sweep.model.takes_seq else None,
                     context=ctx if sweep.phase == "decode" else None,
                     ridge_point=ridge,
-                    compute_bound_batch=_crossover(f, y, ridge),
+                    compute_bound_batch=(
+                        _crossover(f, y, ridge)
+                        if sweep.model.polynomial
+                        else _crossover_exact(sweep, seq, ctx, k, ridge)
+                    ),
                     max_batch=max_batch,
                     best=best,
                     training=tuple(training),

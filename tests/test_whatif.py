@@ -62,9 +62,44 @@ def test_sweep_matches_the_per_scenario_path(key, phase, batches, seqs, contexts
             )
 
 
-def test_mixture_of_experts_is_refused_with_a_reason():
-    with pytest.raises(RooflineError, match="not polynomial"):
-        cost_model(get_workload("mixtral-8x7b"), RunConfig())
+def test_mixture_of_experts_is_swept_scenario_by_scenario():
+    from roofline.sweep import NotPolynomial
+
+    w = get_workload("mixtral-8x7b")
+    with pytest.raises(NotPolynomial, match="not polynomial"):
+        cost_model(w, RunConfig())
+    devs = [get_device("h200"), get_device("mi300x")]
+    for base, seqs, contexts in (
+        (RunConfig(), [128, 1024], [None]),
+        (RunConfig(phase="decode", layout=Layout(tensor=2)), [None], [256, 2048]),
+    ):
+        sweep = build_sweep(
+            w,
+            devs,
+            base,
+            batches=[1, 16],
+            seqs=seqs,
+            contexts=contexts,
+            dtypes=["fp16"],
+            replicas=[1],
+        )
+        out = run_sweep(sweep)
+        g = sweep.grid
+        for i in range(g.scenarios):
+            seq = int(g.seq[i]) if base.phase != "decode" else None
+            ctx = int(g.context[i]) if base.phase == "decode" else None
+            run = replace(base, batch=int(g.batch[i]), seq=seq, context=ctx)
+            assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
+            for j, d in enumerate(devs):
+                assert out.time_s[i, j] == pytest.approx(step_time(w, run, d).total_s, rel=1e-9)
+    # the compute-bound batch of a MoE prefill, found by bisection, against the slow path
+    sweep = build_sweep(
+        w, [devs[0]], batches=[1], seqs=[64], contexts=[None], dtypes=["fp16"], replicas=[1]
+    )
+    (ans,) = answers(sweep)
+    b, ridge = ans.compute_bound_batch, devs[0].ridge_point("fp16")
+    assert analyze(w, devs[0], RunConfig(batch=b, seq=64)).intensity_overall >= ridge
+    assert b == 1 or analyze(w, devs[0], RunConfig(batch=b - 1, seq=64)).intensity_overall < ridge
 
 
 def test_chunked_summaries_equal_the_full_grid():
