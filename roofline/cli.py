@@ -4,16 +4,17 @@ Every error a user can cause ends as one line on stderr, `roofline: error: ...`,
 code 2: domain errors (RooflineError; a FieldError's field is shown as its flag, e.g.
 `layout.tensor` as `--tp`) are caught by one boundary around every command, and the
 parser's own usage errors (`--batch abc`, an unknown option) by the top-level group.
-Output goes to stdout or to `--output`; progress and notes go to stderr.
+Output goes to stdout or to `--output` (report/output.py writes files whole); progress and
+notes go to stderr.
+
+One module on purpose (over 400 lines): every command with its flags, read top to bottom,
+and the shared option types, error boundary and formats they use, in one place.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -23,6 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from .errors import FieldError, RooflineError
+from .report.output import write_text, write_whole
 
 # the library's field names -> this CLI's flags (errors name what the user typed)
 FLAGS = {
@@ -176,50 +178,6 @@ INFERENCE_PHASES = "inference (= prefill), prefill, decode or training."
 
 
 # ---------------------------------------------------------------- output
-def _readable(path: str) -> None:
-    """Give a temp file the permissions a plain open() would have (mkstemp makes it 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _special(path: Path) -> bool:
-    """An existing FIFO, character device or socket: written into, never replaced."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
-
-
-def _write(output: Path, write: Callable[[str], None], suffix: str = ".tmp") -> None:
-    """Write a whole file: into a special file directly; otherwise a temp file beside the
-    target, renamed over it only when complete (never half-written)."""
-    if output.is_dir():
-        _fail(f"--output {output}: is a folder; give a file name")
-    if _special(output):
-        try:
-            write(str(output))
-        except OSError as exc:
-            _fail(f"--output {output}: {exc.strerror or exc}")
-        return
-    parent = output.resolve().parent
-    if not parent.is_dir():
-        _fail(f"--output {output}: folder {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{output.name}.", suffix=suffix)
-    except OSError as exc:
-        _fail(f"--output {output}: cannot write in {parent}: {exc.strerror or exc}")
-    os.close(fd)
-    try:
-        write(tmp)
-        _readable(tmp)
-        os.replace(tmp, output)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        _fail(f"--output {output}: {exc.strerror or exc}")
-
-
 def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
     """Print, or write the whole file at once."""
     if renderables is not None:
@@ -243,11 +201,7 @@ def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) 
         sys.stdout.flush()
         return
 
-    def write(path: str) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    _write(output, write)
+    write_text(output, text)
 
 
 def _show(
@@ -278,7 +232,7 @@ def _save_figure(fig: Any, output: Path) -> None:
     suffix = output.suffix.lower()
     if suffix not in FIGURE_SUFFIXES:
         _fail(f"--output {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}")
-    _write(output, lambda path: fig.savefig(path, format=suffix[1:], dpi=150), suffix=suffix)
+    write_whole(output, lambda path: fig.savefig(path, format=suffix[1:], dpi=150), suffix)
     typer.echo(f"wrote {output}", err=True)
 
 

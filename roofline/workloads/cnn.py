@@ -18,6 +18,9 @@ An architecture is `input: [channels, height, width]`, optional `defaults` for c
 Padding defaults to "same" (k // 2) for convolutions and to 0 for pooling; pooling stride
 defaults to its kernel. A repeated group whose second pass costs what its first does and
 keeps its shape is stored once with count N; one that changes the shape is unrolled.
+
+This module is long (over 400 lines) on purpose: the graph language is one interpreter
+(parse, walk, emit rows), and each operation's shape rule sits next to its cost.
 """
 
 from __future__ import annotations

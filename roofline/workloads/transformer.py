@@ -6,6 +6,9 @@ factorised embedding.
 `parse_architecture` validates the `architecture:` mapping of a workload file; `build` turns it
 and a RunConfig into a LayerTable. Each stack's block is one set of rows with
 `count = layers`.
+
+This module is long (over 400 lines) on purpose: one family's parser, protocol answers and
+builder, whose rows must agree with each other, read best in one place.
 """
 
 from __future__ import annotations
