@@ -273,3 +273,24 @@ def test_onnx_file_that_is_not_onnx(tmp_path):
     res = CliRunner().invoke(app, ["run", "-m", str(path), "--hw", "a100"])
     assert res.exit_code == 2 and "junk.onnx" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00binary\x00" * 20, "not a UTF-8 text file"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b"", "malformed JSON"),
+        (b'{"model_type": "llama", "hidden_size": NaN}', "hidden_size: expected a whole number"),
+        (b'{"model_type": ["x"] }', "model_type: ['x'] is not supported"),
+        (b'{"model_type": "' + b"x" * 10_000 + b'"}', "..."),  # long values are cut
+    ],
+)
+def test_hostile_hf_configs_are_one_line(tmp_path, content, message):
+    path = tmp_path / "m" / "config.json"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    res = CliRunner().invoke(app, ["run", "-m", str(path), "--hw", "a100"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert message in line and len(line) < 600, line

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import SpecError, shown
 
 ACTIVATIONS = {
     "gelu": "gelu",
@@ -38,17 +38,17 @@ class _Config:
     def int(self, key: str, default: int | None = None) -> int:
         value = self.data.get(key, default)
         if value is None:
-            self.problems.append(f"{key}: missing (needed for model_type {self.model_type!r})")
+            self.problems.append(f"{key}: missing (needed for model_type {shown(self.model_type)})")
             return 1
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.problems.append(f"{key}: expected a whole number >= 1, got {value!r}")
+            self.problems.append(f"{key}: expected a whole number >= 1, got {shown(value)}")
             return 1
         return value
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            self.problems.append(f"{key}: expected true or false, got {value!r}")
+            self.problems.append(f"{key}: expected true or false, got {shown(value)}")
             return default
         return value
 
@@ -57,7 +57,7 @@ class _Config:
         if value not in ACTIVATIONS:
             allowed = ", ".join(sorted(ACTIVATIONS))
             self.problems.append(
-                f"{key}: activation {value!r} is not supported; allowed: {allowed}"
+                f"{key}: activation {shown(value)} is not supported; allowed: {allowed}"
             )
             return "gelu"
         return ACTIVATIONS[value]
@@ -67,10 +67,9 @@ def architecture(data: dict[str, Any], source: str) -> tuple[dict[str, Any], lis
     """The transformer `architecture:` mapping for a config, and the problems found."""
     model_type = data.get("model_type")
     if model_type not in SUPPORTED:
-        raise SpecError(
-            source,
-            [f"model_type: {model_type!r} is not supported; supported: {', '.join(SUPPORTED)}"],
-        )
+        supported = ", ".join(SUPPORTED)
+        problem = f"model_type: {shown(model_type)} is not supported; supported: {supported}"
+        raise SpecError(source, [problem])
     c = _Config(data, model_type)
     if model_type in BERT_LIKE:
         arch: dict[str, Any] = {
@@ -164,14 +163,23 @@ def architecture(data: dict[str, Any], source: str) -> tuple[dict[str, Any], lis
     return arch, c.problems
 
 
+MAX_CONFIG_BYTES = 10_000_000  # real config.json files are a few kB
+
+
 def load_hf_config(path: Path, shown: str) -> dict[str, Any]:
     """A workload document (as a workload YAML file would hold) from a config.json."""
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SpecError(shown, [f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config.json"])
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(shown, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise SpecError(shown, ["not a UTF-8 text file (is it a config.json?)"]) from None
     except json.JSONDecodeError as exc:
         raise SpecError(shown, [f"line {exc.lineno}: malformed JSON: {exc.msg}"]) from None
+    except RecursionError:
+        raise SpecError(shown, ["nested too deeply to be a model config"]) from None
     if not isinstance(data, dict):
         raise SpecError(shown, ["top level must be a JSON object"])
     arch, problems = architecture(data, shown)
