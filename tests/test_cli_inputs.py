@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from roofline.cli import app
@@ -129,3 +131,51 @@ def test_bad_numba_environment_is_one_line():
 def test_version_and_module_entry():
     res = _main(["--version"])
     assert res.returncode == 0 and res.stdout.startswith("roofline ")
+
+
+NUMBERS = st.one_of(
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(["0", "-1", "1e9", "1e400", "inf", "-inf", "nan", "1e-320", "0x10", "", " "]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    option=st.sampled_from(["--batch", "--seq", "--context", "--top"]),
+    value=NUMBERS,
+    command=st.sampled_from(["run", "plot"]),
+)
+def test_random_numbers_on_the_command_line(tmp_path_factory, option, value, command):
+    args = [command, "-m", "llama-2-7b", "--hw", "h100", "--phase", "decode", option, value]
+    if command == "plot":
+        args += ["-o", str(tmp_path_factory.mktemp("p") / "r.png")]
+    elif option == "--top":
+        return
+    _outcome(args)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    option=st.sampled_from(
+        ["--batch", "--dp", "--tp", "--pp", "--zero", "--flops-scale", "--utilization", "--price"]
+    ),
+    value=NUMBERS,
+)
+def test_random_numbers_in_memory_and_whatif(option, value):
+    if option in ("--flops-scale", "--utilization", "--price"):
+        args = ["whatif", "-m", "gpt-2", "--hw", "h100", "--utilization", "0.5", option, value]
+    else:
+        args = ["memory", "-m", "gpt-2", "--hw", "h100", "--batch", "8", option, value]
+    _outcome(args)
+
+
+def _outcome(args: list[str]) -> None:
+    """Exit 0 with strict JSON-able output, or one `roofline: error:` line with exit 2."""
+    res = CliRunner().invoke(app, args)
+    if res.exit_code == 0:
+        assert res.exception is None
+        return
+    assert res.exit_code == 2, (args, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("roofline: error: "), (args, res.stderr)
