@@ -11,6 +11,7 @@ no reuse through on-chip cache between layers). This is the usual unfused roofli
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,12 @@ class LayerTable:
     output_bytes: np.ndarray  # float64, activation bytes written per instance
     params: np.ndarray  # float64, distinct parameters of the row, all repeats together
     saved_bytes: np.ndarray  # float64, activation bytes kept for the backward pass, per instance
+    # GEMM shape of GEMM-like rows, per instance (0 elsewhere): `gemm_groups` independent
+    # products of (gemm_m x gemm_k) . (gemm_k x gemm_n); used by the efficiency model
+    gemm_groups: np.ndarray
+    gemm_m: np.ndarray
+    gemm_n: np.ndarray
+    gemm_k: np.ndarray
 
     def __len__(self) -> int:
         return len(self.name)
@@ -74,7 +81,7 @@ class LayerTableBuilder:
     """Collects rows in element counts, then converts to bytes for one datatype."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[str, str, int, float, float, float, float, float, float, float]] = []
+        self._rows: list[tuple[Any, ...]] = []
 
     def add(
         self,
@@ -90,15 +97,20 @@ class LayerTableBuilder:
         shared: bool = False,
         saved: float = 0.0,
         masks: float = 0.0,
+        gemm: tuple[float, float, float, float] | None = None,
     ) -> None:
         """One layer instance: FLOPs, and the elements of weights read, inputs read and
         outputs written; `params` per instance (`shared`: all repeats use the same ones);
         `saved`: activation elements this layer keeps for the backward pass (each tensor
-        attributed to one layer only), `masks`: one-byte elements kept (dropout masks)."""
+        attributed to one layer only), `masks`: one-byte elements kept (dropout masks);
+        `gemm`: (groups, m, n, k) of a GEMM-like layer (required for those kinds)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
+        if (kind in GEMM_KINDS) != (gemm is not None):
+            raise ValueError(f"{name}: a GEMM shape is given exactly for GEMM kinds")
         unique = params if shared else params * count
-        row = (name, kind, count, flops, weights, inputs, outputs, unique, saved, masks)
+        shape = gemm or (0.0, 0.0, 0.0, 0.0)
+        row = (name, kind, count, flops, weights, inputs, outputs, unique, saved, masks, *shape)
         self._rows.append(row)
 
     def linear(
@@ -128,13 +140,14 @@ class LayerTableBuilder:
             shared=shared,
             saved=tokens * d_in,
             masks=masks,
+            gemm=(1, tokens, d_out, d_in),
         )
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def build(self, bytes_per_element: int) -> LayerTable:
-        cols = list(zip(*self._rows)) if self._rows else [()] * 10
+        cols = list(zip(*self._rows)) if self._rows else [()] * 14
         b = float(bytes_per_element)
         return LayerTable(
             name=np.array(cols[0], dtype=str),
@@ -147,6 +160,10 @@ class LayerTableBuilder:
             params=np.array(cols[7], dtype=np.float64),
             saved_bytes=np.array(cols[8], dtype=np.float64) * b
             + np.array(cols[9], dtype=np.float64),
+            gemm_groups=np.array(cols[10], dtype=np.float64),
+            gemm_m=np.array(cols[11], dtype=np.float64),
+            gemm_n=np.array(cols[12], dtype=np.float64),
+            gemm_k=np.array(cols[13], dtype=np.float64),
         )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from roofline.errors import RooflineError, SpecError
 from roofline.scenario import RunConfig
 from roofline.validate import active_params
-from roofline.workloads import load_workload_file
+from roofline.workloads import get_workload, load_workload_file
 
 
 def _load(tmp_path, text: str, name: str = "tiny.yaml"):
@@ -290,3 +291,36 @@ def test_encoder_cannot_decode():
 
     with pytest.raises(RooflineError, match="bert-large is an encoder"):
         get_workload("bert-large").layers(RunConfig(phase="decode"))
+
+
+def test_gemm_shapes_of_every_model_account_for_their_flops():
+    """Each GEMM-like row carries (groups, m, n, k) with 2 g m n k = its FLOPs (up to the
+    bias add, < 3.2 % here), for every catalog model; training keeps the forward shapes."""
+    from roofline import list_workloads
+
+    for w in list_workloads():
+        t = w.layers(RunConfig(batch=2))
+        gemm = t.gemm_groups > 0
+        assert np.array_equal(gemm, np.isin(t.kind, ["matmul", "conv", "attention"])), w.key
+        shape_flops = 2 * t.gemm_groups * t.gemm_m * t.gemm_n * t.gemm_k
+        ratio = shape_flops[gemm] / t.flops[gemm]
+        assert np.all((ratio > 0.968) & (ratio <= 1.0 + 1e-9)), w.key
+        train = w.layers(RunConfig(batch=2, phase="training"))
+        for col in ("gemm_groups", "gemm_m", "gemm_n", "gemm_k"):
+            assert np.array_equal(getattr(train, col), getattr(t, col)), (w.key, col)
+
+
+def test_gemm_shapes_by_hand():
+    # BERT-Large, batch 2 x 128 tokens: the QKV projection is (256 x 1024) . (1024 x 3072);
+    # attention scores are 2 x 16 heads of (128 x 64) . (64 x 128)
+    t = get_workload("bert-large").layers(RunConfig(batch=2, seq=128))
+    row = {str(n): i for i, n in enumerate(t.name)}
+    i = row["block.attn.qkv_proj"]
+    assert (t.gemm_groups[i], t.gemm_m[i], t.gemm_n[i], t.gemm_k[i]) == (1, 256, 3072, 1024)
+    i = row["block.attn.scores"]
+    assert (t.gemm_groups[i], t.gemm_m[i], t.gemm_n[i], t.gemm_k[i]) == (32, 128, 128, 64)
+    # ResNet-50's first convolution, 7x7/2 from 3 to 64 channels on 224x224: per sample an
+    # implicit GEMM of (112*112 x 64) . (3*7*7 x 64)
+    t = get_workload("resnet-50").layers(RunConfig(batch=4))
+    i = 0 if t.kind[0] == "conv" else int(np.argmax(t.kind == "conv"))
+    assert (t.gemm_groups[i], t.gemm_m[i], t.gemm_n[i], t.gemm_k[i]) == (1, 4 * 112 * 112, 64, 147)

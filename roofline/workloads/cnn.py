@@ -66,6 +66,7 @@ class Row:
     params: float
     saved: float = 0.0  # elements kept for the backward pass
     saved_fixed: float = 0.0  # bytes kept whatever the datatype (max-pooling indices)
+    gemm: tuple[float, float, float, float] | None = None  # groups, m per sample, n, k
 
 
 OP_KEYS = (
@@ -260,8 +261,9 @@ class _Graph:
         inp: float,
         out_shape: Shape,
         params: float,
+        gemm: tuple[float, float, float, float] | None = None,
     ) -> Value:
-        row = Row(name, kind, flops, w, inp, math.prod(out_shape), params)
+        row = Row(name, kind, flops, w, inp, math.prod(out_shape), params, gemm=gemm)
         rows.append((row, 1))
         return self._tensor(out_shape, row)
 
@@ -304,7 +306,11 @@ class _Graph:
         out_elems = out_c * ho * wo
         flops = 2 * out_elems * (c // g) * kh * kw + (out_elems if bias else 0)
         self.need(x)  # dW needs the input
-        return self._emit(rows, name, "conv", flops, weights, c * h * w, (out_c, ho, wo), weights)
+        # an implicit GEMM per group: (Ho Wo per sample) x (out_c / g) x (c / g kh kw)
+        gemm = (g, ho * wo, out_c // g, c // g * kh * kw)
+        return self._emit(
+            rows, name, "conv", flops, weights, c * h * w, (out_c, ho, wo), weights, gemm
+        )
 
     def _bn(self, rows: list[tuple[Row, int]], name: str, x: Value) -> Value:
         n = math.prod(x)
@@ -448,6 +454,7 @@ class _Graph:
             n_in,
             (n_out, 1, 1),
             weights,
+            (1, 1, n_out, n_in),
         )
         return self._act(rows, f"{name}.act", where, op.get("act", "none"), y)
 
@@ -510,5 +517,6 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             count=count,
             saved=b * row.saved,
             masks=b * row.saved_fixed,
+            gemm=None if row.gemm is None else (row.gemm[0], b * row.gemm[1], *row.gemm[2:]),
         )
     return out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -173,6 +173,7 @@ def _lstm_stack(
             count=n * s,
             shared=True,
             saved=b * state,  # the previous state, for the recurrent weight gradient
+            gemm=(1, b, 4 * h, state),
         )
         out.add(
             f"{name}.cell",
@@ -213,6 +214,7 @@ def _char_cnn(out: LayerTableBuilder, c: CharCnn, t: int) -> int:
             outputs=t * steps * n,
             params=params,
             saved=t * c.max_chars * c.dim,
+            gemm=(1, t * steps, n, w * c.dim),
         )
         out.add(
             f"char.conv{w}.pool", "pool", flops=t * steps * n, inputs=t * steps * n, outputs=t * n

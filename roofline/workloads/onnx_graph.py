@@ -242,6 +242,7 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
         counted |= {x for x in ins if x in inits}
         y = size[node.output[0]]
         kind, flops = _cost(node, op, ins, shapes, y, inits)
+        gemm = _gemm(node, op, ins, shapes, shapes[node.output[0]]) if kind in GEMMS else None
         if op == "Gather" and ins[0] in inits:  # embedding lookup: only the rows read
             weights = y
         # kept for backward (no sharing analysis across nodes): ReLU and softmax keep their
@@ -261,10 +262,32 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
             outputs=outputs,
             params=params,
             saved=saved,
+            gemm=gemm,
         )
     if not len(out):
         raise SpecError(arch.source, ["the graph has no compute nodes"])
     return out.build(BYTES_PER_ELEMENT[run.dtype])
+
+
+GEMMS = ("matmul", "conv", "attention")
+
+
+def _gemm(
+    node: Any, op: str, ins: list[str], shapes: dict[str, tuple[int, ...]], y: tuple[int, ...]
+) -> tuple[float, float, float, float]:
+    """(groups, m, n, k) of a Conv (implicit GEMM per group), Gemm or (batched) MatMul."""
+    if op == "Conv":
+        w = shapes[ins[1]]  # [M, C/group, kh, kw]
+        g = int(_attr(node, "group", 1))
+        return (g, y[0] * math.prod(y[2:]), w[0] // g, math.prod(w[1:]))
+    if op == "Gemm":
+        a = shapes[ins[0]]
+        k = a[0] if _attr(node, "transA", 0) else a[1]
+        return (1, y[0], y[1], k)
+    k = shapes[ins[0]][-1]  # MatMul: [..., m, k] x [..., k, n]
+    if len(y) == 1:
+        return (1, 1, y[0], k)
+    return (math.prod(y[:-2]), y[-2], y[-1], k)
 
 
 def _cost(

@@ -313,6 +313,7 @@ class _Stack:
             outputs=scores,
             count=count,
             saved=t * a.q_dim + b * kv_len * a.kv_dim,  # Q and K
+            gemm=(b * a.heads, q_len, kv_len, a.head_dim),
         )
         drop = 1 if a.dropout else 0  # attention dropout keeps its mask and its output
         self.out.add(
@@ -333,6 +334,7 @@ class _Stack:
             outputs=t * a.q_dim,
             count=count,
             saved=b * kv_len * a.kv_dim,  # V (P is the softmax's, counted there)
+            gemm=(b * a.heads, q_len, a.head_dim, kv_len),
         )
         self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
 
@@ -372,6 +374,7 @@ class _Stack:
             count=count,
             shared=shared,
             saved=tokens * h,
+            gemm=(1, tokens, e, h),
         )
         self.out.add(
             f"{p}.router_softmax",
@@ -394,6 +397,7 @@ class _Stack:
             count=count,
             shared=shared,
             saved=routed * h,
+            gemm=(touched, routed / touched, up, h),  # tokens spread over the experts reached
         )
         self.out.add(
             f"{p}.expert_act",
@@ -416,6 +420,7 @@ class _Stack:
             count=count,
             shared=shared,
             saved=routed * a.ffn,
+            gemm=(touched, routed / touched, h, a.ffn),
         )
         self.out.add(
             f"{p}.expert_combine",
@@ -483,6 +488,7 @@ class _Stack:
                 outputs=b * patches * a.hidden,
                 params=conv,
                 saved=b * a.channels * a.image_size**2,
+                gemm=(1, b * patches, a.hidden, k),
             )
             table = (patches + 1) * a.hidden + a.hidden  # positions + class token
             self.out.add(
@@ -590,6 +596,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             outputs=b * h,
             params=params,
             saved=b * h,
+            gemm=(1, b, h, h),
         )
     elif a.head == "classifier":  # linear on the class token
         params = h * a.classes + bias * a.classes
@@ -602,6 +609,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             outputs=b * a.classes,
             params=params,
             saved=b * h,
+            gemm=(1, b, a.classes, h),
         )
     elif a.head == "lm":  # logits over the vocabulary for every token
         out.add(
@@ -613,6 +621,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             outputs=tokens * a.vocab,
             params=0 if a.tie_embeddings else h * a.vocab,
             saved=tokens * h + tokens * a.vocab,  # input, and the logits for the loss
+            gemm=(1, tokens, a.vocab, h),
         )
 
     return out.build(BYTES_PER_ELEMENT[run.dtype])
