@@ -1,4 +1,5 @@
-"""Result: one workload, one scenario, one device, through the engine."""
+"""Result: one workload, one scenario, one device, through the engine: the roofline bound
+of every layer and, beside it, the expected time on the real device (efficiency.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hardware import Device, get_device
+from .efficiency import LOSSES, Ceilings, expected_times
+from .hardware import Device, ceilings, get_device
 from .kernels import RooflineArrays, evaluate
 from .layers import LayerTable
 from .scenario import RunConfig
@@ -26,8 +28,11 @@ class Result:
     bytes: np.ndarray  # (L,) byte, all repeats
     intensity: np.ndarray  # (L,) FLOP/byte
     attainable_flops_per_s: np.ndarray  # (L,)
-    time_s: np.ndarray  # (L,) all repeats
+    time_s: np.ndarray  # (L,) the roofline bound, all repeats
     compute_bound: np.ndarray  # (L,) bool
+    expected_time_s: np.ndarray  # (L,) on the real device (= time_s with run.ideal)
+    losses: dict[str, np.ndarray]  # (L,) seconds each loss adds to the bound
+    ceilings: Ceilings | None  # what the device reaches (None with run.ideal)
 
     @property
     def peak_flops_per_s(self) -> float:
@@ -53,6 +58,25 @@ class Result:
     def total_time_s(self) -> float:
         """Layers run one after another: the step time is the sum of layer times."""
         return float(self.time_s.sum())
+
+    @property
+    def total_expected_time_s(self) -> float:
+        return float(self.expected_time_s.sum())
+
+    @property
+    def mfu(self) -> float:
+        """Model FLOPs utilization: the step's FLOPs / (expected time x dense peak)."""
+        return self.total_flops / (self.total_expected_time_s * self.peak_flops_per_s)
+
+    @property
+    def bound_utilization(self) -> float:
+        """The same at the bound: the most any stack could reach."""
+        return self.total_flops / (self.total_time_s * self.peak_flops_per_s)
+
+    def loss_totals(self) -> list[tuple[str, float]]:
+        """Seconds each loss adds over the whole step, largest first."""
+        totals = [(name, float(self.losses[name].sum())) for name in LOSSES]
+        return sorted(totals, key=lambda kv: -kv[1])
 
     @property
     def memory_bound_time_share(self) -> float:
@@ -85,6 +109,15 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
     out: RooflineArrays = evaluate(
         flops, nbytes, np.array([peak]), np.array([d.memory_bandwidth_bytes_per_s])
     )
+    bound = out.time_s[:, 0]
+    if run.ideal:
+        ceiling = None
+        expected = bound.copy()
+        losses = {name: np.zeros_like(bound) for name in LOSSES}
+    else:
+        ceiling = ceilings(d, run.dtype)
+        e = expected_times(table, flops, nbytes, bound, ceiling, run.training)
+        expected, losses = e.time_s, e.losses
     return Result(
         workload=w,
         device=d,
@@ -95,6 +128,9 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
         bytes=nbytes,
         intensity=out.intensity,
         attainable_flops_per_s=out.attainable_flops_per_s[:, 0],
-        time_s=out.time_s[:, 0],
+        time_s=bound,
         compute_bound=out.compute_bound[:, 0],
+        expected_time_s=expected,
+        losses=losses,
+        ceilings=ceiling,
     )

@@ -50,6 +50,7 @@ FLAGS = {
     "price": "--price",
     "output": "--output",
     "top": "--top",
+    "ideal": "--ideal",
 }
 
 
@@ -168,6 +169,10 @@ OptimizerOpt = Annotated[
     str, typer.Option(help="Training: sgd, sgd-momentum, adam, adamw, lamb, adafactor.")
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+IdealOpt = Annotated[
+    bool,
+    typer.Option(help="Expected times = the roofline bound (no efficiency terms)."),
+]
 OutputOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write to this file instead of stdout ('-': stdout)."),
@@ -280,16 +285,24 @@ def run(
     phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     context: ContextOpt = None,
     optimizer: OptimizerOpt = "adam",
+    ideal: IdealOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Per-layer roofline of MODEL on device HW, with a summary."""
+    """Per-layer roofline of MODEL on device HW, with a summary: the bound, the expected
+    time on the real device and the losses between them."""
     from .analysis import analyze
     from .report import run as rr
     from .scenario import RunConfig
 
     config = RunConfig(
-        batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, optimizer=optimizer
+        batch=batch,
+        seq=seq,
+        dtype=dtype,
+        phase=phase,
+        context=context,
+        optimizer=optimizer,
+        ideal=ideal,
     )
     result = analyze(model, hw, config)
     _show(

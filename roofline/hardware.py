@@ -1,13 +1,21 @@
 """Devices: load, validate and freeze `hardware/*.yaml`; find a device by name or alias.
 
 Only this module knows the layout of a device file. Quantities are converted to SI here:
-FLOP/s, byte/s, byte, watt.
+FLOP/s, byte/s, byte, watt, second.
+
+Beside the datasheet figures a device file may give what the device reaches in practice
+(`efficiency:` measured GEMM FLOP/s per datatype, memory bandwidth, per-kernel overhead,
+GEMM tile; each with a source), its `compute_units` (SMs, CUs, MXUs) and its scale-out
+`network:` (bandwidth per device and direction, latency, devices per node). What a file
+leaves out comes from `hardware/defaults/efficiency.yaml`, by vendor, labelled as a default
+(`ceilings`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -15,12 +23,35 @@ from typing import Any
 import numpy as np
 
 from ._catalog import Catalog
+from ._paths import data_dir
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
+from .efficiency import Ceilings
 from .errors import FieldError, SpecError
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A device file's `efficiency:` block: what the device was measured to reach."""
+
+    gemm_flops_per_s: MappingProxyType[str, float]  # best dense GEMM per dtype
+    bandwidth_bytes_per_s: float | None  # stream-like copy or triad
+    kernel_overhead_s: float | None  # launch + synchronisation of one kernel
+    tile: tuple[int, int] | None  # the GEMM library's usual output tile (m, n)
+    source: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """Scale-out: the network between nodes, per device and direction."""
+
+    bandwidth_bytes_per_s: float
+    latency_s: float
+    node_size: int  # devices sharing the scale-up interconnect
+    source: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +75,9 @@ class Device:
     aliases: tuple[str, ...] = ()
     notes: str = ""
     path: str = field(default="", compare=False)
+    compute_units: int | None = None
+    measured: Measured | None = None
+    network: Network | None = None
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -139,6 +173,9 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         link_type = link.text("type")
         link.done()
     tdp = top.quantity("tdp", "power", nullable=True)
+    units = top.integer("compute_units", required=False)
+    measured = _measured(top.mapping("efficiency", required=False), peaks, bandwidth)
+    network = _network(top.mapping("network", required=False))
     source_text = top.text("source")
     notes = top.text("notes", required=False) or ""
     top.done()
@@ -163,6 +200,146 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         aliases=aliases,
         notes=notes,
         path=source,
+        compute_units=units,
+        measured=measured,
+        network=network,
+    )
+
+
+def _tile(f: Fields, key: str = "tile") -> tuple[int, int] | None:
+    raw = f.raw(key)
+    if raw is None:
+        return None
+    ok = isinstance(raw, list) and len(raw) == 2
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in raw)
+    if not ok:
+        f.fail(key, f"expected [m, n], two whole numbers from 1 to 4096, got {raw!r}")
+        return None
+    return (raw[0], raw[1])
+
+
+def _measured(
+    f: Fields | None, peaks: dict[str, float], bandwidth: float | None
+) -> Measured | None:
+    """The `efficiency:` block; each figure at most the datasheet's."""
+    if f is None:
+        return None
+    gemm: dict[str, float] = {}
+    g = f.mapping("gemm", required=False)
+    if g is not None:
+        for dtype in DTYPES:
+            value = g.quantity(dtype, "rate", required=False)
+            if value is None:
+                continue
+            if dtype not in peaks:
+                g.fail(dtype, "the device has no peak for this datatype")
+            elif value > peaks[dtype] * (1 + 1e-9):
+                g.fail(dtype, f"{value / 1e12:g} TFLOP/s is above the dense peak")
+            else:
+                gemm[dtype] = value
+        g.done()
+    bw = f.quantity("memory_bandwidth", "bandwidth", required=False)
+    if bw is not None and bandwidth is not None and bw > bandwidth * (1 + 1e-9):
+        f.fail("memory_bandwidth", "above the datasheet bandwidth")
+    overhead = f.quantity("kernel_overhead", "time", required=False)
+    tile = _tile(f)
+    text = f.text("source")
+    f.done()
+    return Measured(MappingProxyType(gemm), bw, overhead, tile, text or "")
+
+
+def _network(f: Fields | None) -> Network | None:
+    if f is None:
+        return None
+    bw = f.quantity("bandwidth", "bandwidth")
+    latency = f.quantity("latency", "time")
+    node = f.integer("node_size")
+    text = f.text("source")
+    f.done()
+    if bw is None or latency is None or node is None or text is None:
+        return None
+    return Network(bw, latency, node, text)
+
+
+@dataclass(frozen=True)
+class VendorDefaults:
+    """Ceilings for devices whose file does not give measured ones (by vendor)."""
+
+    gemm_fraction: float  # achievable GEMM / dense peak
+    bandwidth_fraction: float  # achievable / datasheet bandwidth
+    kernel_overhead_s: float
+    tile: tuple[int, int]
+    compute_units: int  # used only where the device file gives none
+    source: str
+
+
+DEFAULTS_FILE = "defaults/efficiency.yaml"
+
+
+@cache
+def vendor_defaults() -> dict[str, VendorDefaults]:
+    """hardware/defaults/efficiency.yaml, read once: vendor -> defaults ("*": any other)."""
+    path = data_dir("hardware") / DEFAULTS_FILE
+    shown = f"hardware/{DEFAULTS_FILE}"
+    problems = Problems()
+    top = Fields(load_yaml_mapping(path, shown), problems)
+    out: dict[str, VendorDefaults] = {}
+    vendors = top.raw("vendors")
+    top.done()
+    if not isinstance(vendors, dict) or "*" not in vendors:
+        problems.append("vendors: a mapping of vendor -> defaults, with a '*' entry")
+        vendors = {}
+    for vendor, entry in vendors.items():
+        f = Fields(entry, problems, f"vendors.{vendor}")
+        gemm = f.number("gemm_fraction")
+        bw = f.number("bandwidth_fraction")
+        overhead = f.quantity("kernel_overhead", "time")
+        tile = _tile(f)
+        units = f.integer("compute_units")
+        text = f.text("source")
+        f.done()
+        for name, value in (("gemm_fraction", gemm), ("bandwidth_fraction", bw)):
+            if value is not None and value > 1:
+                f.fail(name, f"a fraction of the datasheet figure, <= 1; got {value}")
+        if None not in (gemm, bw, overhead, tile, units, text):
+            out[str(vendor)] = VendorDefaults(gemm, bw, overhead, tile, units, text)  # type: ignore[arg-type]
+    if problems:
+        raise SpecError(shown, problems)
+    return out
+
+
+def ceilings(device: Device, dtype: str) -> Ceilings:
+    """What `device` reaches in practice at `dtype`: its measured figures where its file
+    gives them, its vendor's defaults (hardware/defaults/efficiency.yaml) otherwise."""
+    peak = device.peak(dtype)
+    table = vendor_defaults()
+    base = table.get(device.vendor, table["*"])
+    m = device.measured
+    gemm = m.gemm_flops_per_s.get(dtype) if m else None
+    bw = m.bandwidth_bytes_per_s if m else None
+    overhead = m.kernel_overhead_s if m else None
+    tile = m.tile if m else None
+    default = gemm is None or bw is None
+    sources = []
+    if m and not default:
+        sources.append(f"measured: {m.source}")
+    elif m:
+        sources.append(f"measured in part: {m.source}; the rest default for {device.vendor}")
+    if default or overhead is None or tile is None or device.compute_units is None:
+        who = device.vendor if device.vendor in table else "any vendor"
+        sources.append(f"default for {who}: {base.source}")
+    tile = tile or base.tile
+    return Ceilings(
+        flops_per_s=gemm if gemm is not None else peak * base.gemm_fraction,
+        bandwidth_bytes_per_s=(
+            bw if bw is not None else device.memory_bandwidth_bytes_per_s * base.bandwidth_fraction
+        ),
+        compute_units=device.compute_units or base.compute_units,
+        tile_m=tile[0],
+        tile_n=tile[1],
+        kernel_overhead_s=overhead if overhead is not None else base.kernel_overhead_s,
+        source="; ".join(sources),
+        default=default,
     )
 
 

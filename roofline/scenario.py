@@ -83,6 +83,7 @@ class RunConfig:
     master_weights: bool = True  # training below fp32: keep an fp32 copy of the weights
     recompute: str = "none"
     layout: Layout = field(default=SINGLE)
+    ideal: bool = False  # expected times = the roofline bound (no efficiency terms)
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -96,8 +97,9 @@ class RunConfig:
             from .optimizers import check_optimizer
 
             check_optimizer(self.optimizer)
-        if not isinstance(self.master_weights, bool):
-            raise FieldError("master_weights", self.master_weights, "must be true or false")
+        for name in ("master_weights", "ideal"):
+            if not isinstance(getattr(self, name), bool):
+                raise FieldError(name, getattr(self, name), "must be true or false")
         if self.recompute not in RECOMPUTE:
             raise FieldError("recompute", self.recompute, f"allowed: {', '.join(RECOMPUTE)}")
         if self.context is not None and self.phase != "decode":

@@ -19,9 +19,10 @@ UNITS: dict[str, dict[str, float]] = {
     | {f"{p}B/s": f for p, f in _BINARY.items()},
     "size": {f"{p}B": f for p, f in _PREFIX.items()} | {f"{p}B": f for p, f in _BINARY.items()},
     "power": {"W": 1.0, "kW": 1e3},
+    "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9},
 }
 
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ/]+)\s*$")
 
 
 def parse_quantity(value: object, kind: str) -> float:
@@ -49,4 +50,5 @@ def _examples(kind: str) -> list[str]:
         "bandwidth": ["GB/s", "TB/s", "GiB/s"],
         "size": ["GB", "GiB", "MB", "MiB"],
         "power": ["W"],
+        "time": ["us", "ms", "ns", "s"],
     }[kind]

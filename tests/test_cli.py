@@ -53,7 +53,13 @@ def _json_run(*extra: str) -> dict:
 def test_run_json_schema_and_values():
     data = _json_run()
     assert data["model"] == "bert-large" and data["device"] == "a100"
-    assert data["scenario"] == {"batch": 1, "seq": 512, "dtype": "fp16", "phase": "inference"}
+    assert data["scenario"] == {
+        "batch": 1,
+        "seq": 512,
+        "dtype": "fp16",
+        "phase": "inference",
+        "ideal": False,
+    }
     s = data["summary"]
     assert {"params", "flops", "bytes", "intensity", "time_s", "memory_bound_time_share"} <= set(s)
     assert s["params"] == 335_141_888  # hand count, see test_transformer
@@ -91,7 +97,13 @@ def test_run_json_schema_and_values():
 
 def test_run_scenario_options():
     data = _json_run("--batch", "8", "--seq", "128", "--dtype", "bf16", "--phase", "training")
-    assert data["scenario"] == {"batch": 8, "seq": 128, "dtype": "bf16", "phase": "training"}
+    assert data["scenario"] == {
+        "batch": 8,
+        "seq": 128,
+        "dtype": "bf16",
+        "phase": "training",
+        "ideal": False,
+    }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
     # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's
     # 24 x (1024 x 4096 + 4096) parameters at 12 FLOPs each

@@ -118,7 +118,7 @@ def _main(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 def test_ascii_only_terminal():
     res = _main(["run", "-m", "bert-large", "--hw", "a100"], PYTHONIOENCODING="ascii")
     assert res.returncode == 0, res.stderr
-    assert "estimated time" in res.stdout
+    assert "expected time" in res.stdout
 
 
 def test_bad_numba_environment_is_one_line():

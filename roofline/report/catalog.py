@@ -22,8 +22,15 @@ def device_csv_rows(devices: list[Device]) -> list[dict[str, Any]]:
     rows = []
     for row in device_rows(devices):
         peaks = row.pop("peak_flops_per_s")
+        ceiling = row.pop("ceilings")
         row.pop("aliases")
-        rows.append(row | {f"peak_{k}_flops_per_s": v for k, v in peaks.items()})
+        network = row.pop("network") or {}
+        rows.append(
+            row
+            | {f"peak_{k}_flops_per_s": v for k, v in peaks.items()}
+            | {f"achievable_{k}_flops_per_s": c["gemm_flops_per_s"] for k, c in ceiling.items()}
+            | {f"network_{k}": v for k, v in network.items()}
+        )
     return rows
 
 
@@ -45,7 +52,54 @@ def device_dict(d: Device) -> dict[str, Any]:
         "tdp_w": d.tdp_w,
         "source": d.source,
         "notes": d.notes,
+        "ceilings": {dt: _ceiling_dict(d, dt) for dt in d.dtypes},
+        "network": None
+        if d.network is None
+        else {
+            "bandwidth_bytes_per_s": d.network.bandwidth_bytes_per_s,
+            "latency_s": d.network.latency_s,
+            "node_size": d.network.node_size,
+            "source": d.network.source,
+        },
     }
+
+
+def _ceiling_dict(d: Device, dtype: str) -> dict[str, Any]:
+    from ..hardware import ceilings
+
+    c = ceilings(d, dtype)
+    return {
+        "gemm_flops_per_s": c.flops_per_s,
+        "memory_bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
+        "compute_units": c.compute_units,
+        "gemm_tile": [c.tile_m, c.tile_n],
+        "kernel_overhead_s": c.kernel_overhead_s,
+        "default": c.default,
+        "source": c.source,
+    }
+
+
+def _ceiling_lines(d: Device) -> list[str]:
+    """What the device reaches in practice, per dtype; defaults said to be defaults."""
+    from ..hardware import ceilings
+
+    lines = ["achievable (expected-time model)"]
+    for dt in d.dtypes:
+        c = ceilings(d, dt)
+        label = "default" if c.default else "measured"
+        lines.append(
+            f"  {dt:5} {c.flops_per_s / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
+            f"   ({100 * c.flops_per_s / d.peak(dt):.0f}% of peak, {label})"
+        )
+    c = ceilings(d, d.dtypes[0])
+    lines += [
+        f"  memory {c.bandwidth_bytes_per_s / 1e9:9,.1f} GB/s "
+        f"({100 * c.bandwidth_bytes_per_s / d.memory_bandwidth_bytes_per_s:.0f}% of datasheet)",
+        f"  {c.compute_units} compute units, GEMM tile {c.tile_m}x{c.tile_n}, "
+        f"{c.kernel_overhead_s * 1e6:g} us a kernel",
+        f"  source: {c.source}",
+    ]
+    return lines
 
 
 def device_list_table(devices: list[Device]) -> RenderableType:
@@ -97,6 +151,7 @@ def device_detail(d: Device) -> str:
             f"bandwidth     {d.memory_bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
             f"on-chip       {opt(d.onchip_cache_bytes and d.onchip_cache_bytes / 1e6, '{:,.2f} MB')}",  # noqa: E501
             f"interconnect  {link}",
+            *_ceiling_lines(d),
             f"TDP           {opt(d.tdp_w, '{:,.0f} W')}",
             f"source        {d.source}",
             f"notes         {d.notes or '-'}",

@@ -30,6 +30,7 @@ def layer_rows(result: Result) -> list[dict[str, Any]]:
             "time_s": float(result.time_s[i]),
             "time_share": float(result.time_s[i] / total),
             "bound": "compute" if result.compute_bound[i] else "memory",
+            "expected_time_s": float(result.expected_time_s[i]),
         }
         for i in range(len(t))
     ]
@@ -49,6 +50,25 @@ def summary(result: Result) -> dict[str, Any]:
         "achieved_flops_per_s": result.achieved_flops_per_s,
         "fraction_of_peak": result.achieved_flops_per_s / result.peak_flops_per_s,
         "top_layers": [{"name": n, "time_share": s} for n, s in result.top_layers(3)],
+        "expected_time_s": result.total_expected_time_s,
+        "mfu": result.mfu,
+        "losses_s": dict(result.loss_totals()),
+        "ceilings": _ceilings(result),
+    }
+
+
+def _ceilings(result: Result) -> dict[str, Any] | None:
+    c = result.ceilings
+    if c is None:
+        return None
+    return {
+        "flops_per_s": c.flops_per_s,
+        "bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
+        "compute_units": c.compute_units,
+        "gemm_tile": [c.tile_m, c.tile_n],
+        "kernel_overhead_s": c.kernel_overhead_s,
+        "default": c.default,
+        "source": c.source,
     }
 
 
@@ -63,6 +83,7 @@ def result_dict(result: Result) -> dict[str, Any]:
             "seq": result.seq,
             "dtype": result.run.dtype,
             "phase": result.run.phase,
+            "ideal": result.run.ideal,
         }
         | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {}),
         "summary": summary(result),
@@ -104,6 +125,7 @@ def result_table(result: Result) -> list[RenderableType]:
         "time",
         "% time",
         "bound",
+        "expected",
     )
     table = new_table(title, headers, left=("layer", "kind", "bound"))
     for row in layer_rows(r):
@@ -118,6 +140,7 @@ def result_table(result: Result) -> list[RenderableType]:
             seconds(row["time_s"]),
             f"{100 * row['time_share']:.1f}",
             row["bound"],
+            seconds(row["expected_time_s"]),
         )
     top = ", ".join(f"{n} {100 * s:.0f}%" for n, s in r.top_layers(3))
     lines = [
@@ -126,10 +149,24 @@ def result_table(result: Result) -> list[RenderableType]:
         f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes)",
         f"intensity       {r.intensity_overall:,.1f} FLOP/B  "
         f"(ridge point of {r.device.key} at {r.run.dtype}: {r.ridge_point:,.1f} FLOP/B)",
-        f"estimated time  {seconds(r.total_time_s)}  "
-        f"({si(r.achieved_flops_per_s, 'FLOP/s')} = {100 * r.achieved_flops_per_s / r.peak_flops_per_s:.1f}% "  # noqa: E501
+        f"roofline bound  {seconds(r.total_time_s)}  "
+        f"({si(r.achieved_flops_per_s, 'FLOP/s')} = {100 * r.bound_utilization:.1f}% "
         f"of the {si(r.peak_flops_per_s, 'FLOP/s')} peak)",
-        f"memory-bound    {100 * r.memory_bound_time_share:.1f}% of the time",
+        f"expected time   {seconds(r.total_expected_time_s)}  (MFU {100 * r.mfu:.1f}%)"
+        + ("  [--ideal: no efficiency terms]" if r.run.ideal else ""),
+        f"memory-bound    {100 * r.memory_bound_time_share:.1f}% of the bound time",
         f"top layers      {top}",
     ]
+    if r.ceilings is not None:
+        gap = ", ".join(
+            f"{name} +{seconds(v)}" for name, v in r.loss_totals() if v > 0.005 * r.total_time_s
+        )
+        c = r.ceilings
+        label = "default" if c.default else "measured"
+        lines += [
+            f"why slower      {gap or 'nothing of note'}",
+            f"ceilings        {si(c.flops_per_s, 'FLOP/s')} GEMM, "
+            f"{si(c.bandwidth_bytes_per_s, 'B/s')} memory, {c.compute_units} units, "
+            f"{seconds(c.kernel_overhead_s)} a kernel ({label}; `roofline hardware show`)",
+        ]
     return [table, "\n".join(lines)]

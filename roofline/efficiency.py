@@ -1,0 +1,142 @@
+"""From bound to expectation: what a layer takes on a real device, and why.
+
+The roofline bound of a layer is max(F / P, B / W): its FLOPs F at the datasheet peak P and
+its bytes B at the datasheet bandwidth W. The expected time replaces each ideal with what
+the device reaches, and adds what every kernel costs:
+
+  expected = n x max(max(F / (P_a x q), B / W_a) / n, o)
+
+  P_a   achievable dense GEMM FLOP/s for the datatype (measured: a vendor library's best
+        large GEMM), W_a achievable memory bandwidth (a stream copy/triad); both from the
+        device file, or the documented default for its vendor (hardware/defaults/).
+  q     tile and wave quantization of a GEMM-like layer (1 for other kinds). A library
+        splits the output (groups x m x n) into tiles of tm x tn, tm = the power of two
+        >= m clipped to [16, tile_m] (skinny tiles for small m, as GEMV-like kernels do),
+        tn likewise from n and tile_n; when the tiles are fewer than the U compute units it
+        also splits the k dimension (split-K) into s parts of at least SPLIT_K_MIN, so that
+        the parts fill the units; then it runs them in waves:
+            tiles = groups x ceil(m / tm) x ceil(n / tn)
+            s     = 1 if tiles >= U, else max(1, min(floor(U / tiles), floor(k / SPLIT_K_MIN)))
+            waves = ceil(tiles x s / U)
+            q     = (groups x m x n / (tiles x tm x tn)) x (tiles x s / (waves x U))
+        the padding share times the busy share of the units: q = 1 when full tiles fill
+        every unit in every wave; it falls with padding (m = 129 on 128-row tiles) and with
+        a last wave that leaves units idle (NVIDIA, "Matrix Multiplication Background User's
+        Guide": tile and wave quantization; split-K as CUTLASS and cuBLAS use it for small
+        outputs; SPLIT_K_MIN = 256 is this model's assumption: 4 k-steps of 64).
+  n, o  the layer's kernels and the per-kernel overhead: one kernel per layer instance in
+        a forward pass; in training 3 per GEMM-like instance (forward, input gradient,
+        weight gradient) and 2 per other instance. The host issues one kernel every o
+        (launch and synchronisation), so a kernel takes at least o: short kernels (decode
+        at small batch) wait on the launches, longer ones hide them.
+
+The gap between bound and expectation is split into named losses, each the time it adds
+when the terms are switched on one after another: `compute ceiling` and `bandwidth
+ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), and
+`kernel overhead` (n x o). With RunConfig.ideal every term is off: expected = bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .layers import GEMM_KINDS, LayerTable
+
+Array = Any
+LOSSES = ("compute ceiling", "bandwidth ceiling", "quantization", "kernel overhead")
+MIN_TILE = 16  # the smallest tile side a tensor-core GEMM kernel uses (one MMA)
+SPLIT_K_MIN = 256  # the least k one split-K part works on
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """What one device reaches in practice for one datatype, and where each figure is from."""
+
+    flops_per_s: float  # achievable dense GEMM FLOP/s
+    bandwidth_bytes_per_s: float  # achievable memory bandwidth
+    compute_units: int  # SMs, CUs, MXUs: what GEMM tiles are spread over
+    tile_m: int
+    tile_n: int
+    kernel_overhead_s: float
+    source: str  # where the figures come from
+    default: bool  # True: a vendor default, not measured on this device
+
+
+def _tile(size: Array, largest: int) -> Array:
+    """The power of two >= size, clipped to [MIN_TILE, largest]."""
+    size = np.maximum(np.asarray(size, dtype=np.float64), 1.0)
+    return np.clip(2.0 ** np.ceil(np.log2(size)), MIN_TILE, largest)
+
+
+def gemm_utilization(
+    groups: Array, m: Array, n: Array, k: Array, units: int, tile_m: int, tile_n: int
+) -> Array:
+    """q of the module docstring: the share of the compute units' tile slots doing useful
+    work. Arrays broadcast; rows with groups == 0 (not GEMMs) get 1."""
+    groups = np.asarray(groups, dtype=np.float64)
+    gemm = groups > 0
+    g = np.where(gemm, groups, 1.0)
+    m, n, k = (np.where(gemm, v, 1.0) for v in (m, n, k))
+    tm, tn = _tile(m, tile_m), _tile(n, tile_n)
+    tiles = g * np.ceil(m / tm) * np.ceil(n / tn)
+    split = np.where(
+        tiles >= units,
+        1.0,
+        np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN))),
+    )
+    waves = np.ceil(tiles * split / units)
+    q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
+    return np.where(gemm, np.minimum(q, 1.0), 1.0)
+
+
+def kernels(table: LayerTable, training: bool) -> np.ndarray:
+    """Kernels each row launches, all repeats."""
+    per_instance = np.ones(len(table))
+    if training:
+        per_instance = np.where(np.isin(table.kind, list(GEMM_KINDS)), 3.0, 2.0)
+    return np.asarray(per_instance * table.count)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Per layer (all repeats): the expected time and what each loss adds to the bound."""
+
+    time_s: np.ndarray  # (L,)
+    losses: dict[str, np.ndarray]  # name -> (L,) seconds, names as in LOSSES
+
+
+def expected_times(
+    table: LayerTable,
+    flops: np.ndarray,
+    nbytes: np.ndarray,
+    bound_s: np.ndarray,
+    ceilings: Ceilings,
+    training: bool,
+) -> Expected:
+    """The expected time of each layer (totals over repeats) on one device."""
+    pa, wa = ceilings.flops_per_s, ceilings.bandwidth_bytes_per_s
+    c1 = np.maximum(flops / pa, nbytes / wa)
+    compute_binds = flops / pa >= nbytes / wa
+    q = gemm_utilization(
+        table.gemm_groups,
+        table.gemm_m,
+        table.gemm_n,
+        table.gemm_k,
+        ceilings.compute_units,
+        ceilings.tile_m,
+        ceilings.tile_n,
+    )
+    c2 = np.maximum(flops / (pa * q), nbytes / wa)
+    n = kernels(table, training)
+    overhead = n * np.maximum(ceilings.kernel_overhead_s - c2 / n, 0.0)
+    ceiling_loss = c1 - bound_s
+    losses = {
+        "compute ceiling": np.where(compute_binds, ceiling_loss, 0.0),
+        "bandwidth ceiling": np.where(compute_binds, 0.0, ceiling_loss),
+        "quantization": c2 - c1,
+        "kernel overhead": overhead,
+    }
+    return Expected(c2 + overhead, losses)

@@ -1,0 +1,182 @@
+"""The expected-time model (roofline/efficiency.py), by hand on small shapes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from roofline import RunConfig, analyze, get_device
+from roofline.cli import app
+from roofline.efficiency import Ceilings, expected_times, gemm_utilization
+from roofline.errors import SpecError
+from roofline.hardware import ceilings, load_device_file
+from roofline.layers import LayerTableBuilder
+
+
+@pytest.mark.parametrize(
+    ("shape", "units", "q"),
+    [
+        # 4096^3 on 108 units, 128x128 tiles: 32 x 32 = 1024 tiles in ceil(1024/108) = 10
+        # waves of 108 slots: 1024 / 1080 busy
+        ((1, 4096, 4096, 4096), 108, 1024 / 1080),
+        # m = 129 on 128-row tiles: 2 x 1 tiles (half of the second one padding), split-K
+        # in 2 to fill 4 units: padding share 129*128/(2*128*128), all units busy
+        ((1, 129, 128, 4096), 4, 129 * 128 / (2 * 128 * 128)),
+        # a decode GEMV, m = 1: 16-row tiles, 4096/128 = 32 tiles, split-K 3 (floor(108/32)),
+        # 96 of 108 units busy, 1 of 16 tile rows useful
+        ((1, 1, 4096, 4096), 108, (1 / 16) * (96 / 108)),
+        # a small k cannot be split: 32 tiles on 108 units, k = 256 allows 1 part
+        ((1, 512, 512, 256), 108, 16 / 108),
+        # attention scores, 32 groups of 128 x 128 (x 64): 32 tiles; k = 64 not split
+        ((32, 128, 128, 64), 108, 32 / 108),
+        # exactly one full wave
+        ((108, 128, 128, 4096), 108, 1.0),
+    ],
+)
+def test_gemm_utilization_by_hand(shape, units, q):
+    g, m, n, k = shape
+    assert gemm_utilization(g, m, n, k, units, 128, 128) == pytest.approx(q, rel=1e-12)
+
+
+def test_non_gemm_rows_are_not_quantized():
+    q = gemm_utilization(np.array([0.0, 1.0]), [0, 4096], [0, 4096], [0, 4096], 108, 128, 128)
+    assert q[0] == 1.0 and q[1] == pytest.approx(1024 / 1080)
+
+
+def _table(training: bool = False):
+    out = LayerTableBuilder()
+    out.linear("big", 4096, 4096, 4096, bias=False)  # 2 x 4096^3 = 1.374e11 FLOP
+    out.add("tiny", "elementwise", flops=1000, inputs=1000, outputs=1000, count=10)
+    return out.build(2)
+
+
+CEIL = Ceilings(
+    flops_per_s=250e12,
+    bandwidth_bytes_per_s=1.8e12,
+    compute_units=108,
+    tile_m=128,
+    tile_n=128,
+    kernel_overhead_s=4e-6,
+    source="test",
+    default=False,
+)
+
+
+def test_expected_time_by_hand():
+    t = _table()
+    flops, nbytes = t.total_flops, t.total_bytes
+    bound = np.maximum(flops / 312e12, nbytes / 2039e9)
+    e = expected_times(t, flops, nbytes, bound, CEIL, training=False)
+    # big: 1.374e11 FLOP / (250e12 x 1024/1080) = 0.5798 ms (compute binds; 100 MB / 1.8 TB/s
+    # = 0.056 ms); one kernel, far longer than 4 us: no overhead
+    big = 2 * 4096**3 / (250e12 * 1024 / 1080)
+    assert e.time_s[0] == pytest.approx(big)
+    assert e.losses["compute ceiling"][0] == pytest.approx(2 * 4096**3 / 250e12 - bound[0])
+    assert e.losses["quantization"][0] == pytest.approx(big - 2 * 4096**3 / 250e12)
+    assert e.losses["kernel overhead"][0] == 0
+    # tiny: 10 kernels of 4 kB at 1.8 TB/s (2.2 ns each) wait 4 us each for their launch
+    assert e.time_s[1] == pytest.approx(10 * 4e-6)
+    assert e.losses["kernel overhead"][1] == pytest.approx(10 * (4e-6 - 4000 / 1.8e12))
+    assert e.losses["bandwidth ceiling"][1] == pytest.approx(10 * 4000 * (1 / 1.8e12 - 1 / 2039e9))
+    # the losses add up to the gap
+    total = sum(e.losses.values())
+    np.testing.assert_allclose(bound + total, e.time_s, rtol=1e-12)
+
+
+def test_training_launches_three_kernels_per_gemm():
+    t = _table()
+    flops, nbytes = np.array([1.0, 1.0]), np.array([1.0, 1.0])
+    e = expected_times(t, flops, nbytes, np.zeros(2), CEIL, training=True)
+    np.testing.assert_allclose(e.time_s, [3 * 4e-6, 2 * 10 * 4e-6])
+
+
+def test_ideal_is_the_bound_and_the_bound_is_unchanged():
+    run = RunConfig(batch=8, seq=512)
+    real = analyze("bert-large", "a100", run)
+    ideal = analyze("bert-large", "a100", replace(run, ideal=True))
+    np.testing.assert_array_equal(ideal.expected_time_s, ideal.time_s)
+    np.testing.assert_array_equal(real.time_s, ideal.time_s)  # the bound is the same
+    assert real.total_expected_time_s > real.total_time_s
+    assert ideal.mfu == pytest.approx(ideal.bound_utilization)
+    assert real.mfu == pytest.approx(real.total_flops / real.total_expected_time_s / 312e12)
+
+
+DEVICE = """
+name: "Test GPU"
+vendor: "NVIDIA"
+release: "2024-01"
+peak: {fp16: 100 TFLOP/s, fp32: 10 TFLOP/s}
+memory: {capacity: 16 GB, bandwidth: 1000 GB/s, type: "HBM"}
+onchip_cache: null
+interconnect: null
+tdp: null
+compute_units: 50
+source: "test"
+"""
+
+
+def test_measured_ceilings_win_over_vendor_defaults(tmp_path):
+    path = tmp_path / "gpu.yaml"
+    path.write_text(
+        DEVICE
+        + "efficiency: {gemm: {fp16: 70 TFLOP/s}, memory_bandwidth: 900 GB/s, "
+        + 'kernel_overhead: 3 us, tile: [256, 128], source: "bench"}\n'
+    )
+    c = ceilings(load_device_file(path), "fp16")
+    assert (c.flops_per_s, c.bandwidth_bytes_per_s, c.kernel_overhead_s) == (70e12, 900e9, 3e-6)
+    assert (c.tile_m, c.tile_n, c.compute_units, c.default) == (256, 128, 50, False)
+    # fp32 was not measured: the vendor default fraction of its peak, labelled a default
+    c32 = ceilings(load_device_file(path), "fp32")
+    assert c32.default and c32.flops_per_s < 10e12 and "default for NVIDIA" in c32.source
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ('efficiency: {gemm: {fp16: 170 TFLOP/s}, source: "x"}', "above the dense peak"),
+        ('efficiency: {gemm: {bf16: 70 TFLOP/s}, source: "x"}', "no peak for this datatype"),
+        ('efficiency: {memory_bandwidth: 2 TB/s, source: "x"}', "above the datasheet"),
+        ('efficiency: {kernel_overhead: 3 parsecs, source: "x"}', "kernel_overhead"),
+        ('efficiency: {tile: [0, 128], source: "x"}', "efficiency.tile"),
+        ("network: {bandwidth: 25 GB/s}", "network.latency: missing"),
+    ],
+)
+def test_bad_efficiency_fields(tmp_path, block, message):
+    path = tmp_path / "gpu.yaml"
+    path.write_text(DEVICE + block + "\n")
+    with pytest.raises(SpecError, match=message):
+        load_device_file(path)
+
+
+def test_every_shipped_device_has_ceilings_for_every_dtype():
+    from roofline import list_devices
+
+    for d in list_devices():
+        for dtype in d.dtypes:
+            c = ceilings(d, dtype)
+            assert 0 < c.flops_per_s <= d.peak(dtype)
+            assert 0 < c.bandwidth_bytes_per_s <= d.memory_bandwidth_bytes_per_s
+            assert c.compute_units >= 1 and c.kernel_overhead_s > 0 and c.source
+
+
+def test_run_json_carries_both_times():
+    args = ["run", "-m", "llama-2-7b", "--hw", "a100", "--phase", "decode", "--context", "1024"]
+    res = CliRunner().invoke(app, [*args, "-f", "json"])
+    data = json.loads(res.stdout)
+    s = data["summary"]
+    assert s["expected_time_s"] == pytest.approx(sum(x["expected_time_s"] for x in data["layers"]))
+    assert s["time_s"] < s["expected_time_s"]
+    assert s["mfu"] == pytest.approx(s["flops"] / s["expected_time_s"] / 312e12)
+    assert sum(s["losses_s"].values()) == pytest.approx(s["expected_time_s"] - s["time_s"])
+    ideal = json.loads(
+        CliRunner()
+        .invoke(app, ["run", "-m", "llama-2-7b", "--hw", "a100", "--ideal", "-f", "json"])
+        .stdout
+    )
+    assert ideal["summary"]["expected_time_s"] == pytest.approx(ideal["summary"]["time_s"])
+    assert ideal["summary"]["ceilings"] is None
+    assert get_device("a100").peak("fp16") == 312e12
