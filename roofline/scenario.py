@@ -20,9 +20,16 @@ from .errors import FieldError
 # prefill: the same, named for decoders; decode: one new token per sample against `context`
 # cached keys and values; training: forward + backward (+ the optimizer update).
 PHASES = ("inference", "prefill", "decode", "training")
-# activation recomputation (checkpointing) in training: none, or full (keep each repeated
-# block's input only and recompute the block in the backward pass)
-RECOMPUTE = ("none", "full")
+# activation recomputation (checkpointing) in training: none; selective (Korthikanti et al.
+# 2022: keep everything but attention's s x s tensors, recompute those); full (keep each
+# repeated block's input only and recompute the block in the backward pass)
+RECOMPUTE = ("none", "selective", "full")
+# attention kernels: eager (scores, softmax and context as three kernels, the s x s matrix
+# in memory) or flash (one fused kernel, no s x s matrix, the causal mask's blocks skipped)
+ATTENTION = ("eager", "flash")
+# logits of a forward pass (inference, prefill): of every position, or of the last one only
+# (what a serving stack computes to pick the next token)
+LOGITS = ("all", "last")
 ZERO_STAGES = (0, 1, 2, 3)
 # The largest batch, sequence, context or device count a run may name: far beyond any real
 # run (a global batch of 10^9 samples), small enough that every cost stays a finite float64
@@ -84,6 +91,11 @@ class RunConfig:
     recompute: str = "none"
     layout: Layout = field(default=SINGLE)
     ideal: bool = False  # expected times = the roofline bound (no efficiency terms)
+    attention: str = "eager"
+    logits: str = "all"
+    # pipeline micro-batch (samples); None: the local batch when layout.pipeline is 1 (no
+    # pipelining), 1 otherwise
+    micro_batch: int | None = None
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -100,8 +112,13 @@ class RunConfig:
         for name in ("master_weights", "ideal"):
             if not isinstance(getattr(self, name), bool):
                 raise FieldError(name, getattr(self, name), "must be true or false")
-        if self.recompute not in RECOMPUTE:
-            raise FieldError("recompute", self.recompute, f"allowed: {', '.join(RECOMPUTE)}")
+        for name, allowed in (
+            ("recompute", RECOMPUTE),
+            ("attention", ATTENTION),
+            ("logits", LOGITS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise FieldError(name, getattr(self, name), f"allowed: {', '.join(allowed)}")
         if self.context is not None and self.phase != "decode":
             raise FieldError("context", self.context, "applies to phase decode only")
         if not isinstance(self.layout, Layout):
@@ -113,6 +130,14 @@ class RunConfig:
                 f"the batch of {self.batch} cannot be split into {self.layout.data} equal "
                 "data-parallel shares",
             )
+        if self.micro_batch is not None:
+            check_size("micro_batch", self.micro_batch)
+            if self.local_batch % self.micro_batch:
+                raise FieldError(
+                    "micro_batch",
+                    self.micro_batch,
+                    f"must divide the batch of one data-parallel replica ({self.local_batch})",
+                )
 
     @property
     def training(self) -> bool:
@@ -123,10 +148,22 @@ class RunConfig:
         """Samples one data-parallel replica processes."""
         return self.batch // self.layout.data
 
+    @property
+    def micro_batch_size(self) -> int:
+        """Samples per pipeline micro-batch (the default of `micro_batch` resolved)."""
+        if self.micro_batch is not None:
+            return self.micro_batch
+        return self.local_batch if self.layout.pipeline == 1 else 1
+
+    @property
+    def micro_batches(self) -> int:
+        """Micro-batches one replica runs per step (gradient accumulation when pipeline=1)."""
+        return self.local_batch // self.micro_batch_size
+
     def replica(self) -> RunConfig:
         """The same run for one data-parallel replica on one device: the local batch, no
         layout. Per-layer costs are built for this and then split over the layout."""
-        return replace(self, batch=self.local_batch, layout=SINGLE)
+        return replace(self, batch=self.local_batch, layout=SINGLE, micro_batch=None)
 
     def with_layout(self, layout: Layout) -> RunConfig:
         return replace(self, layout=layout)

@@ -197,11 +197,11 @@ def test_decode_step_reads_the_kv_cache(tmp_path):
     w = _load(tmp_path, DECODER)
     t = w.layers(RunConfig(batch=3, dtype="fp16", phase="decode", context=20))
     s = _row(t, "block.attn.scores")
-    # one query per sample, 4 heads of 2 dims, against 20 cached keys
-    assert t.flops[s] == 2 * 3 * 4 * 1 * 20 * 2
-    assert t.input_bytes[s] == 2 * (3 * 8 + 3 * 20 * 4)  # Q of the new tokens + K cache
+    # one query per sample, 4 heads of 2 dims, against 20 cached keys and its own: 21
+    assert t.flops[s] == 2 * 3 * 4 * 1 * 21 * 2
+    assert t.input_bytes[s] == 2 * (3 * 8 + 3 * 21 * 4)  # Q of the new tokens + K cache
     c = _row(t, "block.attn.context")
-    assert t.input_bytes[c] == 2 * (3 * 4 * 20 + 3 * 20 * 4)  # probabilities + V cache
+    assert t.input_bytes[c] == 2 * (3 * 4 * 21 + 3 * 21 * 4)  # probabilities + V cache
     assert t.flops[_row(t, "block.attn.qkv_proj")] == 2 * 3 * 8 * 16  # 3 new tokens
     assert t.flops[_row(t, "lm_head")] == 2 * 3 * 8 * 10
     with pytest.raises(RooflineError, match="context 64: tiny takes at most 32"):

@@ -64,7 +64,7 @@ def test_kv_cache_per_token():
     for key, per_token in (("llama-2-7b", 524_288), ("llama-2-70b", 327_680)):
         w = get_workload(key)
         run = RunConfig(batch=4, dtype="fp16", phase="decode", context=1000)
-        assert kv_cache_bytes(w, run) == 4 * 1000 * per_token
+        assert kv_cache_bytes(w, run) == 4 * (1000 + 1) * per_token  # cached + the new token
     assert kv_cache_bytes(get_workload("bert-large"), RunConfig()) == 0
 
 

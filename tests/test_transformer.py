@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from roofline.errors import RooflineError, SpecError, UnknownNameError
@@ -205,3 +207,50 @@ def test_shipped_workloads_load(repo):
     for path in Path(repo, "workloads").glob("*.yaml"):
         w = load_workload_file(path)
         assert w.sources and w.params > 0
+
+
+def test_flash_attention_by_hand():
+    """FlashAttention: one kernel, the same FLOPs as scores + softmax + context without a
+    mask, half (+ the diagonal) with a causal one; DRAM sees Q, K, V and the output only."""
+    from roofline import get_workload
+
+    bert = get_workload("bert-large")  # encoder: no mask to skip
+    run = RunConfig(batch=2, seq=128)
+    eager = bert.layers(run)
+    flash = bert.layers(replace(run, attention="flash"))
+    e = {str(n): i for i, n in enumerate(eager.name)}
+    f = {str(n): i for i, n in enumerate(flash.name)}
+    assert "block.attn.scores" not in f and "block.attn.softmax" not in f
+    core = sum(eager.flops[e[k]] for k in ("block.attn.scores", "block.attn.softmax"))
+    core += eager.flops[e["block.attn.context"]]
+    assert flash.flops[f["block.attn.flash"]] == core
+    # bytes: Q, K, V in (3 x 256 tokens x 1024) and the context out (256 x 1024), fp16
+    assert flash.bytes[f["block.attn.flash"]] == 2 * (3 * 256 * 1024 + 256 * 1024)
+    # GPT-2 (decoder) in prefill: causal, (512 + 1) / (2 x 512) of the work
+    gpt2 = get_workload("gpt-2")
+    run = RunConfig(batch=1, seq=512)
+    e2 = gpt2.layers(run)
+    f2 = gpt2.layers(replace(run, attention="flash"))
+    i = {str(n): k for k, n in enumerate(e2.name)}
+    full = sum(
+        e2.flops[i[k]] for k in ("block.attn.scores", "block.attn.softmax", "block.attn.context")
+    )
+    j = int(np.flatnonzero(f2.name == "block.attn.flash")[0])
+    assert f2.flops[j] == pytest.approx(full * 513 / 1024)
+    # training keeps Q, K, V and fp32 statistics instead of the 12 x 512 x 512 matrices
+    t_eager = gpt2.layers(replace(run, phase="training")).total_saved_bytes
+    t_flash = gpt2.layers(replace(run, phase="training", attention="flash")).total_saved_bytes
+    assert t_flash < t_eager
+
+
+def test_last_position_logits_in_prefill():
+    from roofline import get_workload
+
+    w = get_workload("llama-2-7b")
+    run = RunConfig(batch=4, seq=1024, phase="prefill")
+    lm = lambda t: int(np.flatnonzero(t.name == "lm_head")[0])  # noqa: E731
+    all_ = w.layers(run)
+    last = w.layers(replace(run, logits="last"))
+    # 2 x tokens x 4096 x 32000: 4 x 1024 tokens, or the last of each of the 4 samples
+    assert all_.flops[lm(all_)] == 2 * 4 * 1024 * 4096 * 32000
+    assert last.flops[lm(last)] == 2 * 4 * 4096 * 32000

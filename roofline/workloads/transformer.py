@@ -104,12 +104,15 @@ class TransformerArch(Architecture):
         return run.seq if run.seq is not None else self.default_seq
 
     def kv_cache_elements(self, run: RunConfig) -> float:
-        """K and V of every decoder layer for `context` tokens (prefill: `seq`) per sample,
-        and for encoder-decoders the cross-attention K and V over the `seq` source tokens."""
+        """K and V of every decoder layer per sample: `seq` tokens after a prefill; in a
+        decode step the `context` cached tokens and the new one's; for encoder-decoders
+        also the cross-attention K and V over the `seq` source tokens."""
         if self.type == "encoder":
             return 0.0
         seq = self._seq(run)
-        tokens = run.context if run.context is not None else seq
+        tokens = (run.context if run.context is not None else seq) + (
+            1 if run.phase == "decode" else 0
+        )
         layers = self.layers if self.type == "decoder" else self.decoder_layers
         cross = seq if self.type == "encoder-decoder" else 0
         return float(run.batch * 2 * layers * self.kv_dim * (tokens + cross))
@@ -240,10 +243,13 @@ def expected_experts_touched(experts: int, top_k: int, tokens: int) -> float:
 class _Stack:
     """Emits the rows of one transformer stack into a LayerTableBuilder."""
 
-    def __init__(self, arch: TransformerArch, out: LayerTableBuilder, batch: int) -> None:
+    def __init__(
+        self, arch: TransformerArch, out: LayerTableBuilder, batch: int, flash: bool
+    ) -> None:
         self.a = arch
         self.out = out
         self.b = batch
+        self.flash = flash  # one fused attention kernel (FlashAttention)
         self.bias = 1 if arch.bias else 0
 
     def linear(
@@ -288,23 +294,68 @@ class _Stack:
         )
 
     def attention(
-        self, p: str, q_len: int, kv_len: int, count: int, *, cross: bool, project_kv: bool
+        self,
+        p: str,
+        q_len: int,
+        kv_len: int,
+        count: int,
+        *,
+        cross: bool,
+        project_kv: bool,
+        causal: bool = False,
     ) -> None:
         """Self- or cross-attention for `q_len` queries per sample over `kv_len` keys.
 
         project_kv: the keys and values are computed here (from q_len tokens for
         self-attention, from kv_len encoder tokens for cross-attention); otherwise they come
         from the KV cache, and only the new token's are projected (self-attention decode).
+        causal: a decoder's self-attention (a fused kernel skips the masked blocks).
         """
         a, b, shared = self.a, self.b, self.a.shared_layers
         t = b * q_len
-        scores = b * a.heads * q_len * kv_len
         if cross:
             self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared)
             if project_kv:
                 self.linear(f"{p}.kv_proj", b * kv_len, a.hidden, 2 * a.kv_dim, count, shared)
         else:
             self.linear(f"{p}.qkv_proj", t, a.hidden, a.q_dim + 2 * a.kv_dim, count, shared)
+        if self.flash:
+            self._flash(p, q_len, kv_len, count, causal=causal and q_len == kv_len)
+        else:
+            self._eager(p, q_len, kv_len, count)
+        drop = 1 if a.dropout else 0
+        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
+
+    def _flash(self, p: str, q_len: int, kv_len: int, count: int, *, causal: bool) -> None:
+        """FlashAttention (Dao et al. 2022): scores, softmax and context in one kernel over
+        tiles in on-chip memory; DRAM sees Q, K, V in and the context out, never the
+        q_len x kv_len matrix. With a causal mask the blocks above the diagonal are skipped:
+        (kv_len + 1) / (2 kv_len) of the work. Backward keeps Q, K, V and the softmax
+        statistics (one fp32 value a query and head) and recomputes the scores; the output
+        is kept by the projection after it. Dropout masks are regenerated, not kept."""
+        a, b = self.a, self.b
+        t = b * q_len
+        share = (kv_len + 1) / (2 * kv_len) if causal else 1.0
+        scores = b * a.heads * q_len * kv_len
+        kv = 2 * b * kv_len * a.kv_dim
+        self.out.add(
+            f"{p}.flash",
+            "attention",
+            flops=share * (4 * scores * a.head_dim + costs.SOFTMAX * scores),
+            inputs=t * a.q_dim + kv,
+            outputs=t * a.q_dim,
+            count=count,
+            saved=t * a.q_dim + kv,  # Q, K, V
+            masks=4 * b * a.heads * q_len,  # the fp32 log-sum-exp of each query and head
+            gemm=(b * a.heads, q_len, a.head_dim, share * 2 * kv_len),  # two chained GEMMs
+        )
+
+    def _eager(self, p: str, q_len: int, kv_len: int, count: int) -> None:
+        """Scores, softmax and context as three kernels; the causal mask is applied, not
+        skipped, so the full q_len x kv_len matrix is computed and kept."""
+        a, b = self.a, self.b
+        t = b * q_len
+        scores = b * a.heads * q_len * kv_len
         self.out.add(
             f"{p}.scores",  # Q K^T per head; K read from the projection output or the cache
             "attention",
@@ -336,7 +387,6 @@ class _Stack:
             saved=b * kv_len * a.kv_dim,  # V (P is the softmax's, counted there)
             gemm=(b * a.heads, q_len, a.head_dim, kv_len),
         )
-        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
 
     def ffn(self, p: str, tokens: int, count: int) -> None:
         a, shared = self.a, self.a.shared_layers
@@ -433,7 +483,15 @@ class _Stack:
         )
 
     def blocks(
-        self, p: str, n: int, q_len: int, kv_len: int, *, decode: bool, cross_len: int
+        self,
+        p: str,
+        n: int,
+        q_len: int,
+        kv_len: int,
+        *,
+        decode: bool,
+        cross_len: int,
+        causal: bool = False,
     ) -> None:
         """`n` blocks: self-attention (+ cross-attention over `cross_len` encoder tokens when
         > 0) + FFN, with norms and residual adds; MoE layers every `moe_every`-th block."""
@@ -443,7 +501,9 @@ class _Stack:
         n_dense = n - n_moe
         if pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
-        self.attention(f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True)
+        self.attention(
+            f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True, causal=causal
+        )
         self.residual(f"{p}.attn_residual", t, n)
         if not pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
@@ -564,9 +624,10 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         )
     b = run.batch
     out = LayerTableBuilder()
-    stack = _Stack(a, out, b)
+    stack = _Stack(a, out, b, flash=run.attention == "flash")
     q_len = 1 if decode else seq  # decode: one new token per sample
-    kv_len = context if decode else seq  # the causal mask is not skipped in prefill
+    # a decode step's new token attends to the `context` cached tokens and to itself
+    kv_len = context + 1 if decode else seq
 
     if a.type == "encoder":
         stack.embeddings("embeddings", seq, params=True)
@@ -574,15 +635,25 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         tokens = b * seq
     elif a.type == "decoder":
         stack.embeddings("embeddings", q_len, params=True)
-        stack.blocks("block", a.layers, q_len, kv_len, decode=decode, cross_len=0)
+        stack.blocks("block", a.layers, q_len, kv_len, decode=decode, cross_len=0, causal=True)
         tokens = b * q_len
     else:  # encoder-decoder; source and target both `seq` long; decode reuses the encoder
         if not decode:
             stack.embeddings("encoder.embeddings", seq, params=True)
             stack.blocks("encoder.block", a.layers, seq, seq, decode=False, cross_len=0)
         stack.embeddings("decoder.embeddings", q_len, params=not a.tie_embeddings or decode)
-        stack.blocks("decoder.block", a.decoder_layers, q_len, kv_len, decode=decode, cross_len=seq)
+        stack.blocks(
+            "decoder.block",
+            a.decoder_layers,
+            q_len,
+            kv_len,
+            decode=decode,
+            cross_len=seq,
+            causal=True,
+        )
         tokens = b * q_len
+    if run.logits == "last" and run.phase in ("inference", "prefill") and a.head == "lm":
+        tokens = b  # a serving stack computes the logits of the last position only
 
     h, bias = a.hidden, 1 if a.bias else 0
     if a.head == "pooler":  # dense + tanh on the first token of every sequence
