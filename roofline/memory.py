@@ -112,12 +112,19 @@ def _recomputed(saved: np.ndarray, count: np.ndarray, inputs: np.ndarray) -> flo
 
 def activation_bytes(w: Workload, run: RunConfig) -> float:
     """Activation bytes of one device running `run` whole (no layout): kept for the
-    backward pass in training (recomputed per `run.recompute`), the working set otherwise."""
+    backward pass in training (recomputed per `run.recompute`), the working set otherwise.
+    Selective recomputation keeps everything but what the attention core's softmax keeps
+    (the s x s probabilities, their dropout mask and output: Korthikanti et al. 2022)."""
     table = w.layers(run)
     if run.training:
         if run.recompute == "full":
             forward = w.layers(replace(run, phase="inference"))  # the blocks' inputs
             return _recomputed(table.saved_bytes, table.count, forward.input_bytes)
+        if run.recompute == "selective":
+            dropped = w.arch.attention_core(table) & (table.kind == "softmax")
+            return table.total_saved_bytes - float(
+                np.sum(table.saved_bytes[dropped] * table.count[dropped])
+            )
         return table.total_saved_bytes
     return float(np.max(table.input_bytes + table.output_bytes)) if len(table) else 0.0
 
@@ -132,7 +139,26 @@ def memory_breakdown(w: Workload, run: RunConfig) -> MemoryBreakdown:
     (with the default single-device layout: the whole run on one device)."""
     w.check_layout(run.layout)
     replica = run.replica()
-    return footprint(run, w.params, activation_bytes(w, replica), kv_cache_bytes(w, replica))
+    return footprint(run, w.params, held_activations(w, run), kv_cache_bytes(w, replica))
+
+
+def in_flight(run: RunConfig) -> int:
+    """Micro-batches whose activations one pipeline stage holds at once under 1F1B: the
+    first stage has run the forward pass of `pipeline` of them before the first backward
+    (Narayanan et al. 2021), or all of them when there are fewer."""
+    return min(run.layout.pipeline, run.micro_batches)
+
+
+def held_activations(w: Workload, run: RunConfig) -> float:
+    """Activation bytes one replica holds at its peak, before the tensor x pipeline split:
+    one micro-batch's activations x the micro-batches in flight. Without pipelining the
+    default micro-batch is the whole local batch (one micro-batch in flight). Divided by
+    tensor x pipeline, this is Korthikanti et al. 2022's activation memory of the first
+    stage: L s b h (34 + 5 a s / h) / t for a micro-batch of b (with sequence parallelism)."""
+    if not run.training:  # a forward pass keeps nothing: its working set, whole batch
+        return activation_bytes(w, run.replica())
+    micro = replace(run.replica(), batch=run.micro_batch_size)
+    return activation_bytes(w, micro) * in_flight(run)
 
 
 @dataclass(frozen=True)

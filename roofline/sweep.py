@@ -296,8 +296,14 @@ def evaluate_grid(
         nb = nb_of[dt]
         x = basis(batch // reps, seq, ctx)
         k = sweep_kernel(model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth)
-        if run.training:
-            acts = np.einsum("sk,sk->s", x, model.activation_bytes[dt])
+        if run.training:  # one micro-batch's activations x those in flight (memory.py)
+            local = batch // reps
+            micro = np.full_like(local, run.micro_batch) if run.micro_batch else local
+            if run.micro_batch is None and run.layout.pipeline > 1:
+                micro = np.ones_like(local)
+            held = np.minimum(run.layout.pipeline, local // micro)
+            xm = basis(micro, seq, ctx)
+            acts = np.einsum("sk,sk->s", xm, model.activation_bytes[dt]) * held
         else:
             acts = k.working_bytes
         kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt]) if uses_kv else 0.0

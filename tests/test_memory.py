@@ -146,3 +146,48 @@ def test_memory_cli_json():
     assert devices["v100"]["min_devices"] == -(-total // 16e9)
     res = CliRunner().invoke(app, ["memory", "-m", "bert-large", "--optimizer", "rmsprop"])
     assert res.exit_code == 2 and "allowed: sgd" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("pp", "micro", "local", "in_flight"),
+    [(8, 1, 16, 8), (8, 2, 16, 8), (8, 4, 16, 4), (32, 1, 16, 16), (1, 4, 16, 1)],
+)
+def test_1f1b_activations_follow_korthikanti(pp, micro, local, in_flight):
+    """Korthikanti et al. 2022, sec. 4.2: under 1F1B the first stage holds the activations
+    of `pp` micro-batches (fewer when there are fewer), each for L/pp layers, so per device
+    L s b h (34 + 5 a s / h) / t with b the micro-batch: independent of pp. GPT-3 175B,
+    s = 2048, h = 12288, a = 96, L = 96, tp 8 (even split, as with sequence parallelism)."""
+    from roofline.scenario import Layout
+
+    w = get_workload("gpt-3")
+    t = 8
+    run = RunConfig(
+        batch=local * 2,
+        seq=2048,
+        dtype="fp16",
+        phase="training",
+        layout=Layout(data=2, tensor=t, pipeline=pp),
+        micro_batch=micro,
+    )
+    m = memory_breakdown(w, run)
+    s, h, a, layers = 2048, 12288, 96, 96
+    per_layer = s * micro * h * (34 + 5 * a * s / h)
+    blocks = layers / pp * per_layer * in_flight / t
+    one_micro = memory_breakdown(
+        w, RunConfig(batch=micro, seq=2048, dtype="fp16", phase="training")
+    ).activations
+    outside = one_micro - layers * per_layer  # embeddings, final norm, head: also split
+    assert m.activations == pytest.approx(blocks + outside / pp * in_flight / t, rel=1e-12)
+    if in_flight == pp:  # the paper's case: the first stage's memory does not depend on pp
+        assert blocks == pytest.approx(layers * per_layer / t)
+
+
+def test_selective_recompute_drops_the_attention_matrices():
+    # Korthikanti et al. 2022, eq. 7: with selective recomputation a layer keeps 34 s b h
+    # bytes (the 5 a s^2 b of softmax, its dropout mask and output are recomputed)
+    w = get_workload("gpt-3")
+    base = RunConfig(batch=1, seq=2048, dtype="fp16", phase="training")
+    full = memory_breakdown(w, base).activations
+    sel = memory_breakdown(w, replace(base, recompute="selective")).activations
+    s, a = 2048, 96
+    assert full - sel == pytest.approx(96 * 5 * a * s * s)

@@ -15,6 +15,8 @@ product of each loader (an imported ONNX graph) derives from `Architecture` and 
   boundary_elements activation values crossing one block boundary, whole batch (pipeline
                     sends; tensor-parallel all-reduces are of this size)
   active_params     parameters one token uses (mixture of experts: not the idle experts)
+  attention_core    which rows selective recomputation recomputes (Korthikanti et al.
+                    2022: the attention's scores, softmax and context), as a row mask
 
 A new family is a module here with `parse_architecture(Fields)` returning such a dataclass,
 registered in `workloads.FAMILIES`; nothing outside `workloads/` changes.
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     from ..layers import LayerTable
@@ -76,6 +80,9 @@ class Architecture:
 
     def active_params(self, table: LayerTable) -> float:
         return table.total_params
+
+    def attention_core(self, table: LayerTable) -> np.ndarray:
+        return np.zeros(len(table), dtype=bool)
 
     def describe(self) -> dict[str, Any]:
         """The architecture as plain data (for `models show`)."""

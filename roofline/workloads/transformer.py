@@ -130,6 +130,18 @@ class TransformerArch(Architecture):
         idle = (self.experts - self.top_k) / self.experts
         return float(table.total_params - idle * np.sum(table.params[expert]))
 
+    def attention_core(self, table: LayerTable) -> np.ndarray:
+        """The rows between the QKV projection and the output projection: scores, softmax
+        and context (or the fused flash kernel) of self- and cross-attention."""
+        core = ("scores", "softmax", "context", "flash")
+        return np.array(
+            [
+                n.rsplit(".", 2)[-2:][0] in ("attn", "cross") and n.rsplit(".", 1)[-1] in core
+                for n in table.name.astype(str)
+            ],
+            dtype=bool,
+        )
+
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)
 
@@ -501,9 +513,7 @@ class _Stack:
         n_dense = n - n_moe
         if pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
-        self.attention(
-            f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True, causal=causal
-        )
+        self.attention(f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True, causal=causal)
         self.residual(f"{p}.attn_residual", t, n)
         if not pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
