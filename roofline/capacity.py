@@ -3,7 +3,7 @@
 For the run's layout: the per-device footprint, the layout's communication; for each
 device: whether the layout fits, how many devices the whole footprint needs when sharded
 evenly, the smallest layout that fits (`parallel.min_layout`), and the step time of the
-run's layout on that device (`parallel.step_time`).
+run's layout on that device, bound and expected (`step.step_time`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 from .hardware import Device
 from .memory import MemoryBreakdown, memory_breakdown
-from .parallel import Communication, StepTime, communication, min_layout, step_time
+from .parallel import Communication, communication, min_layout
 from .scenario import Layout, RunConfig
+from .step import StepTime, step_time
 from .workloads import Workload
 
 

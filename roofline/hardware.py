@@ -29,6 +29,7 @@ from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
 from .efficiency import Ceilings
 from .errors import FieldError, SpecError
+from .scenario import Cluster
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
 
@@ -41,16 +42,6 @@ class Measured:
     bandwidth_bytes_per_s: float | None  # stream-like copy or triad
     kernel_overhead_s: float | None  # launch + synchronisation of one kernel
     tile: tuple[int, int] | None  # the GEMM library's usual output tile (m, n)
-    source: str
-
-
-@dataclass(frozen=True)
-class Network:
-    """Scale-out: the network between nodes, per device and direction."""
-
-    bandwidth_bytes_per_s: float
-    latency_s: float
-    node_size: int  # devices sharing the scale-up interconnect
     source: str
 
 
@@ -77,7 +68,7 @@ class Device:
     path: str = field(default="", compare=False)
     compute_units: int | None = None
     measured: Measured | None = None
-    network: Network | None = None
+    network: Cluster | None = None  # the usual node and scale-out network of the device
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -248,7 +239,7 @@ def _measured(
     return Measured(MappingProxyType(gemm), bw, overhead, tile, text or "")
 
 
-def _network(f: Fields | None) -> Network | None:
+def _network(f: Fields | None) -> Cluster | None:
     if f is None:
         return None
     bw = f.quantity("bandwidth", "bandwidth")
@@ -258,7 +249,7 @@ def _network(f: Fields | None) -> Network | None:
     f.done()
     if bw is None or latency is None or node is None or text is None:
         return None
-    return Network(bw, latency, node, text)
+    return Cluster(node, bw, latency, text)
 
 
 @dataclass(frozen=True)
@@ -270,6 +261,9 @@ class VendorDefaults:
     kernel_overhead_s: float
     tile: tuple[int, int]
     compute_units: int  # used only where the device file gives none
+    collective_efficiency: float  # achieved bus bandwidth / link bandwidth (NCCL-like)
+    link_latency_s: float  # one step of a collective on the scale-up link
+    cluster: Cluster  # node size and network where the device file gives none
     source: str
 
 
@@ -296,16 +290,42 @@ def vendor_defaults() -> dict[str, VendorDefaults]:
         overhead = f.quantity("kernel_overhead", "time")
         tile = _tile(f)
         units = f.integer("compute_units")
+        coll = f.number("collective_efficiency")
+        link_latency = f.quantity("link_latency", "time")
+        cluster = _network(f.mapping("network"))
         text = f.text("source")
         f.done()
-        for name, value in (("gemm_fraction", gemm), ("bandwidth_fraction", bw)):
+        for name, value in (
+            ("gemm_fraction", gemm),
+            ("bandwidth_fraction", bw),
+            ("collective_efficiency", coll),
+        ):
             if value is not None and value > 1:
                 f.fail(name, f"a fraction of the datasheet figure, <= 1; got {value}")
-        if None not in (gemm, bw, overhead, tile, units, text):
-            out[str(vendor)] = VendorDefaults(gemm, bw, overhead, tile, units, text)  # type: ignore[arg-type]
+        values = (gemm, bw, overhead, tile, units, coll, link_latency, cluster, text)
+        if None not in values:
+            out[str(vendor)] = VendorDefaults(*values)  # type: ignore[arg-type]
     if problems:
         raise SpecError(shown, problems)
     return out
+
+
+def cluster(device: Device, run_cluster: Cluster | None = None) -> Cluster:
+    """The node and network a layout of `device` runs on: the run's own, else the device
+    file's, else the vendor default."""
+    if run_cluster is not None:
+        return run_cluster
+    if device.network is not None:
+        return device.network
+    table = vendor_defaults()
+    return table.get(device.vendor, table["*"]).cluster
+
+
+def link_terms(device: Device) -> tuple[float, float]:
+    """(collective efficiency, per-step latency) of the device's scale-up link."""
+    table = vendor_defaults()
+    base = table.get(device.vendor, table["*"])
+    return base.collective_efficiency, base.link_latency_s
 
 
 def ceilings(device: Device, dtype: str) -> Ceilings:

@@ -1,5 +1,5 @@
-"""Scale-out: whether a layout suits a model, what its devices exchange, the smallest layout
-that fits a device, and the step time of a layout.
+"""Scale-out: what the devices of a layout exchange, and the smallest layout that fits a
+device (the step time of a layout is step.py's).
 
 A layout (scenario.Layout) is data x tensor x pipeline parallel, with a ZeRO stage for the
 data-parallel replicas; the memory each device holds is `memory.footprint`.
@@ -19,14 +19,14 @@ Device.link_bytes_per_s, one direction):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .collectives import allreduce_bytes, transfer_time_s
 from .dtypes import BYTES_PER_ELEMENT
-from .errors import FieldError, RooflineError
+from .errors import RooflineError
 from .hardware import Device
-from .memory import activation_bytes, footprint, kv_cache_bytes
+from .memory import activation_bytes, footprint, in_flight, kv_cache_bytes
 from .scenario import MAX_DEVICES, Layout, RunConfig
 from .workloads import Workload
 
@@ -108,61 +108,36 @@ def min_layout(
     """The layout with the fewest devices whose per-device memory fits `device`: tensor
     parallel up to `max_tensor` (one node), pipeline stages dividing the blocks, data
     parallel dividing the batch (training replicas with ZeRO stage `zero`; an inference
-    replica holds all its weights). The replica's activations depend only on the data
-    split, so each is built once."""
+    replica holds all its weights). Activations are those memory.held_activations counts
+    (the micro-batches a pipeline stage holds); each micro-batch size's are built once."""
     best: Layout | None = None
     tensors = [t for t in (1, 2, 4, 8, 16) if t <= max_tensor]
     stages = divisors(w.arch.blocks) if w.arch.blocks else [1]
+    per_micro: dict[int, float] = {}  # activation bytes of one micro-batch, by its size
     for dp in divisors(run.batch):
         if dp > MAX_DEVICES or (best is not None and dp >= best.devices):
             break
         stage = zero if dp > 1 and run.training else 0
-        replica = run.with_layout(Layout(dp)).replica()
-        acts = kv = None
+        replica = replace(run.replica(), batch=run.batch // dp)
+        kv = None
         for t in tensors:
             for pp in stages:
                 layout = Layout(dp, t, pp, stage)
                 if best is not None and layout.devices >= best.devices:
                     continue
-                candidate = run.with_layout(layout)
                 try:
                     w.check_layout(layout)
+                    candidate = run.with_layout(layout)
                 except RooflineError:
                     continue
-                if acts is None:
-                    acts, kv = activation_bytes(w, replica), kv_cache_bytes(w, replica)
-                m = footprint(candidate, w.params, acts, kv)
+                if kv is None:
+                    kv = kv_cache_bytes(w, replica)
+                size = candidate.micro_batch_size if run.training else replica.batch
+                if size not in per_micro:
+                    micro = replace(replica, batch=size)
+                    per_micro[size] = activation_bytes(w, micro)
+                held = per_micro[size] * (in_flight(candidate) if run.training else 1)
+                m = footprint(candidate, w.params, held, kv)
                 if m.total <= device.memory_capacity_bytes:
                     best = layout
     return best
-
-
-@dataclass(frozen=True)
-class StepTime:
-    """One step of a layout on one device type: compute (the replica's roofline time split
-    evenly over tensor x pipeline devices, no pipeline bubble) plus communication (not
-    overlapped). None with a reason where the device cannot run it."""
-
-    compute_s: float | None
-    communication_s: float | None
-    reason: str = ""
-
-    @property
-    def total_s(self) -> float | None:
-        if self.compute_s is None or self.communication_s is None:
-            return None
-        return self.compute_s + self.communication_s
-
-
-def step_time(w: Workload, run: RunConfig, device: Device) -> StepTime:
-    from .analysis import analyze
-
-    w.check_layout(run.layout)
-    try:
-        compute = analyze(w, device, run.replica()).total_time_s / run.layout.model_split
-    except FieldError as exc:  # the device lacks the datatype
-        return StepTime(None, None, exc.problem)
-    comm = communication(w, run).time_s(device)
-    if comm == float("inf"):
-        return StepTime(compute, None, f"{device.key} has no scale-up interconnect in its file")
-    return StepTime(compute, comm)

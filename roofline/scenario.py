@@ -76,6 +76,26 @@ SINGLE = Layout()
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """The machine a layout runs on, beyond one device: devices per node (sharing the
+    scale-up interconnect) and the scale-out network between nodes, per device and
+    direction. None in a RunConfig: the device file's `network:`, else its vendor's
+    default (hardware/defaults/efficiency.yaml)."""
+
+    node_size: int
+    network_bandwidth_bytes_per_s: float
+    network_latency_s: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_size("cluster.node_size", self.node_size, maximum=MAX_DEVICES)
+        for name in ("network_bandwidth_bytes_per_s", "network_latency_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < 1e16):
+                raise FieldError(f"cluster.{name}", value, "must be > 0 and finite")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One scenario and how it runs. `seq` is tokens per sample (None: the model's own
     default input size); `context` is the number of cached tokens a decode step attends to
@@ -96,6 +116,10 @@ class RunConfig:
     # pipeline micro-batch (samples); None: the local batch when layout.pipeline is 1 (no
     # pipelining), 1 otherwise
     micro_batch: int | None = None
+    cluster: Cluster | None = None
+    # share of the data-parallel gradient all-reduce hidden behind the backward pass
+    # (0: none, as Megatron-LM 2021 ran; PyTorch DDP and later Megatron overlap it)
+    dp_overlap: float = 0.0
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -130,6 +154,8 @@ class RunConfig:
                 f"the batch of {self.batch} cannot be split into {self.layout.data} equal "
                 "data-parallel shares",
             )
+        if not (isinstance(self.dp_overlap, int | float) and 0 <= self.dp_overlap <= 1):
+            raise FieldError("dp_overlap", self.dp_overlap, "a share from 0 to 1")
         if self.micro_batch is not None:
             check_size("micro_batch", self.micro_batch)
             if self.local_batch % self.micro_batch:

@@ -15,7 +15,8 @@ from roofline import RunConfig, analyze, get_device, get_workload
 from roofline.cli import app
 from roofline.errors import RooflineError
 from roofline.memory import memory_breakdown
-from roofline.parallel import communication, min_layout, step_time
+from roofline.parallel import communication, min_layout
+from roofline.step import step_time
 from roofline.scenario import Layout
 from roofline.sweep import cost_model, evaluate_grid
 from roofline.whatif import answers, build_sweep, run_sweep, scaled
@@ -397,7 +398,7 @@ def test_sweep_equals_the_per_run_path_for_every_training_setting(
     key, batch, seq, replicas, optimizer, recompute, zero, tensor, pipeline, master, dtype
 ):
     """One formula per fact: the sweep's memory and step time are the per-run path's
-    (memory.memory_breakdown, parallel.step_time) for every optimizer, recompute setting,
+    (memory.memory_breakdown, step.step_time) for every optimizer, recompute setting,
     ZeRO stage and layout the model can take."""
     from hypothesis import assume
 

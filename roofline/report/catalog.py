@@ -56,8 +56,8 @@ def device_dict(d: Device) -> dict[str, Any]:
         "network": None
         if d.network is None
         else {
-            "bandwidth_bytes_per_s": d.network.bandwidth_bytes_per_s,
-            "latency_s": d.network.latency_s,
+            "bandwidth_bytes_per_s": d.network.network_bandwidth_bytes_per_s,
+            "latency_s": d.network.network_latency_s,
             "node_size": d.network.node_size,
             "source": d.network.source,
         },

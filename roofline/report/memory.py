@@ -43,6 +43,10 @@ def _device(f: DeviceFit) -> dict[str, Any]:
         "min_layout": layout_dict(f.min_layout),
         "communication_time_s": f.communication_time_s,
         "step_time_s": f.step.total_s,
+        "expected_step_time_s": f.step.expected_s,
+        "mfu": f.step.mfu,
+        "hfu": f.step.hfu,
+        "expected_parts_s": dict(f.step.parts) or None,
         "step_time_reason": f.step.reason or None,
     }
 
@@ -72,7 +76,8 @@ def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
     for f in m.devices:
         row = _device(f)
         row["min_layout"] = layout_text(f.min_layout) if f.min_layout else None
-        rows.append(row | parts)
+        expected_parts = row.pop("expected_parts_s") or {}
+        rows.append(row | {f"expected_{k}_s": v for k, v in expected_parts.items()} | parts)
     return rows
 
 
@@ -97,7 +102,7 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
     headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
     if multi:
         headers.append("communication / step")
-    headers.append("step time")
+    headers += ["step bound", "expected", "MFU"]
     devices = new_table(
         "Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
         "smallest layout: dp x tp x pp, ZeRO stage)",
@@ -115,7 +120,9 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
         if multi:
             t = f.communication_time_s
             row.append("no interconnect" if t is None else seconds(t))
-        total = f.step.total_s
+        total, expected = f.step.total_s, f.step.expected_s
         row.append("-" if total is None else seconds(total))
+        row.append("-" if expected is None else seconds(expected))
+        row.append("-" if f.step.mfu is None else f"{100 * f.step.mfu:.0f}%")
         devices.add_row(*row)
     return [parts, devices]
