@@ -51,6 +51,10 @@ FLAGS = {
     "output": "--output",
     "top": "--top",
     "ideal": "--ideal",
+    "attention": "--attention",
+    "logits": "--logits",
+    "micro_batch": "--micro-batch",
+    "dp_overlap": "--dp-overlap",
 }
 
 
@@ -148,7 +152,31 @@ class Format(str, Enum):
 
 class Recompute(str, Enum):
     none = "none"
+    selective = "selective"
     full = "full"
+
+
+class Attention(str, Enum):
+    eager = "eager"
+    flash = "flash"
+
+
+class Logits(str, Enum):
+    all = "all"
+    last = "last"
+
+
+AttentionOpt = Annotated[
+    Attention,
+    typer.Option(help="eager: scores, softmax, context as 3 kernels; flash: one fused kernel."),
+]
+LogitsOpt = Annotated[
+    Logits, typer.Option(help="Inference/prefill: logits of every position, or the last only.")
+]
+RecomputeOpt = Annotated[
+    Recompute,
+    typer.Option(help="Training: activation recomputation none, selective (attention) or full."),
+]
 
 
 ModelOpt = Annotated[
@@ -285,6 +313,8 @@ def run(
     phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     context: ContextOpt = None,
     optimizer: OptimizerOpt = "adam",
+    attention: AttentionOpt = Attention.eager,
+    logits: LogitsOpt = Logits.all,
     ideal: IdealOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -302,6 +332,8 @@ def run(
         phase=phase,
         context=context,
         optimizer=optimizer,
+        attention=attention.value,
+        logits=logits.value,
         ideal=ideal,
     )
     result = analyze(model, hw, config)
@@ -348,13 +380,20 @@ def memory(
     master_weights: Annotated[
         bool, typer.Option(help="Keep an fp32 master copy of 16/8-bit weights.")
     ] = True,
-    recompute: Annotated[
-        Recompute, typer.Option(help="Activation recomputation: none or full.")
-    ] = Recompute.none,
+    recompute: RecomputeOpt = Recompute.none,
     dp: Annotated[int, typer.Option(help="Data-parallel replicas of the layout.")] = 1,
     tp: Annotated[int, typer.Option(help="Tensor-parallel ways.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline stages.")] = 1,
     zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 over the data-parallel replicas.")] = 0,
+    micro_batch: Annotated[
+        int | None,
+        typer.Option(help="Pipeline micro-batch [default: the local batch, 1 with --pp > 1]."),
+    ] = None,
+    attention: AttentionOpt = Attention.eager,
+    dp_overlap: Annotated[
+        float, typer.Option(help="Share of the gradient all-reduce hidden by backward (0-1).")
+    ] = 0.0,
+    ideal: IdealOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -376,6 +415,10 @@ def memory(
         master_weights=master_weights,
         recompute=recompute.value,
         layout=Layout(dp, tp, pp, zero),
+        micro_batch=micro_batch,
+        attention=attention.value,
+        dp_overlap=dp_overlap,
+        ideal=ideal,
     )
     report = memory_report(get_workload(model), config, _devices(hw))
     _show(
@@ -401,6 +444,8 @@ def whatif(
     ] = "1",
     phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     optimizer: OptimizerOpt = "adam",
+    attention: AttentionOpt = Attention.eager,
+    recompute: RecomputeOpt = Recompute.none,
     flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
     bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
     capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
@@ -426,7 +471,12 @@ def whatif(
     sweep = build_sweep(
         w,
         devs,
-        RunConfig(phase=phase, optimizer=optimizer),
+        RunConfig(
+            phase=phase,
+            optimizer=optimizer,
+            attention=attention.value,
+            recompute=recompute.value,
+        ),
         batches=_ints("--batch", batch),
         seqs=[None] if seq is None else list(_ints("--seq", seq)),
         contexts=[None] if context is None else list(_ints("--context", context)),
@@ -475,6 +525,7 @@ def plot(
     dtype: DtypeOpt = "fp16",
     phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     context: ContextOpt = None,
+    attention: AttentionOpt = Attention.eager,
     all_dtypes: Annotated[bool, typer.Option(help="Draw every dtype's compute ceiling.")] = False,
     top: Annotated[int, typer.Option(help="Label this many layers by time.")] = 5,
 ) -> None:
@@ -487,7 +538,9 @@ def plot(
     if not 0 <= top <= 50:
         raise FieldError("top", top, "must be from 0 to 50")
     w = get_workload(model)
-    config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+    config = RunConfig(
+        batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, attention=attention.value
+    )
     results = [analyze(w, d, config) for d in _devices(hw)]
     _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
 

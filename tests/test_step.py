@@ -1,0 +1,87 @@
+"""The expected step time of a layout (roofline/step.py), by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from roofline import RunConfig, analyze, get_device, get_workload
+from roofline.hardware import cluster, link_terms
+from roofline.scenario import Cluster, Layout
+from roofline.step import step_time
+
+GPT3 = get_workload("gpt-3")
+A100 = get_device("a100")
+
+
+def _parts(step):
+    return dict(step.parts)
+
+
+def test_single_device_ideal_step_is_the_bound():
+    run = RunConfig(batch=4, seq=512, phase="training", ideal=True)
+    w = get_workload("gpt-2")
+    step = step_time(w, run, A100)
+    assert step.expected_s == pytest.approx(step.total_s, rel=1e-12)
+    assert _parts(step)["bubble"] == 0 and _parts(step)["data"] == 0
+    real = step_time(w, replace(run, ideal=False), A100)
+    assert real.expected_s == pytest.approx(
+        analyze(w, A100, replace(run, ideal=False)).total_expected_time_s, rel=1e-12
+    )
+
+
+def test_1f1b_bubble_is_stages_minus_one_micro_batches():
+    # pp 4, local batch 8 in micro-batches of 1: 8 micro-batches, a bubble of 3 of them
+    run = RunConfig(batch=8, seq=2048, phase="training", layout=Layout(1, 8, 4, 0))
+    p = _parts(step_time(GPT3, run, A100))
+    per_micro = p["compute"] / 8
+    assert p["bubble"] == pytest.approx(3 * per_micro)
+    # micro-batches of 2: 4 of them, the bubble is 3 of the (twice as long) micro-batches
+    p2 = _parts(step_time(GPT3, replace(run, micro_batch=2), A100))
+    assert p2["bubble"] == pytest.approx(3 * p2["compute"] / 4)
+
+
+def test_tensor_parallel_all_reduces_by_hand():
+    # GPT-3, tp 8 inside one 8-GPU node, pp 1, one micro-batch of 1 x 2048 tokens, training:
+    # 2 passes x 2 all-reduces x 96 blocks, each of 2 x 7/8 x (2048 x 12288 x 2 bytes) on the
+    # NVLink (300 GB/s a direction) at the collective efficiency, + 2 x 7 latencies
+    run = RunConfig(batch=1, seq=2048, phase="training", layout=Layout(1, 8, 1, 0))
+    eff, latency = link_terms(A100)
+    one = 2 * 7 / 8 * 2048 * 12288 * 2 / (300e9 * eff) + 14 * latency
+    assert _parts(step_time(GPT3, run, A100))["tensor"] == pytest.approx(4 * 96 * one)
+
+
+def test_data_parallel_crosses_nodes_on_the_network():
+    # tp 8 fills the 8-GPU node: the data-parallel group (stride 8) runs on the network
+    net = Cluster(node_size=8, network_bandwidth_bytes_per_s=25e9, network_latency_s=5e-6)
+    run = RunConfig(batch=2, seq=2048, phase="training", layout=Layout(2, 8, 1, 0), cluster=net)
+    eff, _ = link_terms(A100)
+    grads = GPT3.params * 2 / 8
+    reduce = 2 * 1 / 2 * grads / (25e9 * eff) + 2 * 5e-6
+    assert _parts(step_time(GPT3, run, A100))["data"] == pytest.approx(reduce)
+    # fully overlapped with the backward pass: nothing exposed
+    hidden = step_time(GPT3, replace(run, dp_overlap=1.0), A100)
+    assert _parts(hidden)["data"] == 0
+    # a bigger node keeps it on NVLink (300 GB/s a direction)
+    big = replace(run, cluster=replace(net, node_size=16))
+    on_link = 2 * 1 / 2 * grads / (300e9 * eff) + 2 * link_terms(A100)[1]
+    assert _parts(step_time(GPT3, big, A100))["data"] == pytest.approx(on_link)
+
+
+def test_recomputation_adds_a_forward_pass_and_counts_in_hfu():
+    run = RunConfig(batch=1, seq=2048, phase="training", layout=Layout(1, 8, 1, 0))
+    plain = step_time(GPT3, run, A100)
+    full = step_time(GPT3, replace(run, recompute="full"), A100)
+    sel = step_time(GPT3, replace(run, recompute="selective"), A100)
+    p, pf, ps = _parts(plain), _parts(full), _parts(sel)
+    assert p["recompute"] == 0 < ps["recompute"] < pf["recompute"] < p["compute"] / 2.5
+    assert full.hfu > full.mfu and plain.hfu == pytest.approx(plain.mfu)
+    # the bound does not include recomputation
+    assert full.total_s == pytest.approx(plain.total_s)
+
+
+def test_vendor_default_cluster_is_used_when_the_run_gives_none():
+    assert cluster(A100).node_size == 8
+    own = Cluster(4, 1e9, 1e-5)
+    assert cluster(A100, own) is own
