@@ -16,8 +16,8 @@ from roofline.cli import app
 from roofline.errors import RooflineError
 from roofline.memory import memory_breakdown
 from roofline.parallel import communication, min_layout
-from roofline.step import step_time
 from roofline.scenario import Layout
+from roofline.step import step_time
 from roofline.sweep import cost_model, evaluate_grid
 from roofline.whatif import answers, build_sweep, run_sweep, scaled
 
