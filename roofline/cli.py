@@ -348,9 +348,33 @@ def run(
 
 @app.command()
 @boundary
-def validate(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+def validate(
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs", help="Predicted vs measured published runs (workloads/runs/) instead."
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
     """Computed params, inference and training FLOPs of every model vs the published dataset,
-    and the places where the published data contradicts itself."""
+    and the places where the published data contradicts itself; with --runs, the expected
+    time against published measured training and serving runs."""
+    if runs:
+        from .report import runs as rr
+        from .runs import median_abs_error, validate_runs
+
+        predictions = validate_runs()
+        median = median_abs_error(predictions)
+        _show(
+            fmt,
+            output,
+            data=lambda: {"median_abs_error": median, "runs": rr.run_rows(predictions)},
+            rows=lambda: rr.run_rows(predictions),
+            table=lambda: rr.runs_table(predictions, median),
+        )
+        return
     from .report import validation as rv
     from .validate import validate as run_validation
 

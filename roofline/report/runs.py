@@ -1,0 +1,87 @@
+"""Predicted vs measured published runs (`roofline validate --runs`): rows and table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import new_table
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..runs import Prediction
+
+UNITS = {
+    "step_time_s": (1.0, "s"),
+    "ttft_s": (1e-3, "ms"),
+    "tpot_s": (1e-3, "ms"),
+    "tokens_per_s": (1.0, "tok/s"),
+    "tokens_per_s_per_device": (1.0, "tok/s"),
+    "hardware_flops_per_device": (1e12, "TFLOP/s"),
+    "mfu": (0.01, "%"),
+    "hfu": (0.01, "%"),
+}
+
+
+def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """{run, metric, predicted, measured, rel_error, source} and how the run was set up."""
+    rows = []
+    for p in predictions:
+        r = p.run
+        lay = r.run.layout
+        rows.append(
+            {
+                "run": r.key,
+                "name": r.name,
+                "kind": r.kind,
+                "model": r.workload.key,
+                "device": r.device.key,
+                "devices": r.devices,
+                "layout": f"dp {lay.data} x tp {lay.tensor} x pp {lay.pipeline}",
+                "metric": r.metric,
+                "predicted": p.predicted,
+                "measured": r.measured,
+                "rel_error": p.rel_error,
+                "bound": p.bound,
+                "reason": p.reason or None,
+                "source": r.source,
+            }
+        )
+    return rows
+
+
+def _show(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    scale, unit = UNITS[metric]
+    return f"{value / scale:,.3g} {unit}"
+
+
+def runs_table(predictions: list[Prediction], median: float | None) -> list[RenderableType]:
+    table = new_table(
+        "Published measured runs: predicted (expected time) vs measured; the roofline bound "
+        "for reference",
+        ("run", "device x n", "metric", "bound", "predicted", "measured", "error"),
+        left=("run", "device x n", "metric"),
+    )
+    for p in predictions:
+        r = p.run
+        err = p.rel_error
+        table.add_row(
+            r.key,
+            f"{r.device.key} x {r.devices}",
+            r.metric,
+            _show(p.bound, r.metric),
+            _show(p.predicted, r.metric),
+            _show(r.measured, r.metric),
+            "-" if err is None else f"{100 * err:+.0f}%",
+        )
+    errors = [abs(p.rel_error) for p in predictions if p.rel_error is not None]
+    worst = max(errors) if errors else None
+    summary = (
+        f"{len(predictions)} runs; median absolute error "
+        + ("-" if median is None else f"{100 * median:.1f}%")
+        + ("" if worst is None else f", largest {100 * worst:.0f}%")
+        + "; sources in workloads/runs/*.yaml"
+    )
+    return [table, summary]

@@ -1,0 +1,227 @@
+"""Published measured runs (`workloads/runs/*.yaml`) and what the model predicts for them.
+
+A run file says what ran (a catalog model, a device type and count), how it ran (the
+RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
+attention kernel, overlap, the cluster's network), what was measured, and where it was
+published. `validate_runs` predicts each measured figure from the expected step time
+(step.py) and reports the relative error. No parameter of the model is set from these runs:
+every run stays in the set, with its error shown, whether the model gets it right or not.
+
+Metrics (`measured.metric`), and how each is predicted from the expected step time T of one
+step of `run` (a global batch of B samples of S tokens on N devices):
+  step_time_s              T
+  tokens_per_s             B x S / T (training: all devices; serving decode: B / T)
+  tokens_per_s_per_device  the same / N
+  hardware_flops_per_device  HFU x dense peak (FLOP/s a device, recomputation counted)
+  mfu                      MFU (model FLOPs / (T x dense peak))
+  hfu                      HFU
+  ttft_s                   the prefill step's T (phase prefill)
+  tpot_s                   the decode step's T (phase decode)
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._paths import data_dir
+from ._schema import Fields, Problems
+from ._yaml import load_yaml_mapping
+from .errors import SpecError
+from .hardware import Device, get_device
+from .scenario import Cluster, Layout, RunConfig
+from .step import StepTime, step_time
+from .workloads import Workload, get_workload
+
+METRICS = (
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_device",
+    "hardware_flops_per_device",
+    "mfu",
+    "hfu",
+    "ttft_s",
+    "tpot_s",
+)
+KINDS = ("training", "serving")
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    key: str
+    name: str
+    kind: str
+    workload: Workload
+    device: Device
+    devices: int
+    date: str
+    run: RunConfig
+    metric: str
+    measured: float
+    source: str
+    notes: str
+    path: str
+
+
+def _run_config(f: Fields, devices: int) -> RunConfig | None:
+    """The `run:` mapping as a RunConfig (the same field names)."""
+    values: dict[str, Any] = {}
+    for key in ("batch", "seq", "context", "micro_batch"):
+        size = f.integer(key, required=key == "batch")
+        if size is not None:
+            values[key] = size
+    for key, default in (
+        ("dtype", "fp16"),
+        ("phase", "training"),
+        ("recompute", "none"),
+        ("attention", "eager"),
+        ("logits", "all"),
+        ("optimizer", "adam"),
+    ):
+        v = f.text(key, required=False)
+        values[key] = v if v is not None else default
+    overlap = f.raw("dp_overlap")
+    if overlap is not None:
+        values["dp_overlap"] = overlap
+    lay = f.mapping("layout", required=False)
+    layout = Layout()
+    if lay is not None:
+        data, tensor, pipeline = (
+            lay.integer(k, required=False, default=1) or 1 for k in ("data", "tensor", "pipeline")
+        )
+        zero = lay.integer("zero", required=False, minimum=0, default=0) or 0
+        lay.done()
+        layout = Layout(data, tensor, pipeline, zero)
+        if layout.devices != devices:
+            lay.fail(
+                "data", f"data x tensor x pipeline = {layout.devices}, not the {devices} devices"
+            )
+    net = f.mapping("cluster", required=False)
+    if net is not None:
+        node = net.integer("node_size")
+        bw = net.quantity("network_bandwidth", "bandwidth")
+        lat = net.quantity("network_latency", "time")
+        text = net.text("source", required=False) or ""
+        net.done()
+        if None not in (node, bw, lat):
+            values["cluster"] = Cluster(node, bw, lat, text)  # type: ignore[arg-type]
+    f.done()
+    return RunConfig(**values, layout=layout)
+
+
+def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
+    problems = Problems()
+    top = Fields(data, problems)
+    name = top.text("name")
+    kind = top.choice("kind", KINDS)
+    model = top.text("model")
+    device = top.text("device")
+    devices = top.integer("devices")
+    date = top.month("date")
+    source = top.text("source")
+    notes = top.text("notes", required=False) or ""
+    m = top.mapping("measured")
+    metric, value = "", None
+    if m is not None:
+        metric = m.choice("metric", METRICS)
+        value = m.number("value")
+        m.text("quote", required=False)
+        m.done()
+    run_fields = top.mapping("run")
+    top.done()
+    run = None
+    if run_fields is not None and devices is not None:
+        try:
+            run = _run_config(run_fields, devices)
+        except Exception as exc:  # a RunConfig check: name the file
+            problems.append(f"run: {exc}")
+    if (
+        problems
+        or run is None
+        or name is None
+        or model is None
+        or device is None
+        or devices is None
+        or date is None
+        or source is None
+        or value is None
+    ):
+        raise SpecError(shown, problems or ["could not be read"])
+    try:
+        workload, dev = get_workload(model), get_device(device)
+    except Exception as exc:
+        raise SpecError(shown, [str(exc)]) from None
+    return MeasuredRun(
+        key, name, kind, workload, dev, devices, date, run, metric, value, source, notes, shown
+    )
+
+
+def list_runs(folder: str | os.PathLike[str] | None = None) -> list[MeasuredRun]:
+    """Every run file of `folder` (default: the shipped workloads/runs/), by date."""
+    base = Path(folder) if folder is not None else data_dir("workloads") / "runs"
+    runs = []
+    for path in sorted(base.glob("*.yaml")):
+        shown = f"workloads/runs/{path.name}" if folder is None else str(path)
+        runs.append(parse_run(load_yaml_mapping(path, shown), shown, path.stem))
+    return sorted(runs, key=lambda r: (r.date, r.key))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    run: MeasuredRun
+    predicted: float | None
+    bound: float | None  # the same figure from the roofline bound
+    step: StepTime
+    reason: str = ""
+
+    @property
+    def rel_error(self) -> float | None:
+        if self.predicted is None:
+            return None
+        return (self.predicted - self.run.measured) / self.run.measured
+
+
+def _figure(r: MeasuredRun, step: StepTime, time: float | None) -> float | None:
+    """The measured metric from a step time (expected or bound)."""
+    if time is None or time <= 0:
+        return None
+    run, n = r.run, r.devices
+    tokens = run.batch * (1 if run.phase == "decode" else (run.seq or 1))
+    peak = r.device.peak(run.dtype)
+    scale = (step.expected_s or time) / time  # utilization figures scale inversely with time
+    metric = r.metric
+    if metric in ("step_time_s", "ttft_s", "tpot_s"):
+        return time
+    if metric == "tokens_per_s":
+        return tokens / time
+    if metric == "tokens_per_s_per_device":
+        return tokens / time / n
+    if step.mfu is None or step.hfu is None:
+        return None
+    if metric == "mfu":
+        return step.mfu * scale
+    if metric == "hfu":
+        return step.hfu if scale == 1 else step.mfu * scale
+    if metric == "hardware_flops_per_device":
+        # the bound runs no recomputation: its utilization is the model FLOPs'
+        return (step.hfu if scale == 1 else step.mfu * scale) * peak
+    raise ValueError(metric)
+
+
+def predict(r: MeasuredRun) -> Prediction:
+    step = step_time(r.workload, r.run, r.device)
+    if step.expected_s is None:
+        return Prediction(r, None, None, step, step.reason)
+    return Prediction(r, _figure(r, step, step.expected_s), _figure(r, step, step.total_s), step)
+
+
+def validate_runs(runs: list[MeasuredRun] | None = None) -> list[Prediction]:
+    return [predict(r) for r in (runs if runs is not None else list_runs())]
+
+
+def median_abs_error(predictions: list[Prediction]) -> float | None:
+    errors = [abs(p.rel_error) for p in predictions if p.rel_error is not None]
+    return statistics.median(errors) if errors else None
