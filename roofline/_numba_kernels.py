@@ -89,3 +89,94 @@ def sweep(  # type: ignore[no-untyped-def]
                     t += tc
             time[i, j] = t
             share[i, j] = mem / t if t > 0 else 0.0
+
+
+@njit(**JIT)
+def _tile(size, largest):  # type: ignore[no-untyped-def]
+    """The power of two >= size, clipped to [16, largest] (efficiency._tile)."""
+    t = 16.0
+    while t < size and t < largest:
+        t *= 2.0
+    return t if t < largest else largest
+
+
+@njit(**JIT)
+def gemm_utilization(g, m, n, k, units, tile_m, tile_n, split_k_min):  # type: ignore[no-untyped-def]
+    """efficiency.gemm_utilization for one GEMM (g > 0)."""
+    if m < 1.0:
+        m = 1.0
+    if n < 1.0:
+        n = 1.0
+    tm = _tile(m, tile_m)
+    tn = _tile(n, tile_n)
+    tiles = g * np.ceil(m / tm) * np.ceil(n / tn)
+    split = 1.0
+    if tiles < units:
+        split = min(np.floor(units / tiles), np.floor(k / split_k_min))
+        if split < 1.0:
+            split = 1.0
+    waves = np.ceil(tiles * split / units)
+    q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
+    return q if q < 1.0 else 1.0
+
+
+@njit(**JIT)
+def sweep_expected(  # type: ignore[no-untyped-def]
+    flops_c,
+    bytes_c,
+    shape_c,
+    kernels_c,
+    keep,
+    basis,
+    dtype_idx,
+    apeak,
+    abw,
+    units,
+    tile_m,
+    tile_n,
+    overhead,
+    tensor,
+    split_k_min,
+    out,
+):
+    """Per scenario i and device j: the expected time of the kept layers (efficiency.py) of
+    one micro-batch on one device of a tensor-parallel group of `tensor`: FLOPs, bytes and
+    a GEMM's n divided by `tensor`; kernel launches not. shape_c: [groups, m, n, k]."""
+    n_layers, n_terms = flops_c.shape
+    n_dev = abw.shape[0]
+    for i in prange(basis.shape[0]):
+        kd = dtype_idx[i]
+        for j in range(n_dev):
+            out[i, j] = 0.0
+        for layer in range(n_layers):
+            if not keep[layer]:
+                continue
+            f = 0.0
+            y = 0.0
+            g = 0.0
+            m = 0.0
+            n = 0.0
+            kk = 0.0
+            nk = 0.0
+            for term in range(n_terms):
+                x = basis[i, term]
+                f += flops_c[layer, term] * x
+                y += bytes_c[kd, layer, term] * x
+                g += shape_c[0, layer, term] * x
+                m += shape_c[1, layer, term] * x
+                n += shape_c[2, layer, term] * x
+                kk += shape_c[3, layer, term] * x
+                nk += kernels_c[layer, term] * x
+            f /= tensor
+            y /= tensor
+            n /= tensor
+            for j in range(n_dev):
+                q = 1.0
+                if g > 0.0:
+                    q = gemm_utilization(g, m, n, kk, units[j], tile_m[j], tile_n[j], split_k_min)
+                tc = f / (apeak[kd, j] * q)
+                tm = y / abw[j]
+                t = tc if tc > tm else tm
+                if nk > 0.0 and t / nk < overhead[j]:
+                    t = nk * overhead[j]
+                out[i, j] += t

@@ -185,3 +185,67 @@ def sweep(
     out = SweepArrays(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s))
     kernel(f, y, io, x, k, p, w, out.time_s, out.memory_share, out.flops, out.working_bytes)
     return out
+
+
+def sweep_expected(
+    flops: object,
+    bytes_: object,
+    shape: object,
+    kernel_counts: object,
+    keep: object,
+    basis: object,
+    dtype_index: object,
+    ceiling_flops: object,
+    ceiling_bandwidth: object,
+    units: object,
+    tile_m: object,
+    tile_n: object,
+    overhead_s: object,
+    tensor: float,
+    split_k_min: float,
+) -> np.ndarray:
+    """(S, D) expected time (efficiency.py's model) of the kept layers of S scenarios on D
+    devices, for one device of a tensor-parallel group of `tensor`.
+
+    flops (L, K) and bytes_ (T, L, K) coefficients as for `sweep`; shape (4, L, K) the GEMM
+    shape's coefficients (groups, m, n, k; groups 0: not a GEMM); kernel_counts (L, K)
+    kernels each layer launches; keep (L,) bool; ceiling_flops (T, D) achievable FLOP/s;
+    ceiling_bandwidth, units, tile_m, tile_n, overhead_s (D,) per device.
+    """
+    f = _array("flops", flops, 2)
+    y = _array("bytes", bytes_, 3)
+    sh = _array("shape", shape, 3)
+    kc = _array("kernel_counts", kernel_counts, 2)
+    x = _array("basis", basis, 2)
+    pa = _array("ceiling_flops", ceiling_flops, 2)
+    per_device = [
+        _array(name, v, 1)
+        for name, v in (
+            ("ceiling_bandwidth", ceiling_bandwidth),
+            ("units", units),
+            ("tile_m", tile_m),
+            ("tile_n", tile_n),
+            ("overhead_s", overhead_s),
+        )
+    ]
+    wa = per_device[0]
+    k = np.ascontiguousarray(dtype_index, dtype=np.int64)
+    mask = np.ascontiguousarray(keep, dtype=np.bool_)
+    n_layers, n_terms = f.shape
+    n_dtypes, n_dev = pa.shape
+    if y.shape != (n_dtypes, n_layers, n_terms) or sh.shape != (4, n_layers, n_terms):
+        raise ValueError(f"bytes {y.shape} / shape {sh.shape} do not match flops {f.shape}")
+    if kc.shape != f.shape or mask.shape != (n_layers,) or x.shape[1] != n_terms:
+        raise ValueError("kernel_counts, keep and basis must match the layers and terms")
+    if k.shape != (x.shape[0],) or (len(k) and (k.min() < 0 or k.max() >= n_dtypes)):
+        raise ValueError(f"dtype_index: expected {x.shape[0]} indices in [0, {n_dtypes})")
+    if any(a.shape != (n_dev,) for a in per_device):
+        raise ValueError(f"per-device arrays must have {n_dev} entries")
+    if not (np.all(wa > 0) and np.all(per_device[1] >= 1) and tensor >= 1):
+        raise ValueError("bandwidth must be > 0, units and tensor >= 1")
+    if len(k) and not np.all(pa[np.unique(k)] > 0):
+        raise ValueError("ceiling_flops of every dtype used must be > 0")
+    kernel = _compiled("sweep_expected")
+    out = np.empty((x.shape[0], n_dev))
+    kernel(f, y, sh, kc, mask, x, k, pa, *per_device, float(tensor), float(split_k_min), out)
+    return out

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,8 @@ from .kernels import evaluate
 from .parallel import communication
 from .scenario import RunConfig
 from .workloads import Workload
+
+Array = Any  # a float, or a numpy array (per scenario, per device)
 
 
 @dataclass(frozen=True)
@@ -100,75 +103,134 @@ def _stage(w: Workload, run: RunConfig, device: Device, rows: str) -> tuple[floa
     )
 
 
-def _collective(
-    nbytes: float, n: int, steps: float, inside_node: bool, device: Device, run: RunConfig
-) -> float:
-    """Seconds of one collective of `nbytes` per device over a group of n."""
-    if nbytes <= 0 or n <= 1:
-        return 0.0
-    efficiency, link_latency = link_terms(device)
-    if inside_node:
-        bw, latency = device.link_bytes_per_s, link_latency
+@dataclass(frozen=True)
+class Links:
+    """The links a layout's collectives run on, for one device type (floats) or several
+    (arrays, one value per device): the scale-up link inside a node and the network."""
+
+    link_bytes_per_s: Array
+    link_latency_s: Array
+    efficiency: Array  # achieved / link bandwidth of a collective
+    node_size: Array
+    network_bytes_per_s: Array
+    network_latency_s: Array
+
+
+def links(device: Device, run: RunConfig) -> Links:
+    efficiency, latency = link_terms(device)
+    net = cluster(device, run.cluster)
+    return Links(
+        device.link_bytes_per_s,
+        latency,
+        efficiency,
+        net.node_size,
+        net.network_bandwidth_bytes_per_s,
+        net.network_latency_s,
+    )
+
+
+def collective_s(nbytes: Array, steps: Array, span: Array, links: Links, ideal: bool) -> Array:
+    """Seconds of one collective sending `nbytes` per device in `steps` latency-bound steps,
+    over a group whose ranks span `span` consecutive ranks: on the scale-up link while that
+    fits in a node, on the network otherwise. Nothing to send takes no time."""
+    inside = span <= links.node_size
+    bw: Array = np.where(inside, links.link_bytes_per_s, links.network_bytes_per_s)
+    latency: Array = np.where(inside, links.link_latency_s, links.network_latency_s)
+    if ideal:
+        latency = 0.0 * latency
     else:
-        net = cluster(device, run.cluster)
-        bw, latency = net.network_bandwidth_bytes_per_s, net.network_latency_s
-    if not run.ideal:
-        bw *= efficiency
-    else:
-        latency = 0.0
-    return nbytes / bw + steps * latency if bw > 0 else math.inf
+        bw = bw * links.efficiency
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(bw > 0, nbytes / np.where(bw > 0, bw, 1.0) + steps * latency, np.inf)
+    return np.where(nbytes > 0, t, 0.0)
+
+
+def communication_parts(
+    run: RunConfig,
+    params: float,
+    boundary_bytes: Array,
+    blocks: int,
+    allreduces_per_block: int,
+    links: Links,
+    *,
+    micro_batches: Array,
+    bytes_per_element: Array,
+    data: Array,
+) -> tuple[Array, Array, Array]:
+    """(tensor, pipeline, data) seconds of a step: the micro-batches' tensor-parallel
+    all-reduces and stage sends (`boundary_bytes`: one micro-batch's block-boundary
+    activation) and the gradient all-reduce, of which run.dp_overlap is hidden."""
+    t, pp, zero = run.layout.tensor, run.layout.pipeline, run.layout.zero
+    passes = 2 if run.training else 1
+    tensor = 0.0 * boundary_bytes
+    if t > 1 and allreduces_per_block:
+        calls = passes * allreduces_per_block * blocks / pp
+        one = collective_s(allreduce_bytes(t, boundary_bytes), 2 * (t - 1), t, links, run.ideal)
+        tensor = micro_batches * calls * one
+    pipeline = 0.0 * boundary_bytes
+    if pp > 1:
+        span = t * run.layout.data * pp
+        pipeline = (
+            micro_batches * passes * collective_s(boundary_bytes / t, 1, span, links, run.ideal)
+        )
+    reduce = 0.0 * data
+    if run.training:
+        grads = params * bytes_per_element / (t * pp)
+        factor = 1.5 if zero >= 3 else 1.0
+        d = np.asarray(data, dtype=np.float64)
+        size = factor * allreduce_bytes(d, grads)  # 0 for one replica
+        reduce = (1 - run.dp_overlap) * collective_s(size, 2 * (d - 1), t * d, links, run.ideal)
+    return tensor, pipeline, reduce
+
+
+def assemble(
+    run: RunConfig, stage: Array, recompute: Array, micro_batches: Array, comm: tuple[Array, ...]
+) -> dict[str, Array]:
+    """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) bubble,
+    and the communication."""
+    tensor, pipeline, data = comm
+    return {
+        "compute": micro_batches * stage,
+        "recompute": micro_batches * recompute,
+        "bubble": (run.layout.pipeline - 1) * (stage + recompute),
+        "tensor": tensor,
+        "pipeline": pipeline,
+        "data": data,
+    }
 
 
 def _expected(w: Workload, run: RunConfig, device: Device) -> StepTime:
-    layout = run.layout
-    t, pp, d = layout.tensor, layout.pipeline, layout.data
     m = run.micro_batches
     stage, _, flops = _stage(w, run, device, "all")
     recompute = recompute_flops = 0.0
     if run.training and run.recompute != "none":
         recompute, _, recompute_flops = _stage(w, run, device, run.recompute)
-    node = cluster(device, run.cluster).node_size
     nb = BYTES_PER_ELEMENT[run.dtype]
     micro = replace(run.replica(), batch=run.micro_batch_size)
-    boundary = w.arch.boundary_elements(micro) * nb
-    passes = 2 if run.training else 1
     split = w.arch.tensor_split
-    tensor = 0.0
-    if t > 1 and split is not None:
-        per = allreduce_bytes(t, boundary)
-        calls = passes * split.allreduces_per_block * w.arch.blocks / pp
-        one = _collective(per, t, 2 * (t - 1), t <= node, device, run)
-        tensor = m * calls * one
-    pipeline = 0.0
-    if pp > 1:
-        send = _collective(boundary / t, 2, 1, t * d * pp <= node, device, run)
-        pipeline = m * passes * send
-    data = 0.0
-    if run.training and d > 1:
-        grads = w.params * nb / (t * pp)
-        factor = 1.5 if layout.zero >= 3 else 1.0
-        reduce = _collective(
-            factor * allreduce_bytes(d, grads), d, 2 * (d - 1), t * d <= node, device, run
-        )
-        data = (1 - run.dp_overlap) * reduce
-    parts = (
-        ("compute", m * stage),
-        ("recompute", m * recompute),
-        ("bubble", (pp - 1) * (stage + recompute)),
-        ("tensor", tensor),
-        ("pipeline", pipeline),
-        ("data", data),
+    comm = communication_parts(
+        run,
+        w.params,
+        w.arch.boundary_elements(micro) * nb,
+        w.arch.blocks,
+        split.allreduces_per_block if split else 0,
+        links(device, run),
+        micro_batches=m,
+        bytes_per_element=nb,
+        data=run.layout.data,
     )
-    total = sum(v for _, v in parts)
+    parts = {k: float(v) for k, v in assemble(run, stage, recompute, m, comm).items()}
+    total = sum(parts.values())
     peak = device.peak(run.dtype)
     model_flops = m * flops
+    finite = math.isfinite(total)
     return StepTime(
         compute_s=None,
         communication_s=None,
         expected_s=total,
-        parts=parts,
-        mfu=model_flops / (total * peak) if math.isfinite(total) else None,
-        hfu=(model_flops + m * recompute_flops) / (total * peak) if math.isfinite(total) else None,
+        parts=tuple(parts.items()),
+        mfu=model_flops / (total * peak) if finite else None,
+        hfu=(model_flops + m * recompute_flops) / (total * peak) if finite else None,
     )
 
 

@@ -193,3 +193,51 @@ def test_sweep_kernel_checks_its_inputs(change, message):
         args[i] = value
     with pytest.raises(ValueError, match=message):
         sweep(*args)
+
+
+@pytest.mark.parametrize(
+    ("key", "run_kwargs", "tensor"),
+    [
+        ("bert-large", {"batch": 3, "seq": 200}, 1),
+        ("llama-2-7b", {"batch": 5, "phase": "decode", "context": 777}, 2),
+        ("resnet-50", {"batch": 7, "phase": "training"}, 1),
+        ("elmo", {"batch": 2, "seq": 30, "phase": "training"}, 1),
+    ],
+)
+def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor):
+    """The numba expected-time kernel and efficiency.expected_times (numpy) agree, on real
+    layer tables (K = 1 basis term: the coefficients are the values themselves)."""
+    from dataclasses import replace
+
+    from roofline import RunConfig, get_device, get_workload
+    from roofline.efficiency import SPLIT_K_MIN, expected_times, kernels
+    from roofline.hardware import ceilings
+    from roofline.kernels import sweep_expected
+
+    run = RunConfig(**run_kwargs)
+    t = get_workload(key).layers(run)
+    devices = [get_device(d) for d in ("a100", "h100", "mi300x")]
+    cs = [ceilings(d, "fp16") for d in devices]
+    shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])[:, :, None]
+    out = sweep_expected(
+        t.total_flops[:, None],
+        t.total_bytes[None, :, None],
+        shape,
+        kernels(t, run.training)[:, None],
+        np.ones(len(t), dtype=bool),
+        np.ones((1, 1)),
+        np.zeros(1, dtype=np.int64),
+        np.array([[c.flops_per_s for c in cs]]),
+        [c.bandwidth_bytes_per_s for c in cs],
+        [c.compute_units for c in cs],
+        [c.tile_m for c in cs],
+        [c.tile_n for c in cs],
+        [c.kernel_overhead_s for c in cs],
+        tensor,
+        SPLIT_K_MIN,
+    )
+    split = replace(t, gemm_n=np.maximum(t.gemm_n / tensor, 1.0))
+    for j, c in enumerate(cs):
+        f, y = t.total_flops / tensor, t.total_bytes / tensor
+        ref = expected_times(split, f, y, np.zeros(len(t)), c, run.training).time_s.sum()
+        assert out[0, j] == pytest.approx(ref, rel=1e-12)
