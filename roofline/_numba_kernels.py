@@ -18,6 +18,7 @@ JIT: dict[str, Any] = {
     "fastmath": False,
     "error_model": "numpy",
 }
+SCALAR = JIT | {"parallel": False}  # helpers called inside the parallel loops
 
 
 @njit(**JIT)
@@ -91,7 +92,7 @@ def sweep(  # type: ignore[no-untyped-def]
             share[i, j] = mem / t if t > 0 else 0.0
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def _tile(size, largest):  # type: ignore[no-untyped-def]
     """The power of two >= size, clipped to [16, largest] (efficiency._tile)."""
     t = 16.0
@@ -100,7 +101,7 @@ def _tile(size, largest):  # type: ignore[no-untyped-def]
     return t if t < largest else largest
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def gemm_utilization(g, m, n, k, units, tile_m, tile_n, split_k_min):  # type: ignore[no-untyped-def]
     """efficiency.gemm_utilization for one GEMM (g > 0)."""
     if m < 1.0:
@@ -137,6 +138,7 @@ def sweep_expected(  # type: ignore[no-untyped-def]
     overhead,
     tensor,
     split_k_min,
+    quantize,
     out,
 ):
     """Per scenario i and device j: the expected time of the kept layers (efficiency.py) of
@@ -144,32 +146,39 @@ def sweep_expected(  # type: ignore[no-untyped-def]
     a GEMM's n divided by `tensor`; kernel launches not. shape_c: [groups, m, n, k]."""
     n_layers, n_terms = flops_c.shape
     n_dev = abw.shape[0]
+    is_gemm = np.zeros(n_layers, dtype=np.bool_)
+    for layer in range(n_layers):
+        for term in range(n_terms):
+            if shape_c[0, layer, term] != 0.0:
+                is_gemm[layer] = True
     for i in prange(basis.shape[0]):
         kd = dtype_idx[i]
-        for j in range(n_dev):
-            out[i, j] = 0.0
+        acc = np.zeros(n_dev)
         for layer in range(n_layers):
             if not keep[layer]:
                 continue
             f = 0.0
             y = 0.0
+            nk = 0.0
             g = 0.0
             m = 0.0
             n = 0.0
             kk = 0.0
-            nk = 0.0
             for term in range(n_terms):
                 x = basis[i, term]
                 f += flops_c[layer, term] * x
                 y += bytes_c[kd, layer, term] * x
-                g += shape_c[0, layer, term] * x
-                m += shape_c[1, layer, term] * x
-                n += shape_c[2, layer, term] * x
-                kk += shape_c[3, layer, term] * x
                 nk += kernels_c[layer, term] * x
+            if quantize and is_gemm[layer]:
+                for term in range(n_terms):
+                    x = basis[i, term]
+                    g += shape_c[0, layer, term] * x
+                    m += shape_c[1, layer, term] * x
+                    n += shape_c[2, layer, term] * x
+                    kk += shape_c[3, layer, term] * x
+                n /= tensor
             f /= tensor
             y /= tensor
-            n /= tensor
             for j in range(n_dev):
                 q = 1.0
                 if g > 0.0:
@@ -177,6 +186,8 @@ def sweep_expected(  # type: ignore[no-untyped-def]
                 tc = f / (apeak[kd, j] * q)
                 tm = y / abw[j]
                 t = tc if tc > tm else tm
-                if nk > 0.0 and t / nk < overhead[j]:
+                if nk > 0.0 and t < nk * overhead[j]:
                     t = nk * overhead[j]
-                out[i, j] += t
+                acc[j] += t
+        for j in range(n_dev):
+            out[i, j] = acc[j]

@@ -203,6 +203,7 @@ def sweep_expected(
     overhead_s: object,
     tensor: float,
     split_k_min: float,
+    quantize: bool = True,
 ) -> np.ndarray:
     """(S, D) expected time (efficiency.py's model) of the kept layers of S scenarios on D
     devices, for one device of a tensor-parallel group of `tensor`.
@@ -210,7 +211,9 @@ def sweep_expected(
     flops (L, K) and bytes_ (T, L, K) coefficients as for `sweep`; shape (4, L, K) the GEMM
     shape's coefficients (groups, m, n, k; groups 0: not a GEMM); kernel_counts (L, K)
     kernels each layer launches; keep (L,) bool; ceiling_flops (T, D) achievable FLOP/s;
-    ceiling_bandwidth, units, tile_m, tile_n, overhead_s (D,) per device.
+    ceiling_bandwidth, units, tile_m, tile_n, overhead_s (D,) per device. quantize=False
+    leaves tile and wave quantization out (with the datasheet peaks and no overhead: the
+    roofline bound).
     """
     f = _array("flops", flops, 2)
     y = _array("bytes", bytes_, 3)
@@ -247,5 +250,7 @@ def sweep_expected(
         raise ValueError("ceiling_flops of every dtype used must be > 0")
     kernel = _compiled("sweep_expected")
     out = np.empty((x.shape[0], n_dev))
-    kernel(f, y, sh, kc, mask, x, k, pa, *per_device, float(tensor), float(split_k_min), out)
+    kernel(
+        f, y, sh, kc, mask, x, k, pa, *per_device, float(tensor), float(split_k_min), quantize, out
+    )
     return out

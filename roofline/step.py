@@ -162,19 +162,19 @@ def communication_parts(
     activation) and the gradient all-reduce, of which run.dp_overlap is hidden."""
     t, pp, zero = run.layout.tensor, run.layout.pipeline, run.layout.zero
     passes = 2 if run.training else 1
-    tensor = 0.0 * boundary_bytes
+    tensor: Array = 0.0  # parts that cannot occur stay scalar zeros (cheap in sweeps)
     if t > 1 and allreduces_per_block:
         calls = passes * allreduces_per_block * blocks / pp
         one = collective_s(allreduce_bytes(t, boundary_bytes), 2 * (t - 1), t, links, run.ideal)
         tensor = micro_batches * calls * one
-    pipeline = 0.0 * boundary_bytes
+    pipeline: Array = 0.0
     if pp > 1:
-        span = t * run.layout.data * pp
+        span = t * np.asarray(data) * pp  # tensor, then data, then pipeline ranks
         pipeline = (
             micro_batches * passes * collective_s(boundary_bytes / t, 1, span, links, run.ideal)
         )
-    reduce = 0.0 * data
-    if run.training:
+    reduce: Array = 0.0
+    if run.training and np.any(np.asarray(data) > 1):
         grads = params * bytes_per_element / (t * pp)
         factor = 1.5 if zero >= 3 else 1.0
         d = np.asarray(data, dtype=np.float64)
@@ -189,10 +189,11 @@ def assemble(
     """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) bubble,
     and the communication."""
     tensor, pipeline, data = comm
+    pp = run.layout.pipeline
     return {
         "compute": micro_batches * stage,
         "recompute": micro_batches * recompute,
-        "bubble": (run.layout.pipeline - 1) * (stage + recompute),
+        "bubble": (pp - 1) * (stage + recompute) if pp > 1 else 0.0,
         "tensor": tensor,
         "pipeline": pipeline,
         "data": data,

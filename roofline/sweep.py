@@ -28,11 +28,15 @@ import numpy as np
 
 from .collectives import transfer_time_s
 from .dtypes import BYTES_PER_ELEMENT
+from .efficiency import SPLIT_K_MIN, kernels
 from .errors import RooflineError
+from .hardware import Device
 from .kernels import sweep as sweep_kernel
+from .kernels import sweep_expected
 from .memory import activation_bytes, footprint, kv_cache_bytes
 from .parallel import traffic
 from .scenario import RunConfig
+from .step import Links, assemble, communication_parts, step_time
 from .workloads import Workload
 
 
@@ -40,6 +44,19 @@ def basis(b: np.ndarray, s: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The terms 1, s, b, b*s, b*s^2, b*c of every scenario (last axis)."""
     b, s, c = (np.asarray(x, dtype=np.float64) for x in (b, s, c))
     return np.stack([np.ones_like(b), s, b, b * s, b * s * s, b * c], axis=-1)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What the expected-time kernel needs of a set of layers, as polynomial coefficients:
+    FLOPs (L, K), bytes (T, L, K), GEMM shape (4, L, K: groups, m, n, k per instance),
+    kernel launches (L, K), and which layers count (keep, (L,))."""
+
+    flops: np.ndarray
+    bytes: np.ndarray
+    shape: np.ndarray
+    kernels: np.ndarray
+    keep: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,8 @@ class CostModel:
     blocks: int
     allreduces_per_block: int
     workload: Workload | None = None  # set when the costs are not polynomial (exact sweep)
+    step: Pass | None = None  # the step's layers, for the expected time
+    recompute: Pass | None = None  # the forward layers recomputation runs again
 
     @property
     def phase(self) -> str:
@@ -123,6 +142,13 @@ def _table_arrays(w: Workload, run: RunConfig) -> tuple[Any, ...]:
     )
 
 
+def _shape_arrays(w: Workload, run: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(4, L) GEMM shapes per instance and (L,) kernel launches of one scenario."""
+    t = w.layers(run)
+    shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])
+    return shape, kernels(t, run.training)
+
+
 def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",)) -> CostModel:
     """Fit and check the polynomials of `w` run as `run` says (phase; in training the
     optimizer's update and the recompute setting), for each of `dtypes`."""
@@ -167,6 +193,32 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     def per_dtype_fit(i: int) -> np.ndarray:
         return np.stack([fit([r[i] for r in per_dtype[dt]]) for dt in dtypes])
 
+    def shapes(forward: bool) -> tuple[np.ndarray, np.ndarray]:
+        runs = [scenario(b, s, c, dtypes[0]) for b, s, c in design]
+        if forward:
+            runs = [replace(r, phase="inference") for r in runs]
+        arrays = [_shape_arrays(w, r) for r in runs]
+        shape = np.stack([fit([a[0][i] for a in arrays]) for i in range(4)])
+        return shape, fit([a[1] for a in arrays])
+
+    step_shape, step_kernels = shapes(forward=False)
+    step = Pass(np.empty(0), np.empty(0), step_shape, step_kernels, np.ones(len(table), dtype=bool))
+    recompute = None
+    if run.training and run.recompute != "none":
+        fwd_shape, fwd_kernels = shapes(forward=True)
+        fwd = [
+            [w.layers(replace(scenario(b, s, c, dt), phase="inference")) for b, s, c in design]
+            for dt in dtypes
+        ]
+        first_fwd = fwd[0][0]
+        keep = first_fwd.count > 1 if run.recompute == "full" else w.arch.attention_core(first_fwd)
+        recompute = Pass(
+            fit([t.total_flops for t in fwd[0]]),
+            np.stack([fit([t.total_bytes for t in per]) for per in fwd]),
+            fwd_shape,
+            fwd_kernels,
+            keep,
+        )
     split = arch.tensor_split
     model = CostModel(
         names=table.name,
@@ -183,7 +235,9 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
         default_seq=default_seq,
         blocks=arch.blocks,
         allreduces_per_block=split.allreduces_per_block if split else 0,
+        recompute=recompute,
     )
+    model = replace(model, step=replace(step, flops=model.flops, bytes=model.bytes))
     # check on a scenario outside the design
     b, s = 7, (min(11, max_seq) if takes_seq else None)
     c = min(13, max_seq) if phase == "decode" else None
@@ -205,6 +259,20 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
 
 
 @dataclass(frozen=True)
+class DeviceCeilings:
+    """What each of D devices reaches (hardware.ceilings), as arrays for the kernel, and
+    the links its collectives run on (step.Links of arrays)."""
+
+    flops_per_s: np.ndarray  # (n_dtypes, D) achievable GEMM FLOP/s (0: dtype missing)
+    bandwidth_bytes_per_s: np.ndarray  # (D,)
+    units: np.ndarray  # (D,)
+    tile_m: np.ndarray
+    tile_n: np.ndarray
+    overhead_s: np.ndarray
+    links: Links
+
+
+@dataclass(frozen=True)
 class Grid:
     """The Cartesian product of sweep axes x D devices. Scenario arrays are made chunk by
     chunk from the axes (`chunk`), so a sweep reduced to summaries holds no per-scenario
@@ -220,6 +288,8 @@ class Grid:
     bandwidth: np.ndarray  # (D,) byte/s
     capacity: np.ndarray  # (D,) byte
     link: np.ndarray  # (D,) byte/s per direction (0: none)
+    ceilings: DeviceCeilings | None = None  # for the expected time (None: bound only)
+    devices: tuple[Device, ...] = ()  # the devices themselves (exact sweeps use them)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -261,6 +331,7 @@ class SweepOutput:
     memory_bound_share: np.ndarray  # (S, D) of the compute part
     memory_bytes: np.ndarray  # (S,) per device
     flops: np.ndarray  # (S,) per device per step
+    expected_time_s: np.ndarray  # (S, D) the expected step time (step.py's model)
 
 
 def evaluate_grid(
@@ -321,7 +392,8 @@ def evaluate_grid(
         time = k.time_s / split if split > 1 else k.time_s
         if np.any(comm):  # most sweeps send nothing: skip an (S, D) pass
             time = time + transfer_time_s(comm[:, None], grid.link[None, :])
-        out = SweepOutput(time, k.memory_share, memory, k.flops / split)
+        expected = _expected_grid(model, grid, batch // reps, seq, ctx, dt, nb, reps)
+        out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected)
         if reduce is not None:
             reduce(start, out)
         if keep:
@@ -333,9 +405,74 @@ def evaluate_grid(
     return SweepOutput(
         *(
             np.concatenate([getattr(o, f) for o in outs])
-            for f in ("time_s", "memory_bound_share", "memory_bytes", "flops")
+            for f in ("time_s", "memory_bound_share", "memory_bytes", "flops", "expected_time_s")
         )
     )
+
+
+def _expected_grid(
+    model: CostModel,
+    grid: Grid,
+    local: np.ndarray,
+    seq: np.ndarray,
+    ctx: np.ndarray,
+    dt: np.ndarray,
+    nb: np.ndarray,
+    reps: np.ndarray,
+) -> np.ndarray:
+    """(S, D) expected step times: step.py's model (micro-batch stage time from the
+    expected-time kernel, recomputation, bubble, collectives), given arrays."""
+    run, c, step = model.run, grid.ceilings, model.step
+    if c is None or step is None:
+        return np.full((len(local), len(grid.bandwidth)), np.nan)
+    t, pp = run.layout.tensor, run.layout.pipeline
+    if run.micro_batch is not None:
+        micro = np.full_like(local, run.micro_batch)
+    else:
+        micro = local if pp == 1 else np.ones_like(local)
+    m = (local // micro).astype(np.float64)
+    xm = basis(micro, seq, ctx)
+    if run.ideal:  # the datasheet figures, no quantization, no launch overhead
+        ceil = (grid.peak, grid.bandwidth, c.units, c.tile_m, c.tile_n, 0.0 * c.overhead_s)
+    else:
+        ceil = (c.flops_per_s, c.bandwidth_bytes_per_s, c.units, c.tile_m, c.tile_n, c.overhead_s)
+
+    def stage(p: Pass) -> np.ndarray:
+        out = sweep_expected(
+            p.flops,
+            p.bytes,
+            p.shape,
+            p.kernels,
+            p.keep,
+            xm,
+            dt,
+            *ceil,
+            t,
+            SPLIT_K_MIN,
+            quantize=not run.ideal,
+        )
+        return np.asarray(out / pp)
+
+    e = stage(step)
+    r = stage(model.recompute) if model.recompute is not None else 0.0
+    boundary = np.einsum("sk,sk->s", xm, model.boundary_bytes[dt])
+    comm = communication_parts(
+        run,
+        model.params,
+        boundary[:, None],
+        model.blocks,
+        model.allreduces_per_block,
+        c.links,
+        micro_batches=m[:, None],
+        bytes_per_element=nb[:, None],
+        data=reps[:, None].astype(np.float64),
+    )
+    parts = list(assemble(run, e, r, m[:, None], comm).values())
+    arrays = [p for p in parts if np.ndim(p)]  # parts that cannot occur are scalar zeros
+    total = np.array(arrays[0], dtype=np.float64)
+    for part in arrays[1:]:
+        total += part
+    return total + sum(float(p) for p in parts if not np.ndim(p))
 
 
 def _evaluate_exact(
@@ -362,6 +499,7 @@ def _evaluate_exact(
         )
     batch, seq, ctx, dt, reps = grid.columns
     time, share = np.empty((n, d)), np.empty((n, d))
+    expected = np.full((n, d), np.nan)
     memory, flops = np.empty(n), np.empty(n)
     split = base.layout.model_split
     for i in range(n):
@@ -382,7 +520,10 @@ def _evaluate_exact(
         time[i] = step / split + transfer_time_s(comm, grid.link)
         memory[i] = memory_breakdown(w, run).total
         flops[i] = table.total_flops.sum() / split
-    out = SweepOutput(time, share, memory, flops)
+        for j, device in enumerate(grid.devices):
+            step = step_time(w, run, device)
+            expected[i, j] = np.nan if step.expected_s is None else step.expected_s
+    out = SweepOutput(time, share, memory, flops, expected)
     if reduce is not None:
         reduce(0, out)
     if progress is not None:

@@ -21,11 +21,13 @@ import numpy as np
 
 from .dtypes import check_dtype
 from .errors import FieldError
-from .hardware import Device, DeviceTable
+from .hardware import Device, DeviceTable, ceilings
 from .layers import LayerTable
 from .scenario import MAX_DEVICES, MAX_SIZE, RunConfig, check_size
+from .step import Links, links
 from .sweep import (
     CostModel,
+    DeviceCeilings,
     Grid,
     NotPolynomial,
     SweepOutput,
@@ -160,8 +162,40 @@ def build_sweep(
         bandwidth=DeviceTable.build(list(devices), dtypes[0]).bandwidth_bytes_per_s,
         capacity=np.array([d.memory_capacity_bytes for d in devices]),
         link=link,
+        ceilings=device_ceilings(list(devices), tuple(dtypes), run),
+        devices=tuple(devices),
     )
     return Sweep(workload, run, list(devices), grid, model)
+
+
+def device_ceilings(
+    devices: list[Device], dtypes: tuple[str, ...], run: RunConfig
+) -> DeviceCeilings:
+    """hardware.ceilings and step.links of every device, as arrays."""
+    per = [[ceilings(d, dt) for d in devices] for dt in dtypes]
+    first = per[0]
+    each = [links(d, run) for d in devices]
+    return DeviceCeilings(
+        flops_per_s=np.array([[c.flops_per_s for c in row] for row in per]),
+        bandwidth_bytes_per_s=np.array([c.bandwidth_bytes_per_s for c in first]),
+        units=np.array([c.compute_units for c in first], dtype=np.float64),
+        tile_m=np.array([c.tile_m for c in first], dtype=np.float64),
+        tile_n=np.array([c.tile_n for c in first], dtype=np.float64),
+        overhead_s=np.array([c.kernel_overhead_s for c in first]),
+        links=Links(
+            *(
+                np.array([getattr(x, f) for x in each], dtype=np.float64)
+                for f in (
+                    "link_bytes_per_s",
+                    "link_latency_s",
+                    "efficiency",
+                    "node_size",
+                    "network_bytes_per_s",
+                    "network_latency_s",
+                )
+            )
+        ),
+    )
 
 
 def run_sweep(sweep: Sweep, progress: Callable[[int, int], None] | None = None) -> SweepOutput:

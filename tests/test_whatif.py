@@ -92,7 +92,9 @@ def test_mixture_of_experts_is_swept_scenario_by_scenario():
             run = replace(base, batch=int(g.batch[i]), seq=seq, context=ctx)
             assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
             for j, d in enumerate(devs):
-                assert out.time_s[i, j] == pytest.approx(step_time(w, run, d).total_s, rel=1e-9)
+                step = step_time(w, run, d)
+                assert out.time_s[i, j] == pytest.approx(step.total_s, rel=1e-9)
+                assert out.expected_time_s[i, j] == pytest.approx(step.expected_s, rel=1e-9)
     # the compute-bound batch of a MoE prefill, found by bisection, against the slow path
     sweep = build_sweep(
         w, [devs[0]], batches=[1], seqs=[64], contexts=[None], dtypes=["fp16"], replicas=[1]
@@ -433,6 +435,7 @@ def test_sweep_equals_the_per_run_path_for_every_training_setting(
     for j, d in enumerate(devices):
         step = step_time(w, run, d)
         assert out.time_s[0, j] == pytest.approx(step.total_s, rel=1e-9)
+        assert out.expected_time_s[0, j] == pytest.approx(step.expected_s, rel=1e-9)
 
 
 def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
@@ -453,6 +456,6 @@ def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
     for i in range(g.scenarios):
         run = replace(base, batch=int(g.batch[i]), context=int(g.context[i]))
         assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
-        assert out.time_s[i, 0] == pytest.approx(
-            step_time(w, run, get_device("h100")).total_s, rel=1e-9
-        )
+        step = step_time(w, run, get_device("h100"))
+        assert out.time_s[i, 0] == pytest.approx(step.total_s, rel=1e-9)
+        assert out.expected_time_s[i, 0] == pytest.approx(step.expected_s, rel=1e-9)
