@@ -222,13 +222,15 @@ def scenario_columns(sweep: Sweep, out: SweepOutput) -> dict[str, np.ndarray]:
     if sweep.phase == "decode":
         cols["context"] = ctx
     memory = np.repeat(out.memory_bytes, n_dev)
+    expected = out.expected_time_s.reshape(-1)
     cols |= {
         "devices": reps,
         "time_s": time,
-        "samples_per_s": batch / time,
+        "expected_time_s": expected,
+        "samples_per_s": batch / expected,
     }
     if sweep.model.takes_seq:
-        cols["tokens_per_s"] = batch * (1 if sweep.phase == "decode" else seq) / time
+        cols["tokens_per_s"] = batch * (1 if sweep.phase == "decode" else seq) / expected
     cols |= {
         "memory_bytes_per_device": memory,
         "fits": memory <= np.tile(g.capacity, g.scenarios),
@@ -253,12 +255,16 @@ class Best:
 
 @dataclass(frozen=True)
 class TrainingEstimate:
-    """The published training run's FLOPs on `devices` devices at a given utilization."""
+    """The published training run's FLOPs on `devices` devices: at the given utilization
+    of the dense peak (`days`), and at the expected step time of the largest swept batch
+    and sequence on that many devices (`expected_days`: samples / batch x step time)."""
 
     devices: int
     training_flops: float
     days: float
     cost: float | None
+    expected_days: float | None
+    expected_cost: float | None
 
 
 @dataclass(frozen=True)
@@ -313,7 +319,8 @@ def _best_fitting(
 ) -> dict[tuple[int, int], tuple[float, int]]:
     """(dtype index, device index) -> (throughput, scenario) of the fastest scenario that
     fits: tokens/s for text models (prefill, training), samples/s otherwise (a decode step
-    makes one token a sample). Streamed chunk by chunk: nothing kept grows with the grid."""
+    makes one token a sample), at the expected step time. Streamed chunk by chunk: nothing
+    kept grows with the grid."""
     g = sweep.grid
     best: dict[tuple[int, int], tuple[float, int]] = {}
     per_token = sweep.model.takes_seq and sweep.phase != "decode"
@@ -322,8 +329,9 @@ def _best_fitting(
         batch, seq, _, dt, _ = g.chunk(start, start + len(out.memory_bytes))
         fits = out.memory_bytes[:, None] <= g.capacity[None, :]
         work = batch * (seq if per_token else 1)  # tokens (text models) or samples a step
-        with np.errstate(divide="ignore"):
-            rate = np.where(fits & np.isfinite(out.time_s), work[:, None] / out.time_s, -np.inf)
+        t = out.expected_time_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(fits & np.isfinite(t), work[:, None] / t, -np.inf)
         for k in np.unique(dt):
             sub = np.where((dt == k)[:, None], rate, -np.inf)
             i = np.argmax(sub, axis=0)
@@ -369,6 +377,31 @@ def _crossover_exact(
         mid = (low + high) // 2
         low, high = (low, mid) if reaches(mid) else (mid, high)
     return high
+
+
+def _expected_training_s(sweep: Sweep, device: int, dtype_index: int, n: int) -> float | None:
+    """Seconds to train on the published samples at the expected step time of the largest
+    swept batch and sequence on n devices."""
+    w, g = sweep.workload, sweep.grid
+    if w.training is None or sweep.phase != "training":
+        return None
+    b, s = int(g.batches.max()), int(g.seqs.max())
+    if b % n:
+        return None
+    one = replace(
+        g,
+        batches=np.array([b]),
+        seqs=np.array([s]),
+        contexts=np.array([-1]),
+        dtype_axis=np.array([dtype_index]),
+        replica_axis=np.array([n]),
+    )
+    out = evaluate_grid(sweep.model, one)
+    assert out is not None  # keep=True always returns the output
+    step = float(out.expected_time_s[0, device])
+    if not np.isfinite(step):
+        return None
+    return w.training.samples / b * step
 
 
 def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
@@ -421,8 +454,18 @@ def answers(
             if train_flops is not None and utilization is not None:
                 for n in sorted({int(r) for r in g.replica_axis}):
                     seconds = train_flops / (n * d.peak(dt) * utilization)
-                    cost = seconds / 3600 * n * price_per_hour if price_per_hour else None
-                    training.append(TrainingEstimate(n, train_flops, seconds / 86400, cost))
+                    expected = _expected_training_s(sweep, j, k, n)
+                    price = price_per_hour or None
+                    training.append(
+                        TrainingEstimate(
+                            n,
+                            train_flops,
+                            seconds / 86400,
+                            seconds / 3600 * n * price if price else None,
+                            None if expected is None else expected / 86400,
+                            expected / 3600 * n * price if price and expected else None,
+                        )
+                    )
             rows.append(
                 Answer(
                     device=d.key,

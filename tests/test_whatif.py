@@ -288,6 +288,8 @@ def test_whatif_cli_json_and_errors():
     row = data["scenarios"][0]
     r = analyze("bert-large", row["device"], RunConfig(batch=row["batch"], seq=row["seq"]))
     assert row["time_s"] == pytest.approx(r.total_time_s)
+    assert row["expected_time_s"] == pytest.approx(r.total_expected_time_s)
+    assert row["tokens_per_s"] == pytest.approx(row["batch"] * row["seq"] / row["expected_time_s"])
     for args, message in (
         (["--batch", ""], "--batch: empty sweep axis"),
         (["--batch", "1,x"], "expected whole numbers"),

@@ -23,6 +23,7 @@ SCENARIO_COLUMNS = (
     "context",
     "devices",
     "time_s",
+    "expected_time_s",
     "samples_per_s",
     "tokens_per_s",
     "memory_bytes_per_device",
@@ -99,7 +100,8 @@ def whatif_tables(
                 "seq",
                 "context",
                 "devices",
-                "time",
+                "bound",
+                "expected",
                 "samples/s",
                 "memory GB",
                 "fits",
@@ -117,6 +119,7 @@ def whatif_tables(
                 str(r["context"] or "-"),
                 str(r["devices"]),
                 "-" if t is None else seconds(t),
+                "-" if r["expected_time_s"] is None else seconds(r["expected_time_s"]),
                 _fmt(r["samples_per_s"], "{:,.1f}"),
                 f"{r['memory_bytes_per_device'] / 1e9:,.2f}",
                 "yes" if r["fits"] else "no",
@@ -157,6 +160,11 @@ def whatif_tables(
             "; ".join(
                 f"{t.devices} dev: {t.days:,.1f} days"
                 + (f", {t.cost:,.0f} cost" if t.cost is not None else "")
+                + (
+                    f" (expected {t.expected_days:,.1f} days)"
+                    if t.expected_days is not None
+                    else ""
+                )
                 for t in a.training
             )
             or "-"
