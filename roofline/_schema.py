@@ -14,9 +14,15 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from .errors import shown
 from .units import parse_quantity
 
 _MISSING = object()
+# Whole numbers in a data file (layers, widths, heads, vocabularies, batch sizes) are at most
+# MAX_INTEGER; other numbers (parameter counts, published FLOPs, fractions) lie within
+# NUMBER_RANGE. Both far beyond any real model, and both keep every cost a finite float.
+MAX_INTEGER = 2**40
+NUMBER_RANGE = (1e-9, 1e30)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 
 
@@ -32,7 +38,7 @@ class Fields:
         self.path = path
         self.ok = isinstance(data, dict)
         if not self.ok:
-            problems.append(f"{path or 'top level'}: expected a mapping, got {data!r}")
+            problems.append(f"{path or 'top level'}: expected a mapping, got {shown(data)}")
         self.data: dict[str, Any] = data if self.ok else {}
         self.read: set[str] = set()
 
@@ -60,7 +66,7 @@ class Fields:
         if value is _MISSING or value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"expected non-empty text, got {value!r}")
+            self.fail(key, f"expected non-empty text, got {shown(value)}")
             return None
         return value.strip()
 
@@ -70,7 +76,7 @@ class Fields:
         if value is _MISSING:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.fail(key, f"expected a list of non-empty strings, got {value!r}")
+            self.fail(key, f"expected a list of non-empty strings, got {shown(value)}")
             return ()
         if required and not value:
             self.fail(key, "must list at least one entry")
@@ -93,16 +99,22 @@ class Fields:
             return None
 
     def integer(
-        self, key: str, *, required: bool = True, minimum: int = 1, default: int | None = None
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        minimum: int = 1,
+        default: int | None = None,
+        maximum: int = MAX_INTEGER,
     ) -> int | None:
         value = self._get(key, required, nullable=False)
         if value is _MISSING:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"expected a whole number >= {minimum}, got {value!r}")
+            self.fail(key, f"expected a whole number >= {minimum}, got {shown(value)}")
             return default
-        if value < minimum:
-            self.fail(key, f"must be >= {minimum}, got {value}")
+        if not minimum <= value <= maximum:
+            self.fail(key, f"must be from {minimum} to {maximum:,}, got {shown(value)}")
             return default
         return value
 
@@ -114,10 +126,14 @@ class Fields:
             with contextlib.suppress(ValueError):
                 value = float(value.replace(",", "").replace("_", ""))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f"expected a number, got {value!r}")
+            self.fail(key, f"expected a number, got {shown(value)}")
             return None
+        low, high = NUMBER_RANGE
         if not value > 0:
-            self.fail(key, f"must be > 0, got {value!r}")
+            self.fail(key, f"must be > 0, got {shown(value)}")
+            return None
+        if not low <= value <= high:  # also inf and nan
+            self.fail(key, f"must be from {low:g} to {high:g}, got {shown(value)}")
             return None
         return float(value)
 
@@ -128,7 +144,7 @@ class Fields:
         if value is _MISSING:
             return default
         if not isinstance(value, str) or value not in allowed:
-            self.fail(key, f"must be one of {', '.join(sorted(allowed))}, got {value!r}")
+            self.fail(key, f"must be one of {', '.join(sorted(allowed))}, got {shown(value)}")
             return default
         return value
 
@@ -137,7 +153,7 @@ class Fields:
         if value is _MISSING:
             return default
         if not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {value!r}")
+            self.fail(key, f"expected true or false, got {shown(value)}")
             return default
         return value
 
@@ -150,7 +166,7 @@ class Fields:
             return value.isoformat()
         match = _MONTH.match(str(value)) if isinstance(value, str) else None
         if not match or not 1 <= int(match.group(2)) <= 12:
-            self.fail(key, f"expected a date YYYY-MM or YYYY-MM-DD, got {value!r}")
+            self.fail(key, f"expected a date YYYY-MM or YYYY-MM-DD, got {shown(value)}")
             return None
         return str(value)
 

@@ -124,7 +124,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"roofline: error: {message}", err=True)
+    typer.echo(f"roofline: error: {' '.join(message.split())}", err=True)
     raise typer.Exit(2)
 
 

@@ -6,6 +6,7 @@ Library code raises these; only the CLI turns them into a one-line message and e
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Sequence
 
 
@@ -18,7 +19,7 @@ class SpecError(RooflineError):
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
-        self.problems = list(problems)
+        self.problems = [" ".join(str(p).split()) for p in problems]  # one line each
         if len(self.problems) == 1:
             text = f"{source}: {self.problems[0]}"
         else:
@@ -42,9 +43,14 @@ class UnknownNameError(RooflineError):
         super().__init__(text)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 50, 50
+
+
 def shown(value: object, limit: int = 60) -> str:
-    """A value as a message shows it: repr, cut to `limit` characters."""
-    text = repr(value)
+    """A value as a message shows it: a bounded repr (never walks a huge or deeply nested
+    value: a YAML alias bomb expands to billions of elements), cut to `limit` characters."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -28,7 +28,7 @@ from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
 from .efficiency import Ceilings
-from .errors import FieldError, SpecError
+from .errors import FieldError, SpecError, shown
 from .scenario import Cluster
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
@@ -204,7 +204,7 @@ def _tile(f: Fields, key: str = "tile") -> tuple[int, int] | None:
     ok = isinstance(raw, list) and len(raw) == 2
     ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in raw)
     if not ok:
-        f.fail(key, f"expected [m, n], two whole numbers from 1 to 4096, got {raw!r}")
+        f.fail(key, f"expected [m, n], two whole numbers from 1 to 4096, got {shown(raw)}")
         return None
     return (raw[0], raw[1])
 

@@ -22,6 +22,16 @@ UNITS: dict[str, dict[str, float]] = {
     "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9},
 }
 
+# The sane range of each kind, in SI: far beyond any real device in both directions, and
+# every value a normal, finite float (1e400 TFLOP/s, 1e-320 GB/s are refused).
+RANGE: dict[str, tuple[float, float, str]] = {
+    "rate": (1.0, 1e21, "FLOP/s"),
+    "bandwidth": (1.0, 1e16, "B/s"),
+    "size": (1.0, 1e16, "B"),
+    "power": (1e-3, 1e7, "W"),
+    "time": (1e-12, 1e4, "s"),
+}
+
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ/]+)\s*$")
 
 
@@ -41,7 +51,11 @@ def parse_quantity(value: object, kind: str) -> float:
         raise ValueError(f"unknown unit {unit!r} in {value!r}; use one of {allowed}")
     if not number > 0:
         raise ValueError(f"must be > 0, got {value!r}")
-    return number * units[unit]
+    si = number * units[unit]
+    low, high, base = RANGE[kind]
+    if not low <= si <= high:  # also inf and nan
+        raise ValueError(f"must be from {low:g} to {high:g} {base}, got {value!r}")
+    return si
 
 
 def _examples(kind: str) -> list[str]:

@@ -185,7 +185,7 @@ def test_unknown_model_suggests():
     ("old", "new", "message"),
     [
         ("  heads: 2\n", "  heads: 3\n", "hidden .8. must be a multiple of heads .3."),
-        ("  layers: 2\n", "  layers: 0\n", r"architecture\.layers: must be >= 1"),
+        ("  layers: 2\n", "  layers: 0\n", r"architecture\.layers: must be from 1 to"),
         ("  layers: 2\n", "", r"architecture\.layers: missing"),
         ("  norm: layernorm\n", "  norm: batchnorm\n", r"architecture\.norm: must be one of"),
         ("  bias: true\n", "  bias: yes please\n", r"architecture\.bias: expected true or false"),

@@ -20,7 +20,7 @@ from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import FieldError, SpecError
+from ..errors import FieldError, SpecError, shown
 from ..layers import LayerTable, training_step
 from ..scenario import Layout, RunConfig
 from . import cnn, lstm, recsys, transformer
@@ -222,7 +222,9 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     errata = []
     raw_errata = top.raw("errata")
     if raw_errata is not None and not isinstance(raw_errata, list):
-        top.fail("errata", f"expected a list of {{metric, reason}} mappings, got {raw_errata!r}")
+        top.fail(
+            "errata", f"expected a list of {{metric, reason}} mappings, got {shown(raw_errata)}"
+        )
     for i, item in enumerate(raw_errata or []):
         ef = Fields(item, problems, f"errata[{i}]")
         metric = ef.choice("metric", ERRATA_METRICS)

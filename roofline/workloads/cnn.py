@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import FieldError
+from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
@@ -129,14 +129,15 @@ def parse_architecture(f: Fields) -> CnnArch | None:
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in raw_input)
     ):
         f.fail(
-            "input", f"expected [channels, height, width] of whole numbers > 0, got {raw_input!r}"
+            "input",
+            f"expected [channels, height, width] of whole numbers > 0, got {shown(raw_input)}",
         )
         return None
     if not isinstance(layers, list) or not layers:
         f.fail("layers", "expected a non-empty list of operations")
         return None
     if not isinstance(defaults, dict) or set(defaults) - {"bn", "act", "bias"}:
-        f.fail("defaults", f"allowed keys: bn, act, bias; got {defaults!r}")
+        f.fail("defaults", f"allowed keys: bn, act, bias; got {shown(defaults)}")
         return None
     arch = CnnArch(tuple(raw_input), tuple(layers), tuple(sorted(defaults.items())))
     try:  # walk the graph once with batch 1 so that every shape and option is checked now
@@ -156,7 +157,7 @@ def _pair(value: Any, where: str, name: str) -> tuple[int, int]:
         and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
     ):
         return value[0], value[1]
-    raise _Invalid(where, f"{name}: expected a whole number or [h, w], got {value!r}")
+    raise _Invalid(where, f"{name}: expected a whole number or [h, w], got {shown(value)}")
 
 
 class _Graph:
@@ -203,12 +204,14 @@ class _Graph:
         self, ops: Any, x: Value, prefix: str, where: str, rows: list[tuple[Row, int]]
     ) -> Value:
         if not isinstance(ops, list):
-            raise _Invalid(where, f"expected a list of operations, got {ops!r}")
+            raise _Invalid(where, f"expected a list of operations, got {shown(ops)}")
         counters: dict[str, int] = {}
         for i, op in enumerate(ops):
             here = f"{where}[{i}]"
             if not isinstance(op, dict):
-                raise _Invalid(here, f"expected a mapping such as {{conv: 64, k: 3}}, got {op!r}")
+                raise _Invalid(
+                    here, f"expected a mapping such as {{conv: 64, k: 3}}, got {shown(op)}"
+                )
             # `act` names an operation only alone; elsewhere it is an option (conv, fc, ...)
             keys = [k for k in OP_KEYS if k in op and k != "act"] or [
                 k for k in ("act",) if k in op
@@ -235,7 +238,7 @@ class _Graph:
     ) -> Value:
         repeat = op.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-            raise _Invalid(where, f"repeat: expected a whole number >= 1, got {repeat!r}")
+            raise _Invalid(where, f"repeat: expected a whole number >= 1, got {shown(repeat)}")
         if repeat == 1:
             return self.seq(op["ops"], x, f"{name}.", f"{where}.ops", rows)
         once: list[tuple[Row, int]] = []
@@ -282,7 +285,7 @@ class _Graph:
     ) -> Value:
         c, h, w = x
         if isinstance(out_c, bool) or not isinstance(out_c, int) or out_c < 1:
-            raise _Invalid(where, f"channels: expected a whole number >= 1, got {out_c!r}")
+            raise _Invalid(where, f"channels: expected a whole number >= 1, got {shown(out_c)}")
         kh, kw = _pair(k, where, "k")
         sh, sw = _pair(s, where, "s")
         if min(kh, kw, sh, sw) < 1:
@@ -297,7 +300,8 @@ class _Graph:
         if isinstance(g, bool) or not isinstance(g, int) or g < 1 or c % g or out_c % g:
             raise _Invalid(
                 where,
-                f"groups: must divide input ({c}) and output ({out_c}) channels, got {groups!r}",
+                f"groups: must divide input ({c}) and output ({out_c}) channels, "
+                f"got {shown(groups)}",
             )
         ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         if ho < 1 or wo < 1:
@@ -322,7 +326,7 @@ class _Graph:
             return x
         if act not in costs.ACTIVATIONS:
             raise _Invalid(
-                where, f"act: must be one of none, {', '.join(costs.ACTIVATIONS)}; got {act!r}"
+                where, f"act: must be one of none, {', '.join(costs.ACTIVATIONS)}; got {shown(act)}"
             )
         n = math.prod(x)
         if act != "relu":
@@ -337,7 +341,7 @@ class _Graph:
             key, self.defaults.get(key, {"bn": False, "act": "none", "bias": False}[key])
         )
         if key in ("bn", "bias") and not isinstance(value, bool):
-            raise _Invalid(where, f"{key}: expected true or false, got {value!r}")
+            raise _Invalid(where, f"{key}: expected true or false, got {shown(value)}")
         return value
 
     def op_conv(
@@ -417,13 +421,13 @@ class _Graph:
         if op["norm"] == "lrn":  # local response normalisation across `size` channels
             size = op.get("size", 5)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise _Invalid(where, f"size: expected a whole number >= 1, got {size!r}")
+                raise _Invalid(where, f"size: expected a whole number >= 1, got {shown(size)}")
             n = math.prod(x)
             self.need(x)
             y = self._emit(rows, name, "norm", (costs.LRN_BASE + size) * n, 0, n, tuple(x), 0)  # type: ignore[arg-type]
             self.need(y)
             return y
-        raise _Invalid(where, f"norm: 'batch' or 'lrn', got {op['norm']!r}")
+        raise _Invalid(where, f"norm: 'batch' or 'lrn', got {shown(op['norm'])}")
 
     def op_act(
         self, op: dict[str, Any], x: Value, name: str, where: str, rows: list[tuple[Row, int]]
@@ -440,7 +444,7 @@ class _Graph:
     ) -> Value:
         n_out = op["fc"]
         if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
-            raise _Invalid(where, f"fc: expected a whole number >= 1, got {n_out!r}")
+            raise _Invalid(where, f"fc: expected a whole number >= 1, got {shown(n_out)}")
         bias = op.get("bias", True)
         n_in = math.prod(x)
         weights = n_in * n_out + (n_out if bias else 0)

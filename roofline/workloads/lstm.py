@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import FieldError
+from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
@@ -85,7 +85,7 @@ def _filters(f: Fields) -> tuple[tuple[int, int], ...] | None:
         )
     )
     if not ok:
-        f.fail("filters", f"expected a list of [width, channels] pairs, got {raw!r}")
+        f.fail("filters", f"expected a list of [width, channels] pairs, got {shown(raw)}")
         return None
     return tuple((p[0], p[1]) for p in raw)
 

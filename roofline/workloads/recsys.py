@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from .._schema import Fields
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import FieldError
+from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
@@ -38,7 +38,7 @@ def parse_architecture(f: Fields) -> RecsysArch | None:
     activation = f.choice("activation", tuple(costs.ACTIVATIONS))
     f.done()
     if not (isinstance(mlp, list) and mlp and all(isinstance(v, int) and v > 0 for v in mlp)):
-        f.fail("mlp", f"expected a list of layer sizes > 0, got {mlp!r}")
+        f.fail("mlp", f"expected a list of layer sizes > 0, got {shown(mlp)}")
         return None
     if rows is None or dim is None or slots is None:
         return None
