@@ -225,7 +225,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
         top.fail(
             "errata", f"expected a list of {{metric, reason}} mappings, got {shown(raw_errata)}"
         )
-    for i, item in enumerate(raw_errata or []):
+    for i, item in enumerate(raw_errata if isinstance(raw_errata, list) else []):
         ef = Fields(item, problems, f"errata[{i}]")
         metric = ef.choice("metric", ERRATA_METRICS)
         reason = ef.text("reason")

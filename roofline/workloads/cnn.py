@@ -324,7 +324,7 @@ class _Graph:
     def _act(self, rows: list[tuple[Row, int]], name: str, where: str, act: Any, x: Value) -> Value:
         if act in (None, "none", False):
             return x
-        if act not in costs.ACTIVATIONS:
+        if not isinstance(act, str) or act not in costs.ACTIVATIONS:
             raise _Invalid(
                 where, f"act: must be one of none, {', '.join(costs.ACTIVATIONS)}; got {shown(act)}"
             )
