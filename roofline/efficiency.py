@@ -62,7 +62,9 @@ class Ceilings:
     tile_n: int
     kernel_overhead_s: float
     source: str  # where the figures come from
-    default: bool  # True: a vendor default, not measured on this device
+    default: bool  # True: some figure is a vendor default, not measured on this device
+    gemm_measured: bool = False  # the GEMM figure is the device file's own
+    bandwidth_measured: bool = False  # the bandwidth figure is the device file's own
 
 
 def _tile(size: Array, largest: int) -> Array:

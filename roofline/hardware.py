@@ -360,6 +360,8 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         kernel_overhead_s=overhead if overhead is not None else base.kernel_overhead_s,
         source="; ".join(sources),
         default=default,
+        gemm_measured=gemm is not None,
+        bandwidth_measured=bw is not None,
     )
 
 

@@ -75,6 +75,8 @@ def _ceiling_dict(d: Device, dtype: str) -> dict[str, Any]:
         "gemm_tile": [c.tile_m, c.tile_n],
         "kernel_overhead_s": c.kernel_overhead_s,
         "default": c.default,
+        "gemm_measured": c.gemm_measured,
+        "bandwidth_measured": c.bandwidth_measured,
         "source": c.source,
     }
 
@@ -86,7 +88,7 @@ def _ceiling_lines(d: Device) -> list[str]:
     lines = ["achievable (expected-time model)"]
     for dt in d.dtypes:
         c = ceilings(d, dt)
-        label = "default" if c.default else "measured"
+        label = "measured" if c.gemm_measured else "default"
         lines.append(
             f"  {dt:5} {c.flops_per_s / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
             f"   ({100 * c.flops_per_s / d.peak(dt):.0f}% of peak, {label})"
@@ -94,7 +96,8 @@ def _ceiling_lines(d: Device) -> list[str]:
     c = ceilings(d, d.dtypes[0])
     lines += [
         f"  memory {c.bandwidth_bytes_per_s / 1e9:9,.1f} GB/s "
-        f"({100 * c.bandwidth_bytes_per_s / d.memory_bandwidth_bytes_per_s:.0f}% of datasheet)",
+        f"({100 * c.bandwidth_bytes_per_s / d.memory_bandwidth_bytes_per_s:.0f}% of datasheet, "
+        f"{'measured' if c.bandwidth_measured else 'default'})",
         f"  {c.compute_units} compute units, GEMM tile {c.tile_m}x{c.tile_n}, "
         f"{c.kernel_overhead_s * 1e6:g} us a kernel",
         f"  source: {c.source}",

@@ -162,7 +162,7 @@ def result_table(result: Result) -> list[RenderableType]:
             f"{name} +{seconds(v)}" for name, v in r.loss_totals() if v > 0.005 * r.total_time_s
         )
         c = r.ceilings
-        label = "default" if c.default else "measured"
+        label = "measured GEMM" if c.gemm_measured else "default"
         lines += [
             f"why slower      {gap or 'nothing of note'}",
             f"ceilings        {si(c.flops_per_s, 'FLOP/s')} GEMM, "
