@@ -16,7 +16,8 @@ import time
 import tracemalloc
 
 from roofline import get_workload, list_devices
-from roofline.whatif import answers, build_sweep
+from roofline.answers import answers
+from roofline.whatif import build_sweep
 
 
 def sweep_for(n_batch: int, n_seq: int):

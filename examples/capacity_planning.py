@@ -4,10 +4,11 @@ How much memory does decoding need, which layouts fit an H100, and how does the 
 of a sweep of batches and contexts compare across devices?"""
 
 from roofline import RunConfig, get_device, get_workload
+from roofline.answers import answers
 from roofline.memory import memory_breakdown
 from roofline.parallel import communication, min_layout
 from roofline.scenario import Layout
-from roofline.whatif import answers, build_sweep, run_sweep
+from roofline.whatif import build_sweep, run_sweep
 
 llama = get_workload("llama-2-70b")
 serve = RunConfig(batch=16, dtype="fp16", phase="decode", context=4096)

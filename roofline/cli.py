@@ -482,10 +482,11 @@ def whatif(
 ) -> None:
     """Sweep batch, sequence, context, dtype, device and device count; answer the batch at
     which a step turns compute-bound, the largest batch that fits, time to train and cost."""
+    from .answers import answers
     from .hardware import get_device
     from .report import whatif as rw
     from .scenario import RunConfig
-    from .whatif import answers, build_sweep, run_sweep, scaled
+    from .whatif import build_sweep, run_sweep, scaled
     from .workloads import get_workload
 
     w = get_workload(model)

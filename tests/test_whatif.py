@@ -12,14 +12,16 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from roofline import RunConfig, analyze, get_device, get_workload
+from roofline.answers import answers
 from roofline.cli import app
+from roofline.costmodel import cost_model
 from roofline.errors import RooflineError
 from roofline.memory import memory_breakdown
 from roofline.parallel import communication, min_layout
 from roofline.scenario import Layout
 from roofline.step import step_time
-from roofline.sweep import cost_model, evaluate_grid
-from roofline.whatif import answers, build_sweep, run_sweep, scaled
+from roofline.sweep import evaluate_grid
+from roofline.whatif import build_sweep, run_sweep, scaled
 
 DEVICES = ["a100", "h100", "mi300x", "tpu-v4"]
 
@@ -64,7 +66,7 @@ def test_sweep_matches_the_per_scenario_path(key, phase, batches, seqs, contexts
 
 
 def test_mixture_of_experts_is_swept_scenario_by_scenario():
-    from roofline.sweep import NotPolynomial
+    from roofline.costmodel import NotPolynomial
 
     w = get_workload("mixtral-8x7b")
     with pytest.raises(NotPolynomial, match="not polynomial"):

@@ -11,8 +11,9 @@ from . import new_table, plain, seconds
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ..answers import Answer
     from ..sweep import SweepOutput
-    from ..whatif import Answer, Sweep
+    from ..whatif import Sweep
 
 # every scenario column a what-if can have, in order; absent ones do not apply to the model
 SCENARIO_COLUMNS = (

@@ -1,0 +1,274 @@
+"""What a planner asks of a sweep (whatif.Sweep), per device and datatype, at the longest
+swept sequence or context:
+
+  compute_bound_batch  the smallest batch whose whole step has intensity >= the ridge point
+                       (solved exactly: FLOPs and bytes are linear in the batch; by
+                       bisection on the layer tables where they are not, as for MoE)
+  max_batch            the largest batch whose footprint fits one device (memory is linear
+                       in the batch too)
+  best                 the fitting scenario with the highest throughput at the expected time
+  training             time and cost to train: at a utilization of the dense peak, and at
+                       the expected step time of the largest swept batch and sequence
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .costmodel import basis
+from .errors import FieldError
+from .layers import LayerTable
+from .scenario import MAX_SIZE
+from .sweep import SweepOutput, evaluate_grid
+from .whatif import Sweep
+
+
+@dataclass(frozen=True)
+class Best:
+    """The fitting scenario with the highest throughput (`unit`: tokens_per_s for text
+    models outside decode, samples_per_s otherwise)."""
+
+    batch: int
+    seq: int
+    context: int
+    devices: int
+    time_s: float
+    rate: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """The published training run's FLOPs on `devices` devices: at the given utilization
+    of the dense peak (`days`), and at the expected step time of the largest swept batch
+    and sequence on that many devices (`expected_days`: samples / batch x step time)."""
+
+    devices: int
+    training_flops: float
+    days: float
+    cost: float | None
+    expected_days: float | None
+    expected_cost: float | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a planner asks of one device and dtype (at the longest swept sequence or
+    context): where a step turns compute-bound, the largest batch that fits, the fastest
+    fitting scenario, and the time and cost to train."""
+
+    device: str
+    dtype: str
+    seq: int | None
+    context: int | None
+    ridge_point: float
+    compute_bound_batch: int | None  # None: never, whatever the batch
+    max_batch: int
+    best: Best | None  # None: nothing fits
+    training: tuple[TrainingEstimate, ...]
+
+
+def _linear_in_batch(
+    sweep: Sweep, seq: int, context: int, dtype_index: int
+) -> tuple[np.ndarray, ...]:
+    """FLOPs, bytes (one replica) and memory (per device) as a + b x batch."""
+    m, g = sweep.model, sweep.grid
+    x = basis(np.array([1, 2]), np.array([seq, seq]), np.array([context, context]))
+    one = replace(
+        g,
+        batches=np.array([1, 2]),
+        seqs=np.array([seq]),
+        contexts=np.array([context]),
+        dtype_axis=np.array([dtype_index]),
+        replica_axis=np.array([1]),
+    )
+    out = evaluate_grid(m, one)
+    assert out is not None  # keep=True always returns the output
+    if m.polynomial:
+        flops = (m.flops @ x.T).sum(axis=0)  # (2,): at batch 1 and 2
+        nbytes = (m.bytes[dtype_index] @ x.T).sum(axis=0)
+    else:  # one replica's own tables (a line through batch 1 and 2; see _crossover_exact)
+        tables = [_table(sweep, b, seq, context, dtype_index) for b in (1, 2)]
+        flops = np.array([t.total_flops.sum() for t in tables])
+        nbytes = np.array([t.total_bytes.sum() for t in tables])
+
+    def line(v: np.ndarray) -> np.ndarray:
+        return np.array([v[0] - (v[1] - v[0]), v[1] - v[0]])
+
+    return line(flops), line(nbytes), line(out.memory_bytes)
+
+
+def _best_fitting(
+    sweep: Sweep, progress: Callable[[int, int], None] | None
+) -> dict[tuple[int, int], tuple[float, int]]:
+    """(dtype index, device index) -> (throughput, scenario) of the fastest scenario that
+    fits: tokens/s for text models (prefill, training), samples/s otherwise (a decode step
+    makes one token a sample), at the expected step time. Streamed chunk by chunk: nothing
+    kept grows with the grid."""
+    g = sweep.grid
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    per_token = sweep.model.takes_seq and sweep.phase != "decode"
+
+    def reduce(start: int, out: SweepOutput) -> None:
+        batch, seq, _, dt, _ = g.chunk(start, start + len(out.memory_bytes))
+        fits = out.memory_bytes[:, None] <= g.capacity[None, :]
+        work = batch * (seq if per_token else 1)  # tokens (text models) or samples a step
+        t = out.expected_time_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(fits & np.isfinite(t), work[:, None] / t, -np.inf)
+        for k in np.unique(dt):
+            sub = np.where((dt == k)[:, None], rate, -np.inf)
+            i = np.argmax(sub, axis=0)
+            for j, row in enumerate(i):
+                value = float(sub[row, j])
+                if value > best.get((int(k), j), (-np.inf, -1))[0]:
+                    best[(int(k), j)] = (value, start + int(row))
+
+    evaluate_grid(sweep.model, g, progress=progress, keep=False, reduce=reduce)
+    return best
+
+
+def _table(sweep: Sweep, batch: int, seq: int, context: int, dtype_index: int) -> LayerTable:
+    run = replace(
+        sweep.run.replica(),
+        batch=batch,
+        seq=seq if sweep.model.takes_seq else None,
+        context=context if sweep.phase == "decode" else None,
+        dtype=sweep.grid.dtypes[dtype_index],
+    )
+    return sweep.workload.layers(run)
+
+
+def _crossover_exact(
+    sweep: Sweep, seq: int, context: int, dtype_index: int, ridge: float
+) -> int | None:
+    """The smallest batch whose intensity reaches `ridge`, for costs that are not linear in
+    the batch (mixture of experts: the experts' weight reads saturate as the batch grows):
+    intensity only grows with the batch, so double until it is reached, then bisect."""
+
+    def reaches(b: int) -> bool:
+        t = _table(sweep, b, seq, context, dtype_index)
+        return bool(t.total_flops.sum() >= ridge * t.total_bytes.sum())
+
+    if reaches(1):
+        return 1
+    low, high = 1, 2
+    while not reaches(high):
+        low, high = high, high * 2
+        if high > MAX_SIZE:
+            return None
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if reaches(mid) else (mid, high)
+    return high
+
+
+def _expected_training_s(sweep: Sweep, device: int, dtype_index: int, n: int) -> float | None:
+    """Seconds to train on the published samples at the expected step time of the largest
+    swept batch and sequence on n devices."""
+    w, g = sweep.workload, sweep.grid
+    if w.training is None or sweep.phase != "training":
+        return None
+    b, s = int(g.batches.max()), int(g.seqs.max())
+    if b % n:
+        return None
+    one = replace(
+        g,
+        batches=np.array([b]),
+        seqs=np.array([s]),
+        contexts=np.array([-1]),
+        dtype_axis=np.array([dtype_index]),
+        replica_axis=np.array([n]),
+    )
+    out = evaluate_grid(sweep.model, one)
+    assert out is not None  # keep=True always returns the output
+    step = float(out.expected_time_s[0, device])
+    if not np.isfinite(step):
+        return None
+    return w.training.samples / b * step
+
+
+def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
+    """The smallest batch whose intensity (f0 + f1 b) / (y0 + y1 b) reaches `ridge`:
+    b (f1 - R y1) >= R y0 - f0. None when more batch never gets there."""
+    slope = f[1] - ridge * y[1]
+    need = ridge * y[0] - f[0]
+    if need <= 0:
+        return 1
+    if slope > 0:
+        return math.ceil(float(need) / float(slope))
+    return None
+
+
+def answers(
+    sweep: Sweep,
+    *,
+    utilization: float | None = None,
+    price_per_hour: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Answer]:
+    if utilization is not None and not (
+        isinstance(utilization, float | int) and 0 < utilization <= 1
+    ):
+        raise FieldError("utilization", utilization, "must be in (0, 1]")
+    if price_per_hour is not None and not (
+        isinstance(price_per_hour, float | int) and 0 < price_per_hour < 1e9
+    ):
+        raise FieldError("price", price_per_hour, "must be > 0 and finite (per device-hour)")
+    g, w = sweep.grid, sweep.workload
+    seq = int(g.seqs.max())
+    ctx = int(max(g.contexts.max(), g.seqs.max() if g.contexts.min() < 0 else 0))
+    train_flops = w.training_flops() if utilization is not None else None
+    fastest = _best_fitting(sweep, progress)
+    unit = "tokens_per_s" if sweep.model.takes_seq and sweep.phase != "decode" else "samples_per_s"
+    rows = []
+    for k, dt in enumerate(g.dtypes):
+        f, y, mem = _linear_in_batch(sweep, seq, ctx, k)
+        for j, d in enumerate(sweep.devices):
+            ridge = d.peak(dt) / d.memory_bandwidth_bytes_per_s
+            room = g.capacity[j] - mem[0]
+            max_batch = int(room // mem[1]) if mem[1] > 0 and room >= mem[1] else 0
+            best = None
+            if (k, j) in fastest and np.isfinite(fastest[(k, j)][0]):
+                rate, i = fastest[(k, j)]
+                b, s_, c_, _, n = (int(v[0]) for v in g.chunk(i, i + 1))
+                work = b * (s_ if unit == "tokens_per_s" else 1)
+                best = Best(b, s_, c_, n, work / rate, rate, unit)
+            training: list[TrainingEstimate] = []
+            if train_flops is not None and utilization is not None:
+                for n in sorted({int(r) for r in g.replica_axis}):
+                    seconds = train_flops / (n * d.peak(dt) * utilization)
+                    expected = _expected_training_s(sweep, j, k, n)
+                    price = price_per_hour or None
+                    training.append(
+                        TrainingEstimate(
+                            n,
+                            train_flops,
+                            seconds / 86400,
+                            seconds / 3600 * n * price if price else None,
+                            None if expected is None else expected / 86400,
+                            expected / 3600 * n * price if price and expected else None,
+                        )
+                    )
+            rows.append(
+                Answer(
+                    device=d.key,
+                    dtype=dt,
+                    seq=seq if sweep.model.takes_seq else None,
+                    context=ctx if sweep.phase == "decode" else None,
+                    ridge_point=ridge,
+                    compute_bound_batch=(
+                        _crossover(f, y, ridge)
+                        if sweep.model.polynomial
+                        else _crossover_exact(sweep, seq, ctx, k, ridge)
+                    ),
+                    max_batch=max_batch,
+                    best=best,
+                    training=tuple(training),
+                )
+            )
+    return rows
