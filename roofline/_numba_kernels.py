@@ -43,55 +43,6 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
             compute[i, j] = ai >= ridge[j]
 
 
-@njit(**JIT)
-def sweep(  # type: ignore[no-untyped-def]
-    flops_c, bytes_c, io_c, basis, dtype_idx, peak, bandwidth, time, share, flops_out, working_out
-):
-    """Per scenario i and device j: step time = sum over layers of max(FLOPs / peak,
-    bytes / bandwidth) (coefficients are totals over repeats), the memory-bound share of it,
-    the FLOPs, and the working set (the largest layer's inputs + outputs). Byte coefficients
-    are per dtype: [dtype, layer, term]; see kernels.sweep."""
-    n_layers, n_terms = flops_c.shape
-    n_dev = bandwidth.shape[0]
-    for i in prange(basis.shape[0]):
-        k = dtype_idx[i]
-        f = np.empty(n_layers)
-        y = np.empty(n_layers)
-        total_f = 0.0
-        working = 0.0
-        for layer in range(n_layers):
-            fl = 0.0
-            by = 0.0
-            io = 0.0
-            for term in range(n_terms):
-                x = basis[i, term]
-                fl += flops_c[layer, term] * x
-                by += bytes_c[k, layer, term] * x
-                io += io_c[k, layer, term] * x
-            f[layer] = fl
-            y[layer] = by
-            total_f += fl
-            if io > working:
-                working = io
-        flops_out[i] = total_f
-        working_out[i] = working
-        for j in range(n_dev):
-            p = peak[k, j]
-            w = bandwidth[j]
-            t = 0.0
-            mem = 0.0
-            for layer in range(n_layers):
-                tc = f[layer] / p
-                tm = y[layer] / w
-                if tm > tc:
-                    t += tm
-                    mem += tm
-                else:
-                    t += tc
-            time[i, j] = t
-            share[i, j] = mem / t if t > 0 else 0.0
-
-
 @njit(**SCALAR)
 def _tile(size, largest):  # type: ignore[no-untyped-def]
     """The power of two >= size, clipped to [16, largest] (efficiency._tile)."""
@@ -122,14 +73,17 @@ def gemm_utilization(g, m, n, k, units, tile_m, tile_n, split_k_min):  # type: i
 
 
 @njit(**JIT)
-def sweep_expected(  # type: ignore[no-untyped-def]
+def grid(  # type: ignore[no-untyped-def]
     flops_c,
     bytes_c,
+    io_c,
     shape_c,
     kernels_c,
     keep,
     basis,
     dtype_idx,
+    peak,
+    bandwidth,
     apeak,
     abw,
     units,
@@ -139,36 +93,69 @@ def sweep_expected(  # type: ignore[no-untyped-def]
     tensor,
     split_k_min,
     quantize,
-    out,
+    want_bound,
+    want_expected,
+    time,
+    share,
+    flops_out,
+    working_out,
+    expected_out,
 ):
-    """Per scenario i and device j: the expected time of the kept layers (efficiency.py) of
-    one micro-batch on one device of a tensor-parallel group of `tensor`: FLOPs, bytes and
-    a GEMM's n divided by `tensor`; kernel launches not. shape_c: [groups, m, n, k]."""
+    """One pass over S scenarios x L layers x D devices; see kernels.sweep and
+    kernels.sweep_expected. The layers' FLOPs and bytes are evaluated from their
+    coefficients once per scenario and serve both results:
+      bound (want_bound): sum over layers of max(FLOPs / peak, bytes / bandwidth), its
+        memory-bound share, the FLOPs and the working set (largest inputs + outputs);
+      expected (want_expected): over the kept layers, efficiency.py's expected time on one
+        device of a tensor-parallel group: FLOPs, bytes and a GEMM's n / tensor, tile and
+        wave quantization (quantize), at least one kernel overhead per launch.
+    Coefficients are totals over repeats; bytes are per dtype [dtype, layer, term]."""
     n_layers, n_terms = flops_c.shape
-    n_dev = abw.shape[0]
+    n_dev = bandwidth.shape[0]
     is_gemm = np.zeros(n_layers, dtype=np.bool_)
-    for layer in range(n_layers):
-        for term in range(n_terms):
-            if shape_c[0, layer, term] != 0.0:
-                is_gemm[layer] = True
+    if want_expected:
+        for layer in range(n_layers):
+            for term in range(n_terms):
+                if shape_c[0, layer, term] != 0.0:
+                    is_gemm[layer] = True
     for i in prange(basis.shape[0]):
         kd = dtype_idx[i]
-        acc = np.zeros(n_dev)
+        t_bound = np.zeros(n_dev)
+        t_mem = np.zeros(n_dev)
+        t_exp = np.zeros(n_dev)
+        total_f = 0.0
+        working = 0.0
         for layer in range(n_layers):
-            if not keep[layer]:
-                continue
             f = 0.0
             y = 0.0
+            io = 0.0
+            for term in range(n_terms):
+                x = basis[i, term]
+                f += flops_c[layer, term] * x
+                y += bytes_c[kd, layer, term] * x
+            if want_bound:
+                for term in range(n_terms):
+                    io += io_c[kd, layer, term] * basis[i, term]
+                total_f += f
+                if io > working:
+                    working = io
+                for j in range(n_dev):
+                    tc = f / peak[kd, j]
+                    tm = y / bandwidth[j]
+                    if tm > tc:
+                        t_bound[j] += tm
+                        t_mem[j] += tm
+                    else:
+                        t_bound[j] += tc
+            if not (want_expected and keep[layer]):
+                continue
             nk = 0.0
             g = 0.0
             m = 0.0
             n = 0.0
             kk = 0.0
             for term in range(n_terms):
-                x = basis[i, term]
-                f += flops_c[layer, term] * x
-                y += bytes_c[kd, layer, term] * x
-                nk += kernels_c[layer, term] * x
+                nk += kernels_c[layer, term] * basis[i, term]
             if quantize and is_gemm[layer]:
                 for term in range(n_terms):
                     x = basis[i, term]
@@ -177,17 +164,24 @@ def sweep_expected(  # type: ignore[no-untyped-def]
                     n += shape_c[2, layer, term] * x
                     kk += shape_c[3, layer, term] * x
                 n /= tensor
-            f /= tensor
-            y /= tensor
+            fe = f / tensor
+            ye = y / tensor
             for j in range(n_dev):
                 q = 1.0
                 if g > 0.0:
                     q = gemm_utilization(g, m, n, kk, units[j], tile_m[j], tile_n[j], split_k_min)
-                tc = f / (apeak[kd, j] * q)
-                tm = y / abw[j]
+                tc = fe / (apeak[kd, j] * q)
+                tm = ye / abw[j]
                 t = tc if tc > tm else tm
                 if nk > 0.0 and t < nk * overhead[j]:
                     t = nk * overhead[j]
-                acc[j] += t
-        for j in range(n_dev):
-            out[i, j] = acc[j]
+                t_exp[j] += t
+        if want_bound:
+            flops_out[i] = total_f
+            working_out[i] = working
+            for j in range(n_dev):
+                time[i, j] = t_bound[j]
+                share[i, j] = t_mem[j] / t_bound[j] if t_bound[j] > 0 else 0.0
+        if want_expected:
+            for j in range(n_dev):
+                expected_out[i, j] = t_exp[j]

@@ -132,6 +132,31 @@ class SweepArrays:
     memory_share: np.ndarray  # (S, D) share of that time in memory-bound layers
     flops: np.ndarray  # (S,) FLOP over all layers
     working_bytes: np.ndarray  # (S,) the largest layer's activation inputs + outputs
+    expected_s: np.ndarray | None = None  # (S, D) when an Expectation was given
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the kernel needs for efficiency.py's expected time of a grid: the layers' GEMM
+    shapes (4, L, K: groups, m, n, k per instance; groups 0: not a GEMM) and kernel launches
+    (L, K) as coefficients, which layers count (keep, (L,) bool), each device's ceilings
+    (ceiling_flops (T, D); ceiling_bandwidth, units, tile_m, tile_n, overhead_s (D,)), the
+    tensor-parallel degree (FLOPs, bytes and a GEMM's n are divided by it; launches are
+    not), split-K's least k, and whether to quantize (False with datasheet peaks and no
+    overhead: the roofline bound)."""
+
+    shape: object
+    kernel_counts: object
+    keep: object
+    ceiling_flops: object
+    ceiling_bandwidth: object
+    units: object
+    tile_m: object
+    tile_n: object
+    overhead_s: object
+    tensor: float
+    split_k_min: float
+    quantize: bool = True
 
 
 def _array(name: str, values: object, ndim: int) -> np.ndarray:
@@ -143,6 +168,48 @@ def _array(name: str, values: object, ndim: int) -> np.ndarray:
     return arr
 
 
+def _grid_inputs(
+    flops: object, bytes_: object, basis: object, dtype_index: object, n_dtypes_from: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    f = _array("flops", flops, 2)
+    y = _array("bytes", bytes_, 3)
+    x = _array("basis", basis, 2)
+    k = np.ascontiguousarray(dtype_index, dtype=np.int64)
+    n_layers, n_terms = f.shape
+    if y.shape[1:] != (n_layers, n_terms):
+        raise ValueError(f"bytes {y.shape} must be (T, {n_layers}, {n_terms})")
+    if x.shape[1] != n_terms:
+        raise ValueError(f"basis has {x.shape[1]} terms, the coefficients {n_terms}")
+    if k.shape != (x.shape[0],) or (len(k) and (k.min() < 0 or k.max() >= y.shape[0])):
+        raise ValueError(f"dtype_index: expected {x.shape[0]} indices in [0, {y.shape[0]})")
+    return f, y, x, k
+
+
+def _expectation(
+    e: Expectation, f: np.ndarray, y: np.ndarray, k: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The checked arrays of `e` for L layers, K terms, T dtypes."""
+    n_layers, n_terms = f.shape
+    sh = _array("shape", e.shape, 3)
+    kc = _array("kernel_counts", e.kernel_counts, 2)
+    mask = np.ascontiguousarray(e.keep, dtype=np.bool_)
+    pa = _array("ceiling_flops", e.ceiling_flops, 2)
+    per_device = [
+        _array(name, getattr(e, name), 1)
+        for name in ("ceiling_bandwidth", "units", "tile_m", "tile_n", "overhead_s")
+    ]
+    n_dev = pa.shape[1]
+    if sh.shape != (4, n_layers, n_terms) or kc.shape != f.shape or mask.shape != (n_layers,):
+        raise ValueError("shape, kernel_counts and keep must match the layers and terms")
+    if pa.shape[0] != y.shape[0] or any(a.shape != (n_dev,) for a in per_device):
+        raise ValueError(f"ceilings must be (T, D) and (D,) with D = {n_dev}")
+    if not (np.all(per_device[0] > 0) and np.all(per_device[1] >= 1) and e.tensor >= 1):
+        raise ValueError("bandwidth must be > 0, units and tensor >= 1")
+    if len(k) and not np.all(pa[np.unique(k)] > 0):
+        raise ValueError("ceiling_flops of every dtype used must be > 0")
+    return (sh, kc, mask, pa, *per_device)
+
+
 def sweep(
     flops: object,
     bytes_: object,
@@ -151,106 +218,113 @@ def sweep(
     dtype_index: object,
     peak: object,
     bandwidth: object,
+    expected: Expectation | None = None,
 ) -> SweepArrays:
-    """Roofline of S scenarios on D devices from polynomial costs.
+    """Roofline of S scenarios on D devices from polynomial costs, and with `expected` the
+    expected time (efficiency.py) in the same pass over the layers.
 
     flops (L, K) FLOP coefficients of L layers in K basis terms; bytes_ and io_bytes
     (T, L, K) byte coefficients per dtype; basis (S, K) each scenario's terms; dtype_index
     (S,) which dtype each scenario uses; peak (T, D) FLOP/s per dtype and device (> 0 for
     every dtype used); bandwidth (D,) byte/s.
     """
-    f = _array("flops", flops, 2)
-    y = _array("bytes", bytes_, 3)
+    f, y, x, k = _grid_inputs(flops, bytes_, basis, dtype_index)
     io = _array("io_bytes", io_bytes, 3)
-    x = _array("basis", basis, 2)
     p = _array("peak", peak, 2)
     w = _array("bandwidth", bandwidth, 1)
-    k = np.ascontiguousarray(dtype_index, dtype=np.int64)
-    n_layers, n_terms = f.shape
-    n_dtypes = y.shape[0]
-    if y.shape != (n_dtypes, n_layers, n_terms) or io.shape != y.shape:
-        raise ValueError(
-            f"bytes {y.shape} and io_bytes {io.shape} must be (T, {n_layers}, {n_terms})"
-        )
-    if x.shape[1] != n_terms:
-        raise ValueError(f"basis has {x.shape[1]} terms, the coefficients {n_terms}")
-    if k.shape != (x.shape[0],) or (len(k) and (k.min() < 0 or k.max() >= n_dtypes)):
-        raise ValueError(f"dtype_index: expected {x.shape[0]} indices in [0, {n_dtypes})")
-    if p.shape != (n_dtypes, w.shape[0]):
-        raise ValueError(f"peak: expected shape ({n_dtypes}, {w.shape[0]}), got {p.shape}")
+    if io.shape != y.shape:
+        raise ValueError(f"bytes {y.shape} and io_bytes {io.shape} must be alike")
+    if p.shape != (y.shape[0], w.shape[0]):
+        raise ValueError(f"peak: expected shape ({y.shape[0]}, {w.shape[0]}), got {p.shape}")
     if not np.all(w > 0) or (len(k) and not np.all(p[np.unique(k)] > 0)):
         raise ValueError("peak (of every dtype used) and bandwidth must be > 0")
-    kernel = _compiled("sweep")
     s, d = x.shape[0], w.shape[0]
-    out = SweepArrays(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s))
-    kernel(f, y, io, x, k, p, w, out.time_s, out.memory_share, out.flops, out.working_bytes)
+    exp_arrays = None
+    if expected is not None:
+        exp_arrays = _expectation(expected, f, y, k)
+        if exp_arrays[3].shape[1] != d:
+            raise ValueError("the expectation's devices differ from the peaks'")
+    out = SweepArrays(
+        np.empty((s, d)),
+        np.empty((s, d)),
+        np.empty(s),
+        np.empty(s),
+        np.empty((s, d)) if expected is not None else None,
+    )
+    _run_grid(f, y, io, x, k, p, w, expected, exp_arrays, out)
     return out
 
 
 def sweep_expected(
-    flops: object,
-    bytes_: object,
-    shape: object,
-    kernel_counts: object,
-    keep: object,
-    basis: object,
-    dtype_index: object,
-    ceiling_flops: object,
-    ceiling_bandwidth: object,
-    units: object,
-    tile_m: object,
-    tile_n: object,
-    overhead_s: object,
-    tensor: float,
-    split_k_min: float,
-    quantize: bool = True,
+    flops: object, bytes_: object, basis: object, dtype_index: object, expected: Expectation
 ) -> np.ndarray:
-    """(S, D) expected time (efficiency.py's model) of the kept layers of S scenarios on D
-    devices, for one device of a tensor-parallel group of `tensor`.
-
-    flops (L, K) and bytes_ (T, L, K) coefficients as for `sweep`; shape (4, L, K) the GEMM
-    shape's coefficients (groups, m, n, k; groups 0: not a GEMM); kernel_counts (L, K)
-    kernels each layer launches; keep (L,) bool; ceiling_flops (T, D) achievable FLOP/s;
-    ceiling_bandwidth, units, tile_m, tile_n, overhead_s (D,) per device. quantize=False
-    leaves tile and wave quantization out (with the datasheet peaks and no overhead: the
-    roofline bound).
-    """
-    f = _array("flops", flops, 2)
-    y = _array("bytes", bytes_, 3)
-    sh = _array("shape", shape, 3)
-    kc = _array("kernel_counts", kernel_counts, 2)
-    x = _array("basis", basis, 2)
-    pa = _array("ceiling_flops", ceiling_flops, 2)
-    per_device = [
-        _array(name, v, 1)
-        for name, v in (
-            ("ceiling_bandwidth", ceiling_bandwidth),
-            ("units", units),
-            ("tile_m", tile_m),
-            ("tile_n", tile_n),
-            ("overhead_s", overhead_s),
-        )
-    ]
-    wa = per_device[0]
-    k = np.ascontiguousarray(dtype_index, dtype=np.int64)
-    mask = np.ascontiguousarray(keep, dtype=np.bool_)
-    n_layers, n_terms = f.shape
-    n_dtypes, n_dev = pa.shape
-    if y.shape != (n_dtypes, n_layers, n_terms) or sh.shape != (4, n_layers, n_terms):
-        raise ValueError(f"bytes {y.shape} / shape {sh.shape} do not match flops {f.shape}")
-    if kc.shape != f.shape or mask.shape != (n_layers,) or x.shape[1] != n_terms:
-        raise ValueError("kernel_counts, keep and basis must match the layers and terms")
-    if k.shape != (x.shape[0],) or (len(k) and (k.min() < 0 or k.max() >= n_dtypes)):
-        raise ValueError(f"dtype_index: expected {x.shape[0]} indices in [0, {n_dtypes})")
-    if any(a.shape != (n_dev,) for a in per_device):
-        raise ValueError(f"per-device arrays must have {n_dev} entries")
-    if not (np.all(wa > 0) and np.all(per_device[1] >= 1) and tensor >= 1):
-        raise ValueError("bandwidth must be > 0, units and tensor >= 1")
-    if len(k) and not np.all(pa[np.unique(k)] > 0):
-        raise ValueError("ceiling_flops of every dtype used must be > 0")
-    kernel = _compiled("sweep_expected")
-    out = np.empty((x.shape[0], n_dev))
-    kernel(
-        f, y, sh, kc, mask, x, k, pa, *per_device, float(tensor), float(split_k_min), quantize, out
+    """(S, D) expected time of the kept layers only (no bound): e.g. a recomputed pass."""
+    f, y, x, k = _grid_inputs(flops, bytes_, basis, dtype_index)
+    arrays = _expectation(expected, f, y, k)
+    d = arrays[3].shape[1]
+    s = x.shape[0]
+    out = SweepArrays(
+        np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty((s, d))
     )
-    return out
+    dummy = np.zeros((1, d))
+    _run_grid(f, y, y, x, k, dummy, np.ones(d), expected, arrays, out, want_bound=False)
+    assert out.expected_s is not None  # filled above
+    return out.expected_s
+
+
+def _run_grid(
+    f: np.ndarray,
+    y: np.ndarray,
+    io: np.ndarray,
+    x: np.ndarray,
+    k: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    e: Expectation | None,
+    arrays: tuple[np.ndarray, ...] | None,
+    out: SweepArrays,
+    want_bound: bool = True,
+) -> None:
+    kernel = _compiled("grid")
+    n_layers, n_terms = f.shape
+    d = w.shape[0]
+    if e is None or arrays is None:
+        sh, kc, mask = (
+            np.zeros((4, n_layers, n_terms)),
+            np.zeros(f.shape),
+            np.zeros(n_layers, np.bool_),
+        )
+        pa, wa, units, tm, tn, oh = np.ones((y.shape[0], d)), *(np.ones(d) for _ in range(5))
+        tensor, split, quantize = 1.0, 1.0, False
+    else:
+        sh, kc, mask, pa, wa, units, tm, tn, oh = arrays
+        tensor, split, quantize = float(e.tensor), float(e.split_k_min), bool(e.quantize)
+    expected = out.expected_s if out.expected_s is not None else np.empty((0, 0))
+    kernel(
+        f,
+        y,
+        io,
+        sh,
+        kc,
+        mask,
+        x,
+        k,
+        p,
+        w,
+        pa,
+        wa,
+        units,
+        tm,
+        tn,
+        oh,
+        tensor,
+        split,
+        quantize,
+        want_bound,
+        e is not None,
+        out.time_s,
+        out.memory_share,
+        out.flops,
+        out.working_bytes,
+        expected,
+    )

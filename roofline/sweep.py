@@ -24,8 +24,8 @@ from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import SPLIT_K_MIN
 from .errors import RooflineError
 from .hardware import Device
+from .kernels import Expectation, sweep_expected
 from .kernels import sweep as sweep_kernel
-from .kernels import sweep_expected
 from .memory import footprint
 from .parallel import traffic
 from .step import Links, assemble, communication_parts, step_time
@@ -139,7 +139,13 @@ def evaluate_grid(
         batch, seq, ctx, dt, reps = grid.chunk(start, end)
         nb = nb_of[dt]
         x = basis(batch // reps, seq, ctx)
-        k = sweep_kernel(model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth)
+        # one pass gives the bound and, when a micro-batch is the whole replica (no
+        # pipelining, no gradient accumulation), the stage's expected time as well
+        whole = run.micro_batch is None and run.layout.pipeline == 1
+        e = _expectation(model, model.step, grid) if whole else None
+        k = sweep_kernel(
+            model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth, e
+        )
         if run.training:  # one micro-batch's activations x those in flight (memory.py)
             local = batch // reps
             micro = np.full_like(local, run.micro_batch) if run.micro_batch else local
@@ -165,7 +171,7 @@ def evaluate_grid(
         time = k.time_s / split if split > 1 else k.time_s
         if np.any(comm):  # most sweeps send nothing: skip an (S, D) pass
             time = time + transfer_time_s(comm[:, None], grid.link[None, :])
-        expected = _expected_grid(model, grid, batch // reps, seq, ctx, dt, nb, reps)
+        expected = _expected_grid(model, grid, batch // reps, seq, ctx, dt, nb, reps, k.expected_s)
         out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected)
         if reduce is not None:
             reduce(start, out)
@@ -192,41 +198,28 @@ def _expected_grid(
     dt: np.ndarray,
     nb: np.ndarray,
     reps: np.ndarray,
+    whole_stage: np.ndarray | None,
 ) -> np.ndarray:
     """(S, D) expected step times: step.py's model (micro-batch stage time from the
-    expected-time kernel, recomputation, bubble, collectives), given arrays."""
+    expected-time kernel, recomputation, bubble, collectives), given arrays.
+    `whole_stage`: the stage time already computed for the whole replica, if it was."""
     run, c, step = model.run, grid.ceilings, model.step
     if c is None or step is None:
         return np.full((len(local), len(grid.bandwidth)), np.nan)
-    t, pp = run.layout.tensor, run.layout.pipeline
+    pp = run.layout.pipeline
     if run.micro_batch is not None:
         micro = np.full_like(local, run.micro_batch)
     else:
         micro = local if pp == 1 else np.ones_like(local)
     m = (local // micro).astype(np.float64)
     xm = basis(micro, seq, ctx)
-    if run.ideal:  # the datasheet figures, no quantization, no launch overhead
-        ceil = (grid.peak, grid.bandwidth, c.units, c.tile_m, c.tile_n, 0.0 * c.overhead_s)
-    else:
-        ceil = (c.flops_per_s, c.bandwidth_bytes_per_s, c.units, c.tile_m, c.tile_n, c.overhead_s)
 
     def stage(p: Pass) -> np.ndarray:
-        out = sweep_expected(
-            p.flops,
-            p.bytes,
-            p.shape,
-            p.kernels,
-            p.keep,
-            xm,
-            dt,
-            *ceil,
-            t,
-            SPLIT_K_MIN,
-            quantize=not run.ideal,
-        )
-        return np.asarray(out / pp)
+        exp = _expectation(model, p, grid)
+        assert exp is not None  # ceilings and the pass exist here
+        return np.asarray(sweep_expected(p.flops, p.bytes, xm, dt, exp) / pp)
 
-    e = stage(step)
+    e = whole_stage / pp if whole_stage is not None else stage(step)
     r = stage(model.recompute) if model.recompute is not None else 0.0
     boundary = np.einsum("sk,sk->s", xm, model.boundary_bytes[dt])
     comm = communication_parts(
@@ -246,6 +239,29 @@ def _expected_grid(
     for part in arrays[1:]:
         total += part
     return total + sum(float(p) for p in parts if not np.ndim(p))
+
+
+def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | None:
+    """The kernel's inputs for the expected time of pass `p` on the grid's devices."""
+    c = grid.ceilings
+    if c is None or p is None:
+        return None
+    run = model.run
+    ideal = run.ideal  # the datasheet figures, no quantization, no launch overhead
+    return Expectation(
+        shape=p.shape,
+        kernel_counts=p.kernels,
+        keep=p.keep,
+        ceiling_flops=grid.peak if ideal else c.flops_per_s,
+        ceiling_bandwidth=grid.bandwidth if ideal else c.bandwidth_bytes_per_s,
+        units=c.units,
+        tile_m=c.tile_m,
+        tile_n=c.tile_n,
+        overhead_s=0.0 * c.overhead_s if ideal else c.overhead_s,
+        tensor=run.layout.tensor,
+        split_k_min=SPLIT_K_MIN,
+        quantize=not ideal,
+    )
 
 
 def _evaluate_exact(

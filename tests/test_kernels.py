@@ -212,30 +212,34 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     from roofline import RunConfig, get_device, get_workload
     from roofline.efficiency import SPLIT_K_MIN, expected_times, kernels
     from roofline.hardware import ceilings
-    from roofline.kernels import sweep_expected
+    from roofline.kernels import Expectation, sweep, sweep_expected
 
     run = RunConfig(**run_kwargs)
     t = get_workload(key).layers(run)
     devices = [get_device(d) for d in ("a100", "h100", "mi300x")]
     cs = [ceilings(d, "fp16") for d in devices]
     shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])[:, :, None]
-    out = sweep_expected(
-        t.total_flops[:, None],
-        t.total_bytes[None, :, None],
-        shape,
-        kernels(t, run.training)[:, None],
-        np.ones(len(t), dtype=bool),
-        np.ones((1, 1)),
-        np.zeros(1, dtype=np.int64),
-        np.array([[c.flops_per_s for c in cs]]),
-        [c.bandwidth_bytes_per_s for c in cs],
-        [c.compute_units for c in cs],
-        [c.tile_m for c in cs],
-        [c.tile_n for c in cs],
-        [c.kernel_overhead_s for c in cs],
-        tensor,
-        SPLIT_K_MIN,
+    expectation = Expectation(
+        shape=shape,
+        kernel_counts=kernels(t, run.training)[:, None],
+        keep=np.ones(len(t), dtype=bool),
+        ceiling_flops=np.array([[c.flops_per_s for c in cs]]),
+        ceiling_bandwidth=[c.bandwidth_bytes_per_s for c in cs],
+        units=[c.compute_units for c in cs],
+        tile_m=[c.tile_m for c in cs],
+        tile_n=[c.tile_n for c in cs],
+        overhead_s=[c.kernel_overhead_s for c in cs],
+        tensor=tensor,
+        split_k_min=SPLIT_K_MIN,
     )
+    coef = (t.total_flops[:, None], t.total_bytes[None, :, None])
+    basis1, dt0 = np.ones((1, 1)), np.zeros(1, dtype=np.int64)
+    out = sweep_expected(*coef, basis1, dt0, expectation)
+    # the same numbers from the one-pass kernel that also gives the bound
+    peak = np.array([[d.peak("fp16") for d in devices]])
+    bw = [d.memory_bandwidth_bytes_per_s for d in devices]
+    both = sweep(*coef, t.total_bytes[None, :, None], basis1, dt0, peak, bw, expectation)
+    np.testing.assert_array_equal(both.expected_s, out)
     split = replace(t, gemm_n=np.maximum(t.gemm_n / tensor, 1.0))
     for j, c in enumerate(cs):
         f, y = t.total_flops / tensor, t.total_bytes / tensor
