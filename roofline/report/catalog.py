@@ -93,8 +93,14 @@ def _ceiling_lines(d: Device) -> list[str]:
             f"  {dt:5} {c.flops_per_s / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
             f"   ({100 * c.flops_per_s / d.peak(dt):.0f}% of peak, {label})"
         )
+    from ..hardware import cluster
+
     c = ceilings(d, d.dtypes[0])
+    net = cluster(d)
+    label = "device file" if d.network is not None else "vendor default"
     lines += [
+        f"  network {net.network_bandwidth_bytes_per_s / 1e9:,.1f} GB/s a device and direction "
+        f"between nodes of {net.node_size}, {net.network_latency_s * 1e6:g} us ({label})",
         f"  memory {c.bandwidth_bytes_per_s / 1e9:9,.1f} GB/s "
         f"({100 * c.bandwidth_bytes_per_s / d.memory_bandwidth_bytes_per_s:.0f}% of datasheet, "
         f"{'measured' if c.bandwidth_measured else 'default'})",
