@@ -20,6 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ..efficiency import Ceilings
+
 
 def plain(obj: Any) -> Any:
     """JSON-ready data: dataclasses and numpy values as plain Python, non-finite floats as
@@ -40,6 +42,21 @@ def plain(obj: Any) -> Any:
         value = float(obj)
         return value if math.isfinite(value) else None
     return obj
+
+
+def ceiling_dict(c: Ceilings) -> dict[str, Any]:
+    """What a device reaches (hardware.ceilings), SI units, with where it comes from."""
+    return {
+        "gemm_flops_per_s": c.flops_per_s,
+        "memory_bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
+        "compute_units": c.compute_units,
+        "gemm_tile": [c.tile_m, c.tile_n],
+        "kernel_overhead_s": c.kernel_overhead_s,
+        "default": c.default,
+        "gemm_measured": c.gemm_measured,
+        "bandwidth_measured": c.bandwidth_measured,
+        "source": c.source,
+    }
 
 
 def to_json(obj: Any) -> str:

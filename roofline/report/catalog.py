@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import count, new_table
+from . import ceiling_dict, count, new_table
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -67,18 +67,7 @@ def device_dict(d: Device) -> dict[str, Any]:
 def _ceiling_dict(d: Device, dtype: str) -> dict[str, Any]:
     from ..hardware import ceilings
 
-    c = ceilings(d, dtype)
-    return {
-        "gemm_flops_per_s": c.flops_per_s,
-        "memory_bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
-        "compute_units": c.compute_units,
-        "gemm_tile": [c.tile_m, c.tile_n],
-        "kernel_overhead_s": c.kernel_overhead_s,
-        "default": c.default,
-        "gemm_measured": c.gemm_measured,
-        "bandwidth_measured": c.bandwidth_measured,
-        "source": c.source,
-    }
+    return ceiling_dict(ceilings(d, dtype))
 
 
 def _ceiling_lines(d: Device) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import count, new_table, seconds, si
+from . import ceiling_dict, count, new_table, seconds, si
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,22 +53,7 @@ def summary(result: Result) -> dict[str, Any]:
         "expected_time_s": result.total_expected_time_s,
         "mfu": result.mfu,
         "losses_s": dict(result.loss_totals()),
-        "ceilings": _ceilings(result),
-    }
-
-
-def _ceilings(result: Result) -> dict[str, Any] | None:
-    c = result.ceilings
-    if c is None:
-        return None
-    return {
-        "flops_per_s": c.flops_per_s,
-        "bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
-        "compute_units": c.compute_units,
-        "gemm_tile": [c.tile_m, c.tile_n],
-        "kernel_overhead_s": c.kernel_overhead_s,
-        "default": c.default,
-        "source": c.source,
+        "ceilings": None if result.ceilings is None else ceiling_dict(result.ceilings),
     }
 
 
