@@ -257,7 +257,33 @@ def _show(
         _emit(None, table(), output)
 
 
+def _stream_csv(sweep: Any, output: Path | None) -> None:
+    """A what-if's rows as CSV of any size, chunk by chunk, with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .report import whatif as rw
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("writing rows", total=sweep.grid.scenarios)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done)
+
+        def write(path: str) -> None:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                rows = rw.write_scenarios_csv(sweep, handle, progress)
+            typer.echo(f"wrote {rows:,} rows", err=True)
+
+        if output is None or str(output) == "-":
+            rw.write_scenarios_csv(sweep, sys.stdout, progress)
+        else:
+            write_whole(output, write)
+
+
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+TABLE_ROWS = 200  # a what-if table shows its rows up to this many pairs
+ROW_LIMIT = 1_000_000  # JSON rows built in memory; CSV beyond it is streamed
 
 
 def _save_figure(fig: Any, output: Path) -> None:
@@ -509,11 +535,14 @@ def whatif(
         replicas=_ints("--devices", devices),
     )
     pairs = sweep.grid.scenarios * len(devs)
-    limit = 200 if fmt is Format.table else 1_000_000
-    if fmt is not Format.table and pairs > limit:
+    limit = TABLE_ROWS if fmt is Format.table else ROW_LIMIT
+    if fmt is Format.csv and pairs > limit:  # any size: streamed in chunks, progress on stderr
+        _stream_csv(sweep, output)
+        return
+    if fmt is Format.json and pairs > limit:
         _fail(
-            f"{pairs:,} (scenario, device) pairs are more than {limit:,} rows; narrow the "
-            "sweep or use the table format for the answers alone"
+            f"{pairs:,} (scenario, device) pairs are more than {limit:,} JSON rows; use "
+            "--format csv (streamed, any size) or narrow the sweep"
         )
     rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
     if pairs > 20_000_000:  # more than about a second: show progress on stderr

@@ -187,16 +187,18 @@ def run_sweep(sweep: Sweep, progress: Callable[[int, int], None] | None = None) 
     return out
 
 
-def scenario_columns(sweep: Sweep, out: SweepOutput) -> dict[str, np.ndarray]:
-    """Every (scenario, device) pair as columns (scenario-major), built with array code.
-    Units are in the names; a column that does not apply (seq of a CNN, context outside
-    decode, tokens of a model without tokens) is absent."""
+def scenario_columns(sweep: Sweep, out: SweepOutput, start: int = 0) -> dict[str, np.ndarray]:
+    """The (scenario, device) pairs of `out` (scenarios start.. of the grid) as columns,
+    scenario-major, built with array code. Units are in the names; a column that does not
+    apply (seq of a CNN, context outside decode, tokens of a model without tokens) is
+    absent."""
     g = sweep.grid
     n_dev = len(sweep.devices)
-    batch, seq, ctx, dt, reps = (np.repeat(c, n_dev) for c in g.columns)
+    n = len(out.memory_bytes)
+    batch, seq, ctx, dt, reps = (np.repeat(c, n_dev) for c in g.chunk(start, start + n))
     time = out.time_s.reshape(-1)
     cols: dict[str, np.ndarray] = {
-        "device": np.tile(np.array([d.key for d in sweep.devices], dtype=object), g.scenarios),
+        "device": np.tile(np.array([d.key for d in sweep.devices], dtype=object), n),
         "dtype": np.array(g.dtypes, dtype=object)[dt],
         "batch": batch,
     }
@@ -216,7 +218,7 @@ def scenario_columns(sweep: Sweep, out: SweepOutput) -> dict[str, np.ndarray]:
         cols["tokens_per_s"] = batch * (1 if sweep.phase == "decode" else seq) / expected
     cols |= {
         "memory_bytes_per_device": memory,
-        "fits": memory <= np.tile(g.capacity, g.scenarios),
+        "fits": memory <= np.tile(g.capacity, n),
         "memory_bound_time_share": out.memory_bound_share.reshape(-1),
     }
     return cols

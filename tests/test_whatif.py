@@ -463,3 +463,28 @@ def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
         step = step_time(w, run, get_device("h100"))
         assert out.time_s[i, 0] == pytest.approx(step.total_s, rel=1e-9)
         assert out.expected_time_s[i, 0] == pytest.approx(step.expected_s, rel=1e-9)
+
+
+def test_whatif_csv_of_any_size_is_streamed(tmp_path, monkeypatch):
+    """Beyond the in-memory limit a what-if's CSV is written chunk by chunk: the same rows
+    as the in-memory path, every one of them, never an empty file."""
+    import csv
+
+    from roofline import cli
+
+    args = ["whatif", "-m", "bert-large", "--hw", "a100,h100", "--batch", "1,2,3", "--seq"]
+    args += ["64,128", "-f", "csv"]
+    small = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "small.csv")])
+    assert small.exit_code == 0, small.output
+    monkeypatch.setattr(cli, "ROW_LIMIT", 5)  # 12 pairs: now streamed
+    big = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "big.csv")])
+    assert big.exit_code == 0, big.output
+    assert "wrote 12 rows" in big.stderr
+    rows = list(csv.DictReader((tmp_path / "big.csv").open()))
+    want = list(csv.DictReader((tmp_path / "small.csv").open()))
+    assert len(rows) == 12 and [r["device"] for r in rows] == [r["device"] for r in want]
+    for r, w in zip(rows, want):
+        assert float(r["expected_time_s"]) == pytest.approx(float(w["expected_time_s"]))
+        assert r["fits"] == w["fits"] and int(r["batch"]) == int(w["batch"])
+    refused = CliRunner().invoke(app, [*args[:-1], "json"])
+    assert refused.exit_code == 2 and "--format csv" in refused.stderr

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -42,6 +43,31 @@ def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
     n = len(cols["device"])
     lists = {k: plain(cols[k]) if k in cols else [None] * n for k in SCENARIO_COLUMNS}
     return [dict(zip(lists, values)) for values in zip(*lists.values())]
+
+
+def write_scenarios_csv(
+    sweep: Sweep, handle: TextIO, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Every (scenario, device) pair of the sweep as CSV into `handle`, chunk by chunk
+    (memory does not grow with the grid); the same columns as scenario_rows. Returns the
+    number of rows written."""
+    import pandas as pd
+
+    from ..sweep import evaluate_grid
+    from ..whatif import scenario_columns
+
+    written = 0
+
+    def reduce(start: int, out: SweepOutput) -> None:
+        nonlocal written
+        cols = scenario_columns(sweep, out, start)
+        n = len(cols["device"])
+        frame = pd.DataFrame({k: cols.get(k, np.full(n, None)) for k in SCENARIO_COLUMNS})
+        frame.to_csv(handle, header=written == 0, index=False, lineterminator="\n")
+        written += n
+
+    evaluate_grid(sweep.model, sweep.grid, progress=progress, keep=False, reduce=reduce)
+    return written
 
 
 def answer_dict(a: Answer) -> dict[str, Any]:
