@@ -496,6 +496,12 @@ def whatif(
     optimizer: OptimizerOpt = "adam",
     attention: AttentionOpt = Attention.eager,
     recompute: RecomputeOpt = Recompute.none,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel ways of every replica.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline stages of every replica.")] = 1,
+    zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 over the --devices replicas.")] = 0,
+    micro_batch: Annotated[
+        int | None, typer.Option(help="Pipeline micro-batch [default: as in memory].")
+    ] = None,
     flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
     bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
     capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
@@ -506,12 +512,13 @@ def whatif(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Sweep batch, sequence, context, dtype, device and device count; answer the batch at
-    which a step turns compute-bound, the largest batch that fits, time to train and cost."""
+    """Sweep batch, sequence, context, dtype, device and device count (data-parallel
+    replicas of a --tp x --pp layout); answer the batch at which a step turns compute-bound,
+    the largest batch that fits, time to train and cost."""
     from .answers import answers
     from .hardware import get_device
     from .report import whatif as rw
-    from .scenario import RunConfig
+    from .scenario import Layout, RunConfig
     from .whatif import build_sweep, run_sweep, scaled
     from .workloads import get_workload
 
@@ -527,6 +534,8 @@ def whatif(
             optimizer=optimizer,
             attention=attention.value,
             recompute=recompute.value,
+            layout=Layout(1, tp, pp, zero),
+            micro_batch=micro_batch,
         ),
         batches=_ints("--batch", batch),
         seqs=[None] if seq is None else list(_ints("--seq", seq)),

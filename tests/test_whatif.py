@@ -488,3 +488,19 @@ def test_whatif_csv_of_any_size_is_streamed(tmp_path, monkeypatch):
         assert r["fits"] == w["fits"] and int(r["batch"]) == int(w["batch"])
     refused = CliRunner().invoke(app, [*args[:-1], "json"])
     assert refused.exit_code == 2 and "--format csv" in refused.stderr
+
+
+def test_whatif_layout_answers_as_memory_does():
+    """The same layout through whatif and memory: the same memory per device, bound and
+    expected step time."""
+    common = ["-m", "bert-large", "--hw", "h100", "--phase", "training", "--seq", "512"]
+    layout = ["--tp", "2", "--pp", "3", "--zero", "1", "-f", "json"]
+    w = CliRunner().invoke(app, ["whatif", *common, "--batch", "16", "--devices", "2", *layout])
+    m = CliRunner().invoke(app, ["memory", *common, "--batch", "16", "--dp", "2", *layout])
+    assert w.exit_code == 0 and m.exit_code == 0, (w.output, m.output)
+    (row,) = json.loads(w.stdout)["scenarios"]
+    (dev,) = json.loads(m.stdout)["devices"]
+    memory = json.loads(m.stdout)["breakdown"]["total"]
+    assert row["memory_bytes_per_device"] == pytest.approx(memory, rel=1e-9)
+    assert row["time_s"] == pytest.approx(dev["step_time_s"], rel=1e-9)
+    assert row["expected_time_s"] == pytest.approx(dev["expected_step_time_s"], rel=1e-9)
