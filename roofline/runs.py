@@ -30,7 +30,7 @@ from typing import Any
 from ._paths import data_dir
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
-from .errors import SpecError
+from .errors import RooflineError, SpecError
 from .hardware import Device, get_device
 from .scenario import Cluster, Layout, RunConfig
 from .step import StepTime, step_time
@@ -136,7 +136,7 @@ def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
     if run_fields is not None and devices is not None:
         try:
             run = _run_config(run_fields, devices)
-        except Exception as exc:  # a RunConfig check: name the file
+        except RooflineError as exc:  # a RunConfig check: name the file
             problems.append(f"run: {exc}")
     if (
         problems
@@ -152,7 +152,7 @@ def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
         raise SpecError(shown, problems or ["could not be read"])
     try:
         workload, dev = get_workload(model), get_device(device)
-    except Exception as exc:
+    except RooflineError as exc:
         raise SpecError(shown, [str(exc)]) from None
     return MeasuredRun(
         key, name, kind, workload, dev, devices, date, run, metric, value, source, notes, shown
