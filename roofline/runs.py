@@ -17,13 +17,18 @@ step of `run` (a global batch of B samples of S tokens on N devices):
   hfu                      HFU
   ttft_s                   the prefill step's T (phase prefill)
   tpot_s                   the decode step's T (phase decode)
+  request_latency_s        a whole request of `request.prompt` tokens in and
+                           `request.output` tokens out, batch B: the prefill of the prompt,
+                           then one decode step per further output token, each attending to
+                           the prompt and the tokens before it (the run's phase is decode)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ METRICS = (
     "hfu",
     "ttft_s",
     "tpot_s",
+    "request_latency_s",
 )
 KINDS = ("training", "serving")
 
@@ -64,6 +70,8 @@ class MeasuredRun:
     source: str
     notes: str
     path: str
+    prompt: int | None = None  # request_latency_s: tokens in
+    output: int | None = None  # request_latency_s: tokens out
 
 
 def _run_config(f: Fields, devices: int) -> RunConfig | None:
@@ -131,6 +139,11 @@ def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
         m.text("quote", required=False)
         m.done()
     run_fields = top.mapping("run")
+    prompt = output = None
+    req = top.mapping("request", required=metric == "request_latency_s")
+    if req is not None:
+        prompt, output = req.integer("prompt"), req.integer("output")
+        req.done()
     top.done()
     run = None
     if run_fields is not None and devices is not None:
@@ -155,7 +168,21 @@ def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
     except RooflineError as exc:
         raise SpecError(shown, [str(exc)]) from None
     return MeasuredRun(
-        key, name, kind, workload, dev, devices, date, run, metric, value, source, notes, shown
+        key,
+        name,
+        kind,
+        workload,
+        dev,
+        devices,
+        date,
+        run,
+        metric,
+        value,
+        source,
+        notes,
+        shown,
+        prompt,
+        output,
     )
 
 
@@ -182,6 +209,17 @@ class Prediction:
         if self.predicted is None:
             return None
         return (self.predicted - self.run.measured) / self.run.measured
+
+    @property
+    def beats_bound(self) -> bool:
+        """The measured figure is better than the roofline bound allows: the run cannot
+        have been done as its file says (a lower precision, fewer FLOPs, another setup).
+        Kept in the set and flagged: the published data disagrees with its own setup."""
+        if self.bound is None:
+            return False
+        lower_is_better = self.run.metric.endswith("_s")
+        m = self.run.measured
+        return m < self.bound if lower_is_better else m > self.bound
 
 
 def _figure(r: MeasuredRun, step: StepTime, time: float | None) -> float | None:
@@ -211,7 +249,31 @@ def _figure(r: MeasuredRun, step: StepTime, time: float | None) -> float | None:
     raise ValueError(metric)
 
 
+def _request(r: MeasuredRun) -> tuple[float, float, StepTime]:
+    """(expected, bound) seconds of a whole request: the prompt's prefill, then a decode
+    step for every further output token, at the context it has reached."""
+    assert r.prompt is not None and r.output is not None  # checked when the file was read
+    base = replace(r.run, phase="prefill", seq=r.prompt, context=None, logits="last")
+    first = step_time(r.workload, base, r.device)
+    expected, bound = first.expected_s, first.total_s
+    for i in range(1, r.output):
+        run = replace(r.run, phase="decode", seq=None, context=r.prompt + i - 1)
+        step = step_time(r.workload, run, r.device)
+        if expected is None or bound is None or step.expected_s is None or step.total_s is None:
+            return math.nan, math.nan, step
+        expected += step.expected_s
+        bound += step.total_s
+    if expected is None or bound is None:
+        return math.nan, math.nan, first
+    return expected, bound, first
+
+
 def predict(r: MeasuredRun) -> Prediction:
+    if r.metric == "request_latency_s":
+        expected, bound, step = _request(r)
+        if math.isnan(expected):
+            return Prediction(r, None, None, step, step.reason or "cannot run")
+        return Prediction(r, expected, bound, step)
     step = step_time(r.workload, r.run, r.device)
     if step.expected_s is None:
         return Prediction(r, None, None, step, step.reason)

@@ -66,3 +66,42 @@ def test_validate_runs_cli_json():
     for row in data["runs"]:
         assert {"run", "metric", "predicted", "measured", "rel_error", "source"} <= set(row)
         assert row["rel_error"] == pytest.approx(row["predicted"] / row["measured"] - 1)
+
+
+def test_request_latency_is_prefill_plus_decode_steps():
+    from dataclasses import replace
+
+    from roofline.step import step_time
+
+    r = parse_run(
+        RUN
+        | {
+            "kind": "serving",
+            "model": "llama-2-7b",
+            "devices": 1,
+            "run": {"batch": 2, "phase": "decode", "attention": "flash"},
+            "request": {"prompt": 16, "output": 4},
+            "measured": {"metric": "request_latency_s", "value": 0.05},
+        },
+        "req.yaml",
+        "req",
+    )
+    (p,) = validate_runs([r])
+    # by hand: the prefill of 16 tokens (last-position logits), then 3 decode steps at
+    # contexts 16, 17, 18 (each new token attends to them and itself)
+    pre = replace(r.run, phase="prefill", seq=16, context=None, logits="last")
+    steps = [step_time(r.workload, pre, r.device)]
+    for ctx in (16, 17, 18):
+        steps.append(step_time(r.workload, replace(r.run, context=ctx), r.device))
+    assert p.predicted == pytest.approx(sum(s.expected_s for s in steps))
+    assert p.bound == pytest.approx(sum(s.total_s for s in steps))
+    # 50 ms is slower than the bound: a possible measurement; 1 us is not
+    assert not p.beats_bound
+    (fast,) = validate_runs([replace(r, measured=1e-6)])
+    assert fast.beats_bound
+
+
+def test_a_request_metric_needs_the_request():
+    bad = RUN | {"measured": {"metric": "request_latency_s", "value": 1.0}}
+    with pytest.raises(SpecError, match="request: missing"):
+        parse_run(bad, "bad.yaml", "bad")

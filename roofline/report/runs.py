@@ -15,6 +15,7 @@ UNITS = {
     "step_time_s": (1.0, "s"),
     "ttft_s": (1e-3, "ms"),
     "tpot_s": (1e-3, "ms"),
+    "request_latency_s": (1e-3, "ms"),
     "tokens_per_s": (1.0, "tok/s"),
     "tokens_per_s_per_device": (1.0, "tok/s"),
     "hardware_flops_per_device": (1e12, "TFLOP/s"),
@@ -44,6 +45,7 @@ def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
                 "rel_error": p.rel_error,
                 "bound": p.bound,
                 "reason": p.reason or None,
+                "beats_bound": p.beats_bound,
                 "source": r.source,
             }
         )
@@ -61,8 +63,8 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
     table = new_table(
         "Published measured runs: predicted (expected time) vs measured; the roofline bound "
         "for reference",
-        ("run", "device x n", "metric", "bound", "predicted", "measured", "error"),
-        left=("run", "device x n", "metric"),
+        ("run", "device x n", "metric", "bound", "predicted", "measured", "error", "note"),
+        left=("run", "device x n", "metric", "note"),
     )
     for p in predictions:
         r = p.run
@@ -75,13 +77,16 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
             _show(p.predicted, r.metric),
             _show(r.measured, r.metric),
             "-" if err is None else f"{100 * err:+.0f}%",
+            "measured beats the bound: setup differs" if p.beats_bound else "",
         )
     errors = [abs(p.rel_error) for p in predictions if p.rel_error is not None]
     worst = max(errors) if errors else None
+    flagged = sum(p.beats_bound for p in predictions)
     summary = (
         f"{len(predictions)} runs; median absolute error "
         + ("-" if median is None else f"{100 * median:.1f}%")
         + ("" if worst is None else f", largest {100 * worst:.0f}%")
+        + (f"; {flagged} measured faster than the roofline bound allows" if flagged else "")
         + "; sources in workloads/runs/*.yaml"
     )
     return [table, summary]
