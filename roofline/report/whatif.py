@@ -182,7 +182,12 @@ def whatif_tables(
                 if best.unit == "tokens_per_s"
                 else f"{best.rate:,.1f} samples/s"
             )
-            best_text = f"batch {best.batch}, seq {best.seq}, {best.devices} dev: {rate}"
+            where = ""
+            if sweep.phase == "decode":
+                where = f", context {best.context}"
+            elif sweep.model.takes_seq:
+                where = f", seq {best.seq}"
+            best_text = f"batch {best.batch}{where}, {best.devices} dev: {rate}"
         train = (
             "; ".join(
                 f"{t.devices} dev: {t.days:,.1f} days"
