@@ -92,13 +92,16 @@ def roofline(
     device_handles = []
     for index, ((color, marker), r) in enumerate(zip(DEVICE_STYLES, results)):
         peak, bw = r.peak_flops_per_s, r.device.memory_bandwidth_bytes_per_s
+        from .report import seconds
+
         (line,) = ax.plot(
             x,
             np.minimum(peak, x * bw) / TFLOP,
             color=color,
             lw=2,
             label=f"{r.device.name} ({r.run.dtype}: {peak / TFLOP:,.0f} TFLOP/s, "
-            f"{bw / 1e9:,.0f} GB/s)",
+            f"{bw / 1e9:,.0f} GB/s): step {seconds(r.total_time_s)} bound, "
+            f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.0f}%)",
         )
         device_handles.append(line)
         ax.axvline(r.ridge_point, color=color, ls=":", lw=1)
@@ -130,6 +133,17 @@ def roofline(
                     fontsize=7,
                     color=color,
                 )
+        # the whole step: at the bound (filled star) and as expected (open star) below it
+        ai = r.intensity_overall
+        at_bound, expected = (
+            r.achieved_flops_per_s / TFLOP,
+            r.total_flops / (r.total_expected_time_s * TFLOP),
+        )
+        ax.plot([ai, ai], [expected, at_bound], color=color, lw=1, zorder=4)
+        ax.scatter([ai], [at_bound], marker="*", s=220, color=color, edgecolors="black", zorder=5)
+        ax.scatter(
+            [ai], [expected], marker="*", s=220, facecolors="white", edgecolors=color, zorder=5
+        )
         shares = r.time_s / r.total_time_s
         colors = [KIND_COLORS.get(str(k), "#000000") for k in r.layers.kind]
         xs = np.where(r.intensity > 0, r.intensity, lo)
@@ -153,11 +167,12 @@ def roofline(
         ax.annotate(
             f"{first.layers.name[i]} ({100 * first.time_s[i] / first.total_time_s:.0f}%)",
             (xi, first.attainable_flops_per_s[i] / TFLOP),
-            xytext=(-14 if right else 12, -16 - 13 * rank),
+            xytext=(-14 if right else 12, -60 - 13 * rank),  # below the step's stars
             textcoords="offset points",
             ha="right" if right else "left",
             fontsize=8,
             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"},
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8, "lw": 0},
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -179,7 +194,8 @@ def roofline(
         handles=device_handles,
         loc="upper left",
         fontsize=8,
-        title="device roof (marker = its points)",
+        title="device roof (marker = its layers; stars: the whole step at the bound, filled, "
+        "and expected, open)",
         title_fontsize=8,
     )
     for handle, (_, marker) in zip(first_legend.legend_handles, DEVICE_STYLES):
