@@ -112,8 +112,17 @@ def test_roofline_figure_holds_the_data():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     roofs = [line for line in ax.get_lines() if line.get_label().startswith(("NVIDIA", "AMD"))]
     assert len(roofs) == 3  # one roof per device
-    points = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert len(points) == 3 and all(len(c.get_offsets()) == len(results[0].layers) for c in points)
+    collections = [c for c in ax.collections if isinstance(c, PathCollection)]
+    points = [c for c in collections if len(c.get_offsets()) == len(results[0].layers)]
+    assert len(points) == 3  # every layer, on each device
+    # and each device's whole step: at (overall intensity, FLOPs / bound time) and
+    # (overall intensity, FLOPs / expected time), in TFLOP/s
+    stars = [c.get_offsets()[0] for c in collections if len(c.get_offsets()) == 1]
+    assert len(stars) == 6
+    for r, (bound, expected) in zip(results, zip(stars[::2], stars[1::2])):
+        assert bound[0] == pytest.approx(r.intensity_overall)
+        assert bound[1] == pytest.approx(r.total_flops / r.total_time_s / 1e12)
+        assert expected[1] == pytest.approx(r.total_flops / r.total_expected_time_s / 1e12)
     labels = [t.get_text() for t in ax.texts]
     assert sum(t.startswith("ridge ") for t in labels) == 3
     assert any(t.startswith("block.ffn_up") for t in labels)
