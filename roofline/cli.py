@@ -50,6 +50,9 @@ FLAGS = {
     "price": "--price",
     "output": "--output",
     "top": "--top",
+    "prompt": "--prompt",
+    "output_tokens": "--output",
+    "reserve": "--reserve",
     "ideal": "--ideal",
     "attention": "--attention",
     "logits": "--logits",
@@ -606,6 +609,64 @@ def plot(
     )
     results = [analyze(w, d, config) for d in _devices(hw)]
     _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
+
+
+@app.command()
+@boundary
+def serve(
+    model: ModelOpt,
+    hw: DevicesOpt,
+    batch: Annotated[
+        int, typer.Option(help="Requests served together (a decode step's batch).")
+    ] = 1,
+    prompt: Annotated[int, typer.Option(help="Prompt tokens a request.")] = 512,
+    output: Annotated[int, typer.Option("--output", help="Output tokens a request.")] = 256,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel ways of a replica.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline stages of a replica.")] = 1,
+    dtype: DtypeOpt = "fp16",
+    attention: AttentionOpt = Attention.flash,
+    reserve: Annotated[
+        float, typer.Option(help="Share of each device's memory kept for the runtime.")
+    ] = 0.1,
+    fmt: FormatOpt = Format.table,
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output-file", "-o", help="Write to this file instead of stdout."),
+    ] = None,
+) -> None:
+    """Serve an LLM: time to first token, time per output token, tokens/s, the requests the
+    KV cache holds, and the memory per device, on each device of --hw."""
+    from .report import serve as rs
+    from .scenario import Layout, RunConfig
+    from .serve import Request
+    from .serve import serve as serve_on
+    from .workloads import get_workload
+
+    w = get_workload(model)
+    run_config = RunConfig(
+        batch=batch,
+        dtype=dtype,
+        phase="decode",
+        attention=attention.value,
+        layout=Layout(1, tp, pp, 0),
+    )
+    request = Request(prompt, output, reserve)
+    results = [serve_on(w, run_config, d, request) for d in _devices(hw)]
+    title = (
+        f"{w.name}: serving batch {batch}, {prompt} tokens in, {output} out, {dtype}, "
+        f"{attention.value} attention"
+    )
+    _show(
+        fmt,
+        output_file,
+        data=lambda: (
+            [rs.serve_dict(r) | {"model": w.key} for r in results]
+            if len(results) > 1
+            else rs.serve_dict(results[0]) | {"model": w.key}
+        ),
+        rows=lambda: rs.serve_rows(results, w.key),
+        table=lambda: rs.serve_table(results, title),
+    )
 
 
 class WallFigure(str, Enum):

@@ -90,6 +90,10 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
         ["plot", "-m", model, "--hw", "h100,tpu-v4", "--dtype", "bf16", "-o", str(tmp / "r.png")],
         json_out=False,
     )
+    check(
+        "serve",
+        ["serve", "-m", model, "--hw", "gtx-580,h100,tpu-v4", "--prompt", "64", "-f", "json"],
+    )
     check("models show", ["models", "show", model])
     return codes
 

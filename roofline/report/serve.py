@@ -1,0 +1,76 @@
+"""The serve command's answer (serve.ServeResult) as JSON, CSV rows and a table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import new_table, seconds
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..serve import ServeResult
+
+
+def serve_dict(r: ServeResult) -> dict[str, Any]:
+    lay = r.run.layout
+    return {
+        "model": None,
+        "device": r.device.key,
+        "batch": r.run.batch,
+        "prompt": r.request.prompt,
+        "output": r.request.output_tokens,
+        "layout": {"tensor": lay.tensor, "pipeline": lay.pipeline, "devices": lay.model_split},
+        "time_model": r.model,
+        "ttft_s": r.ttft_s,
+        "tpot_s": r.tpot_s,
+        "ttft_bound_s": r.ttft_bound_s,
+        "tpot_bound_s": r.tpot_bound_s,
+        "output_tokens_per_s": r.output_tokens_per_s,
+        "output_tokens_per_s_per_device": r.output_tokens_per_s_per_device,
+        "max_concurrency": r.max_concurrency,
+        "memory": r.memory.as_dict(),
+        "reserve": r.request.reserve,
+        "fits": r.fits,
+        "reason": r.reason or None,
+    }
+
+
+def serve_rows(results: list[ServeResult], model: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        row = serve_dict(r) | {"model": model}
+        lay = row.pop("layout")
+        memory = row.pop("memory")
+        rows.append(
+            row
+            | {f"layout_{k}": v for k, v in lay.items()}
+            | {f"memory_{k}_bytes": v for k, v in memory.items()}
+        )
+    return rows
+
+
+def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
+    table = new_table(
+        title,
+        ("device", "layout", "TTFT", "TPOT", "tokens/s", "max concurrency", "memory GB", "fits"),
+        left=("device", "layout", "fits"),
+    )
+    for r in results:
+        lay = r.run.layout
+        table.add_row(
+            r.device.key,
+            f"tp {lay.tensor} x pp {lay.pipeline}",
+            "-" if r.ttft_s is None else seconds(r.ttft_s),
+            "-" if r.tpot_s is None else seconds(r.tpot_s),
+            "-" if r.output_tokens_per_s is None else f"{r.output_tokens_per_s:,.0f}",
+            f"{r.max_concurrency:,}",
+            f"{float(r.memory.total) / 1e9:,.1f}",
+            "yes" if r.fits else "no" + (f" ({r.reason})" if r.reason else ""),
+        )
+    note = (
+        "Times from the expected-time model (roofline run --ideal: the bound); tokens/s per "
+        "replica; memory per device with every request at prompt + output tokens; max "
+        "concurrency: requests whose paged KV cache fits beside the weights (GB = 1e9 bytes)."
+    )
+    return [table, note]

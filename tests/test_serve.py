@@ -1,0 +1,78 @@
+"""The serving planner (roofline serve), by hand on Llama-2-7B."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from roofline import RunConfig, get_device, get_workload
+from roofline.cli import app
+from roofline.errors import RooflineError
+from roofline.serve import BLOCK_TOKENS, Request, serve
+from roofline.step import step_time
+
+W = get_workload("llama-2-7b")
+A100 = get_device("a100")
+
+
+def test_latencies_are_the_prefill_and_decode_steps():
+    run = RunConfig(batch=4, attention="flash")
+    r = serve(W, run, A100, Request(prompt=512, output_tokens=128))
+    prefill = replace(run, phase="prefill", seq=512, logits="last")
+    decode = replace(run, phase="decode", context=512 + 64)
+    assert r.ttft_s == pytest.approx(step_time(W, prefill, A100).expected_s)
+    assert r.tpot_s == pytest.approx(step_time(W, decode, A100).expected_s)
+    assert r.ttft_bound_s < r.ttft_s and r.tpot_bound_s < r.tpot_s
+    assert r.output_tokens_per_s == pytest.approx(4 / r.tpot_s)
+
+
+def test_max_concurrency_by_hand():
+    # Llama-2-7B fp16 on an 80 GB A100 with a 10 % reserve: 72 GB usable, less 2 x 6.74e9
+    # bytes of weights and the working set; each request of 512 + 512 tokens takes 1024
+    # tokens (64 blocks of 16) x 524,288 bytes (2 x 32 layers x 4096 x 2 bytes) of KV cache
+    r = serve(W, RunConfig(batch=1), A100, Request(prompt=512, output_tokens=512))
+    weights = 2 * W.params
+    per_request = math.ceil(1024 / BLOCK_TOKENS) * BLOCK_TOKENS * 524_288
+    free = 72e9 - weights - float(r.memory.activations)
+    assert r.max_concurrency == int(free // per_request)
+    assert 100 < r.max_concurrency < 120
+    assert r.fits
+
+
+def test_llama2_70b_on_two_h100_does_not_fit_with_a_runtime_reserve():
+    # the planner's question: batch 16, 4k context, 2 x H100: weights 69 GB a device +
+    # KV 16 x 4096 x 327,680 B / 2 = 10.7 GB > 72 GB usable; it fits an H200 (141 GB)
+    run = RunConfig(batch=16, layout=replace(RunConfig().layout, tensor=2))
+    req = Request(prompt=3840, output_tokens=256)
+    h100 = serve(get_workload("llama-2-70b"), run, get_device("h100"), req)
+    assert not h100.fits
+    kv = 16 * 4096 * 327_680 / 2
+    assert float(h100.memory.kv_cache) == pytest.approx(kv)
+    assert serve(get_workload("llama-2-70b"), run, get_device("h200"), req).fits
+
+
+def test_bad_requests_and_models():
+    with pytest.raises(RooflineError, match="prompt 0"):
+        Request(prompt=0, output_tokens=1)
+    with pytest.raises(RooflineError, match="reserve 1"):
+        Request(prompt=1, output_tokens=1, reserve=1)
+    with pytest.raises(RooflineError, match="decoder with a KV cache"):
+        serve(get_workload("bert-large"), RunConfig(), A100, Request(128, 1))
+
+
+def test_serve_cli_json_interface():
+    args = ["serve", "-m", "llama-2-7b", "--hw", "a100", "--batch", "8", "--prompt", "256"]
+    res = CliRunner().invoke(app, [*args, "--output", "64", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    for key in ("ttft_s", "tpot_s", "output_tokens_per_s", "max_concurrency", "memory", "fits"):
+        assert key in data
+    assert data["output_tokens_per_s"] == pytest.approx(8 / data["tpot_s"])
+    both = CliRunner().invoke(app, ["serve", "-m", "llama-2-7b", "--hw", "a100,h100", "-f", "json"])
+    assert [d["device"] for d in json.loads(both.stdout)] == ["a100", "h100"]
+    bad = CliRunner().invoke(app, [*args, "--output", "0"])
+    assert bad.exit_code == 2 and "--output 0" in bad.stderr
