@@ -43,9 +43,10 @@ class Best:
 
 @dataclass(frozen=True)
 class TrainingEstimate:
-    """The published training run's FLOPs on `devices` devices: at the given utilization
-    of the dense peak (`days`), and at the expected step time of the largest swept batch
-    and sequence on that many devices (`expected_days`: samples / batch x step time)."""
+    """A training run's FLOPs on `devices` devices (data-parallel replicas x tensor x
+    pipeline): at the given utilization of the dense peak (`days`), and at the expected
+    step time of the largest swept batch and sequence on that layout (`expected_days`:
+    samples / batch x step time)."""
 
     devices: int
     training_flops: float
@@ -167,11 +168,13 @@ def _crossover_exact(
     return high
 
 
-def _expected_training_s(sweep: Sweep, device: int, dtype_index: int, n: int) -> float | None:
-    """Seconds to train on the published samples at the expected step time of the largest
-    swept batch and sequence on n devices."""
-    w, g = sweep.workload, sweep.grid
-    if w.training is None or sweep.phase != "training":
+def _expected_training_s(
+    sweep: Sweep, device: int, dtype_index: int, n: int, samples: float | None
+) -> float | None:
+    """Seconds to train on `samples` at the expected step time of the largest swept batch
+    and sequence on n devices."""
+    g = sweep.grid
+    if samples is None or sweep.phase != "training":
         return None
     b, s = int(g.batches.max()), int(g.seqs.max())
     if b % n:
@@ -189,7 +192,7 @@ def _expected_training_s(sweep: Sweep, device: int, dtype_index: int, n: int) ->
     step = float(out.expected_time_s[0, device])
     if not np.isfinite(step):
         return None
-    return w.training.samples / b * step
+    return samples / b * step
 
 
 def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
@@ -210,7 +213,10 @@ def answers(
     utilization: float | None = None,
     price_per_hour: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tokens: float | None = None,
 ) -> list[Answer]:
+    """The answers of the module docstring; time to train on `tokens` tokens of the longest
+    swept sequence (default: the catalog's published training run) with `utilization`."""
     if utilization is not None and not (
         isinstance(utilization, float | int) and 0 < utilization <= 1
     ):
@@ -222,7 +228,17 @@ def answers(
     g, w = sweep.grid, sweep.workload
     seq = int(g.seqs.max())
     ctx = int(max(g.contexts.max(), g.seqs.max() if g.contexts.min() < 0 else 0))
-    train_flops = w.training_flops() if utilization is not None else None
+    if tokens is not None and not (isinstance(tokens, int | float) and 1 <= tokens <= 1e18):
+        raise FieldError("tokens", tokens, "a number of training tokens from 1 to 1e18")
+    samples = None
+    if tokens is not None:  # samples of the longest swept sequence (a fixed input: 1 token each)
+        samples = tokens / (seq if sweep.model.takes_seq else 1)
+        train_flops = w.training_flops(samples, seq if sweep.model.takes_seq else None)
+    else:
+        train_flops = w.training_flops() if utilization is not None else None
+        samples = w.training.samples if w.training is not None else None
+    if utilization is None:
+        train_flops = None
     fastest = _best_fitting(sweep, progress)
     unit = "tokens_per_s" if sweep.model.takes_seq and sweep.phase != "decode" else "samples_per_s"
     rows = []
@@ -237,12 +253,13 @@ def answers(
                 rate, i = fastest[(k, j)]
                 b, s_, c_, _, n = (int(v[0]) for v in g.chunk(i, i + 1))
                 work = b * (s_ if unit == "tokens_per_s" else 1)
-                best = Best(b, s_, c_, n, work / rate, rate, unit)
+                best = Best(b, s_, c_, n * sweep.run.layout.model_split, work / rate, rate, unit)
             training: list[TrainingEstimate] = []
             if train_flops is not None and utilization is not None:
-                for n in sorted({int(r) for r in g.replica_axis}):
+                for reps in sorted({int(r) for r in g.replica_axis}):
+                    n = reps * sweep.run.layout.model_split  # devices: replicas x tp x pp
                     seconds = train_flops / (n * d.peak(dt) * utilization)
-                    expected = _expected_training_s(sweep, j, k, n)
+                    expected = _expected_training_s(sweep, j, k, reps, samples)
                     price = price_per_hour or None
                     training.append(
                         TrainingEstimate(

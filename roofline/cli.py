@@ -47,6 +47,7 @@ FLAGS = {
     "bandwidth_scale": "--bw-scale",
     "capacity_scale": "--capacity-scale",
     "utilization": "--utilization",
+    "tokens": "--tokens",
     "price": "--price",
     "output": "--output",
     "top": "--top",
@@ -512,6 +513,10 @@ def whatif(
         float | None, typer.Option(help="Fraction of peak reached, for time to train.")
     ] = None,
     price: Annotated[float | None, typer.Option(help="Price per device-hour, for cost.")] = None,
+    tokens: Annotated[
+        float | None,
+        typer.Option(help="Training tokens, for time to train [default: the published run]."),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -568,9 +573,10 @@ def whatif(
                 utilization=utilization,
                 price_per_hour=price,
                 progress=lambda done, total: bar.update(task, completed=done),
+                tokens=tokens,
             )
     else:
-        found = answers(sweep, utilization=utilization, price_per_hour=price)
+        found = answers(sweep, utilization=utilization, price_per_hour=price, tokens=tokens)
     _show(
         fmt,
         output,

@@ -504,3 +504,32 @@ def test_whatif_layout_answers_as_memory_does():
     assert row["memory_bytes_per_device"] == pytest.approx(memory, rel=1e-9)
     assert row["time_s"] == pytest.approx(dev["step_time_s"], rel=1e-9)
     assert row["expected_time_s"] == pytest.approx(dev["expected_step_time_s"], rel=1e-9)
+
+
+def test_time_to_train_on_given_tokens_by_hand():
+    """'How long to train a 7B model on 1T tokens on 256 H100 at 40 % MFU, and what does it
+    cost?' 128 replicas x tp 2 = 256 devices; training FLOPs = 1e12 / 4096 samples x one
+    sample's training-step FLOPs (forward + backward, from the layer table)."""
+    w, h100 = get_workload("llama-2-7b"), get_device("h100")
+    base = RunConfig(phase="training", layout=Layout(tensor=2))
+    sweep = build_sweep(
+        w,
+        [h100],
+        base,
+        batches=[1024],
+        seqs=[4096],
+        contexts=[None],
+        dtypes=["bf16"],
+        replicas=[128],
+    )
+    (ans,) = answers(sweep, utilization=0.4, price_per_hour=2.5, tokens=1e12)
+    (t,) = ans.training
+    per_sample = w.layers(RunConfig(seq=4096, phase="training", optimizer=None)).total_flops
+    flops = per_sample.sum() * 1e12 / 4096
+    assert t.devices == 256 and t.training_flops == pytest.approx(flops)
+    assert flops == pytest.approx(6 * w.params * 1e12, rel=0.25)  # 6 N D, plus attention
+    days = flops / (256 * 989.4e12 * 0.4) / 86400
+    assert t.days == pytest.approx(days) and t.cost == pytest.approx(days * 24 * 256 * 2.5)
+    assert t.expected_days is not None and t.expected_days > 0
+    with pytest.raises(RooflineError, match="tokens 0"):
+        answers(sweep, utilization=0.4, tokens=0)

@@ -152,15 +152,18 @@ class Workload:
         """The shortest valid --seq (None: the model takes one input size only)."""
         return 1 if self.arch.takes_seq else None
 
-    def training_flops(self) -> float | None:
-        """FLOPs of the published training run: one training step's FLOPs per sample
-        (forward + backward, from the layer table) times the samples seen."""
-        if self.training is None:
-            return None
+    def training_flops(self, samples: float | None = None, seq: int | None = None) -> float | None:
+        """FLOPs of a training run: one training step's FLOPs per sample (forward +
+        backward, from the layer table) times the samples seen; by default the published
+        run's samples and sequence (None when the catalog has no published run)."""
+        if samples is None:
+            if self.training is None:
+                return None
+            samples, seq = self.training.samples, self.training.seq
         # per sample: forward + backward; the optimizer update runs once a step, not a sample
-        run = RunConfig(batch=1, seq=self.training.seq, phase="training", optimizer=None)
+        run = RunConfig(batch=1, seq=seq, phase="training", optimizer=None)
         step = self.layers(run)
-        return float(step.total_flops.sum()) * self.training.samples
+        return float(step.total_flops.sum()) * samples
 
 
 def _training_memory(f: Fields | None) -> TrainingMemory | None:
