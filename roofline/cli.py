@@ -675,6 +675,42 @@ def serve(
     )
 
 
+class MeasureDevice(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+@app.command()
+@boundary
+def measure(
+    device: Annotated[
+        MeasureDevice, typer.Option(help="What to measure: cpu (numpy), cuda, or auto.")
+    ] = MeasureDevice.auto,
+    dtype: Annotated[str, typer.Option(help="Datatypes, comma-separated (cpu: fp32, fp64).")] = (
+        "fp32,fp64"
+    ),
+    quick: Annotated[bool, typer.Option(help="Fewer, smaller sizes (seconds, for tests).")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Microbenchmark this machine (GEMM FLOP/s over sizes, memory bandwidth, per-call
+    overhead) and write it as a device file for --hw."""
+    from .measure import DTYPES, device_yaml, measure_cpu
+
+    if device is MeasureDevice.cuda:
+        _fail("--device cuda: measuring a GPU needs PyTorch and a GPU; this build measures the CPU")
+    names = _names("--dtype", dtype)
+    for name in names:
+        if name not in DTYPES:
+            raise FieldError("dtype", name, f"the CPU is measured in {', '.join(DTYPES)}")
+    result = measure_cpu(
+        tuple(names), quick=quick, progress=lambda text: typer.echo(f"measuring {text}", err=True)
+    )
+    _emit(device_yaml(result), None, output)
+    if output is not None:
+        typer.echo(f"wrote {output}", err=True)
+
+
 class WallFigure(str, Enum):
     scaling = "scaling"
     models = "models"

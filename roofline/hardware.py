@@ -69,6 +69,7 @@ class Device:
     compute_units: int | None = None
     measured: Measured | None = None
     network: Cluster | None = None  # the usual node and scale-out network of the device
+    is_measured: bool = False  # written by `roofline measure` (no datasheet behind it)
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -165,6 +166,7 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         link.done()
     tdp = top.quantity("tdp", "power", nullable=True)
     units = top.integer("compute_units", required=False)
+    is_measured = top.flag("measured", default=False)
     measured = _measured(top.mapping("efficiency", required=False), peaks, bandwidth)
     network = _network(top.mapping("network", required=False))
     source_text = top.text("source")
@@ -194,6 +196,7 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         compute_units=units,
         measured=measured,
         network=network,
+        is_measured=is_measured,
     )
 
 

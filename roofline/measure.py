@@ -1,0 +1,185 @@
+"""Measure the machine at hand (the CPU, through numpy) and describe it as a device file.
+
+  GEMM         numpy matmul of n x n matrices for n in the size sweep, the best of several
+               repeats each: 2 n^3 / time. The best size gives the achievable FLOP/s per
+               datatype; the whole curve goes into the notes.
+  bandwidth    a copy of an array well beyond the last-level cache (np.copyto: each element
+               read once and written once, 2 x size bytes), and a triad a = b + s c done
+               as numpy does it (a = s c, then a += b: 5 x size bytes); the copy is the
+               memory ceiling.
+  overhead     the time of one tiny numpy call (one element): the per-kernel overhead.
+  spread       each figure is taken REPEATS times; (max - min) / median is reported.
+
+The written file uses the device schema: `peak` holds the best measured GEMM (a CPU has no
+datasheet figure here), `efficiency` the same measured figures, `measured: true`, the date,
+the library versions and the method in `source`. Progress goes to the caller's callback.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+DTYPES = {"fp32": np.float32, "fp64": np.float64}
+SIZES = (256, 512, 1024, 2048)
+QUICK_SIZES = (128, 256, 512)
+REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Measurement:
+    gemm_flops_per_s: dict[str, float]  # best over the sizes, per dtype
+    gemm_curve: dict[str, list[tuple[int, float]]]  # (n, FLOP/s) per dtype
+    copy_bytes_per_s: float
+    triad_bytes_per_s: float
+    overhead_s: float
+    spread: dict[str, float]  # (max - min) / median of the repeats, per figure
+    array_bytes: int
+    cores: int
+    memory_bytes: float
+
+
+def _best(fn: Callable[[], None], repeats: int) -> float:
+    """The shortest of `repeats` timings of fn, after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _spread(values: list[float]) -> float:
+    return float((max(values) - min(values)) / np.median(values))
+
+
+def measure_cpu(
+    dtypes: tuple[str, ...] = ("fp32", "fp64"),
+    *,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Measurement:
+    say = progress or (lambda _: None)
+    sizes = QUICK_SIZES if quick else SIZES
+    rng = np.random.default_rng(0)
+    gemm: dict[str, float] = {}
+    curve: dict[str, list[tuple[int, float]]] = {}
+    spread: dict[str, float] = {}
+    for name in dtypes:
+        kind = DTYPES[name]
+        curve[name] = []
+        for n in sizes:
+            say(f"GEMM {name} {n}x{n}")
+            a = rng.standard_normal((n, n)).astype(kind)
+            b = rng.standard_normal((n, n)).astype(kind)
+            out = np.empty((n, n), dtype=kind)
+
+            def gemm_call(a: np.ndarray = a, b: np.ndarray = b, out: np.ndarray = out) -> None:
+                np.matmul(a, b, out=out)
+
+            t = _best(gemm_call, REPEATS)
+            curve[name].append((n, 2.0 * n**3 / t))
+        best_n = max(curve[name], key=lambda p: p[1])[0]
+        a = rng.standard_normal((best_n, best_n)).astype(kind)
+        out = np.empty_like(a)
+        rates = []
+
+        def square(a: np.ndarray = a, out: np.ndarray = out) -> None:
+            np.matmul(a, a, out=out)
+
+        for _ in range(REPEATS):
+            rates.append(2.0 * best_n**3 / _best(square, 2))
+        gemm[name] = max(rates)
+        spread[f"gemm_{name}"] = _spread(rates)
+    elements = (4 if quick else 64) * 2**20  # doubles: 32 MiB (quick) or 512 MiB an array
+    say(f"bandwidth: copy and triad of {elements * 8 / 2**20:.0f} MiB arrays")
+    src = np.ones(elements)
+    dst = np.empty(elements)
+    other = np.ones(elements)
+    copies, triads = [], []
+    for _ in range(REPEATS):
+        t = _best(lambda: np.copyto(dst, src), 2)
+        copies.append(2 * src.nbytes / t)
+
+        def triad() -> None:
+            np.multiply(other, 3.0, out=dst)
+            np.add(dst, src, out=dst)
+
+        t = _best(triad, 2)
+        triads.append(5 * src.nbytes / t)
+    spread["copy"] = _spread(copies)
+    spread["triad"] = _spread(triads)
+    say("per-call overhead")
+    tiny = np.ones(1)
+    calls = 2000 if quick else 20000
+    overheads = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(calls):
+            np.add(tiny, 0.0, out=tiny)
+        overheads.append((time.perf_counter() - start) / calls)
+    spread["overhead"] = _spread(overheads)
+    memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return Measurement(
+        gemm_flops_per_s=gemm,
+        gemm_curve=curve,
+        copy_bytes_per_s=max(copies),
+        triad_bytes_per_s=max(triads),
+        overhead_s=min(overheads),
+        spread=spread,
+        array_bytes=src.nbytes,
+        cores=os.cpu_count() or 1,
+        memory_bytes=memory,
+    )
+
+
+def device_yaml(m: Measurement, name: str | None = None) -> str:
+    """The measurement as a device file (the hardware/ schema)."""
+    today = _dt.date.today().isoformat()
+    cpu = platform.processor() or platform.machine() or "CPU"
+    name = name or f"This machine ({cpu}, {m.cores} cores, measured {today})"
+    peaks = "\n".join(f"  {dt}: {v / 1e9:.4g} GFLOP/s" for dt, v in m.gemm_flops_per_s.items())
+    curve = "; ".join(
+        f"{dt}: " + ", ".join(f"{n}: {v / 1e9:.3g}" for n, v in points)
+        for dt, points in m.gemm_curve.items()
+    )
+    spread = ", ".join(f"{k} {100 * v:.1f}%" for k, v in m.spread.items())
+    versions = f"numpy {np.__version__}, python {platform.python_version()}"
+    method = (
+        f"roofline measure on {today}: numpy matmul of n x n matrices, best of {REPEATS} "
+        f"repeats per size; copy and triad of {m.array_bytes / 2**20:.0f} MiB arrays; one "
+        f"tiny numpy call for the overhead ({versions})"
+    )
+    gemm = "\n".join(f"    {dt}: {v / 1e9:.4g} GFLOP/s" for dt, v in m.gemm_flops_per_s.items())
+    triad = m.triad_bytes_per_s / 1e9
+    return f"""# Measured by `roofline measure`: this machine's CPU through numpy.
+name: "{name}"
+vendor: "measured"
+release: "{today}"
+measured: true
+peak:  # the best measured GEMM: no datasheet figure for this machine
+{peaks}
+memory:
+  capacity: {m.memory_bytes / 1e9:.4g} GB
+  bandwidth: {m.copy_bytes_per_s / 1e9:.4g} GB/s  # the measured copy
+  type: "host DRAM"
+onchip_cache: null
+interconnect: null
+tdp: null
+compute_units: {m.cores}
+efficiency:
+  gemm:
+{gemm}
+  memory_bandwidth: {m.copy_bytes_per_s / 1e9:.4g} GB/s
+  kernel_overhead: {m.overhead_s * 1e6:.4g} us
+  source: "{method}"
+source: "{method}"
+notes: "GEMM GFLOP/s by size: {curve}. Triad {triad:.4g} GB/s. Spread of repeats: {spread}."
+"""

@@ -1,0 +1,39 @@
+"""roofline measure: the machine at hand as a device file (structure and sanity, not speed)."""
+
+from __future__ import annotations
+
+import math
+
+from typer.testing import CliRunner
+
+from roofline import RunConfig, analyze
+from roofline.cli import app
+from roofline.hardware import ceilings, load_device_file
+
+
+def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
+    path = tmp_path / "here.yaml"
+    res = CliRunner().invoke(app, ["measure", "--quick", "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "measuring GEMM" in res.stderr  # progress on stderr, the file on its own
+    d = load_device_file(path)
+    assert d.is_measured and d.dtypes == ("fp64", "fp32")
+    for dtype in d.dtypes:
+        peak = d.peak(dtype)
+        # positive and finite, and below what any CPU core does (1e12 FLOP/s a core)
+        assert math.isfinite(peak) and 1e8 < peak < 1e12 * (d.compute_units or 1)
+        c = ceilings(d, dtype)
+        assert c.gemm_measured and c.bandwidth_measured and c.flops_per_s == peak
+    bw = d.memory_bandwidth_bytes_per_s
+    assert 1e8 < bw < 1e12  # a CPU's DRAM: well below a terabyte a second
+    assert 0 < ceilings(d, "fp32").kernel_overhead_s < 1e-3
+    # the file works as --hw: fp32 BERT-Base-size work runs on it
+    r = analyze("bert-large", d, RunConfig(batch=1, seq=64, dtype="fp32"))
+    assert r.total_expected_time_s >= r.total_time_s > 0
+
+
+def test_measure_refuses_what_it_cannot_measure():
+    res = CliRunner().invoke(app, ["measure", "--quick", "--dtype", "bf16"])
+    assert res.exit_code == 2 and "--dtype bf16" in res.stderr
+    res = CliRunner().invoke(app, ["measure", "--device", "cuda"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
