@@ -711,6 +711,38 @@ def measure(
         typer.echo(f"wrote {output}", err=True)
 
 
+@app.command()
+@boundary
+def check(
+    model: ModelOpt,
+    hw: Annotated[str, typer.Option("--hw", help="This machine's device file (roofline measure).")],
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    dtype: Annotated[str, typer.Option(help="fp32 or fp64 (numpy).")] = "fp32",
+    phase: Annotated[str, typer.Option(help="inference, prefill or decode.")] = "inference",
+    context: ContextOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Run MODEL's forward pass layer by layer in numpy on this machine and set the
+    measured times beside the predicted ones (bound and expected) for device HW."""
+    from .check import check as run_check
+    from .hardware import get_device
+    from .report import check as rc
+    from .scenario import RunConfig
+    from .workloads import get_workload
+
+    config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
+    result = run_check(get_workload(model), get_device(hw), config)
+    _show(
+        fmt,
+        output,
+        data=lambda: rc.check_dict(result),
+        rows=lambda: rc.check_rows(result),
+        table=lambda: rc.check_table(result),
+    )
+
+
 class WallFigure(str, Enum):
     scaling = "scaling"
     models = "models"

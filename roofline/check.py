@@ -1,0 +1,205 @@
+"""Predicted against measured on this machine: run a model's layers for real, in numpy.
+
+Each row of the model's layer table (one forward pass, fp32 or fp64) is executed with numpy
+on arrays of the sizes the table records, timed (the best of REPEATS), multiplied by its
+count, and set beside the row's roofline bound and expected time on the given device (a
+file written by `roofline measure` for this machine):
+
+  matmul, conv, attention   np.matmul of the row's GEMM shape: groups x (m x k) . (k x n)
+                            (a convolution runs as its implicit GEMM: numpy has no conv)
+  softmax                   exp of the row shifted by its max, divided by the row sum
+  norm                      layer norm over rows of the model's width (mean, variance, scale)
+  activation                the tanh form of GELU over the row's elements
+  elementwise, concat       an add of two arrays of the row's output size (concat: a copy)
+The element-wise kinds (softmax, norm, activation, add) run as one compiled pass each
+(numba, as the model counts them: one read and one write of the data), not as numpy's
+one pass per operation.
+  embedding                 np.take of the rows the table reads
+  pool                      the maximum of the row's input in windows of its ratio
+
+The error of each row and of the total is (predicted - measured) / measured.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import Result, analyze
+from .dtypes import BYTES_PER_ELEMENT
+from .errors import FieldError
+from .hardware import Device
+from .scenario import RunConfig
+from .workloads import Workload
+
+REPEATS = 3
+KINDS = {"fp32": np.float32, "fp64": np.float64}
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    name: str
+    kind: str
+    count: int
+    bound_s: float
+    expected_s: float
+    measured_s: float
+
+    @property
+    def error(self) -> float:
+        return (self.expected_s - self.measured_s) / self.measured_s
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    result: Result
+    layers: tuple[LayerCheck, ...]
+
+    @property
+    def measured_s(self) -> float:
+        return sum(x.measured_s for x in self.layers)
+
+    @property
+    def error(self) -> float:
+        return (self.result.total_expected_time_s - self.measured_s) / self.measured_s
+
+    @property
+    def median_layer_error(self) -> float:
+        return float(statistics.median(abs(x.error) for x in self.layers))
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _elements(nbytes: float, dtype: str) -> int:
+    return max(1, round(nbytes / BYTES_PER_ELEMENT[dtype]))
+
+
+def _kernels() -> dict[str, Callable[..., None]]:
+    """One-pass element-wise kernels (compiled on first use, cached on disk)."""
+    from numba import njit, prange
+
+    @njit(cache=True, parallel=True)
+    def gelu(x, out):  # type: ignore[no-untyped-def]
+        for i in prange(x.size):
+            v = x[i]
+            out[i] = 0.5 * v * (1.0 + np.tanh(0.7978845608 * (v + 0.044715 * v * v * v)))
+
+    @njit(cache=True, parallel=True)
+    def add(a, b, out):  # type: ignore[no-untyped-def]
+        for i in prange(a.size):
+            out[i] = a[i] + b[i]
+
+    @njit(cache=True, parallel=True)
+    def softmax(y, out):  # type: ignore[no-untyped-def]
+        for r in prange(y.shape[0]):
+            m = y[r, 0]
+            for c in range(y.shape[1]):
+                m = max(m, y[r, c])
+            total = 0.0
+            for c in range(y.shape[1]):
+                e = np.exp(y[r, c] - m)
+                out[r, c] = e
+                total += e
+            for c in range(y.shape[1]):
+                out[r, c] /= total
+
+    @njit(cache=True, parallel=True)
+    def layernorm(y, out):  # type: ignore[no-untyped-def]
+        for r in prange(y.shape[0]):
+            mu = 0.0
+            for c in range(y.shape[1]):
+                mu += y[r, c]
+            mu /= y.shape[1]
+            var = 0.0
+            for c in range(y.shape[1]):
+                var += (y[r, c] - mu) ** 2
+            inv = 1.0 / np.sqrt(var / y.shape[1] + 1e-5)
+            for c in range(y.shape[1]):
+                out[r, c] = (y[r, c] - mu) * inv
+
+    return {"gelu": gelu, "add": add, "softmax": softmax, "layernorm": layernorm}
+
+
+def _op(
+    kind: str, row: dict[str, float], dtype: str, width: int, k: dict[str, Callable[..., None]]
+) -> Callable[[], object]:
+    """A callable doing one instance of the row's work on fresh arrays."""
+    t = KINDS[dtype]
+    rng = np.random.default_rng(0)
+    if kind in ("matmul", "conv", "attention"):
+        g, m, n, kk = (max(1, round(row[x])) for x in ("g", "m", "n", "k"))
+        a = rng.standard_normal((g, m, kk)).astype(t)
+        b = rng.standard_normal((g, kk, n)).astype(t)
+        return lambda: np.matmul(a, b)
+    size = _elements(row["outputs"], dtype)
+    if kind == "embedding":
+        table = rng.standard_normal((4096, width)).astype(t)
+        rows = rng.integers(0, 4096, max(1, size // width))
+        return lambda: np.take(table, rows, axis=0)
+    x = rng.standard_normal(_elements(row["inputs"], dtype)).astype(t)
+    if kind in ("softmax", "norm"):
+        cols = min(width, x.size) or 1
+        y = x[: x.size // cols * cols].reshape(-1, cols)
+        dst = np.empty_like(y)
+        fn = k["softmax" if kind == "softmax" else "layernorm"]
+        return lambda: fn(y, dst)
+    if kind == "activation":
+        dst1 = np.empty_like(x)
+        return lambda: k["gelu"](x, dst1)
+    if kind == "pool":
+        ratio = max(1, x.size // size)
+        y = x[: size * ratio].reshape(size, ratio)
+        return lambda: y.max(axis=1)
+    out = x[:size] if x.size >= size else np.resize(x, size)
+    if kind == "concat":
+        return lambda: out.copy()
+    dst2 = np.empty_like(out)
+    return lambda: k["add"](out, out, dst2)  # elementwise
+
+
+def check(w: Workload, device: Device, run: RunConfig) -> CheckResult:
+    """Run `w`'s forward pass for `run` in numpy on this machine, layer by layer."""
+    if run.phase not in ("inference", "prefill", "decode"):
+        raise FieldError("phase", run.phase, "check runs forward passes: inference or decode")
+    if run.dtype not in KINDS:
+        raise FieldError("dtype", run.dtype, f"numpy runs {', '.join(KINDS)}")
+    result = analyze(w, device, run)
+    t = result.layers
+    tokens = run.batch * (1 if run.phase == "decode" else (result.seq or 1))
+    width = int(w.arch.boundary_elements(run) / tokens) or 1024  # rows of norms and softmax
+    compiled = _kernels()
+    checks = []
+    for i in range(len(t)):
+        row = {
+            "g": float(t.gemm_groups[i]),
+            "m": float(t.gemm_m[i]),
+            "n": float(t.gemm_n[i]),
+            "k": float(t.gemm_k[i]),
+            "inputs": float(t.input_bytes[i]),
+            "outputs": float(t.output_bytes[i]),
+        }
+        op = _op(str(t.kind[i]), row, run.dtype, width, compiled)
+        measured = _timed(op) * int(t.count[i])
+        checks.append(
+            LayerCheck(
+                name=str(t.name[i]),
+                kind=str(t.kind[i]),
+                count=int(t.count[i]),
+                bound_s=float(result.time_s[i]),
+                expected_s=float(result.expected_time_s[i]),
+                measured_s=measured,
+            )
+        )
+    return CheckResult(result, tuple(checks))
