@@ -83,11 +83,13 @@ def roofline(
     if len(results) > len(DEVICE_STYLES):
         raise RooflineError(f"--hw: at most {len(DEVICE_STYLES)} devices on one roofline chart")
     fig, ax = _figure(ax, (10, 6.5))
-    intensity = results[0].intensity
+    intensity = np.concatenate([r.intensity for r in results])
     positive = intensity[intensity > 0]
     lo = min(0.1, float(positive.min()) / 2) if positive.size else 0.1
     ridges = [r.ridge_point for r in results]
-    hi = max(1e4, float(intensity.max()) * 3, max(ridges) * 10)
+    # fitted to the data: past the last layer, and a decade past the last ridge so the flat
+    # roof shows and the ridge labels clear the kind legend at the lower right
+    hi = max(float(intensity.max()) * 3, max(ridges) * 10)
     x = np.logspace(np.log10(lo), np.log10(hi), 400)
     device_handles = []
     for index, ((color, marker), r) in enumerate(zip(DEVICE_STYLES, results)):
@@ -179,7 +181,10 @@ def roofline(
     ax.set_xlim(lo, hi)
     ax.set_xlabel("Arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("Attainable performance (TFLOP/s, 1e12 FLOP/s)")
-    seq = f", seq {first.seq}" if first.seq else ""
+    if first.run.phase == "decode":  # one new token a sample, attending to the cached ones
+        seq = f", 1 new token, context {first.seq}" if first.seq else ", 1 new token"
+    else:
+        seq = f", seq {first.seq}" if first.seq else ""
     ax.set_title(
         f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {first.run.dtype}"
     )

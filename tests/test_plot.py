@@ -131,8 +131,22 @@ def test_roofline_figure_holds_the_data():
     # the A100 roof: min(312e12, I x 2039e9) in TFLOP/s
     x, y = roofs[0].get_data()
     assert y[-1] == pytest.approx(312.0) and y[0] == pytest.approx(x[0] * 2.039)
+    # the x-axis is fitted to the data: it ends at 10x the largest ridge or 3x the most
+    # intense layer, whichever is further; the A100's ridge is 312e12 / 2039e9 = 153 FLOP/B
+    ridge = max(r.ridge_point for r in results)
+    assert results[0].ridge_point == pytest.approx(312e12 / 2039e9)
+    most = max(float(r.intensity.max()) for r in results)
+    assert ax.get_xlim()[1] == pytest.approx(max(10 * ridge, 3 * most))
     dtypes = roofline(results[:1], all_dtypes=True)
     assert len(dtypes.axes[0].get_lines()) > len(roofline(results[:1]).axes[0].get_lines())
+
+
+def test_decode_roofline_title_names_the_context():
+    r = analyze(
+        "llama-2-7b", "a100", RunConfig(batch=1, phase="decode", context=4096, dtype="fp16")
+    )
+    title = roofline([r]).axes[0].get_title()
+    assert "context 4096" in title and "seq" not in title
 
 
 def test_memory_wall_figures():
