@@ -7,7 +7,7 @@ Over 400 lines: every chart of the tool, sharing one style and the finishing hel
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -16,7 +16,10 @@ from .hardware import fractional_year
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.backend_bases import RendererBase
     from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
 
     from .analysis import Result
     from .hardware import Device
@@ -66,6 +69,94 @@ def _finish_log_chart(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(loc="upper left", fontsize=8)
+
+
+# Where a point's label may go, in points from the point: the four diagonals, then further
+# out; the first place that overlaps no label placed before it, nor the legend, and stays
+# inside the axes, wins (a greedy placement: the charts have tens of labels, not thousands).
+LABEL_PLACES = [
+    (dx * d, dy * d) for d in (3, 10, 18, 28) for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1))
+]
+
+
+def _settle(
+    note: Annotation,
+    places: Sequence[tuple[float, float]],
+    taken: list[Bbox],
+    frame: Bbox,
+    renderer: RendererBase,
+    own: tuple[float, float] | None = None,
+) -> None:
+    """Move `note` to the first of `places` (offsets in points; the sign of each side sets
+    the alignment) where its text overlaps nothing in `taken` and stays inside `frame`, or
+    else to the least-bad place; its box joins `taken`. A box holding `own`, the point the
+    note names, is not an obstacle."""
+    from matplotlib.text import Text
+
+    def put(dx: float, dy: float) -> Bbox:
+        note.set_position((dx, dy))
+        note.set_horizontalalignment("left" if dx > 0 else "right")
+        note.set_verticalalignment("bottom" if dy > 0 else "top")
+        note.update_positions(renderer)  # an annotation places its text when drawn
+        return Text.get_window_extent(note, renderer)
+
+    best, best_cost = places[0], float("inf")
+    for dx, dy in places:
+        box = put(dx, dy)
+        inside = (
+            frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 <= box.y1 <= frame.y1
+        )
+        cost = sum(box.overlaps(o) for o in taken if own is None or not o.contains(*own))
+        cost += 0 if inside else 10
+        if cost < best_cost:
+            best, best_cost = (dx, dy), cost
+        if cost == 0:
+            break
+    taken.append(put(*best))
+
+
+def _settled_layout(ax: Axes) -> tuple[RendererBase, Bbox, list[Bbox]]:
+    """A renderer, the axes' box once the layout is final, and its legends' boxes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.legend import Legend
+
+    fig = cast("Figure", ax.figure)
+    renderer = FigureCanvasAgg(fig).get_renderer()  # type: ignore[no-untyped-call]
+    fig.draw_without_rendering()  # settle the layout: the axes' box is final from here
+    legends = [a for a in ax.get_children() if isinstance(a, Legend)]
+    return (
+        renderer,
+        ax.get_window_extent(renderer),
+        [x.get_window_extent(renderer) for x in legends],
+    )
+
+
+def _name_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize: int = 7) -> None:
+    """Label each (x, y, name) point without two labels overlapping where a place exists;
+    a label moved off its point gets a thin leader line. Call after the legend is made."""
+    from matplotlib.transforms import Bbox
+
+    renderer, frame, taken = _settled_layout(ax)
+    marker = 4 * ax.figure.dpi / 72  # a marker's half-width in pixels: labels keep off markers
+    for collection in ax.collections:
+        for px, py in collection.get_offset_transform().transform(collection.get_offsets()):
+            taken.append(Bbox.from_extents(px - marker, py - marker, px + marker, py + marker))
+    for x, y, name in points:
+        note = ax.annotate(
+            name,
+            (x, y),
+            xytext=LABEL_PLACES[0],
+            textcoords="offset points",
+            fontsize=fontsize,
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#777777", "shrinkA": 0},
+        )
+        own = ax.transData.transform((x, y))
+        _settle(note, LABEL_PLACES, taken, frame, renderer, own=(float(own[0]), float(own[1])))
+
+
+def _short(name: str) -> str:
+    """A workload's name for a label: without its parenthesised qualifier."""
+    return name.split(" (")[0]
 
 
 def roofline(
@@ -163,10 +254,11 @@ def roofline(
     first = results[0]
     order = np.argsort(-first.time_s)[:top]
     middle = np.sqrt(lo * hi)
+    layer_notes = []
     for rank, i in enumerate(order):
         xi = first.intensity[i] if first.intensity[i] > 0 else lo
         right = xi > middle  # label towards the middle of the chart, away from the edge
-        ax.annotate(
+        note = ax.annotate(
             f"{first.layers.name[i]} ({100 * first.time_s[i] / first.total_time_s:.0f}%)",
             (xi, first.attainable_flops_per_s[i] / TFLOP),
             xytext=(-14 if right else 12, -60 - 13 * rank),  # below the step's stars
@@ -176,6 +268,7 @@ def roofline(
             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"},
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8, "lw": 0},
         )
+        layer_notes.append(note)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -213,6 +306,14 @@ def roofline(
         title="layer kind (area = time share)",
         title_fontsize=8,
     )
+    # the layer labels keep off the ridge labels, the legends and each other: each may
+    # swap sides of its point or move further out along its row
+    renderer, frame, taken = _settled_layout(ax)
+    taken += [t.get_window_extent(renderer) for t in ax.texts if t not in layer_notes]
+    for note in layer_notes:
+        dx, dy = note.get_position()
+        places = [(dx, dy), (-dx, dy), (3 * dx, dy), (-3 * dx, dy), (6 * dx, dy), (-6 * dx, dy)]
+        _settle(note, places, taken, frame, renderer)
     return fig
 
 
@@ -305,8 +406,6 @@ def model_sizes(
         zorder=3,
         label="after 2021 (not in the fit)",
     )
-    for y, p, (_, _, name) in zip(years, params, models):
-        ax.annotate(name, (y, p), xytext=(3, 3), textcoords="offset points", fontsize=7)
     span = np.linspace(years[window].min(), years[window].max(), 50)
     ax.plot(
         span,
@@ -332,6 +431,7 @@ def model_sizes(
         "(paper 2x)",
     )
     _finish_log_chart(ax, "Date (year)", "Parameters", "Model size vs accelerator memory")
+    _name_points(ax, [(y, p, _short(name)) for y, p, (_, _, name) in zip(years, params, models)])
     return fig
 
 
@@ -346,6 +446,7 @@ def training_compute(workloads: Sequence[Workload], ax: Axes | None = None) -> F
         "cnn": ("#2ca02c", "CNNs", ""),
     }
     any_points = False
+    named: list[tuple[float, float, str]] = []
     for family, (color, label, paper) in groups.items():
         rows = [
             (w.published.date, w.training_flops(), w.name)
@@ -360,8 +461,7 @@ def training_compute(workloads: Sequence[Workload], ax: Axes | None = None) -> F
         window = years < FIT_UNTIL
         ax.scatter(years[window], flops[window], color=color, zorder=3)
         ax.scatter(years[~window], flops[~window], facecolors="none", edgecolors=color, zorder=3)
-        for y, f, (_, _, name) in zip(years, flops, rows):
-            ax.annotate(name, (y, f), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        named.extend((y, f, _short(name)) for y, f, (_, _, name) in zip(years, flops, rows))
         trend = fit_trend(years[window], flops[window])
         span = np.linspace(years[window].min(), years[window].max(), 50)
         ax.plot(
@@ -380,6 +480,7 @@ def training_compute(workloads: Sequence[Workload], ax: Axes | None = None) -> F
         "Training compute of the catalog's models (from their training setups; "
         "hollow: after 2021, not fitted)",
     )
+    _name_points(ax, named)
     return fig
 
 

@@ -227,3 +227,42 @@ def test_memwall_cli(tmp_path):
     assert rows[0]["speedup"] == 1.0
     # A100 vs V100 at fp16: ridge 153 vs 139 FLOP/B
     assert rows[1]["ridge_point"] == pytest.approx(312e12 / 2039e9)
+
+
+def _overlapping_labels(fig):
+    """Pairs of text boxes (labels and annotations, without their leader lines) that
+    overlap on the rendered figure."""
+    import itertools
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [
+        (t.get_text(), Text.get_window_extent(t, renderer))
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_visible() and t.get_text().strip()
+    ]
+    return [(a, b) for (a, x), (b, y) in itertools.combinations(boxes, 2) if x.overlaps(y)]
+
+
+def test_chart_labels_do_not_overlap():
+    from roofline.workloads import list_workloads
+
+    workloads, devices = list_workloads(), list_devices()
+    decode = RunConfig(batch=1, phase="decode", context=4096, dtype="fp16")
+    figures = {
+        "roofline": roofline(_results()),
+        "decode": roofline([analyze("llama-2-7b", "a100", decode)]),
+        "memory wall": memory_wall(devices),
+        "model sizes": model_sizes(workloads, devices),
+        "training compute": training_compute(workloads),
+    }
+    named = {"model sizes": 20, "training compute": 20}  # every model has its label
+    for key, fig in figures.items():
+        assert _overlapping_labels(fig) == [], key
+        if key in named:
+            assert len(fig.axes[0].texts) >= named[key], key
