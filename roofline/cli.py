@@ -783,7 +783,10 @@ def memwall(
         if output is not None:
             from . import plot as plots
 
-            _save_figure(plots.generations(gens, name=w.name), output)
+            run = RunConfig(batch=batch, seq=seq, phase=phase)
+            size = f", seq {seq}" if seq else ""
+            title = f"{w.name} ({run.phase}, batch {batch}{size}, each device's headline dtype)"
+            _save_figure(plots.generations(gens, name=title), output)
         _show(
             fmt,
             None,

@@ -538,25 +538,28 @@ def generations(
     gens: Sequence[Generation], ax: Axes | None = None, name: str = "one workload"
 ) -> Figure:
     """Speedup of one workload over the oldest device, as it is and as it would be had memory
-    bandwidth grown as fast as peak FLOP/s."""
+    bandwidth grown as fast as peak FLOP/s: a dumbbell per device, so the gap (the memory
+    wall) is the length of its bar."""
     fig, ax = _figure(ax, (10, 6))
     years = np.array([g.device.release_year for g in gens])
     real = np.array([g.speedup for g in gens])
     ideal = np.array([g.speedup_if_bandwidth_kept_pace for g in gens])
+    for y, r, i in zip(years, real, ideal):
+        ax.plot([y, y], [r, i], color="#999999", lw=1.5, zorder=2)
     ax.scatter(
         years,
         ideal,
         color="#2ca02c",
         marker="^",
+        zorder=3,
         label="if DRAM bandwidth had kept pace with FLOP/s",
     )
-    ax.scatter(years, real, color="#1f77b4", label="estimated speedup")
-    for g, y, r in zip(gens, years, real):
-        ax.annotate(g.device.key, (y, r), xytext=(3, -9), textcoords="offset points", fontsize=7)
+    ax.scatter(years, real, color="#1f77b4", zorder=3, label="estimated speedup (the bar: the gap)")
     _finish_log_chart(
         ax,
         "Release date (year)",
         f"Speedup over {gens[0].device.key}",
         f"The memory wall for {name}",
     )
+    _name_points(ax, [(y, r, g.device.key) for g, y, r in zip(gens, years, real)])
     return fig

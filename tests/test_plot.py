@@ -97,6 +97,15 @@ def test_generations_by_hand():
     assert gens[2].speedup_if_bandwidth_kept_pace == pytest.approx(8.0)
     assert gens[2].speedup < 8.0
     assert gens[2].ridge_point == pytest.approx(400.0)
+    # the chart: a bar per device from its speedup to its kept-pace speedup (c's runs to 8x),
+    # each device named
+    from roofline.plot import generations as generations_chart
+
+    ax = generations_chart(gens).axes[0]
+    bars = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) == 2]
+    assert len(bars) == 3
+    assert list(bars[2]) == pytest.approx([gens[2].speedup, 8.0])
+    assert {t.get_text() for t in ax.texts} == {"a", "b", "c"}
 
 
 def _results():
@@ -250,9 +259,11 @@ def _overlapping_labels(fig):
 
 
 def test_chart_labels_do_not_overlap():
+    from roofline.plot import generations as generations_chart
     from roofline.workloads import list_workloads
 
     workloads, devices = list_workloads(), list_devices()
+    run = RunConfig(batch=1, seq=128)
     decode = RunConfig(batch=1, phase="decode", context=4096, dtype="fp16")
     figures = {
         "roofline": roofline(_results()),
@@ -260,8 +271,10 @@ def test_chart_labels_do_not_overlap():
         "memory wall": memory_wall(devices),
         "model sizes": model_sizes(workloads, devices),
         "training compute": training_compute(workloads),
+        "generations": generations_chart(generations(get_workload("bert-large"), devices, run)),
     }
-    named = {"model sizes": 20, "training compute": 20}  # every model has its label
+    # every model, every device has its label
+    named = {"model sizes": 20, "training compute": 20, "generations": len(devices)}
     for key, fig in figures.items():
         assert _overlapping_labels(fig) == [], key
         if key in named:
