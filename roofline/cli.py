@@ -331,6 +331,26 @@ def _devices(text: str | None) -> list[Any]:
     return [get_device(n) for n in _names("--hw", text)]
 
 
+def _sweep_devices(text: str, dtypes: list[str]) -> list[Any]:
+    """--hw of a sweep: named devices, or `all`: every device with peaks for all of `dtypes`
+    (the ones without are named on stderr, so nothing is dropped silently)."""
+    from .hardware import get_device, list_devices
+
+    if text.strip().lower() != "all":
+        return [get_device(n) for n in _names("--hw", text)]
+    every = list_devices()
+    kept = [d for d in every if all(t in d.dtypes for t in dtypes)]
+    skipped = [d.key for d in every if d not in kept]
+    if not kept:
+        _fail(f"--hw all: no device has peaks for --dtype {','.join(dtypes)}")
+    if skipped:
+        typer.echo(
+            f"--hw all: {len(kept)} devices; without {','.join(dtypes)}: {', '.join(skipped)}",
+            err=True,
+        )
+    return kept
+
+
 # ---------------------------------------------------------------- commands
 @app.command()
 @boundary
@@ -520,20 +540,19 @@ def whatif(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Sweep batch, sequence, context, dtype, device and device count (data-parallel
+    """Sweep batch, sequence, context, dtype, device (--hw all: every device with the
+    dtypes) and device count (data-parallel
     replicas of a --tp x --pp layout); answer the batch at which a step turns compute-bound,
     the largest batch that fits, time to train and cost."""
     from .answers import answers
-    from .hardware import get_device
     from .report import whatif as rw
     from .scenario import Layout, RunConfig
     from .whatif import build_sweep, run_sweep, scaled
     from .workloads import get_workload
 
     w = get_workload(model)
-    devs = [
-        scaled(get_device(n), flops_scale, bw_scale, capacity_scale) for n in _names("--hw", hw)
-    ]
+    dtypes = _names("--dtype", dtype)
+    devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in _sweep_devices(hw, dtypes)]
     sweep = build_sweep(
         w,
         devs,
@@ -548,7 +567,7 @@ def whatif(
         batches=_ints("--batch", batch),
         seqs=[None] if seq is None else list(_ints("--seq", seq)),
         contexts=[None] if context is None else list(_ints("--context", context)),
-        dtypes=_names("--dtype", dtype),
+        dtypes=dtypes,
         replicas=_ints("--devices", devices),
     )
     pairs = sweep.grid.scenarios * len(devs)

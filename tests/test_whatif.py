@@ -533,3 +533,23 @@ def test_time_to_train_on_given_tokens_by_hand():
     assert t.expected_days is not None and t.expected_days > 0
     with pytest.raises(RooflineError, match="tokens 0"):
         answers(sweep, utilization=0.4, tokens=0)
+
+
+def test_whatif_hw_all_takes_every_device_with_the_dtype():
+    from pathlib import Path
+
+    import yaml
+
+    # independently: the device files whose peak table names bf16 (custom/ and defaults/
+    # are not devices)
+    with_bf16 = set()
+    for path in (Path(__file__).resolve().parent.parent / "hardware").glob("*.yaml"):
+        if "bf16" in (yaml.safe_load(path.read_text(encoding="utf-8")).get("peak") or {}):
+            with_bf16.add(path.stem)
+    res = CliRunner().invoke(
+        app, ["whatif", "-m", "bert-large", "--hw", "all", "--dtype", "bf16", "--format", "json"]
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert {a["device"] for a in data["answers"]} == with_bf16
+    assert "without bf16: gtx-580" in res.stderr  # the skipped ones are named
