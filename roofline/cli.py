@@ -619,6 +619,9 @@ def plot(
     attention: AttentionOpt = Attention.eager,
     all_dtypes: Annotated[bool, typer.Option(help="Draw every dtype's compute ceiling.")] = False,
     top: Annotated[int, typer.Option(help="Label this many layers by time.")] = 5,
+    panels: Annotated[
+        bool, typer.Option(help="One panel per device (small multiples), not one chart.")
+    ] = False,
 ) -> None:
     """Roofline chart of MODEL on one or more devices."""
     from . import plot as plots
@@ -633,7 +636,8 @@ def plot(
         batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, attention=attention.value
     )
     results = [analyze(w, d, config) for d in _devices(hw)]
-    _save_figure(plots.roofline(results, all_dtypes=all_dtypes, top=top), output)
+    draw = plots.roofline_panels if panels else plots.roofline
+    _save_figure(draw(results, all_dtypes=all_dtypes, top=top), output)
 
 
 @app.command()

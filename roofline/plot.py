@@ -317,6 +317,25 @@ def roofline(
     return fig
 
 
+def roofline_panels(results: Sequence[Result], *, all_dtypes: bool = False, top: int = 5) -> Figure:
+    """Small multiples: one roofline panel per device (two a row), each with its own top
+    layers labelled and its step time in its legend, for comparing devices whose points
+    would hide each other on one chart."""
+    if not results:
+        raise RooflineError("nothing to plot: no results")
+    from matplotlib.figure import Figure
+
+    cols = min(len(results), 2)
+    rows = -(-len(results) // cols)
+    fig = Figure(figsize=(10 * cols, 6.5 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(results) :]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, results):
+        roofline([r], ax=ax, all_dtypes=all_dtypes, top=top)
+    return fig
+
+
 SERIES_LABELS = {
     "peak_flops": "Peak FLOP/s (16-bit tensor, else fp32)",
     "dram_bandwidth": "DRAM bandwidth",

@@ -7,6 +7,7 @@ import json
 import math
 from types import MappingProxyType
 
+import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
@@ -279,3 +280,20 @@ def test_chart_labels_do_not_overlap():
         assert _overlapping_labels(fig) == [], key
         if key in named:
             assert len(fig.axes[0].texts) >= named[key], key
+
+
+def test_roofline_panels_one_per_device():
+    from roofline.plot import roofline_panels
+
+    results = _results()  # A100, H100, MI300X
+    fig = roofline_panels(results, top=3)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 3 and len(fig.axes) == 4  # two a row: the fourth is hidden
+    for ax, r in zip(panels, results):
+        roofs = [line for line in ax.get_lines() if line.get_label().startswith(r.device.name)]
+        assert len(roofs) == 1
+        # each panel labels its own device's top layers, with that device's time shares
+        top = int(np.argmax(r.time_s))
+        share = f"{r.layers.name[top]} ({100 * r.time_s[top] / r.total_time_s:.0f}%)"
+        assert share in [t.get_text() for t in ax.texts]
+    assert _overlapping_labels(fig) == []
