@@ -790,6 +790,9 @@ def memwall(
         Path | None, typer.Option("--output", "-o", help="Chart: .png, .svg, .pdf.")
     ] = None,
     fmt: FormatOpt = Format.table,
+    paper: Annotated[
+        bool, typer.Option(help="The paper's flagship training devices to 2022, not --hw.")
+    ] = False,
 ) -> None:
     """Growth per two years of peak FLOP/s, DRAM and interconnect bandwidth and memory
     capacity, fitted over the device database, next to the paper's; or, with --model, the
@@ -799,7 +802,9 @@ def memwall(
     from .scenario import RunConfig
     from .workloads import get_workload, list_workloads
 
-    devices = _devices(hw)
+    if paper and hw is not None:
+        _fail("--paper picks the devices: give --paper or --hw, not both")
+    devices = _devices(",".join(wall.PAPER_DEVICES) if paper else hw)
     if model is not None:
         w = get_workload(model)
         gens = wall.generations(w, devices, RunConfig(batch=batch, seq=seq, phase=phase))

@@ -29,6 +29,25 @@ PAPER_RATES = {
     "memory_capacity": 2.0,
 }
 
+# The paper's curated set: the flagship training accelerators its figures draw, to 2022
+# (Fig. 1 names GTX 580 ... A100, H100, TPU v3, v4; Fig. 2 P100, V100 32 GB, TPU v2, v3,
+# A100 40/80 GB, H100; Fig. 4's memory line GTX 580, K40, Titan X, P100, V100 16/32 GB; see
+# ../shared/reference/ai-and-memory-wall.md). Inference cards (T4, A10, L4) are left out.
+PAPER_DEVICES = (
+    "gtx-580",
+    "k40",
+    "titan-x",
+    "p100",
+    "v100",
+    "v100-32gb",
+    "tpu-v2",
+    "tpu-v3",
+    "tpu-v4",
+    "a100-40gb",
+    "a100",
+    "h100",
+)
+
 
 def headline_dtype(device: Device) -> str:
     for dtype in ("fp16", "bf16", "fp32"):

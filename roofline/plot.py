@@ -435,7 +435,7 @@ def model_sizes(
     accel = sorted(
         (d.release_year, d.memory_capacity_bytes / 6, d.key)
         for d in devices
-        if d.release_year >= years.min() - 1
+        if d.release_year >= years.min() - 2  # the paper starts at P100, 2016
     )
     ay = np.array([a[0] for a in accel])
     av = np.array([a[1] for a in accel])
@@ -450,7 +450,10 @@ def model_sizes(
         "(paper 2x)",
     )
     _finish_log_chart(ax, "Date (year)", "Parameters", "Model size vs accelerator memory")
-    _name_points(ax, [(y, p, _short(name)) for y, p, (_, _, name) in zip(years, params, models)])
+    named = [(y, p, _short(name)) for y, p, (_, _, name) in zip(years, params, models)]
+    if len(accel) <= 12:  # a curated set (--paper): every accelerator named too
+        named += [(y, v, key) for y, v, key in accel]
+    _name_points(ax, named)
     return fig
 
 

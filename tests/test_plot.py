@@ -13,7 +13,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
-from roofline import RunConfig, analyze, get_workload, list_devices
+from roofline import RunConfig, analyze, get_device, get_workload, list_devices
 from roofline.cli import app
 from roofline.hardware import Device
 from roofline.memwall import generations, rates
@@ -296,4 +296,28 @@ def test_roofline_panels_one_per_device():
         top = int(np.argmax(r.time_s))
         share = f"{r.layers.name[top]} ({100 * r.time_s[top] / r.total_time_s:.0f}%)"
         assert share in [t.get_text() for t in ax.texts]
+    assert _overlapping_labels(fig) == []
+
+
+def test_memwall_paper_set():
+    from roofline.memwall import PAPER_DEVICES
+
+    res = CliRunner().invoke(app, ["memwall", "--paper", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    counts = {s["series"]: s["devices"] for s in data["series"]}
+    assert counts["peak_flops"] == len(PAPER_DEVICES) == 12
+    # the paper's flagship set lands near its headline rates (3.0x FLOP/s, 1.6x DRAM
+    # bandwidth every two years): within 10 %
+    assert data["rates"]["peak_flops"] == pytest.approx(3.0, rel=0.10)
+    assert data["rates"]["dram_bandwidth"] == pytest.approx(1.6, rel=0.10)
+    res = CliRunner().invoke(app, ["memwall", "--paper", "--hw", "a100"])
+    assert res.exit_code == 2 and "--paper" in res.stderr
+    # model sizes over the paper's set name every accelerator in the window, no overlaps
+    devices = [get_device(k) for k in PAPER_DEVICES]
+    from roofline.workloads import list_workloads
+
+    fig = model_sizes(list_workloads(), devices)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"p100", "v100-32gb", "tpu-v3", "a100-40gb", "a100", "h100"} <= texts
     assert _overlapping_labels(fig) == []
