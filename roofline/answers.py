@@ -4,8 +4,11 @@ swept sequence or context:
   compute_bound_batch  the smallest batch whose whole step has intensity >= the ridge point
                        (solved exactly: FLOPs and bytes are linear in the batch; by
                        bisection on the layer tables where they are not, as for MoE)
-  max_batch            the largest batch whose footprint fits one device (memory is linear
-                       in the batch too)
+  max_batch            the largest batch whose per-device footprint fits (memory is linear
+                       in the batch too), on the most replicas swept (ZeRO shards over
+                       them): a whole number of samples per replica times the replicas;
+                       None when memory does not grow with the batch (a fixed
+                       --micro-batch: more samples are more micro-batches) and it fits
   best                 the fitting scenario with the highest throughput at the expected time
   training             time and cost to train: at a utilization of the dense peak, and at
                        the expected step time of the largest swept batch and sequence
@@ -68,24 +71,27 @@ class Answer:
     context: int | None
     ridge_point: float
     compute_bound_batch: int | None  # None: never, whatever the batch
-    max_batch: int
+    max_batch: int | None  # None: any batch (memory does not grow with it), see max_batch_note
     best: Best | None  # None: nothing fits
+    max_batch_note: str | None
     training: tuple[TrainingEstimate, ...]
 
 
 def _linear_in_batch(
     sweep: Sweep, seq: int, context: int, dtype_index: int
 ) -> tuple[np.ndarray, ...]:
-    """FLOPs, bytes (one replica) and memory (per device) as a + b x batch."""
+    """FLOPs, bytes and memory per device as a + b x (samples per replica); memory on the
+    most replicas swept, over which ZeRO shards the training state."""
     m, g = sweep.model, sweep.grid
     x = basis(np.array([1, 2]), np.array([seq, seq]), np.array([context, context]))
-    one = replace(
+    reps = int(g.replica_axis.max())
+    one = replace(  # global batches of 1 and 2 samples per replica
         g,
-        batches=np.array([1, 2]),
+        batches=np.array([reps, 2 * reps]),
         seqs=np.array([seq]),
         contexts=np.array([context]),
         dtype_axis=np.array([dtype_index]),
-        replica_axis=np.array([1]),
+        replica_axis=np.array([reps]),
     )
     out = evaluate_grid(m, one)
     assert out is not None  # keep=True always returns the output
@@ -101,6 +107,18 @@ def _linear_in_batch(
         return np.array([v[0] - (v[1] - v[0]), v[1] - v[0]])
 
     return line(flops), line(nbytes), line(out.memory_bytes)
+
+
+def _max_batch(capacity: float, mem: np.ndarray) -> tuple[int | None, str | None]:
+    """The largest batch b with mem[0] + mem[1] b <= capacity, or None (with why) when the
+    footprint does not grow with the batch and fits."""
+    fixed, per_sample = float(mem[0]), float(mem[1])
+    if per_sample <= 1e-9 * max(abs(fixed), 1.0):  # flat: a fixed micro-batch
+        if fixed + max(per_sample, 0.0) <= capacity:
+            return None, "any: memory does not grow with the batch (fixed micro-batch)"
+        return 0, None
+    room = capacity - fixed
+    return (int(room // per_sample) if room >= per_sample else 0), None
 
 
 def _best_fitting(
@@ -246,8 +264,9 @@ def answers(
         f, y, mem = _linear_in_batch(sweep, seq, ctx, k)
         for j, d in enumerate(sweep.devices):
             ridge = d.peak(dt) / d.memory_bandwidth_bytes_per_s
-            room = g.capacity[j] - mem[0]
-            max_batch = int(room // mem[1]) if mem[1] > 0 and room >= mem[1] else 0
+            max_batch, max_note = _max_batch(float(g.capacity[j]), mem)
+            if max_batch is not None:  # samples per replica -> the batch over all of them
+                max_batch *= int(g.replica_axis.max())
             best = None
             if (k, j) in fastest and np.isfinite(fastest[(k, j)][0]):
                 rate, i = fastest[(k, j)]
@@ -284,6 +303,7 @@ def answers(
                         else _crossover_exact(sweep, seq, ctx, k, ridge)
                     ),
                     max_batch=max_batch,
+                    max_batch_note=max_note,
                     best=best,
                     training=tuple(training),
                 )

@@ -172,7 +172,56 @@ def test_decode_never_turns_compute_bound_at_long_context():
     )
     (ans,) = answers(sweep)
     assert ans.compute_bound_batch is None
-    assert ans.max_batch == (80e9 - 2 * 6_738_415_616) // (4096 * 524_288 + 0) or ans.max_batch > 0
+    # By hand: fp16 weights 2 x 6,738,415,616 B; per sample the KV cache of 4,097 keys
+    # (the new token attends to the 4,096 cached and itself) x 2 (K, V) x 32 layers x 4,096
+    # x 2 B = 2,148,007,936 B, plus 33,833,024 B of activations (the 11,008-wide MLP, one
+    # token): (80e9 - 13,476,831,232) / 2,181,840,960 = 30.49 -> 30.
+    assert ans.max_batch == 30
+    assert ans.max_batch_note is None
+
+
+def test_max_batch_shards_the_training_state_over_the_replicas():
+    # Llama-2-7B, Adam with fp32 master weights (16 B/param), on 128 H100 (80 GB) with ZeRO-1:
+    # one device alone cannot hold the 108 GB state, but ZeRO over 128 replicas can, so the
+    # largest batch must be > 0 and agree with the per-run memory at 128-way data parallel.
+    w, h100 = get_workload("llama-2-7b"), get_device("h100")
+    run = RunConfig(phase="training", layout=Layout(zero=1))
+    sweep = build_sweep(
+        w, [h100], run, batches=[128], seqs=[2048], contexts=[None], dtypes=["bf16"], replicas=[128]
+    )
+    (ans,) = answers(sweep)
+    m = ans.max_batch
+    assert m is not None and m > 0 and ans.max_batch_note is None
+
+    def per_device(b: int) -> float:
+        return memory_breakdown(
+            w, replace(run, batch=b, seq=2048, dtype="bf16", layout=Layout(data=128, zero=1))
+        ).total
+
+    assert m % 128 == 0  # whole samples per replica
+    assert per_device(m) <= 80e9 < per_device(m + 128)
+
+
+def test_max_batch_is_any_when_a_fixed_micro_batch_keeps_memory_flat():
+    # With --micro-batch 1, more samples are more micro-batches: the footprint does not grow,
+    # so there is no largest batch; the answer is None with the reason, null in JSON.
+    w = get_workload("llama-2-7b")
+    run = RunConfig(
+        phase="training", layout=Layout(tensor=2, zero=1), micro_batch=1, recompute="full"
+    )
+    sweep = build_sweep(
+        w,
+        [get_device("h100")],
+        run,
+        batches=[64, 512],
+        seqs=[4096],
+        contexts=[None],
+        dtypes=["bf16"],
+        replicas=[64],
+    )
+    (ans,) = answers(sweep)
+    assert ans.max_batch is None
+    assert ans.max_batch_note is not None and "fixed micro-batch" in ans.max_batch_note
 
 
 def test_time_to_train_gpt3_on_1024_a100s():

@@ -90,6 +90,7 @@ def answer_dict(a: Answer) -> dict[str, Any]:
         "ridge_point": a.ridge_point,
         "compute_bound_batch": a.compute_bound_batch,
         "max_batch": a.max_batch,
+        "max_batch_note": a.max_batch_note,
         "best": best,
     }
     if a.training:
@@ -206,7 +207,7 @@ def whatif_tables(
             a.dtype,
             f"{a.ridge_point:,.1f}",
             str(a.compute_bound_batch) if a.compute_bound_batch is not None else "never",
-            f"{a.max_batch:,}",
+            f"{a.max_batch:,}" if a.max_batch is not None else "any (fixed micro-batch)",
             best_text,
             train,
         )
