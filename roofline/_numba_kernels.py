@@ -90,6 +90,12 @@ def grid(  # type: ignore[no-untyped-def]
     tile_m,
     tile_n,
     overhead,
+    trans_c,
+    inst_c,
+    cacheable,
+    trate,
+    cache_b,
+    cache_bw,
     tensor,
     split_k_min,
     quantize,
@@ -108,7 +114,9 @@ def grid(  # type: ignore[no-untyped-def]
         memory-bound share, the FLOPs and the working set (largest inputs + outputs);
       expected (want_expected): over the kept layers, efficiency.py's expected time on one
         device of a tensor-parallel group: FLOPs, bytes and a GEMM's n / tensor, tile and
-        wave quantization (quantize), at least one kernel overhead per launch.
+        wave quantization (quantize), the cache's bandwidth for a cacheable layer (no
+        weights) whose one instance fits it (cache_b > 0), transcendentals at trate
+        (> 0), at least one kernel overhead per launch.
     Coefficients are totals over repeats; bytes are per dtype [dtype, layer, term]."""
     n_layers, n_terms = flops_c.shape
     n_dev = bandwidth.shape[0]
@@ -150,12 +158,17 @@ def grid(  # type: ignore[no-untyped-def]
             if not (want_expected and keep[layer]):
                 continue
             nk = 0.0
+            te = 0.0
+            yi = 0.0
             g = 0.0
             m = 0.0
             n = 0.0
             kk = 0.0
             for term in range(n_terms):
-                nk += kernels_c[layer, term] * basis[i, term]
+                x = basis[i, term]
+                nk += kernels_c[layer, term] * x
+                te += trans_c[layer, term] * x
+                yi += inst_c[kd, layer, term] * x
             if quantize and is_gemm[layer]:
                 for term in range(n_terms):
                     x = basis[i, term]
@@ -166,13 +179,20 @@ def grid(  # type: ignore[no-untyped-def]
                 n /= tensor
             fe = f / tensor
             ye = y / tensor
+            te /= tensor
+            yi /= tensor
             for j in range(n_dev):
                 q = 1.0
                 if g > 0.0:
                     q = gemm_utilization(g, m, n, kk, units[j], tile_m[j], tile_n[j], split_k_min)
                 tc = fe / (apeak[kd, j] * q)
-                tm = ye / abw[j]
+                w = abw[j]
+                if cacheable[layer] and cache_b[j] > 0.0 and yi <= cache_b[j] and cache_bw[j] > w:
+                    w = cache_bw[j]
+                tm = ye / w
                 t = tc if tc > tm else tm
+                if trate[j] > 0.0 and te / trate[j] > t:
+                    t = te / trate[j]
                 if nk > 0.0 and t < nk * overhead[j]:
                     t = nk * overhead[j]
                 t_exp[j] += t

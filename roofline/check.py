@@ -8,12 +8,20 @@ file written by `roofline measure` for this machine):
   matmul, conv, attention   np.matmul of the row's GEMM shape: groups x (m x k) . (k x n)
                             (a convolution runs as its implicit GEMM: numpy has no conv)
   softmax                   exp of the row shifted by its max, divided by the row sum
-  norm                      layer norm over rows of the model's width (mean, variance, scale)
-  activation                the tanh form of GELU over the row's elements
+  norm                      layer norm over rows of the model's width (mean, variance,
+                            scale); a folded batch norm (<= 2 FLOPs an element) as x s + b
+  activation                the tanh form of GELU over the row's elements when the row
+                            evaluates transcendentals (GELU, SiLU, sigmoid: one each an
+                            element), max(x, 0) when it does not (ReLU)
   elementwise, concat       an add of two arrays of the row's output size (concat: a copy)
 The element-wise kinds (softmax, norm, activation, add) run as one compiled pass each
-(numba, as the model counts them: one read and one write of the data), not as numpy's
-one pass per operation.
+(numba, as the model counts them: one read and one write of the data, math in the array's
+dtype), not as numpy's one pass per operation.
+Caches: in a forward pass a layer's weights were last read a whole pass ago, its input was
+just written by the layer before. So before each timed call of a row with weights the
+caches are flushed (a write over twice the largest cache the kernel reports, at least
+64 MiB), and the row's activations are touched by the warm-up call: weights come from
+DRAM, activations from wherever the previous layer left them.
   embedding                 np.take of the rows the table reads
   pool                      the maximum of the row's input in windows of its ratio
 
@@ -38,6 +46,25 @@ from .workloads import Workload
 
 REPEATS = 3
 KINDS = {"fp32": np.float32, "fp64": np.float64}
+MIN_FLUSH = 64 * 2**20
+
+
+def _flush_bytes() -> int:
+    """Twice the largest CPU cache the kernel reports (Linux sysfs), at least MIN_FLUSH."""
+    import glob
+
+    largest = 0
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            largest = max(largest, int(digits) * scale)
+    return max(2 * largest, MIN_FLUSH)
 
 
 @dataclass(frozen=True)
@@ -72,10 +99,16 @@ class CheckResult:
         return float(statistics.median(abs(x.error) for x in self.layers))
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _timed(fn: Callable[[], object], flush: np.ndarray | None, warm: np.ndarray | None) -> float:
+    """The best of REPEATS calls after a warm-up; with `flush`, each call comes after a
+    write over it (the caches emptied) and a read of `warm` (the activation back in)."""
     fn()
     best = float("inf")
     for _ in range(REPEATS):
+        if flush is not None:
+            flush.fill(1)
+            if warm is not None:
+                warm.sum()
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)
@@ -91,10 +124,13 @@ def _kernels() -> dict[str, Callable[..., None]]:
     from numba import njit, prange
 
     @njit(cache=True, parallel=True)
-    def gelu(x, out):  # type: ignore[no-untyped-def]
-        for i in prange(x.size):
+    def gelu_in(x, c, out):  # type: ignore[no-untyped-def]
+        for i in prange(x.size):  # the constants c in x's dtype: fp32 math stays fp32
             v = x[i]
-            out[i] = 0.5 * v * (1.0 + np.tanh(0.7978845608 * (v + 0.044715 * v * v * v)))
+            out[i] = c[0] * v * (c[1] + np.tanh(c[2] * (v + c[3] * v * v * v)))
+
+    def gelu(x, out):  # type: ignore[no-untyped-def]
+        gelu_in(x, np.array([0.5, 1.0, 0.7978845608, 0.044715], dtype=x.dtype), out)
 
     @njit(cache=True, parallel=True)
     def add(a, b, out):  # type: ignore[no-untyped-def]
@@ -129,44 +165,67 @@ def _kernels() -> dict[str, Callable[..., None]]:
             for c in range(y.shape[1]):
                 out[r, c] = (y[r, c] - mu) * inv
 
-    return {"gelu": gelu, "add": add, "softmax": softmax, "layernorm": layernorm}
+    @njit(cache=True, parallel=True)
+    def relu(x, out):  # type: ignore[no-untyped-def]
+        for i in prange(x.size):
+            out[i] = max(x[i], 0)
+
+    @njit(cache=True, parallel=True)
+    def affine(x, c, out):  # type: ignore[no-untyped-def]
+        for i in prange(x.size):
+            out[i] = x[i] * c[0] + c[1]
+
+    return {
+        "gelu": gelu,
+        "add": add,
+        "softmax": softmax,
+        "layernorm": layernorm,
+        "relu": relu,
+        "affine": affine,
+    }
 
 
 def _op(
     kind: str, row: dict[str, float], dtype: str, width: int, k: dict[str, Callable[..., None]]
-) -> Callable[[], object]:
-    """A callable doing one instance of the row's work on fresh arrays."""
+) -> tuple[Callable[[], object], np.ndarray | None]:
+    """A callable doing one instance of the row's work on fresh arrays, and for a row with
+    weights its activation input (warmed after a cache flush; None: no flush)."""
     t = KINDS[dtype]
     rng = np.random.default_rng(0)
     if kind in ("matmul", "conv", "attention"):
         g, m, n, kk = (max(1, round(row[x])) for x in ("g", "m", "n", "k"))
         a = rng.standard_normal((g, m, kk)).astype(t)
         b = rng.standard_normal((g, kk, n)).astype(t)
-        return lambda: np.matmul(a, b)
+        return (lambda: np.matmul(a, b)), a
     size = _elements(row["outputs"], dtype)
     if kind == "embedding":
         table = rng.standard_normal((4096, width)).astype(t)
         rows = rng.integers(0, 4096, max(1, size // width))
-        return lambda: np.take(table, rows, axis=0)
+        return (lambda: np.take(table, rows, axis=0)), rows
     x = rng.standard_normal(_elements(row["inputs"], dtype)).astype(t)
+    if kind == "norm" and row["flops"] <= 2 * size:  # a folded batch norm: x s + b
+        dst0 = np.empty_like(x)
+        scale = np.array([1.5, 0.5], dtype=t)
+        return (lambda: k["affine"](x, scale, dst0)), x
     if kind in ("softmax", "norm"):
         cols = min(width, x.size) or 1
         y = x[: x.size // cols * cols].reshape(-1, cols)
         dst = np.empty_like(y)
         fn = k["softmax" if kind == "softmax" else "layernorm"]
-        return lambda: fn(y, dst)
+        return (lambda: fn(y, dst)), x
     if kind == "activation":
         dst1 = np.empty_like(x)
-        return lambda: k["gelu"](x, dst1)
+        act = k["gelu"] if row["transcendentals"] > 0 else k["relu"]
+        return (lambda: act(x, dst1)), x
     if kind == "pool":
         ratio = max(1, x.size // size)
         y = x[: size * ratio].reshape(size, ratio)
-        return lambda: y.max(axis=1)
+        return (lambda: y.max(axis=1)), x
     out = x[:size] if x.size >= size else np.resize(x, size)
     if kind == "concat":
-        return lambda: out.copy()
+        return (lambda: out.copy()), x
     dst2 = np.empty_like(out)
-    return lambda: k["add"](out, out, dst2)  # elementwise
+    return (lambda: k["add"](out, out, dst2)), x  # elementwise
 
 
 def check(w: Workload, device: Device, run: RunConfig) -> CheckResult:
@@ -180,6 +239,7 @@ def check(w: Workload, device: Device, run: RunConfig) -> CheckResult:
     tokens = run.batch * (1 if run.phase == "decode" else (result.seq or 1))
     width = int(w.arch.boundary_elements(run) / tokens) or 1024  # rows of norms and softmax
     compiled = _kernels()
+    flush = np.empty(_flush_bytes() // 8) if np.any(t.weight_bytes > 0) else None
     checks = []
     for i in range(len(t)):
         row = {
@@ -189,9 +249,13 @@ def check(w: Workload, device: Device, run: RunConfig) -> CheckResult:
             "k": float(t.gemm_k[i]),
             "inputs": float(t.input_bytes[i]),
             "outputs": float(t.output_bytes[i]),
+            "weights": float(t.weight_bytes[i]),
+            "flops": float(t.flops[i]),
+            "transcendentals": float(t.transcendentals[i]),
         }
-        op = _op(str(t.kind[i]), row, run.dtype, width, compiled)
-        measured = _timed(op) * int(t.count[i])
+        op, warm = _op(str(t.kind[i]), row, run.dtype, width, compiled)
+        weighted = row["weights"] > 0 and t.kind[i] != "norm"  # a norm's scale is tiny
+        measured = _timed(op, flush if weighted else None, warm) * int(t.count[i])
         checks.append(
             LayerCheck(
                 name=str(t.name[i]),

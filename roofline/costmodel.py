@@ -1,9 +1,10 @@
 """Cost models: a workload's layer costs as exact polynomials in the scenario.
 
 A layer's costs are polynomials in the scenario (batch b, sequence s, context c): in the
-basis 1, s, b, b*s, b*s^2, b*c every transformer, CNN, LSTM and embedding layer is exact
+basis 1, s, b, b*s, b*s^2, b*c, c every transformer, CNN, LSTM and embedding layer is exact
 (weights are constant, or re-read every LSTM step: s; token work grows with b*s, attention
-with b*s^2, decode attention with b*c). `cost_model` recovers each layer's coefficients
+with b*s^2, decode attention with b*c; the last term is for GEMM shapes per instance, such
+as decode attention's n = c + 1 keys). `cost_model` recovers each layer's coefficients
 from a handful of builder calls (least squares on a small design) and checks them on a
 held-out scenario, together with the replica's activation memory, KV cache and
 block-boundary activation (from the functions the per-run path uses), the GEMM shapes and
@@ -28,22 +29,26 @@ from .workloads import Workload
 
 
 def basis(b: np.ndarray, s: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """The terms 1, s, b, b*s, b*s^2, b*c of every scenario (last axis)."""
+    """The terms 1, s, b, b*s, b*s^2, b*c, c of every scenario (last axis)."""
     b, s, c = (np.asarray(x, dtype=np.float64) for x in (b, s, c))
-    return np.stack([np.ones_like(b), s, b, b * s, b * s * s, b * c], axis=-1)
+    return np.stack([np.ones_like(b), s, b, b * s, b * s * s, b * c, c], axis=-1)
 
 
 @dataclass(frozen=True)
 class Pass:
     """What the expected-time kernel needs of a set of layers, as polynomial coefficients:
     FLOPs (L, K), bytes (T, L, K), GEMM shape (4, L, K: groups, m, n, k per instance),
-    kernel launches (L, K), and which layers count (keep, (L,))."""
+    kernel launches (L, K), which layers count (keep, (L,)), transcendental evaluations
+    (L, K, all repeats) and one instance's bytes (T, L, K: for the cache tier)."""
 
     flops: np.ndarray
     bytes: np.ndarray
     shape: np.ndarray
     kernels: np.ndarray
     keep: np.ndarray
+    transcendentals: np.ndarray
+    instance_bytes: np.ndarray
+    cacheable: np.ndarray  # (L,) bool: reads no weights (may stream from a cache)
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,12 @@ def _table_arrays(w: Workload, run: RunConfig) -> tuple[Any, ...]:
     )
 
 
-def _shape_arrays(w: Workload, run: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(4, L) GEMM shapes per instance and (L,) kernel launches of one scenario."""
+def _shape_arrays(w: Workload, run: RunConfig) -> tuple[np.ndarray, ...]:
+    """(4, L) GEMM shapes per instance, (L,) kernel launches and transcendentals (all
+    repeats) of one scenario."""
     t = w.layers(run)
     shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])
-    return shape, kernels(t, run.training)
+    return shape, kernels(t, run.training), t.transcendentals * t.count
 
 
 def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",)) -> CostModel:
@@ -151,7 +157,10 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
         raise RooflineError(f"{w.key}: too short a context ({max_seq}) to sweep")
     design = [(b, s, c) for b in (1, 2, 3) for s in seqs for c in contexts]
     x = basis(*np.array([(b, s or default_seq, c or s or default_seq) for b, s, c in design]).T)
+    if phase != "decode":  # the context is the sequence: b*c and c would repeat b*s and s
+        x[:, 5:] = 0.0
     scale = np.abs(x).max(axis=0)  # equilibrate the columns: a better-conditioned solve
+    scale[scale == 0] = 1.0
 
     def fit(values: list[np.ndarray]) -> np.ndarray:
         y = np.stack(values)  # (points, L)
@@ -180,19 +189,35 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     def per_dtype_fit(i: int) -> np.ndarray:
         return np.stack([fit([r[i] for r in per_dtype[dt]]) for dt in dtypes])
 
-    def shapes(forward: bool) -> tuple[np.ndarray, np.ndarray]:
+    def shapes(forward: bool) -> tuple[np.ndarray, ...]:
         runs = [scenario(b, s, c, dtypes[0]) for b, s, c in design]
         if forward:
             runs = [replace(r, phase="inference") for r in runs]
         arrays = [_shape_arrays(w, r) for r in runs]
         shape = np.stack([fit([a[0][i] for a in arrays]) for i in range(4)])
-        return shape, fit([a[1] for a in arrays])
+        return shape, fit([a[1] for a in arrays]), fit([a[2] for a in arrays])
 
-    step_shape, step_kernels = shapes(forward=False)
-    step = Pass(np.empty(0), np.empty(0), step_shape, step_kernels, np.ones(len(table), dtype=bool))
+    def instance_bytes(forward: bool) -> np.ndarray:
+        def layers(b: int, s: int | None, c: int | None, dt: str) -> Any:
+            r = scenario(b, s, c, dt)
+            return w.layers(replace(r, phase="inference") if forward else r)
+
+        return np.stack([fit([layers(*p, dt).bytes for p in design]) for dt in dtypes])
+
+    step_shape, step_kernels, step_trans = shapes(forward=False)
+    step = Pass(
+        np.empty(0),
+        np.empty(0),
+        step_shape,
+        step_kernels,
+        np.ones(len(table), dtype=bool),
+        step_trans,
+        instance_bytes(forward=False),
+        table.weight_bytes == 0,
+    )
     recompute = None
     if run.training and run.recompute != "none":
-        fwd_shape, fwd_kernels = shapes(forward=True)
+        fwd_shape, fwd_kernels, fwd_trans = shapes(forward=True)
         fwd = [
             [w.layers(replace(scenario(b, s, c, dt), phase="inference")) for b, s, c in design]
             for dt in dtypes
@@ -205,6 +230,9 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
             fwd_shape,
             fwd_kernels,
             keep,
+            fwd_trans,
+            instance_bytes(forward=True),
+            first_fwd.weight_bytes == 0,
         )
     split = arch.tensor_split
     model = CostModel(
@@ -242,4 +270,13 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
                     f"{w.key}: its layer {name} are not polynomial in batch, sequence and "
                     "context (mixture-of-experts weight reads depend on routing)"
                 )
+    # the expected-time inputs too: GEMM shapes, launches and transcendentals
+    shape, launches, trans = _shape_arrays(w, scenario(b, s, c, dtypes[0]))
+    for name, coef, ref in (
+        ("GEMM shapes", step.shape, shape),
+        ("kernel launches", step.kernels, launches),
+        ("transcendentals", step.transcendentals, trans),
+    ):
+        if not np.allclose(coef @ got, ref, rtol=1e-9, atol=1e-6):
+            raise NotPolynomial(f"{w.key}: its layer {name} are not polynomial in the scenario")
     return model

@@ -4,7 +4,7 @@ The roofline bound of a layer is max(F / P, B / W): its FLOPs F at the datasheet
 its bytes B at the datasheet bandwidth W. The expected time replaces each ideal with what
 the device reaches, and adds what every kernel costs:
 
-  expected = n x max(max(F / (P_a x q), B / W_a) / n, o)
+  expected = n x max(max(F / (P_a x q), B / W, X / R) / n, o)
 
   P_a   achievable dense GEMM FLOP/s for the datatype (measured: a vendor library's best
         large GEMM), W_a achievable memory bandwidth (a stream copy/triad); both from the
@@ -24,6 +24,18 @@ the device reaches, and adds what every kernel costs:
         a last wave that leaves units idle (NVIDIA, "Matrix Multiplication Background User's
         Guide": tile and wave quantization; split-K as CUTLASS and cuBLAS use it for small
         outputs; SPLIT_K_MIN = 256 is this model's assumption: 4 k-steps of 64).
+  W     W_a, or the cache's bandwidth W_c when the layer reads no weights and one
+        instance of it (inputs and outputs: B / n) fits the cache of C bytes: the previous
+        layer has just written its input there and its output stays there for the next.
+        (A layer's weights were last read a whole pass ago: from DRAM.) Only where the
+        device file gives a cache tier (`efficiency.cache`, measured by `roofline
+        measure`); the datasheet roofline and GPUs' files use DRAM for every layer.
+  X, R  the layer's transcendental evaluations (exp, tanh, erf: softmax, GELU, SiLU, the
+        LSTM's gates) and the device's rate for them (elements/s, `efficiency.
+        transcendentals_per_s`): a CPU evaluates tanh in tens of cycles, so an activation
+        that is a few FLOPs an element in the count can take longer than its memory
+        traffic. Not modelled (R absent) on GPUs, whose special-function units are not
+        the binding limit for these memory-bound layers.
   n, o  the layer's kernels and the per-kernel overhead: one kernel per layer instance in
         a forward pass; in training 3 per GEMM-like instance (forward, input gradient,
         weight gradient) and 2 per other instance. The host issues one kernel every o
@@ -32,8 +44,9 @@ the device reaches, and adds what every kernel costs:
 
 The gap between bound and expectation is split into named losses, each the time it adds
 when the terms are switched on one after another: `compute ceiling` and `bandwidth
-ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), and
-`kernel overhead` (n x o). With RunConfig.ideal every term is off: expected = bound.
+ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), `cache` (W_a ->
+W_c: negative, time saved), `transcendentals` (X / R) and `kernel overhead` (n x o).
+With RunConfig.ideal every term is off: expected = bound.
 """
 
 from __future__ import annotations
@@ -46,7 +59,14 @@ import numpy as np
 from .layers import GEMM_KINDS, LayerTable
 
 Array = Any
-LOSSES = ("compute ceiling", "bandwidth ceiling", "quantization", "kernel overhead")
+LOSSES = (
+    "compute ceiling",
+    "bandwidth ceiling",
+    "quantization",
+    "cache",
+    "transcendentals",
+    "kernel overhead",
+)
 MIN_TILE = 16  # the smallest tile side a tensor-core GEMM kernel uses (one MMA)
 SPLIT_K_MIN = 256  # the least k one split-K part works on
 
@@ -65,6 +85,9 @@ class Ceilings:
     default: bool  # True: some figure is a vendor default, not measured on this device
     gemm_measured: bool = False  # the GEMM figure is the device file's own
     bandwidth_measured: bool = False  # the bandwidth figure is the device file's own
+    transcendentals_per_s: float | None = None  # exp/tanh evaluations a second (None: free)
+    cache_bytes: float | None = None  # a layer instance this small streams from the cache
+    cache_bandwidth_bytes_per_s: float | None = None
 
 
 def _tile(size: Array, largest: int) -> Array:
@@ -118,7 +141,9 @@ def expected_times(
     ceilings: Ceilings,
     training: bool,
 ) -> Expected:
-    """The expected time of each layer (totals over repeats) on one device."""
+    """The expected time of each layer (totals over repeats) on one device. `flops` and
+    `nbytes` are totals over repeats on this device (a tensor-parallel share where split);
+    `table` gives the GEMM shapes and transcendentals, likewise per device."""
     pa, wa = ceilings.flops_per_s, ceilings.bandwidth_bytes_per_s
     c1 = np.maximum(flops / pa, nbytes / wa)
     compute_binds = flops / pa >= nbytes / wa
@@ -133,12 +158,23 @@ def expected_times(
     )
     c2 = np.maximum(flops / (pa * q), nbytes / wa)
     n = kernels(table, training)
-    overhead = n * np.maximum(ceilings.kernel_overhead_s - c2 / n, 0.0)
+    c3 = c2
+    cb, cbw = ceilings.cache_bytes, ceilings.cache_bandwidth_bytes_per_s
+    if cb and cbw and cbw > wa:  # one instance's bytes fit the cache: its bandwidth
+        fits = (table.weight_bytes == 0) & (nbytes / np.maximum(table.count, 1) <= cb)
+        w = np.where(fits, cbw, wa)
+        c3 = np.maximum(flops / (pa * q), nbytes / w)
+    c4 = c3
+    if ceilings.transcendentals_per_s:
+        c4 = np.maximum(c3, table.transcendentals * table.count / ceilings.transcendentals_per_s)
+    overhead = n * np.maximum(ceilings.kernel_overhead_s - c4 / n, 0.0)
     ceiling_loss = c1 - bound_s
     losses = {
         "compute ceiling": np.where(compute_binds, ceiling_loss, 0.0),
         "bandwidth ceiling": np.where(compute_binds, 0.0, ceiling_loss),
         "quantization": c2 - c1,
+        "cache": c3 - c2,
+        "transcendentals": c4 - c3,
         "kernel overhead": overhead,
     }
-    return Expected(c2 + overhead, losses)
+    return Expected(c4 + overhead, losses)

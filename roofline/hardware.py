@@ -43,6 +43,9 @@ class Measured:
     kernel_overhead_s: float | None  # launch + synchronisation of one kernel
     tile: tuple[int, int] | None  # the GEMM library's usual output tile (m, n)
     source: str
+    transcendentals_per_s: float | None = None  # exp/tanh evaluations a second
+    cache_bytes: float | None = None  # a cache tier: its size and bandwidth
+    cache_bandwidth_bytes_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -237,9 +240,20 @@ def _measured(
         f.fail("memory_bandwidth", "above the datasheet bandwidth")
     overhead = f.quantity("kernel_overhead", "time", required=False)
     tile = _tile(f)
+    trans = f.number("transcendentals_per_s", required=False)
+    cache_size = cache_bw = None
+    c = f.mapping("cache", required=False)
+    if c is not None:
+        cache_size = c.quantity("size", "size")
+        cache_bw = c.quantity("bandwidth", "bandwidth")
+        c.done()
+        if cache_bw is not None and bw is not None and cache_bw <= bw:
+            f.fail("cache", "its bandwidth must be above the memory_bandwidth (else leave it out)")
     text = f.text("source")
     f.done()
-    return Measured(MappingProxyType(gemm), bw, overhead, tile, text or "")
+    return Measured(
+        MappingProxyType(gemm), bw, overhead, tile, text or "", trans, cache_size, cache_bw
+    )
 
 
 def _network(f: Fields | None) -> Cluster | None:
@@ -365,6 +379,9 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         default=default,
         gemm_measured=gemm is not None,
         bandwidth_measured=bw is not None,
+        transcendentals_per_s=m.transcendentals_per_s if m else None,
+        cache_bytes=m.cache_bytes if m else None,
+        cache_bandwidth_bytes_per_s=m.cache_bandwidth_bytes_per_s if m else None,
     )
 
 

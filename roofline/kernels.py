@@ -157,6 +157,15 @@ class Expectation:
     tensor: float
     split_k_min: float
     quantize: bool = True
+    # optional (None: not modelled): transcendental evaluations (L, K) and one instance's
+    # bytes (T, L, K) as coefficients; per device the transcendental rate (elements/s), the
+    # cache a layer's instance must fit to stream from it, and that cache's bandwidth
+    transcendentals: object = None
+    instance_bytes: object = None
+    cacheable: object = None  # (L,) bool: the layers that may stream from the cache
+    transcendental_rate: object = None
+    cache_bytes: object = None
+    cache_bandwidth: object = None
 
 
 def _array(name: str, values: object, ndim: int) -> np.ndarray:
@@ -207,7 +216,27 @@ def _expectation(
         raise ValueError("bandwidth must be > 0, units and tensor >= 1")
     if len(k) and not np.all(pa[np.unique(k)] > 0):
         raise ValueError("ceiling_flops of every dtype used must be > 0")
-    return (sh, kc, mask, pa, *per_device)
+    zeros = np.zeros(n_dev)
+    tr = _optional("transcendentals", e.transcendentals, 2, np.zeros(f.shape))
+    inst = _optional("instance_bytes", e.instance_bytes, 3, np.zeros(y.shape))
+    cacheable = np.ascontiguousarray(
+        np.ones(n_layers, dtype=np.bool_) if e.cacheable is None else e.cacheable, dtype=np.bool_
+    )
+    if cacheable.shape != (n_layers,):
+        raise ValueError("cacheable must have one flag a layer")
+    extra = [
+        _optional(name, getattr(e, name), 1, zeros)
+        for name in ("transcendental_rate", "cache_bytes", "cache_bandwidth")
+    ]
+    if tr.shape != f.shape or inst.shape != y.shape or any(a.shape != (n_dev,) for a in extra):
+        raise ValueError("transcendentals, instance_bytes and the cache must match the layers")
+    if any(np.any(a < 0) for a in extra):
+        raise ValueError("transcendental_rate and the cache must be >= 0 (0: not modelled)")
+    return (sh, kc, mask, pa, *per_device, tr, inst, cacheable, *extra)
+
+
+def _optional(name: str, values: object, ndim: int, default: np.ndarray) -> np.ndarray:
+    return default if values is None else _array(name, values, ndim)
 
 
 def sweep(
@@ -295,9 +324,11 @@ def _run_grid(
             np.zeros(n_layers, np.bool_),
         )
         pa, wa, units, tm, tn, oh = np.ones((y.shape[0], d)), *(np.ones(d) for _ in range(5))
+        tr, inst, rate, cb, cbw = np.zeros(f.shape), np.zeros(y.shape), *(np.zeros(d),) * 3
+        cacheable = np.zeros(n_layers, np.bool_)
         tensor, split, quantize = 1.0, 1.0, False
     else:
-        sh, kc, mask, pa, wa, units, tm, tn, oh = arrays
+        sh, kc, mask, pa, wa, units, tm, tn, oh, tr, inst, cacheable, rate, cb, cbw = arrays
         tensor, split, quantize = float(e.tensor), float(e.split_k_min), bool(e.quantize)
     expected = out.expected_s if out.expected_s is not None else np.empty((0, 0))
     kernel(
@@ -317,6 +348,12 @@ def _run_grid(
         tm,
         tn,
         oh,
+        tr,
+        inst,
+        cacheable,
+        rate,
+        cb,
+        cbw,
         tensor,
         split,
         quantize,

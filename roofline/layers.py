@@ -50,6 +50,8 @@ class LayerTable:
     gemm_m: np.ndarray
     gemm_n: np.ndarray
     gemm_k: np.ndarray
+    # transcendental evaluations (exp, tanh, erf) per instance: a cost apart from FLOPs
+    transcendentals: np.ndarray
 
     def __len__(self) -> int:
         return len(self.name)
@@ -98,19 +100,22 @@ class LayerTableBuilder:
         saved: float = 0.0,
         masks: float = 0.0,
         gemm: tuple[float, float, float, float] | None = None,
+        transcendentals: float = 0.0,
     ) -> None:
         """One layer instance: FLOPs, and the elements of weights read, inputs read and
         outputs written; `params` per instance (`shared`: all repeats use the same ones);
         `saved`: activation elements this layer keeps for the backward pass (each tensor
         attributed to one layer only), `masks`: one-byte elements kept (dropout masks);
-        `gemm`: (groups, m, n, k) of a GEMM-like layer (required for those kinds)."""
+        `gemm`: (groups, m, n, k) of a GEMM-like layer (required for those kinds);
+        `transcendentals`: exp/tanh/erf evaluations (counted in `flops` as 1 each too)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
         if (kind in GEMM_KINDS) != (gemm is not None):
             raise ValueError(f"{name}: a GEMM shape is given exactly for GEMM kinds")
         unique = params if shared else params * count
         shape = gemm or (0.0, 0.0, 0.0, 0.0)
-        row = (name, kind, count, flops, weights, inputs, outputs, unique, saved, masks, *shape)
+        row: tuple[Any, ...] = (name, kind, count, flops, weights, inputs, outputs, unique)
+        row += (saved, masks, *shape, transcendentals)
         self._rows.append(row)
 
     def linear(
@@ -147,7 +152,7 @@ class LayerTableBuilder:
         return len(self._rows)
 
     def build(self, bytes_per_element: int) -> LayerTable:
-        cols = list(zip(*self._rows)) if self._rows else [()] * 14
+        cols = list(zip(*self._rows)) if self._rows else [()] * 15
         b = float(bytes_per_element)
         return LayerTable(
             name=np.array(cols[0], dtype=str),
@@ -164,6 +169,7 @@ class LayerTableBuilder:
             gemm_m=np.array(cols[11], dtype=np.float64),
             gemm_n=np.array(cols[12], dtype=np.float64),
             gemm_k=np.array(cols[13], dtype=np.float64),
+            transcendentals=np.array(cols[14], dtype=np.float64),
         )
 
 
@@ -174,7 +180,10 @@ def with_backward(table: LayerTable) -> LayerTable:
     dB = A^T.dY: twice the forward FLOPs; they read dY twice plus A and B, and write dA and dB.
     Other layers: backward FLOPs taken as twice the forward FLOPs (an approximation: a
     derivative costs about as much again as the function); they read dY and the saved input
-    and write dX (and the gradient of their parameters, if any).
+    and write dX (and the gradient of their parameters, if any). Transcendentals: an
+    activation's derivative evaluates its function again (tanh for GELU, the sigmoid for
+    SiLU), a fused attention's backward its exponentials: twice the forward's; softmax's
+    backward (y (dy - sum y dy)) none.
     The optimizer update is added by `training_step`.
     """
     gemm = np.isin(table.kind, list(GEMM_KINDS))
@@ -185,6 +194,7 @@ def with_backward(table: LayerTable) -> LayerTable:
         weight_bytes=w + np.where(gemm, w, 0.0),  # GEMMs read B again for dA
         input_bytes=x + np.where(gemm, 2.0 * y + x, y + x),  # dY (twice for GEMMs), saved A
         output_bytes=y + x + w,  # forward output, then dX and dW
+        transcendentals=table.transcendentals * np.where(table.kind == "softmax", 1.0, 2.0),
     )
 
 

@@ -7,6 +7,15 @@
                read once and written once, 2 x size bytes), and a triad a = b + s c done
                as numpy does it (a = s c, then a += b: 5 x size bytes); the copy is the
                memory ceiling.
+  cache        the same copy over working sets of 256 KiB to 16 MiB (source + destination):
+               the largest one whose copy runs at least CACHE_SPEEDUP x the DRAM copy is
+               the cache tier (its size and that bandwidth); none when no size does.
+  transcend.   exp and tanh, one each on alternate elements of an in-cache fp32 array, in a
+               compiled (numba, all cores) loop, the way `roofline check` evaluates softmax
+               (exp) and GELU (tanh): evaluations a second of that even mix (on this
+               machine exp runs ~2x faster than tanh, so softmax comes out slower and GELU
+               faster than measured). numpy's own vectorised functions are faster; the
+               figure belongs to the implementation.
   overhead     the time of one tiny numpy call (one element): the per-kernel overhead.
   spread       each figure is taken REPEATS times; (max - min) / median is reported.
 
@@ -30,6 +39,9 @@ DTYPES = {"fp32": np.float32, "fp64": np.float64}
 SIZES = (256, 512, 1024, 2048)
 QUICK_SIZES = (128, 256, 512)
 REPEATS = 3
+CACHE_SETS = (2**18, 2**20, 2**21, 2**22, 2**24)  # copy working sets (source + destination), bytes
+CACHE_SPEEDUP = 2.0  # a tier counts when its copy is at least this much faster than DRAM's
+TANH_ELEMENTS = 2**18  # 1 MiB of fp32: in cache, so the evaluations bind, not memory
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class Measurement:
     triad_bytes_per_s: float
     overhead_s: float
     spread: dict[str, float]  # (max - min) / median of the repeats, per figure
+    cache_curve: list[tuple[int, float]]  # (working set bytes, copy byte/s)
+    cache_bytes: float | None  # the cache tier, if one shows
+    cache_bytes_per_s: float | None
+    transcendentals_per_s: float
     array_bytes: int
     cores: int
     memory_bytes: float
@@ -116,6 +132,21 @@ def measure_cpu(
         triads.append(5 * src.nbytes / t)
     spread["copy"] = _spread(copies)
     spread["triad"] = _spread(triads)
+    say("cache: copies of 256 KiB to 16 MiB")
+    cache_curve = []
+    for size in CACHE_SETS:
+        a, b = np.ones(size // 16), np.empty(size // 16)  # two arrays of doubles: `size` bytes
+
+        def copy(a: np.ndarray = a, b: np.ndarray = b) -> None:
+            np.copyto(b, a)
+
+        t = min(_best(copy, 20) for _ in range(REPEATS))
+        cache_curve.append((size, size / t))
+    fast = [(s, bw) for s, bw in cache_curve if bw >= CACHE_SPEEDUP * max(copies)]
+    cache_size, cache_bw = fast[-1] if fast else (None, None)
+    say("transcendentals: exp and tanh in a compiled loop")
+    rates = _tanh_rates()
+    spread["transcendentals"] = _spread(rates)
     say("per-call overhead")
     tiny = np.ones(1)
     calls = 2000 if quick else 20000
@@ -134,10 +165,30 @@ def measure_cpu(
         triad_bytes_per_s=max(triads),
         overhead_s=min(overheads),
         spread=spread,
+        cache_curve=cache_curve,
+        cache_bytes=cache_size,
+        cache_bytes_per_s=cache_bw,
+        transcendentals_per_s=max(rates),
         array_bytes=src.nbytes,
         cores=os.cpu_count() or 1,
         memory_bytes=memory,
     )
+
+
+def _tanh_rates() -> list[float]:
+    """exp/tanh evaluations a second (an even mix), REPEATS times, in a compiled loop over
+    all cores."""
+    from numba import njit, prange
+
+    @njit(cache=True, parallel=True)
+    def tanh(x, out):  # type: ignore[no-untyped-def]
+        for i in prange(x.size // 2):
+            out[2 * i] = np.tanh(x[2 * i])
+            out[2 * i + 1] = np.exp(x[2 * i + 1])
+
+    x = np.linspace(-3, 3, TANH_ELEMENTS).astype(np.float32)
+    out = np.empty_like(x)
+    return [x.size / _best(lambda: tanh(x, out), 10) for _ in range(REPEATS)]
 
 
 def device_yaml(m: Measurement, name: str | None = None) -> str:
@@ -154,9 +205,18 @@ def device_yaml(m: Measurement, name: str | None = None) -> str:
     versions = f"numpy {np.__version__}, python {platform.python_version()}"
     method = (
         f"roofline measure on {today}: numpy matmul of n x n matrices, best of {REPEATS} "
-        f"repeats per size; copy and triad of {m.array_bytes / 2**20:.0f} MiB arrays; one "
-        f"tiny numpy call for the overhead ({versions})"
+        f"repeats per size; copy and triad of {m.array_bytes / 2**20:.0f} MiB arrays; copies "
+        f"of 256 KiB-16 MiB working sets for the cache; tanh in a numba loop for the "
+        f"transcendentals (an even mix with exp); one tiny numpy call for the overhead ({versions})"
     )
+    cache = ", ".join(f"{s / 2**20:g} MiB: {bw / 1e9:.3g}" for s, bw in m.cache_curve)
+    tier = ""
+    if m.cache_bytes and m.cache_bytes_per_s:
+        tier = (
+            f"  cache:  # the largest working set copied >= {CACHE_SPEEDUP:g}x the DRAM copy\n"
+            f"    size: {m.cache_bytes / 2**20:g} MiB\n"
+            f"    bandwidth: {m.cache_bytes_per_s / 1e9:.4g} GB/s\n"
+        )
     gemm = "\n".join(f"    {dt}: {v / 1e9:.4g} GFLOP/s" for dt, v in m.gemm_flops_per_s.items())
     triad = m.triad_bytes_per_s / 1e9
     return f"""# Measured by `roofline measure`: this machine's CPU through numpy.
@@ -179,7 +239,9 @@ efficiency:
 {gemm}
   memory_bandwidth: {m.copy_bytes_per_s / 1e9:.4g} GB/s
   kernel_overhead: {m.overhead_s * 1e6:.4g} us
-  source: "{method}"
+  transcendentals_per_s: {m.transcendentals_per_s:.4g}  # exp/tanh evaluations a second
+{tier}  source: "{method}"
 source: "{method}"
-notes: "GEMM GFLOP/s by size: {curve}. Triad {triad:.4g} GB/s. Spread of repeats: {spread}."
+notes: "GEMM GFLOP/s by size: {curve}. Copy GB/s by working set: {cache}. \\
+Triad {triad:.4g} GB/s. Spread of repeats: {spread}."
 """

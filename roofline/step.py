@@ -93,7 +93,11 @@ def _stage(w: Workload, run: RunConfig, device: Device, rows: str) -> tuple[floa
     if run.ideal:
         expected = bound
     else:
-        split = replace(table, gemm_n=np.maximum(table.gemm_n / t, 1.0))
+        split = replace(
+            table,
+            gemm_n=np.maximum(table.gemm_n / t, 1.0),
+            transcendentals=table.transcendentals / t,
+        )
         c = ceilings(device, run.dtype)
         expected = expected_times(split, flops, nbytes, bound, c, micro.training).time_s
     return (

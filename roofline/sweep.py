@@ -43,6 +43,9 @@ class DeviceCeilings:
     tile_n: np.ndarray
     overhead_s: np.ndarray
     links: Links
+    transcendentals_per_s: np.ndarray | None = None  # (D,) 0: not modelled
+    cache_bytes: np.ndarray | None = None  # (D,) 0: no cache tier
+    cache_bandwidth_bytes_per_s: np.ndarray | None = None  # (D,)
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,12 @@ def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | 
         tensor=run.layout.tensor,
         split_k_min=SPLIT_K_MIN,
         quantize=not ideal,
+        transcendentals=p.transcendentals,
+        instance_bytes=p.instance_bytes,
+        cacheable=p.cacheable,
+        transcendental_rate=None if ideal else c.transcendentals_per_s,
+        cache_bytes=None if ideal else c.cache_bytes,
+        cache_bandwidth=None if ideal else c.cache_bandwidth_bytes_per_s,
     )
 
 

@@ -165,6 +165,9 @@ def device_ceilings(
         tile_m=np.array([c.tile_m for c in first], dtype=np.float64),
         tile_n=np.array([c.tile_n for c in first], dtype=np.float64),
         overhead_s=np.array([c.kernel_overhead_s for c in first]),
+        transcendentals_per_s=np.array([c.transcendentals_per_s or 0.0 for c in first]),
+        cache_bytes=np.array([c.cache_bytes or 0.0 for c in first]),
+        cache_bandwidth_bytes_per_s=np.array([c.cache_bandwidth_bytes_per_s or 0.0 for c in first]),
         links=Links(
             *(
                 np.array([getattr(x, f) for x in each], dtype=np.float64)

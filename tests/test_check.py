@@ -28,7 +28,9 @@ def test_check_runs_the_gemms_the_table_counts(here):
     t = c.result.layers
     assert len(c.layers) == len(t) > 0
     for i, x in enumerate(c.layers):
-        assert x.measured_s > 0 and x.bound_s > 0 and x.expected_s >= x.bound_s
+        # expected >= bound, except where the cache tier (faster than DRAM) served the row
+        cached = c.result.losses["cache"][i] < 0
+        assert x.measured_s > 0 and x.bound_s > 0 and (x.expected_s >= x.bound_s or cached)
         if x.kind == "matmul":
             # the GEMM check runs, g x (m x k).(k x n), is the row's FLOPs (one instance):
             # 2 g m n k, plus the bias add, one FLOP per output element (the pooler adds its

@@ -87,6 +87,68 @@ def test_expected_time_by_hand():
     np.testing.assert_allclose(bound + total, e.time_s, rtol=1e-12)
 
 
+def test_cache_tier_and_transcendentals_by_hand():
+    # A CPU-like device: 100 GFLOP/s, 20 GB/s DRAM, a 2 MiB cache at 80 GB/s, 2e8 exp/tanh
+    # evaluations a second, no launch overhead. Rows (fp32, 4 B an element):
+    out = LayerTableBuilder()
+    # "gelu": 1e6 elements in and out = 8 MB an instance (does not fit the cache): memory
+    # 8e6 / 20e9 = 0.4 ms; FLOPs 9e6 / 1e11 = 0.09 ms; tanh 1e6 / 2e8 = 5 ms -> 5 ms
+    out.add("gelu", "activation", flops=9e6, inputs=1e6, outputs=1e6, transcendentals=1e6)
+    # "add": 3 x 65,536 elements = 786,432 B an instance (fits 2 MiB), 4 repeats:
+    # 4 x 786,432 / 80e9 = 39.3 us at the cache's bandwidth instead of 157.3 us at DRAM's
+    out.add("add", "elementwise", flops=65536, inputs=2 * 65536, outputs=65536, count=4)
+    t = out.build(4)
+    c = replace(
+        CEIL,
+        flops_per_s=100e9,
+        bandwidth_bytes_per_s=20e9,
+        kernel_overhead_s=0.0,
+        transcendentals_per_s=2e8,
+        cache_bytes=2 * 2**20,
+        cache_bandwidth_bytes_per_s=80e9,
+    )
+    flops, nbytes = t.total_flops, t.total_bytes
+    bound = np.maximum(flops / 100e9, nbytes / 25e9)  # a datasheet 25 GB/s
+    e = expected_times(t, flops, nbytes, bound, c, training=False)
+    assert e.time_s[0] == pytest.approx(1e6 / 2e8)
+    assert e.losses["transcendentals"][0] == pytest.approx(5e-3 - 8e6 / 20e9)
+    assert e.losses["cache"][0] == 0  # 8 MB does not fit
+    assert e.time_s[1] == pytest.approx(4 * 786_432 / 80e9)
+    assert e.losses["cache"][1] == pytest.approx(4 * 786_432 / 80e9 - 4 * 786_432 / 20e9)
+    np.testing.assert_allclose(bound + sum(e.losses.values()), e.time_s, rtol=1e-12)
+    # without the device's figures neither term exists (GPU files): the plain model
+    plain = expected_times(
+        t,
+        flops,
+        nbytes,
+        bound,
+        replace(c, transcendentals_per_s=None, cache_bytes=None),
+        training=False,
+    )
+    np.testing.assert_allclose(plain.time_s, [8e6 / 20e9, 4 * 786_432 / 20e9])
+
+
+def test_cache_and_transcendentals_in_a_device_file(tmp_path):
+    path = tmp_path / "cpu.yaml"
+    path.write_text(
+        DEVICE
+        + "efficiency: {memory_bandwidth: 900 GB/s, transcendentals_per_s: 3.5e8, "
+        + 'cache: {size: 2 MiB, bandwidth: 1500 GB/s}, source: "bench"}\n'
+    )
+    c = ceilings(load_device_file(path), "fp16")
+    assert (c.transcendentals_per_s, c.cache_bytes, c.cache_bandwidth_bytes_per_s) == (
+        3.5e8,
+        2 * 2**20,
+        1500e9,
+    )
+    path.write_text(
+        DEVICE + "efficiency: {memory_bandwidth: 900 GB/s, cache: {size: 2 MiB, "
+        'bandwidth: 800 GB/s}, source: "bench"}\n'
+    )
+    with pytest.raises(SpecError, match=r"efficiency\.cache: its bandwidth must be above"):
+        load_device_file(path)
+
+
 def test_training_launches_three_kernels_per_gemm():
     t = _table()
     flops, nbytes = np.array([1.0, 1.0]), np.array([1.0, 1.0])

@@ -218,6 +218,11 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     t = get_workload(key).layers(run)
     devices = [get_device(d) for d in ("a100", "h100", "mi300x")]
     cs = [ceilings(d, "fp16") for d in devices]
+    # the third with a cache tier and a transcendental rate (as a measured CPU file has),
+    # chosen so that both bind on some rows: 8 MiB at 9 TB/s, 2e11 evaluations a second
+    cs[2] = replace(
+        cs[2], cache_bytes=8 * 2**20, cache_bandwidth_bytes_per_s=9e12, transcendentals_per_s=2e11
+    )
     shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])[:, :, None]
     expectation = Expectation(
         shape=shape,
@@ -231,6 +236,12 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
         overhead_s=[c.kernel_overhead_s for c in cs],
         tensor=tensor,
         split_k_min=SPLIT_K_MIN,
+        transcendentals=(t.transcendentals * t.count)[:, None],
+        instance_bytes=t.bytes[None, :, None],
+        cacheable=t.weight_bytes == 0,
+        transcendental_rate=[c.transcendentals_per_s or 0.0 for c in cs],
+        cache_bytes=[c.cache_bytes or 0.0 for c in cs],
+        cache_bandwidth=[c.cache_bandwidth_bytes_per_s or 0.0 for c in cs],
     )
     coef = (t.total_flops[:, None], t.total_bytes[None, :, None])
     basis1, dt0 = np.ones((1, 1)), np.zeros(1, dtype=np.int64)
@@ -240,8 +251,14 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     bw = [d.memory_bandwidth_bytes_per_s for d in devices]
     both = sweep(*coef, t.total_bytes[None, :, None], basis1, dt0, peak, bw, expectation)
     np.testing.assert_array_equal(both.expected_s, out)
-    split = replace(t, gemm_n=np.maximum(t.gemm_n / tensor, 1.0))
+    split = replace(
+        t, gemm_n=np.maximum(t.gemm_n / tensor, 1.0), transcendentals=t.transcendentals / tensor
+    )
     for j, c in enumerate(cs):
         f, y = t.total_flops / tensor, t.total_bytes / tensor
-        ref = expected_times(split, f, y, np.zeros(len(t)), c, run.training).time_s.sum()
-        assert out[0, j] == pytest.approx(ref, rel=1e-12)
+        e = expected_times(split, f, y, np.zeros(len(t)), c, run.training)
+        assert out[0, j] == pytest.approx(e.time_s.sum(), rel=1e-12)
+    # the extra terms did act on the third device (else this test would not test them)
+    e = expected_times(split, f, y, np.zeros(len(t)), cs[2], run.training)
+    assert e.losses["cache"].sum() < 0
+    assert e.losses["transcendentals"].sum() > 0 or not t.transcendentals.any()  # ReLU CNN

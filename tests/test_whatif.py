@@ -471,7 +471,7 @@ def test_sweep_equals_the_per_run_path_for_every_training_setting(
         master_weights=master,
         layout=Layout(1, tensor, pipeline, zero),
     )
-    devices = [get_device("h100"), get_device("a100")]
+    devices = [get_device("h100"), get_device("a100"), _cpu_with_cache()]
     sweep = build_sweep(
         w,
         devices,
@@ -491,17 +491,27 @@ def test_sweep_equals_the_per_run_path_for_every_training_setting(
         assert out.expected_time_s[0, j] == pytest.approx(step.expected_s, rel=1e-9)
 
 
-def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
+def _cpu_with_cache():
+    from pathlib import Path
+
+    from roofline.hardware import load_device_file
+
+    return load_device_file(Path(__file__).parent / "data" / "cpu-with-cache.yaml")
+
+
+@pytest.mark.parametrize("device", ["h100", "cpu"])
+def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode(device):
     w = get_workload("llama-2-7b")
-    base = RunConfig(phase="decode", layout=Layout(1, 4, 1, 0))
+    base = RunConfig(phase="decode", layout=Layout(1, 4, 1, 0), dtype="bf16")
+    dev = get_device("h100") if device == "h100" else _cpu_with_cache()
     sweep = build_sweep(
         w,
-        [get_device("h100")],
+        [dev],
         base,
         batches=[8, 16],
         seqs=[None],
         contexts=[512, 4096],
-        dtypes=["fp16"],
+        dtypes=["bf16"],
         replicas=[1],
     )
     out = run_sweep(sweep)
@@ -509,7 +519,7 @@ def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode():
     for i in range(g.scenarios):
         run = replace(base, batch=int(g.batch[i]), context=int(g.context[i]))
         assert out.memory_bytes[i] == pytest.approx(memory_breakdown(w, run).total, rel=1e-9)
-        step = step_time(w, run, get_device("h100"))
+        step = step_time(w, run, dev)
         assert out.time_s[i, 0] == pytest.approx(step.total_s, rel=1e-9)
         assert out.expected_time_s[i, 0] == pytest.approx(step.expected_s, rel=1e-9)
 

@@ -95,8 +95,15 @@ def _ceiling_lines(d: Device) -> list[str]:
         f"{'measured' if c.bandwidth_measured else 'default'})",
         f"  {c.compute_units} compute units, GEMM tile {c.tile_m}x{c.tile_n}, "
         f"{c.kernel_overhead_s * 1e6:g} us a kernel",
-        f"  source: {c.source}",
     ]
+    if c.cache_bytes and c.cache_bandwidth_bytes_per_s:
+        lines.append(
+            f"  cache {c.cache_bytes / 2**20:,.1f} MiB at "
+            f"{c.cache_bandwidth_bytes_per_s / 1e9:,.1f} GB/s (a layer instance that fits)"
+        )
+    if c.transcendentals_per_s:
+        lines.append(f"  transcendentals {c.transcendentals_per_s / 1e9:,.3f} G evaluations/s")
+    lines.append(f"  source: {c.source}")
     return lines
 
 

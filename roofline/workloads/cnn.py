@@ -67,6 +67,7 @@ class Row:
     saved: float = 0.0  # elements kept for the backward pass
     saved_fixed: float = 0.0  # bytes kept whatever the datatype (max-pooling indices)
     gemm: tuple[float, float, float, float] | None = None  # groups, m per sample, n, k
+    transcendentals: float = 0.0  # exp/tanh evaluations
 
 
 OP_KEYS = (
@@ -265,8 +266,10 @@ class _Graph:
         out_shape: Shape,
         params: float,
         gemm: tuple[float, float, float, float] | None = None,
+        transcendentals: float = 0.0,
     ) -> Value:
         row = Row(name, kind, flops, w, inp, math.prod(out_shape), params, gemm=gemm)
+        row.transcendentals = transcendentals
         rows.append((row, 1))
         return self._tensor(out_shape, row)
 
@@ -331,7 +334,8 @@ class _Graph:
         n = math.prod(x)
         if act != "relu":
             self.need(x)  # the derivative of a smooth activation needs its input
-        y = self._emit(rows, name, "activation", costs.ACTIVATIONS[act] * n, 0, n, tuple(x), 0)  # type: ignore[arg-type]
+        flops, trans = costs.ACTIVATIONS[act] * n, costs.TRANSCENDENTALS[act] * n
+        y = self._emit(rows, name, "activation", flops, 0, n, tuple(x), 0, None, trans)  # type: ignore[arg-type]
         if act == "relu":
             self.need(y)  # in place: the output (its sign) is what backward needs
         return y
@@ -522,5 +526,6 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             saved=b * row.saved,
             masks=b * row.saved_fixed,
             gemm=None if row.gemm is None else (row.gemm[0], b * row.gemm[1], *row.gemm[2:]),
+            transcendentals=b * row.transcendentals,
         )
     return out.build(BYTES_PER_ELEMENT[run.dtype])

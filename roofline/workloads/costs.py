@@ -20,6 +20,13 @@ TANH = 1
 ADD = 1
 
 ACTIVATIONS = {"gelu": GELU, "silu": SILU, "relu": RELU, "tanh": TANH}
+
+# Transcendental function evaluations (exp, tanh, erf, sigmoid's exp) per element: the work a
+# CPU's vector units or a GPU's special-function units do, apart from FLOPs (efficiency.py).
+TRANSCENDENTALS = {"gelu": 1, "silu": 1, "relu": 0, "tanh": 1}
+SOFTMAX_TRANSCENDENTALS = 1  # one exp an element
+LSTM_CELL_TRANSCENDENTALS = 5  # three sigmoids, the candidate tanh and tanh(c)
+HIGHWAY_GATE_TRANSCENDENTALS = 1  # the gate's sigmoid
 NORMS = {"layernorm": LAYERNORM, "rmsnorm": RMSNORM}
 
 # learned parameters per channel: layer norm has scale and shift, RMS norm only scale

@@ -183,6 +183,7 @@ def _lstm_stack(
             outputs=2 * t * h,
             count=n,
             saved=t * 4 * h + t * h,  # gate activations and the cell state
+            transcendentals=costs.LSTM_CELL_TRANSCENDENTALS * t * h,
         )
         if a.projection:
             out.linear(f"{name}.projection", t, h, a.projection, bias=False, count=n)
@@ -230,6 +231,7 @@ def _char_cnn(out: LayerTableBuilder, c: CharCnn, t: int) -> int:
             outputs=t * width,
             count=c.highway,
             saved=2 * t * width,  # the gate and transform outputs (the input is kept above)
+            transcendentals=costs.HIGHWAY_GATE_TRANSCENDENTALS * t * width,
         )
     out.linear("char.projection", t, width, c.projection, bias=True)
     return c.projection
@@ -285,5 +287,6 @@ def build(arch: LstmArch, run: RunConfig, model: str) -> LayerTable:
             inputs=t * a.softmax_vocab,
             outputs=t * a.softmax_vocab,
             saved=t * a.softmax_vocab,  # the probabilities, for the loss gradient
+            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * t * a.softmax_vocab,
         )
     return out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -41,6 +41,20 @@ UNARY = {
     "Elu": 2,
     "Selu": 3,
 }
+# transcendental evaluations an element (exp, tanh, erf, log, the sigmoid's exp)
+TRANSCENDENTAL_OPS = {
+    "Sigmoid": 1,
+    "Tanh": 1,
+    "Erf": 1,
+    "Gelu": costs.TRANSCENDENTALS["gelu"],
+    "Exp": 1,
+    "Log": 1,
+    "Softplus": 2,
+    "Elu": 1,
+    "Selu": 1,
+    "Softmax": costs.SOFTMAX_TRANSCENDENTALS,
+    "LogSoftmax": 2,  # exp and log
+}
 BINARY = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal", "Less", "Greater"}
 NORMS = {
     "LayerNormalization": costs.LAYERNORM,
@@ -263,6 +277,7 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
             params=params,
             saved=saved,
             gemm=gemm,
+            transcendentals=TRANSCENDENTAL_OPS.get(op, 0) * y,
         )
     if not len(out):
         raise SpecError(arch.source, ["the graph has no compute nodes"])

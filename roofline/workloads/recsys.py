@@ -75,6 +75,7 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
                 inputs=b * n,
                 outputs=b * n,
                 saved=b * n,
+                transcendentals=costs.TRANSCENDENTALS[a.activation] * b * n,
             )
         d = n
     return out.build(BYTES_PER_ELEMENT[run.dtype])

@@ -360,6 +360,7 @@ class _Stack:
             saved=t * a.q_dim + kv,  # Q, K, V
             masks=4 * b * a.heads * q_len,  # the fp32 log-sum-exp of each query and head
             gemm=(b * a.heads, q_len, a.head_dim, share * 2 * kv_len),  # two chained GEMMs
+            transcendentals=share * costs.SOFTMAX_TRANSCENDENTALS * scores,
         )
 
     def _eager(self, p: str, q_len: int, kv_len: int, count: int) -> None:
@@ -387,6 +388,7 @@ class _Stack:
             outputs=scores,
             count=count,
             saved=(1 + drop) * scores,
+            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * scores,
             masks=drop * scores,
         )
         self.out.add(
@@ -413,6 +415,7 @@ class _Stack:
             outputs=tokens * a.ffn,
             count=count,
             saved=tokens * up,
+            transcendentals=costs.TRANSCENDENTALS[a.activation] * tokens * a.ffn,
         )
         masks = tokens * a.hidden if a.dropout else 0
         self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared, masks=masks)
@@ -446,6 +449,7 @@ class _Stack:
             outputs=tokens * e,
             count=count,
             saved=tokens * e,
+            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * tokens * e,
         )
         up_params = h * up + self.bias * up
         self.out.add(
@@ -469,6 +473,7 @@ class _Stack:
             outputs=routed * a.ffn,
             count=count,
             saved=routed * up,
+            transcendentals=costs.TRANSCENDENTALS[a.activation] * routed * a.ffn,
         )
         down_params = a.ffn * h + self.bias * h
         self.out.add(
