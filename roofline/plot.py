@@ -159,13 +159,44 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
+def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str, index: int) -> None:
+    """The device file's measured ceilings (dash-dot) under the datasheet roof, labelled
+    with the share of the datasheet figure they reach; nothing when none is measured or
+    they are the datasheet's (a `roofline measure` file has no other)."""
+    from .hardware import ceilings
+
+    c = ceilings(r.device, r.run.dtype)
+    peak, bw = r.peak_flops_per_s, r.device.memory_bandwidth_bytes_per_s
+    pa = c.flops_per_s if c.gemm_measured else peak
+    wa = c.bandwidth_bytes_per_s if c.bandwidth_measured else bw
+    if pa >= peak * (1 - 1e-9) and wa >= bw * (1 - 1e-9):
+        return
+    ax.plot(x, np.minimum(pa, x * wa) / TFLOP, color=color, lw=1.2, ls="-.", alpha=0.9)
+    parts = []
+    if pa < peak * (1 - 1e-9):
+        parts.append(f"GEMM {pa / TFLOP:,.0f} TFLOP/s ({100 * pa / peak:.0f}% of peak)")
+    if wa < bw * (1 - 1e-9):
+        parts.append(f"{wa / 1e9:,.0f} GB/s ({100 * wa / bw:.0f}%)")
+    ax.annotate(
+        "measured: " + ", ".join(parts),
+        (hi, pa / TFLOP),
+        xytext=(-4, -10 - 9 * (index % 3)),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        fontsize=7,
+        color=color,
+    )
+
+
 def roofline(
     results: Sequence[Result], ax: Axes | None = None, *, all_dtypes: bool = False, top: int = 5
 ) -> Figure:
     """Log-log roofline of one workload on one or more devices.
 
     One roof per device (memory slope and compute ceiling for the run's dtype; with
-    `all_dtypes`, dashed ceilings for the device's other dtypes), its ridge point marked,
+    `all_dtypes`, dashed ceilings for the device's other dtypes; dash-dot, the ceilings
+    its file says were measured, with their share of the datasheet's), its ridge point marked,
     every layer a point at (intensity, attainable FLOP/s) on each device, its area
     proportional to its share of the time, its colour its kind; the `top` layers by time on
     the first device are labelled."""
@@ -197,6 +228,7 @@ def roofline(
             f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.0f}%)",
         )
         device_handles.append(line)
+        _measured_roof(ax, r, x, hi, color, index)
         ax.axvline(r.ridge_point, color=color, ls=":", lw=1)
         ax.annotate(
             f"ridge {r.ridge_point:,.0f} FLOP/B",
@@ -293,7 +325,7 @@ def roofline(
         loc="upper left",
         fontsize=8,
         title="device roof (marker = its layers; stars: the whole step at the bound, filled, "
-        "and expected, open)",
+        "and expected, open; dash-dot: measured ceilings)",
         title_fontsize=8,
     )
     for handle, (_, marker) in zip(first_legend.legend_handles, DEVICE_STYLES):

@@ -151,6 +151,21 @@ def test_roofline_figure_holds_the_data():
     assert len(dtypes.axes[0].get_lines()) > len(roofline(results[:1]).axes[0].get_lines())
 
 
+def test_measured_ceilings_drawn_under_the_datasheet_roof():
+    # hardware/a100.yaml measures bf16 GEMM at 271.2 TFLOP/s (mamf-finder): 271.2 / 312 =
+    # 86.9 % of the dense peak; its fp16 GEMM and its bandwidth are not measured
+    bf16 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="bf16"))])
+    ax = bf16.axes[0]
+    dashdot = [line for line in ax.get_lines() if line.get_linestyle() == "-."]
+    assert len(dashdot) == 1
+    x, y = dashdot[0].get_data()
+    assert y[-1] == pytest.approx(271.2) and y[0] == pytest.approx(x[0] * 2.039)
+    notes = [t.get_text() for t in ax.texts if t.get_text().startswith("measured")]
+    assert notes == ["measured: GEMM 271 TFLOP/s (87% of peak)"]
+    fp16 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="fp16"))])
+    assert not [line for line in fp16.axes[0].get_lines() if line.get_linestyle() == "-."]
+
+
 def test_decode_roofline_title_names_the_context():
     r = analyze(
         "llama-2-7b", "a100", RunConfig(batch=1, phase="decode", context=4096, dtype="fp16")
