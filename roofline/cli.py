@@ -59,6 +59,8 @@ FLAGS = {
     "logits": "--logits",
     "micro_batch": "--micro-batch",
     "dp_overlap": "--dp-overlap",
+    "sweep_batch": "--sweep-batch",
+    "sweep_seq": "--sweep-seq",
 }
 
 
@@ -638,6 +640,65 @@ def plot(
     results = [analyze(w, d, config) for d in _devices(hw)]
     draw = plots.roofline_panels if panels else plots.roofline
     _save_figure(draw(results, all_dtypes=all_dtypes, top=top), output)
+
+
+@app.command()
+@boundary
+def report(
+    model: ModelOpt,
+    hw: Annotated[str, typer.Option("--hw", help="Devices, comma-separated (up to 8).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The page: a .html file.")],
+    batch: BatchOpt = 1,
+    seq: SeqOpt = None,
+    dtype: DtypeOpt = "fp16",
+    phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
+    context: ContextOpt = None,
+    optimizer: OptimizerOpt = "adam",
+    recompute: RecomputeOpt = Recompute.none,
+    attention: AttentionOpt = Attention.eager,
+    logits: LogitsOpt = Logits.all,
+    ideal: IdealOpt = False,
+    sweep_batch: Annotated[
+        str | None,
+        typer.Option(help="What-if batches, comma-separated [default: 1, 2, 4 ... 128]."),
+    ] = None,
+    sweep_seq: Annotated[
+        str | None,
+        typer.Option(
+            help="What-if sequence lengths (decode: contexts), comma-separated "
+            "[default: powers of 2 up to --seq]."
+        ),
+    ] = None,
+) -> None:
+    """One self-contained HTML page of MODEL on the devices of --hw: summary, roofline
+    chart, per-layer table, what-if heatmaps of batch x sequence, memory and fit."""
+    from .report.html import build_report, render_html
+    from .scenario import RunConfig
+    from .workloads import get_workload
+
+    if output.suffix.lower() not in (".html", ".htm"):
+        _fail(f"--output {output}: the file must end in .html")
+    config = RunConfig(
+        batch=batch,
+        seq=seq,
+        dtype=dtype,
+        phase=phase,
+        context=context,
+        optimizer=optimizer,
+        recompute=recompute.value,
+        attention=attention.value,
+        logits=logits.value,
+        ideal=ideal,
+    )
+    page = build_report(
+        get_workload(model),
+        _devices(hw),
+        config,
+        batches=None if sweep_batch is None else _ints("--sweep-batch", sweep_batch),
+        seqs=None if sweep_seq is None else _ints("--sweep-seq", sweep_seq),
+    )
+    write_text(output, render_html(page))
+    typer.echo(f"wrote {output}", err=True)
 
 
 @app.command()

@@ -90,6 +90,20 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
         ["plot", "-m", model, "--hw", "h100,tpu-v4", "--dtype", "bf16", "-o", str(tmp / "r.png")],
         json_out=False,
     )
+    page = tmp / "r.html"
+    check(
+        "report",
+        ["report", "-m", model, "--hw", "h100,tpu-v4", "--dtype", "bf16", "-o", str(page)],
+        json_out=False,
+    )
+    if codes["report"] == 0:  # the page's data: strict JSON too
+        html = page.read_text(encoding="utf-8")
+        _strict(html.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    check(
+        "report decode",
+        ["report", "-m", model, "--hw", "a100", "--phase", "decode", "-o", str(page)],
+        json_out=False,
+    )
     check(
         "serve",
         ["serve", "-m", model, "--hw", "gtx-580,h100,tpu-v4", "--prompt", "64", "-f", "json"],
@@ -105,6 +119,7 @@ def test_every_command_on_every_model(model, tmp_path):
     assert codes["run inference h100"] == 0 or codes["run training h100"] == 0, codes
     assert codes["run table"] == 0 and codes["memory training"] == 0, codes
     assert codes["models show"] == 0 and codes["whatif table"] == 0, codes
+    assert codes["report"] == 0, codes  # the HTML report works for every family
 
 
 def test_every_command_on_imported_models(tmp_path, repo):
@@ -131,7 +146,7 @@ def test_every_command_on_imported_models(tmp_path, repo):
     )
     for path in (onnx_path, config):
         codes = _model_matrix(str(path), tmp_path)
-        assert codes["run table"] == 0, (path, codes)
+        assert codes["run table"] == 0 and codes["report"] == 0, (path, codes)
 
 
 def test_validate_and_catalog_commands():
