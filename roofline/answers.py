@@ -57,6 +57,7 @@ class TrainingEstimate:
     cost: float | None
     expected_days: float | None
     expected_cost: float | None
+    currency: str | None = None  # of the costs: the device's price's, or USD if given here
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def answers(
     if utilization is None:
         train_flops = None
     fastest = _best_fitting(sweep, progress)
-    unit = "tokens_per_s" if sweep.model.takes_seq and sweep.phase != "decode" else "samples_per_s"
+    unit = "tokens_per_s" if sweep.model.takes_seq else "samples_per_s"  # decode: 1 a sample
     rows = []
     for k, dt in enumerate(g.dtypes):
         f, y, mem = _linear_in_batch(sweep, seq, ctx, k)
@@ -271,7 +272,7 @@ def answers(
             if (k, j) in fastest and np.isfinite(fastest[(k, j)][0]):
                 rate, i = fastest[(k, j)]
                 b, s_, c_, _, n = (int(v[0]) for v in g.chunk(i, i + 1))
-                work = b * (s_ if unit == "tokens_per_s" else 1)
+                work = b * (s_ if unit == "tokens_per_s" and sweep.phase != "decode" else 1)
                 best = Best(b, s_, c_, n * sweep.run.layout.model_split, work / rate, rate, unit)
             training: list[TrainingEstimate] = []
             if train_flops is not None and utilization is not None:
@@ -279,7 +280,9 @@ def answers(
                     n = reps * sweep.run.layout.model_split  # devices: replicas x tp x pp
                     seconds = train_flops / (n * d.peak(dt) * utilization)
                     expected = _expected_training_s(sweep, j, k, reps, samples)
-                    price = price_per_hour or None
+                    # the given price, else the device's own (its file's, or --price's)
+                    price = price_per_hour or (d.price.per_hour if d.price else None)
+                    currency = "USD" if price_per_hour or not d.price else d.price.currency
                     training.append(
                         TrainingEstimate(
                             n,
@@ -288,6 +291,7 @@ def answers(
                             seconds / 3600 * n * price if price else None,
                             None if expected is None else expected / 86400,
                             expected / 3600 * n * price if price and expected else None,
+                            currency if price else None,
                         )
                     )
             rows.append(

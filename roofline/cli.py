@@ -324,6 +324,38 @@ def _names(flag: str, text: str) -> list[str]:
     return values
 
 
+def _prices(text: str) -> float | dict[str, float]:
+    """--price: one figure (every device) or device=figure pairs, comma-separated."""
+    allowed = "one price per device-hour (2.5) or device=price pairs (h100=2.5,a100=1.2)"
+
+    def number(part: str) -> float:
+        try:
+            value = float(part)
+        except ValueError:
+            _fail(f"--price {text!r}: expected {allowed}")
+        if not 0 < value < 1e6:  # also nan and inf
+            _fail(f"--price {part}: a price must be > 0 and < 1e6 (per device-hour)")
+        return value
+
+    if "=" not in text:
+        return number(text.strip())
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        if part.strip():
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                _fail(f"--price {text!r}: expected {allowed}")
+            out[name.strip().lower()] = number(value.strip())
+    return out
+
+
+def _currency(text: str) -> str:
+    code = text.strip()
+    if not (len(code) == 3 and code.isalpha()):
+        _fail(f"--currency {text!r}: a three-letter currency code such as USD, EUR")
+    return code.upper()
+
+
 def _devices(text: str | None) -> list[Any]:
     """Devices named in a comma-separated --hw, or all devices when --hw is left out."""
     from .hardware import get_device, list_devices
@@ -534,7 +566,16 @@ def whatif(
     utilization: Annotated[
         float | None, typer.Option(help="Fraction of peak reached, for time to train.")
     ] = None,
-    price: Annotated[float | None, typer.Option(help="Price per device-hour, for cost.")] = None,
+    price: Annotated[
+        str | None,
+        typer.Option(
+            help="Price per device-hour: one figure for all devices, or per device "
+            "(h100=2.5,a100=1.2) [default: each device file's price, where it has one]."
+        ),
+    ] = None,
+    currency: Annotated[
+        str, typer.Option(help="Currency of --price (a three-letter code).")
+    ] = "USD",
     tokens: Annotated[
         float | None,
         typer.Option(help="Training tokens, for time to train [default: the published run]."),
@@ -549,12 +590,14 @@ def whatif(
     from .answers import answers
     from .report import whatif as rw
     from .scenario import Layout, RunConfig
-    from .whatif import build_sweep, run_sweep, scaled
+    from .whatif import build_sweep, priced, run_sweep, scaled
     from .workloads import get_workload
 
     w = get_workload(model)
     dtypes = _names("--dtype", dtype)
     devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in _sweep_devices(hw, dtypes)]
+    if price is not None:
+        devs = priced(devs, _prices(price), _currency(currency))
     sweep = build_sweep(
         w,
         devs,
@@ -592,12 +635,11 @@ def whatif(
             found = answers(
                 sweep,
                 utilization=utilization,
-                price_per_hour=price,
                 progress=lambda done, total: bar.update(task, completed=done),
                 tokens=tokens,
             )
     else:
-        found = answers(sweep, utilization=utilization, price_per_hour=price, tokens=tokens)
+        found = answers(sweep, utilization=utilization, tokens=tokens)
     _show(
         fmt,
         output,

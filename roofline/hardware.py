@@ -49,6 +49,17 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What one device costs an hour to rent, in `currency`, where and when (a file's
+    `price:` block; a planner overrides it with --price)."""
+
+    per_hour: float
+    currency: str  # ISO 4217 code, e.g. USD
+    date: str  # when the price was read (prices move fast)
+    source: str
+
+
+@dataclass(frozen=True)
 class Device:
     """One accelerator or processor, in SI units. Peaks are dense (no 2:4 sparsity)."""
 
@@ -73,6 +84,7 @@ class Device:
     measured: Measured | None = None
     network: Cluster | None = None  # the usual node and scale-out network of the device
     is_measured: bool = False  # written by `roofline measure` (no datasheet behind it)
+    price: Price | None = None  # per device-hour, with its source and date
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -172,6 +184,7 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
     is_measured = top.flag("measured", default=False)
     measured = _measured(top.mapping("efficiency", required=False), peaks, bandwidth)
     network = _network(top.mapping("network", required=False))
+    price = _price(top.mapping("price", required=False, nullable=True))
     source_text = top.text("source")
     notes = top.text("notes", required=False) or ""
     top.done()
@@ -200,7 +213,24 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         measured=measured,
         network=network,
         is_measured=is_measured,
+        price=price,
     )
+
+
+def _price(f: Fields | None) -> Price | None:
+    if f is None:
+        return None
+    per_hour = f.number("per_hour")
+    currency = f.text("currency")
+    date = f.text("date")
+    text = f.text("source")
+    f.done()
+    if currency is not None and not (len(currency) == 3 and currency.isalpha()):
+        f.fail("currency", f"a three-letter currency code such as USD, got {currency!r}")
+        return None
+    if per_hour is None or not currency or not date or not text:
+        return None
+    return Price(per_hour, currency.upper(), date, text)
 
 
 def _tile(f: Fields, key: str = "tile") -> tuple[int, int] | None:

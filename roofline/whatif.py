@@ -6,7 +6,7 @@ The answers a planner asks of a sweep are answers.py's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -205,23 +205,58 @@ def scenario_columns(sweep: Sweep, out: SweepOutput, start: int = 0) -> dict[str
         "dtype": np.array(g.dtypes, dtype=object)[dt],
         "batch": batch,
     }
-    if sweep.model.takes_seq:
+    if sweep.model.takes_seq and sweep.phase != "decode":  # decode: 1 new token, a context
         cols["seq"] = seq
     if sweep.phase == "decode":
         cols["context"] = ctx
     memory = np.repeat(out.memory_bytes, n_dev)
     expected = out.expected_time_s.reshape(-1)
+    devices = reps * sweep.run.layout.model_split  # replicas x tensor x pipeline
     cols |= {
-        "devices": reps,
+        "devices": devices,
         "time_s": time,
         "expected_time_s": expected,
         "samples_per_s": batch / expected,
     }
+    work = "samples"
     if sweep.model.takes_seq:
         cols["tokens_per_s"] = batch * (1 if sweep.phase == "decode" else seq) / expected
+        work = "tokens"
     cols |= {
         "memory_bytes_per_device": memory,
         "fits": memory <= np.tile(g.capacity, n),
         "memory_bound_time_share": out.memory_bound_share.reshape(-1),
     }
+    prices = [d.price for d in sweep.devices]
+    if any(p is not None for p in prices):  # a million tokens (samples) at the expected time
+        per_hour = np.tile(np.array([p.per_hour if p else np.nan for p in prices]), n)
+        per_s = cols[f"{work}_per_s"]
+        cols["currency"] = np.tile(np.array([p.currency if p else None for p in prices]), n)
+        cols["price_per_device_hour"] = per_hour
+        cols[f"cost_per_million_{work}"] = devices * per_hour / 3600 / per_s * 1e6
     return cols
+
+
+def priced(
+    devices: Sequence[Device], prices: float | Mapping[str, float], currency: str = "USD"
+) -> list[Device]:
+    """`devices` with the price per device-hour given (one figure for all, or per device
+    key or alias), replacing their files' prices; a key that names none of them is an
+    error with the keys allowed."""
+    from .hardware import Price
+
+    def one(value: float, who: str) -> Price:
+        if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value < 1e6):
+            raise FieldError("price", value, f"{who}: a price per device-hour > 0 and < 1e6")
+        return Price(float(value), currency, "given", "--price")
+
+    if not isinstance(prices, Mapping):
+        return [replace(d, price=one(prices, d.key)) for d in devices]
+    names = {n: d.key for d in devices for n in (d.key, *d.aliases)}
+    by_key: dict[str, Price] = {}
+    for name, value in prices.items():
+        if name.lower() not in names:
+            keys = ", ".join(d.key for d in devices)
+            raise FieldError("price", name, f"not a swept device; give one of {keys}")
+        by_key[names[name.lower()]] = one(value, name)
+    return [replace(d, price=by_key.get(d.key, d.price)) for d in devices]

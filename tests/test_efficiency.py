@@ -242,3 +242,22 @@ def test_run_json_carries_both_times():
     assert ideal["summary"]["expected_time_s"] == pytest.approx(ideal["summary"]["time_s"])
     assert ideal["summary"]["ceilings"] is None
     assert get_device("a100").peak("fp16") == 312e12
+
+
+def test_device_prices_name_their_source_and_date(tmp_path):
+    from roofline import list_devices
+
+    priced = [d for d in list_devices() if d.price is not None]
+    assert len(priced) >= 15
+    for d in priced:
+        assert d.price.currency == "USD" and d.price.per_hour > 0
+        assert "skypilot-catalog" in d.price.source and d.price.date
+    # the H100 file: AWS p5.48xlarge, 8 GPUs at $55.04 an hour
+    assert get_device("h100").price.per_hour == pytest.approx(55.04 / 8)
+    path = tmp_path / "gpu.yaml"
+    path.write_text(DEVICE + 'price: {per_hour: 2, currency: dollars, date: "2025", source: "x"}\n')
+    with pytest.raises(SpecError, match=r"price\.currency: a three-letter currency code"):
+        load_device_file(path)
+    path.write_text(DEVICE + 'price: {per_hour: -2, currency: USD, date: "2025", source: "x"}\n')
+    with pytest.raises(SpecError, match=r"price\.per_hour: must be > 0"):
+        load_device_file(path)

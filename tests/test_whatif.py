@@ -612,3 +612,64 @@ def test_whatif_hw_all_takes_every_device_with_the_dtype():
     data = json.loads(res.stdout)
     assert {a["device"] for a in data["answers"]} == with_bf16
     assert "without bf16: gtx-580" in res.stderr  # the skipped ones are named
+
+
+def test_prices_per_device_and_cost_per_million_tokens():
+    """'Which GPU gives the most tokens per dollar for Llama-3-8B decode?' The files' prices:
+    H100 $55.04 / 8 = $6.88 an hour (AWS p5.48xlarge), A100 80GB $27.44705 / 8 = $3.4309
+    (p4de.24xlarge); MI300X has none (no primary source): null, said per row."""
+    args = ["whatif", "-m", "llama-3-8b", "--hw", "h100,a100,mi300x", "--phase", "decode"]
+    args += ["--context", "2048", "--batch", "64", "--dtype", "bf16", "-f", "json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = {
+        r["device"]: r for r in json.loads(res.stdout, parse_constant=_no_constants)["scenarios"]
+    }
+    for key, hourly in (("h100", 55.04 / 8), ("a100", 27.44705 / 8)):
+        r = rows[key]
+        assert r["price_per_device_hour"] == pytest.approx(hourly, rel=1e-4)
+        assert r["currency"] == "USD" and r["seq"] is None  # decode: a context, no sequence
+        # decode: 64 new tokens a step; a million of them cost hourly / 3600 x 1e6 / tokens/s
+        assert r["tokens_per_s"] == pytest.approx(64 / r["expected_time_s"])
+        want = hourly / 3600 * 1e6 / r["tokens_per_s"]
+        assert r["cost_per_million_tokens"] == pytest.approx(want, rel=1e-4)
+    assert rows["mi300x"]["price_per_device_hour"] is None
+    assert rows["mi300x"]["cost_per_million_tokens"] is None
+    # --price per device overrides the files; the currency is named
+    res = CliRunner().invoke(app, [*args, "--price", "h100=2.5,MI300X=1.7", "--currency", "eur"])
+    rows = {r["device"]: r for r in json.loads(res.stdout)["scenarios"]}
+    assert (rows["h100"]["price_per_device_hour"], rows["h100"]["currency"]) == (2.5, "EUR")
+    assert rows["mi300x"]["price_per_device_hour"] == 1.7
+    assert rows["a100"]["price_per_device_hour"] == pytest.approx(3.4309)  # its file's
+    for bad, message in (
+        ("b200=3", "--price b200: not a swept device; give one of h100, a100, mi300x"),
+        ("h100=0", "--price 0: a price must be > 0"),
+        ("h100:3", "expected one price per device-hour"),
+    ):
+        res = CliRunner().invoke(app, [*args, "--price", bad])
+        assert res.exit_code == 2 and message in res.stderr, res.stderr
+    res = CliRunner().invoke(app, [*args, "--price", "2", "--currency", "dollars"])
+    assert res.exit_code == 2 and "three-letter currency code" in res.stderr
+
+
+def test_training_cost_at_each_devices_price():
+    # 64 H100 at $6.88 an hour for the utilization-based days: cost = days x 24 x 64 x 6.88
+    w = get_workload("llama-2-7b")
+    sweep = build_sweep(
+        w,
+        [get_device("h100")],
+        RunConfig(phase="training"),
+        batches=[64],
+        seqs=[4096],
+        contexts=[None],
+        dtypes=["bf16"],
+        replicas=[64],
+    )
+    (ans,) = answers(sweep, utilization=0.4, tokens=1e11)
+    (t,) = ans.training
+    assert t.currency == "USD"
+    assert t.cost == pytest.approx(t.days * 24 * 64 * 55.04 / 8, rel=1e-9)
+
+
+def _no_constants(name):
+    raise ValueError(f"not strict JSON: {name}")

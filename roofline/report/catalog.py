@@ -25,11 +25,13 @@ def device_csv_rows(devices: list[Device]) -> list[dict[str, Any]]:
         ceiling = row.pop("ceilings")
         row.pop("aliases")
         network = row.pop("network") or {}
+        price = row.pop("price") or {}
         rows.append(
             row
             | {f"peak_{k}_flops_per_s": v for k, v in peaks.items()}
             | {f"achievable_{k}_flops_per_s": c["gemm_flops_per_s"] for k, c in ceiling.items()}
             | {f"network_{k}": v for k, v in network.items()}
+            | {f"price_{k}": v for k, v in price.items()}
         )
     return rows
 
@@ -50,6 +52,14 @@ def device_dict(d: Device) -> dict[str, Any]:
         "interconnect_counting": d.interconnect_counting,
         "interconnect_type": d.interconnect_type,
         "tdp_w": d.tdp_w,
+        "price": None
+        if d.price is None
+        else {
+            "per_hour": d.price.per_hour,
+            "currency": d.price.currency,
+            "date": d.price.date,
+            "source": d.price.source,
+        },
         "source": d.source,
         "notes": d.notes,
         "ceilings": {dt: _ceiling_dict(d, dt) for dt in d.dtypes},
@@ -158,10 +168,18 @@ def device_detail(d: Device) -> str:
             f"interconnect  {link}",
             *_ceiling_lines(d),
             f"TDP           {opt(d.tdp_w, '{:,.0f} W')}",
+            f"price         {_price_line(d)}",
             f"source        {d.source}",
             f"notes         {d.notes or '-'}",
         ]
     )
+
+
+def _price_line(d: Device) -> str:
+    p = d.price
+    if p is None:
+        return "- (none in the file; whatif --price sets one)"
+    return f"{p.per_hour:,.4g} {p.currency} a device-hour ({p.date}; {p.source})"
 
 
 def workload_dict(w: Workload) -> dict[str, Any]:

@@ -31,6 +31,10 @@ SCENARIO_COLUMNS = (
     "memory_bytes_per_device",
     "fits",
     "memory_bound_time_share",
+    "currency",
+    "price_per_device_hour",
+    "cost_per_million_tokens",
+    "cost_per_million_samples",
 )
 
 
@@ -130,15 +134,17 @@ def whatif_tables(
                 "devices",
                 "bound",
                 "expected",
-                "samples/s",
+                "tokens/s" if sweep.model.takes_seq else "samples/s",
                 "memory GB",
                 "fits",
                 "memory-bound",
+                "cost / M tokens" if sweep.model.takes_seq else "cost / M samples",
             ),
             left=("device", "dtype", "fits"),
         )
         for r in rows:
             t = r["time_s"]
+            cost = r["cost_per_million_tokens"] or r["cost_per_million_samples"]
             scenarios.add_row(
                 r["device"],
                 r["dtype"],
@@ -148,10 +154,11 @@ def whatif_tables(
                 str(r["devices"]),
                 "-" if t is None else seconds(t),
                 "-" if r["expected_time_s"] is None else seconds(r["expected_time_s"]),
-                _fmt(r["samples_per_s"], "{:,.1f}"),
+                _fmt(r["tokens_per_s"] or r["samples_per_s"], "{:,.1f}"),
                 f"{r['memory_bytes_per_device'] / 1e9:,.2f}",
                 "yes" if r["fits"] else "no",
                 f"{100 * r['memory_bound_time_share']:.0f}%",
+                "-" if cost is None else f"{cost:,.2f} {r['currency']}",
             )
         items.append(scenarios)
     else:
@@ -192,7 +199,7 @@ def whatif_tables(
         train = (
             "; ".join(
                 f"{t.devices} dev: {t.days:,.1f} days"
-                + (f", {t.cost:,.0f} cost" if t.cost is not None else "")
+                + (f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else "")
                 + (
                     f" (expected {t.expected_days:,.1f} days)"
                     if t.expected_days is not None
