@@ -16,14 +16,17 @@ file written by `roofline measure` for this machine):
   elementwise, concat       an add of two arrays of the row's output size (concat: a copy)
 The element-wise kinds (softmax, norm, activation, add) run as one compiled pass each
 (numba, as the model counts them: one read and one write of the data, math in the array's
-dtype), not as numpy's one pass per operation.
+dtype), not as numpy's one pass per operation, on one core: a thread pool's wake-up on this
+kind of virtual machine costs milliseconds, more than the small kernels themselves, and the
+device file's bandwidth, cache and transcendental figures are one core's too (measure.py).
 Caches: in a forward pass a layer's weights were last read a whole pass ago, its input was
 just written by the layer before. So before each timed call of a row with weights the
 caches are flushed (a write over twice the largest cache the kernel reports, at least
 64 MiB), and the row's activations are touched by the warm-up call: weights come from
 DRAM, activations from wherever the previous layer left them.
   embedding                 np.take of the rows the table reads
-  pool                      the maximum of the row's input in windows of its ratio
+  pool                      the maximum of the row's input in windows of its ratio (one
+                            compiled pass, like the element-wise kinds)
 
 The error of each row and of the total is (predicted - measured) / measured.
 """
@@ -121,25 +124,25 @@ def _elements(nbytes: float, dtype: str) -> int:
 
 def _kernels() -> dict[str, Callable[..., None]]:
     """One-pass element-wise kernels (compiled on first use, cached on disk)."""
-    from numba import njit, prange
+    from numba import njit
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def gelu_in(x, c, out):  # type: ignore[no-untyped-def]
-        for i in prange(x.size):  # the constants c in x's dtype: fp32 math stays fp32
+        for i in range(x.size):  # the constants c in x's dtype: fp32 math stays fp32
             v = x[i]
             out[i] = c[0] * v * (c[1] + np.tanh(c[2] * (v + c[3] * v * v * v)))
 
     def gelu(x, out):  # type: ignore[no-untyped-def]
         gelu_in(x, np.array([0.5, 1.0, 0.7978845608, 0.044715], dtype=x.dtype), out)
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def add(a, b, out):  # type: ignore[no-untyped-def]
-        for i in prange(a.size):
+        for i in range(a.size):
             out[i] = a[i] + b[i]
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def softmax(y, out):  # type: ignore[no-untyped-def]
-        for r in prange(y.shape[0]):
+        for r in range(y.shape[0]):
             m = y[r, 0]
             for c in range(y.shape[1]):
                 m = max(m, y[r, c])
@@ -151,9 +154,9 @@ def _kernels() -> dict[str, Callable[..., None]]:
             for c in range(y.shape[1]):
                 out[r, c] /= total
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def layernorm(y, out):  # type: ignore[no-untyped-def]
-        for r in prange(y.shape[0]):
+        for r in range(y.shape[0]):
             mu = 0.0
             for c in range(y.shape[1]):
                 mu += y[r, c]
@@ -165,14 +168,22 @@ def _kernels() -> dict[str, Callable[..., None]]:
             for c in range(y.shape[1]):
                 out[r, c] = (y[r, c] - mu) * inv
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
+    def pool(y, out):  # type: ignore[no-untyped-def]
+        for r in range(y.shape[0]):  # the maximum of each window (a row of y)
+            m = y[r, 0]
+            for c in range(1, y.shape[1]):
+                m = max(m, y[r, c])
+            out[r] = m
+
+    @njit(cache=True)
     def relu(x, out):  # type: ignore[no-untyped-def]
-        for i in prange(x.size):
+        for i in range(x.size):
             out[i] = max(x[i], 0)
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def affine(x, c, out):  # type: ignore[no-untyped-def]
-        for i in prange(x.size):
+        for i in range(x.size):
             out[i] = x[i] * c[0] + c[1]
 
     return {
@@ -182,6 +193,7 @@ def _kernels() -> dict[str, Callable[..., None]]:
         "layernorm": layernorm,
         "relu": relu,
         "affine": affine,
+        "pool": pool,
     }
 
 
@@ -220,7 +232,8 @@ def _op(
     if kind == "pool":
         ratio = max(1, x.size // size)
         y = x[: size * ratio].reshape(size, ratio)
-        return (lambda: y.max(axis=1)), x
+        dst3 = np.empty(size, dtype=t)
+        return (lambda: k["pool"](y, dst3)), x
     out = x[:size] if x.size >= size else np.resize(x, size)
     if kind == "concat":
         return (lambda: out.copy()), x

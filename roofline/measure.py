@@ -11,7 +11,7 @@
                the largest one whose copy runs at least CACHE_SPEEDUP x the DRAM copy is
                the cache tier (its size and that bandwidth); none when no size does.
   transcend.   exp and tanh, one each on alternate elements of an in-cache fp32 array, in a
-               compiled (numba, all cores) loop, the way `roofline check` evaluates softmax
+               compiled (numba) loop on one core, the way `roofline check` evaluates softmax
                (exp) and GELU (tanh): evaluations a second of that even mix (on this
                machine exp runs ~2x faster than tanh, so softmax comes out slower and GELU
                faster than measured). numpy's own vectorised functions are faster; the
@@ -176,13 +176,13 @@ def measure_cpu(
 
 
 def _tanh_rates() -> list[float]:
-    """exp/tanh evaluations a second (an even mix), REPEATS times, in a compiled loop over
-    all cores."""
-    from numba import njit, prange
+    """exp/tanh evaluations a second (an even mix), REPEATS times, in a compiled loop on one
+    core (as check's element-wise kernels run)."""
+    from numba import njit
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def tanh(x, out):  # type: ignore[no-untyped-def]
-        for i in prange(x.size // 2):
+        for i in range(x.size // 2):
             out[2 * i] = np.tanh(x[2 * i])
             out[2 * i + 1] = np.exp(x[2 * i + 1])
 

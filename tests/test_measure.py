@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from roofline import RunConfig, analyze
 from roofline.cli import app
 from roofline.hardware import ceilings, load_device_file
+from roofline.measure import CACHE_SETS, CACHE_SPEEDUP
 
 
 def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
@@ -26,7 +27,13 @@ def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
         assert c.gemm_measured and c.bandwidth_measured and c.flops_per_s == peak
     bw = d.memory_bandwidth_bytes_per_s
     assert 1e8 < bw < 1e12  # a CPU's DRAM: well below a terabyte a second
-    assert 0 < ceilings(d, "fp32").kernel_overhead_s < 1e-3
+    c = ceilings(d, "fp32")
+    assert 0 < c.kernel_overhead_s < 1e-3
+    # exp/tanh on one core: between a million and ten billion a second
+    assert c.transcendentals_per_s is not None and 1e6 < c.transcendentals_per_s < 1e10
+    if c.cache_bytes is not None:  # a cache tier shows on most machines: one of the sets
+        assert c.cache_bytes in CACHE_SETS
+        assert bw * CACHE_SPEEDUP <= c.cache_bandwidth_bytes_per_s < 1e13
     # the file works as --hw: fp32 BERT-Base-size work runs on it
     r = analyze("bert-large", d, RunConfig(batch=1, seq=64, dtype="fp32"))
     assert r.total_expected_time_s >= r.total_time_s > 0
