@@ -760,6 +760,16 @@ def serve(
     reserve: Annotated[
         float, typer.Option(help="Share of each device's memory kept for the runtime.")
     ] = 0.1,
+    price: Annotated[
+        str | None,
+        typer.Option(
+            help="Price per device-hour: one figure, or per device (h100=2.5,a100=1.2) "
+            "[default: each device file's price]."
+        ),
+    ] = None,
+    currency: Annotated[
+        str, typer.Option(help="Currency of --price (a three-letter code).")
+    ] = "USD",
     fmt: FormatOpt = Format.table,
     output_file: Annotated[
         Path | None,
@@ -783,7 +793,12 @@ def serve(
         layout=Layout(1, tp, pp, 0),
     )
     request = Request(prompt, output, reserve)
-    results = [serve_on(w, run_config, d, request) for d in _devices(hw)]
+    devs = _devices(hw)
+    if price is not None:
+        from .whatif import priced
+
+        devs = priced(devs, _prices(price), _currency(currency))
+    results = [serve_on(w, run_config, d, request) for d in devs]
     title = (
         f"{w.name}: serving batch {batch}, {prompt} tokens in, {output} out, {dtype}, "
         f"{attention.value} attention"

@@ -10,6 +10,8 @@ type (RunConfig: dtype, attention kernel, tensor/pipeline layout):
   output_tokens_per_s  B / tpot per replica; per device: / (tensor x pipeline)
   memory             per device at the end of the requests (P + O tokens cached each)
   fits               that memory within the device's capacity less the runtime reserve
+  cost_per_million_output_tokens  the layout's devices x the device's price an hour, over
+                     the output tokens it makes in an hour at the TPOT (null: no price)
   max_concurrency    the requests of P + O tokens whose KV cache fits beside the weights and
                      the working set, in the capacity less the reserve; the cache is paged
                      in blocks of BLOCK_TOKENS tokens (vLLM's default), so each request
@@ -67,6 +69,7 @@ class ServeResult:
     fits: bool
     reason: str = ""  # why a figure is missing
     model: str = "expected"  # which time model the latencies come from
+    cost_per_million_output_tokens: float | None = None  # in the device price's currency
 
 
 def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> ServeResult:
@@ -89,6 +92,9 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
     max_concurrency = max(0, int(free // per_request)) if per_request > 0 else 0
     tpot = token.expected_s
     rate = run.local_batch / tpot if tpot else None
+    cost = None
+    if rate and device.price is not None:
+        cost = split * device.price.per_hour / 3600 / rate * 1e6
     return ServeResult(
         device=device,
         run=decode,
@@ -103,4 +109,5 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
         memory=memory,
         fits=float(memory.total) <= usable,
         reason=first.reason or token.reason,
+        cost_per_million_output_tokens=cost,
     )

@@ -76,3 +76,23 @@ def test_serve_cli_json_interface():
     assert [d["device"] for d in json.loads(both.stdout)] == ["a100", "h100"]
     bad = CliRunner().invoke(app, [*args, "--output", "0"])
     assert bad.exit_code == 2 and "--output 0" in bad.stderr
+
+
+def test_cost_per_million_output_tokens_by_hand():
+    """2 x H100 (tp 2) at the file's $55.04 / 8 an hour: a million output tokens cost
+    2 x 6.88 / 3600 x 1e6 / (tokens a second); --price replaces it; no price: null."""
+    args = ["serve", "-m", "llama-2-13b", "--hw", "h100,mi300x", "--tp", "2", "--batch", "8"]
+    res = CliRunner().invoke(app, [*args, "-f", "json"])
+    assert res.exit_code == 0, res.output
+    h100, mi300x = json.loads(res.stdout)
+    want = 2 * (55.04 / 8) / 3600 * 1e6 / h100["output_tokens_per_s"]
+    assert h100["cost_per_million_output_tokens"] == pytest.approx(want, rel=1e-9)
+    assert h100["currency"] == "USD" and h100["output_tokens_per_s"] == pytest.approx(
+        8 / h100["tpot_s"]
+    )
+    assert mi300x["cost_per_million_output_tokens"] is None  # no price in its file
+    res = CliRunner().invoke(app, [*args, "--price", "mi300x=2", "-f", "json"])
+    _, mi300x = json.loads(res.stdout)
+    assert mi300x["cost_per_million_output_tokens"] == pytest.approx(
+        2 * 2 / 3600 * 1e6 / mi300x["output_tokens_per_s"], rel=1e-9
+    )

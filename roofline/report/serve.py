@@ -29,6 +29,9 @@ def serve_dict(r: ServeResult) -> dict[str, Any]:
         "output_tokens_per_s": r.output_tokens_per_s,
         "output_tokens_per_s_per_device": r.output_tokens_per_s_per_device,
         "max_concurrency": r.max_concurrency,
+        "currency": r.device.price.currency if r.device.price else None,
+        "price_per_device_hour": r.device.price.per_hour if r.device.price else None,
+        "cost_per_million_output_tokens": r.cost_per_million_output_tokens,
         "memory": r.memory.as_dict(),
         "reserve": r.request.reserve,
         "fits": r.fits,
@@ -53,7 +56,17 @@ def serve_rows(results: list[ServeResult], model: str) -> list[dict[str, Any]]:
 def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
     table = new_table(
         title,
-        ("device", "layout", "TTFT", "TPOT", "tokens/s", "max concurrency", "memory GB", "fits"),
+        (
+            "device",
+            "layout",
+            "TTFT",
+            "TPOT",
+            "tokens/s",
+            "cost / M tokens",
+            "max concurrency",
+            "memory GB",
+            "fits",
+        ),
         left=("device", "layout", "fits"),
     )
     for r in results:
@@ -64,13 +77,18 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
             "-" if r.ttft_s is None else seconds(r.ttft_s),
             "-" if r.tpot_s is None else seconds(r.tpot_s),
             "-" if r.output_tokens_per_s is None else f"{r.output_tokens_per_s:,.0f}",
+            "-"
+            if r.cost_per_million_output_tokens is None
+            else f"{r.cost_per_million_output_tokens:,.2f} {r.device.price.currency}",  # type: ignore[union-attr]
             f"{r.max_concurrency:,}",
             f"{float(r.memory.total) / 1e9:,.1f}",
             "yes" if r.fits else "no" + (f" ({r.reason})" if r.reason else ""),
         )
     note = (
         "Times from the expected-time model (roofline run --ideal: the bound); tokens/s per "
-        "replica; memory per device with every request at prompt + output tokens; max "
-        "concurrency: requests whose paged KV cache fits beside the weights (GB = 1e9 bytes)."
+        "replica; cost of a million output tokens at the device's price an hour (its file's "
+        "source, or --price) x the layout's devices; memory per device with every request at "
+        "prompt + output tokens; max concurrency: requests whose paged KV cache fits beside "
+        "the weights (GB = 1e9 bytes)."
     )
     return [table, note]
