@@ -72,6 +72,18 @@ def gemm_utilization(g, m, n, k, units, tile_m, tile_n, split_k_min):  # type: i
     return q if q < 1.0 else 1.0
 
 
+@njit(**SCALAR)
+def curve_rate(size, xs, ys, n):  # type: ignore[no-untyped-def]
+    """efficiency.curve_rate: ys at log(size) between the n points (xs: log sizes)."""
+    x = np.log(size if size > 1.0 else 1.0)
+    if x <= xs[0]:
+        return ys[0]
+    for i in range(n - 1):
+        if x < xs[i + 1]:
+            return ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i])
+    return ys[n - 1]
+
+
 @njit(**JIT)
 def grid(  # type: ignore[no-untyped-def]
     flops_c,
@@ -96,6 +108,9 @@ def grid(  # type: ignore[no-untyped-def]
     trate,
     cache_b,
     cache_bw,
+    curve_x,
+    curve_y,
+    curve_n,
     tensor,
     split_k_min,
     quantize,
@@ -183,7 +198,12 @@ def grid(  # type: ignore[no-untyped-def]
             yi /= tensor
             for j in range(n_dev):
                 q = 1.0
-                if g > 0.0:
+                if g > 0.0 and curve_n[j] > 0:  # a measured curve by the smallest dimension
+                    s = min(m, min(n, kk))
+                    q = curve_rate(s, curve_x[j], curve_y[kd, j], curve_n[j]) / apeak[kd, j]
+                    if q > 1.0:
+                        q = 1.0
+                elif g > 0.0:
                     q = gemm_utilization(g, m, n, kk, units[j], tile_m[j], tile_n[j], split_k_min)
                 tc = fe / (apeak[kd, j] * q)
                 w = abw[j]

@@ -36,6 +36,11 @@ the device reaches, and adds what every kernel costs:
         that is a few FLOPs an element in the count can take longer than its memory
         traffic. Not modelled (R absent) on GPUs, whose special-function units are not
         the binding limit for these memory-bound layers.
+        Where the device file gives a measured GEMM curve (`efficiency.gemm_curve`: FLOP/s
+        by the GEMM's smallest dimension, as `roofline measure` writes for a CPU), q is
+        instead the curve's rate at min(m, n, k) over P_a, interpolated in log size
+        (the end points beyond the curve): a BLAS's packing and skinny-shape losses as
+        measured, not as a GPU's tiles would have them.
   n, o  the layer's kernels and the per-kernel overhead: one kernel per layer instance in
         a forward pass; in training 3 per GEMM-like instance (forward, input gradient,
         weight gradient) and 2 per other instance. The host issues one kernel every o
@@ -88,6 +93,8 @@ class Ceilings:
     transcendentals_per_s: float | None = None  # exp/tanh evaluations a second (None: free)
     cache_bytes: float | None = None  # a layer instance this small streams from the cache
     cache_bandwidth_bytes_per_s: float | None = None
+    # measured GEMM FLOP/s by the smallest dimension ((size, FLOP/s), ...): replaces q
+    gemm_curve: tuple[tuple[float, float], ...] | None = None
 
 
 def _tile(size: Array, largest: int) -> Array:
@@ -115,6 +122,14 @@ def gemm_utilization(
     waves = np.ceil(tiles * split / units)
     q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
     return np.where(gemm, np.minimum(q, 1.0), 1.0)
+
+
+def curve_rate(size: Array, curve: tuple[tuple[float, float], ...]) -> Array:
+    """The curve's FLOP/s at `size` (the smallest GEMM dimension), linear in log size
+    between its points, its end values beyond them."""
+    xs = np.log([p[0] for p in curve])
+    ys = np.array([p[1] for p in curve])
+    return np.interp(np.log(np.maximum(np.asarray(size, dtype=np.float64), 1.0)), xs, ys)
 
 
 def kernels(table: LayerTable, training: bool) -> np.ndarray:
@@ -147,15 +162,20 @@ def expected_times(
     pa, wa = ceilings.flops_per_s, ceilings.bandwidth_bytes_per_s
     c1 = np.maximum(flops / pa, nbytes / wa)
     compute_binds = flops / pa >= nbytes / wa
-    q = gemm_utilization(
-        table.gemm_groups,
-        table.gemm_m,
-        table.gemm_n,
-        table.gemm_k,
-        ceilings.compute_units,
-        ceilings.tile_m,
-        ceilings.tile_n,
-    )
+    if ceilings.gemm_curve:  # measured by shape: the curve's rate over the best
+        smallest = np.minimum(np.minimum(table.gemm_m, table.gemm_n), table.gemm_k)
+        rate = curve_rate(smallest, ceilings.gemm_curve)
+        q = np.where(table.gemm_groups > 0, np.minimum(rate / pa, 1.0), 1.0)
+    else:
+        q = gemm_utilization(
+            table.gemm_groups,
+            table.gemm_m,
+            table.gemm_n,
+            table.gemm_k,
+            ceilings.compute_units,
+            ceilings.tile_m,
+            ceilings.tile_n,
+        )
     c2 = np.maximum(flops / (pa * q), nbytes / wa)
     n = kernels(table, training)
     c3 = c2

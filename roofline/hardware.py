@@ -30,6 +30,7 @@ from .dtypes import DTYPES, check_dtype
 from .efficiency import Ceilings
 from .errors import FieldError, SpecError, shown
 from .scenario import Cluster
+from .units import parse_quantity
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
 
@@ -46,6 +47,10 @@ class Measured:
     transcendentals_per_s: float | None = None  # exp/tanh evaluations a second
     cache_bytes: float | None = None  # a cache tier: its size and bandwidth
     cache_bandwidth_bytes_per_s: float | None = None
+    # per dtype, GEMM FLOP/s by the smallest dimension: ((size, FLOP/s), ...) increasing
+    gemm_curve: MappingProxyType[str, tuple[tuple[float, float], ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,7 @@ def _measured(
     overhead = f.quantity("kernel_overhead", "time", required=False)
     tile = _tile(f)
     trans = f.number("transcendentals_per_s", required=False)
+    curve = _gemm_curve(f.mapping("gemm_curve", required=False), peaks)
     cache_size = cache_bw = None
     c = f.mapping("cache", required=False)
     if c is not None:
@@ -282,8 +288,61 @@ def _measured(
     text = f.text("source")
     f.done()
     return Measured(
-        MappingProxyType(gemm), bw, overhead, tile, text or "", trans, cache_size, cache_bw
+        MappingProxyType(gemm),
+        bw,
+        overhead,
+        tile,
+        text or "",
+        trans,
+        cache_size,
+        cache_bw,
+        MappingProxyType(curve),
     )
+
+
+def _gemm_curve(
+    f: Fields | None, peaks: dict[str, float]
+) -> dict[str, tuple[tuple[float, float], ...]]:
+    """`efficiency.gemm_curve`: per dtype, [[smallest dimension, FLOP/s], ...] with the
+    dimensions increasing and each rate at most the dtype's peak."""
+    if f is None:
+        return {}
+    out: dict[str, tuple[tuple[float, float], ...]] = {}
+    for dtype in DTYPES:
+        raw = f.raw(dtype)
+        if raw is None:
+            continue
+        if dtype not in peaks:
+            f.fail(dtype, "the device has no peak for this datatype")
+            continue
+        points, problem = _curve_points(raw, peaks[dtype])
+        if problem:
+            f.fail(dtype, problem)
+        else:
+            out[dtype] = points
+    f.done()
+    return out
+
+
+def _curve_points(raw: Any, peak: float) -> tuple[tuple[tuple[float, float], ...], str]:
+    """The checked points of one dtype's curve, or the problem with them."""
+    allowed = f"expected [[smallest dimension, rate], ...], dimensions increasing; got {shown(raw)}"
+    if not isinstance(raw, list) or not raw:
+        return (), allowed
+    points: list[tuple[float, float]] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)):
+            return (), allowed
+        if item[0] < 1 or (points and item[0] <= points[-1][0]):
+            return (), allowed
+        try:
+            rate = parse_quantity(item[1], "rate")
+        except ValueError as exc:
+            return (), str(exc)
+        if rate > peak * (1 + 1e-9):
+            return (), f"{rate / 1e12:g} TFLOP/s at {item[0]} is above the dense peak"
+        points.append((float(item[0]), rate))
+    return tuple(points), ""
 
 
 def _network(f: Fields | None) -> Cluster | None:
@@ -412,6 +471,7 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         transcendentals_per_s=m.transcendentals_per_s if m else None,
         cache_bytes=m.cache_bytes if m else None,
         cache_bandwidth_bytes_per_s=m.cache_bandwidth_bytes_per_s if m else None,
+        gemm_curve=m.gemm_curve.get(dtype) if m else None,
     )
 
 

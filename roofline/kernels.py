@@ -163,6 +163,11 @@ class Expectation:
     transcendentals: object = None
     instance_bytes: object = None
     cacheable: object = None  # (L,) bool: the layers that may stream from the cache
+    # measured GEMM curves (efficiency.curve_rate): log sizes (D, C), FLOP/s (T, D, C), and
+    # the points each device has (D,; 0: none, the tile model)
+    curve_x: object = None
+    curve_y: object = None
+    curve_n: object = None
     transcendental_rate: object = None
     cache_bytes: object = None
     cache_bandwidth: object = None
@@ -232,7 +237,16 @@ def _expectation(
         raise ValueError("transcendentals, instance_bytes and the cache must match the layers")
     if any(np.any(a < 0) for a in extra):
         raise ValueError("transcendental_rate and the cache must be >= 0 (0: not modelled)")
-    return (sh, kc, mask, pa, *per_device, tr, inst, cacheable, *extra)
+    cn = np.ascontiguousarray(
+        np.zeros(n_dev, np.int64) if e.curve_n is None else e.curve_n, dtype=np.int64
+    )
+    cx = _optional("curve_x", e.curve_x, 2, np.zeros((n_dev, 1)))
+    cy = _optional("curve_y", e.curve_y, 3, np.zeros((y.shape[0], n_dev, 1)))
+    if cn.shape != (n_dev,) or cx.shape[0] != n_dev or cy.shape != (y.shape[0], *cx.shape):
+        raise ValueError("curve_x (D, C), curve_y (T, D, C) and curve_n (D,) must agree")
+    if np.any(cn < 0) or np.any(cn > cx.shape[1]):
+        raise ValueError("curve_n must count points the curves have")
+    return (sh, kc, mask, pa, *per_device, tr, inst, cacheable, *extra, cx, cy, cn)
 
 
 def _optional(name: str, values: object, ndim: int, default: np.ndarray) -> np.ndarray:
@@ -326,9 +340,11 @@ def _run_grid(
         pa, wa, units, tm, tn, oh = np.ones((y.shape[0], d)), *(np.ones(d) for _ in range(5))
         tr, inst, rate, cb, cbw = np.zeros(f.shape), np.zeros(y.shape), *(np.zeros(d),) * 3
         cacheable = np.zeros(n_layers, np.bool_)
+        cx, cy, cn = np.zeros((d, 1)), np.zeros((y.shape[0], d, 1)), np.zeros(d, np.int64)
         tensor, split, quantize = 1.0, 1.0, False
     else:
-        sh, kc, mask, pa, wa, units, tm, tn, oh, tr, inst, cacheable, rate, cb, cbw = arrays
+        sh, kc, mask, pa, wa, units, tm, tn, oh, tr, inst, cacheable, rate, cb, cbw = arrays[:15]
+        cx, cy, cn = arrays[15:]
         tensor, split, quantize = float(e.tensor), float(e.split_k_min), bool(e.quantize)
     expected = out.expected_s if out.expected_s is not None else np.empty((0, 0))
     kernel(
@@ -354,6 +370,9 @@ def _run_grid(
         rate,
         cb,
         cbw,
+        cx,
+        cy,
+        cn,
         tensor,
         split,
         quantize,

@@ -2,7 +2,10 @@
 
   GEMM         numpy matmul of n x n matrices for n in the size sweep, the best of several
                repeats each: 2 n^3 / time. The best size gives the achievable FLOP/s per
-               datatype; the whole curve goes into the notes.
+               datatype. Skinny products (m x N) . (N x N), m in SKINNY and N the largest
+               size, and the squares make the GEMM curve by the smallest dimension
+               (`efficiency.gemm_curve`), which the expected time uses for GEMM-like
+               layers on this device (efficiency.py).
   bandwidth    a copy of an array well beyond the last-level cache (np.copyto: each element
                read once and written once, 2 x size bytes), and a triad a = b + s c done
                as numpy does it (a = s c, then a += b: 5 x size bytes); the copy is the
@@ -38,6 +41,7 @@ import numpy as np
 DTYPES = {"fp32": np.float32, "fp64": np.float64}
 SIZES = (256, 512, 1024, 2048)
 QUICK_SIZES = (128, 256, 512)
+SKINNY = (1, 4, 16, 64)  # rows of the skinny products (decode's GEMVs, small batches)
 REPEATS = 3
 CACHE_SETS = (2**18, 2**20, 2**21, 2**22, 2**24)  # copy working sets (source + destination), bytes
 CACHE_SPEEDUP = 2.0  # a tier counts when its copy is at least this much faster than DRAM's
@@ -103,6 +107,18 @@ def measure_cpu(
             t = _best(gemm_call, REPEATS)
             curve[name].append((n, 2.0 * n**3 / t))
         best_n = max(curve[name], key=lambda p: p[1])[0]
+        big = sizes[-1]
+        w = rng.standard_normal((big, big)).astype(kind)
+        for m in SKINNY:
+            say(f"GEMM {name} {m}x{big} . {big}x{big}")
+            x = rng.standard_normal((m, big)).astype(kind)
+            y = np.empty((m, big), dtype=kind)
+
+            def skinny(x: np.ndarray = x, y: np.ndarray = y, w: np.ndarray = w) -> None:
+                np.matmul(x, w, out=y)
+
+            curve[name].append((m, 2.0 * m * big * big / _best(skinny, REPEATS)))
+        curve[name].sort()  # by the smallest dimension: skinny rows first, then squares
         a = rng.standard_normal((best_n, best_n)).astype(kind)
         out = np.empty_like(a)
         rates = []
@@ -204,10 +220,11 @@ def device_yaml(m: Measurement, name: str | None = None) -> str:
     spread = ", ".join(f"{k} {100 * v:.1f}%" for k, v in m.spread.items())
     versions = f"numpy {np.__version__}, python {platform.python_version()}"
     method = (
-        f"roofline measure on {today}: numpy matmul of n x n matrices, best of {REPEATS} "
-        f"repeats per size; copy and triad of {m.array_bytes / 2**20:.0f} MiB arrays; copies "
-        f"of 256 KiB-16 MiB working sets for the cache; tanh in a numba loop for the "
-        f"transcendentals (an even mix with exp); one tiny numpy call for the overhead ({versions})"
+        f"roofline measure on {today}: numpy matmul of n x n matrices and of m x N by N x N, "
+        f"best of {REPEATS} repeats per size; copy and triad of "
+        f"{m.array_bytes / 2**20:.0f} MiB arrays; copies of 256 KiB-16 MiB working sets for "
+        f"the cache; tanh in a numba loop for the transcendentals (an even mix with exp); "
+        f"one tiny numpy call for the overhead ({versions})"
     )
     cache = ", ".join(f"{s / 2**20:g} MiB: {bw / 1e9:.3g}" for s, bw in m.cache_curve)
     tier = ""
@@ -218,6 +235,12 @@ def device_yaml(m: Measurement, name: str | None = None) -> str:
             f"    bandwidth: {m.cache_bytes_per_s / 1e9:.4g} GB/s\n"
         )
     gemm = "\n".join(f"    {dt}: {v / 1e9:.4g} GFLOP/s" for dt, v in m.gemm_flops_per_s.items())
+    points = "\n".join(
+        f"    {dt}: ["
+        + ", ".join(f"[{n}, {min(v, m.gemm_flops_per_s[dt]) / 1e9:.4g} GFLOP/s]" for n, v in pts)
+        + "]"
+        for dt, pts in m.gemm_curve.items()
+    )
     triad = m.triad_bytes_per_s / 1e9
     return f"""# Measured by `roofline measure`: this machine's CPU through numpy.
 name: "{name}"
@@ -240,6 +263,8 @@ efficiency:
   memory_bandwidth: {m.copy_bytes_per_s / 1e9:.4g} GB/s
   kernel_overhead: {m.overhead_s * 1e6:.4g} us
   transcendentals_per_s: {m.transcendentals_per_s:.4g}  # exp/tanh evaluations a second
+  gemm_curve:  # [smallest dimension min(m, n, k), FLOP/s]: skinny products, then squares
+{points}
 {tier}  source: "{method}"
 source: "{method}"
 notes: "GEMM GFLOP/s by size: {curve}. Copy GB/s by working set: {cache}. \\

@@ -46,6 +46,9 @@ class DeviceCeilings:
     transcendentals_per_s: np.ndarray | None = None  # (D,) 0: not modelled
     cache_bytes: np.ndarray | None = None  # (D,) 0: no cache tier
     cache_bandwidth_bytes_per_s: np.ndarray | None = None  # (D,)
+    curve_x: np.ndarray | None = None  # (D, C) log sizes of measured GEMM curves
+    curve_y: np.ndarray | None = None  # (n_dtypes, D, C) their FLOP/s
+    curve_n: np.ndarray | None = None  # (D,) points (0: none)
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,9 @@ def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | 
         transcendental_rate=None if ideal else c.transcendentals_per_s,
         cache_bytes=None if ideal else c.cache_bytes,
         cache_bandwidth=None if ideal else c.cache_bandwidth_bytes_per_s,
+        curve_x=c.curve_x,
+        curve_y=c.curve_y,
+        curve_n=None if ideal else c.curve_n,
     )
 
 

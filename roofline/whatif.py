@@ -157,6 +157,18 @@ def device_ceilings(
     """hardware.ceilings and step.links of every device, as arrays."""
     per = [[ceilings(d, dt) for d in devices] for dt in dtypes]
     first = per[0]
+    # measured GEMM curves, padded to the longest (a device's own count says how many)
+    curves = [[c.gemm_curve or () for c in row] for row in per]
+    width = max([len(cv) for row in curves for cv in row] + [1])
+    curve_n = np.array([len(cv) for cv in curves[0]], dtype=np.int64)
+    curve_x = np.zeros((len(devices), width))
+    curve_y = np.zeros((len(dtypes), len(devices), width))
+    for t, row in enumerate(curves):
+        for j, cv in enumerate(row):
+            if len(cv) != curve_n[j]:  # one dtype measured and another not: the tile model
+                curve_n[j] = 0
+            for i, (size, rate) in enumerate(cv):
+                curve_x[j, i], curve_y[t, j, i] = np.log(size), rate
     each = [links(d, run) for d in devices]
     return DeviceCeilings(
         flops_per_s=np.array([[c.flops_per_s for c in row] for row in per]),
@@ -168,6 +180,9 @@ def device_ceilings(
         transcendentals_per_s=np.array([c.transcendentals_per_s or 0.0 for c in first]),
         cache_bytes=np.array([c.cache_bytes or 0.0 for c in first]),
         cache_bandwidth_bytes_per_s=np.array([c.cache_bandwidth_bytes_per_s or 0.0 for c in first]),
+        curve_x=curve_x,
+        curve_y=curve_y,
+        curve_n=curve_n,
         links=Links(
             *(
                 np.array([getattr(x, f) for x in each], dtype=np.float64)

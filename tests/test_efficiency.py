@@ -261,3 +261,39 @@ def test_device_prices_name_their_source_and_date(tmp_path):
     path.write_text(DEVICE + 'price: {per_hour: -2, currency: USD, date: "2025", source: "x"}\n')
     with pytest.raises(SpecError, match=r"price\.per_hour: must be > 0"):
         load_device_file(path)
+
+
+def test_measured_gemm_curve_replaces_the_tile_model_by_hand(tmp_path):
+    # A curve by the smallest dimension: 25 GFLOP/s at 1, 85 at 16, 208 at 256; at 4 the
+    # log-size interpolation is halfway from 1 to 16 (ln 4 / ln 16 = 0.5): 55 GFLOP/s.
+    from roofline.efficiency import curve_rate
+
+    curve = ((1.0, 25e9), (16.0, 85e9), (256.0, 208e9))
+    assert curve_rate(4, curve) == pytest.approx(55e9)
+    assert curve_rate(0.5, curve) == 25e9 and curve_rate(4096, curve) == 208e9  # the ends
+    # a 4 x 2048 x 2048 GEMM (33.6 MFLOP) on a 300 GFLOP/s device with that curve, 30 GB/s:
+    # compute 2 x 4 x 2048^2 / 55e9 = 0.610 ms, memory (16.8 MB of weights + 65.5 kB) at
+    # 30 GB/s = 0.561 ms: the curve's rate binds -> 0.610 ms
+    out = LayerTableBuilder()
+    out.linear("gemv", 4, 2048, 2048, bias=False)
+    t = out.build(4)
+    c = replace(
+        CEIL, flops_per_s=300e9, bandwidth_bytes_per_s=30e9, kernel_overhead_s=0.0, gemm_curve=curve
+    )
+    bound = np.maximum(t.total_flops / 300e9, t.total_bytes / 40e9)
+    e = expected_times(t, t.total_flops, t.total_bytes, bound, c, training=False)
+    assert e.time_s[0] == pytest.approx(2 * 4 * 2048**2 / 55e9)
+    # in a device file, checked: above the peak or sizes not increasing are refused
+    path = tmp_path / "gpu.yaml"
+    for curve_text, message in (
+        ("{fp16: [[1, 200 TFLOP/s]]}", "above the dense peak"),
+        ("{fp16: [[16, 1 TFLOP/s], [4, 2 TFLOP/s]]}", "dimensions increasing"),
+    ):
+        path.write_text(DEVICE + f'efficiency: {{gemm_curve: {curve_text}, source: "x"}}\n')
+        with pytest.raises(SpecError, match=message):
+            load_device_file(path)
+    path.write_text(
+        DEVICE
+        + 'efficiency: {gemm_curve: {fp16: [[1, 2 TFLOP/s], [64, 50 TFLOP/s]]}, source: "x"}\n'
+    )
+    assert ceilings(load_device_file(path), "fp16").gemm_curve == ((1.0, 2e12), (64.0, 50e12))

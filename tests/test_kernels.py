@@ -223,6 +223,8 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     cs[2] = replace(
         cs[2], cache_bytes=8 * 2**20, cache_bandwidth_bytes_per_s=9e12, transcendentals_per_s=2e11
     )
+    # and the second a measured GEMM curve by the smallest dimension (replaces tile q)
+    cs[1] = replace(cs[1], gemm_curve=((1, 2e12), (64, 1e14), (1024, 5e14)))
     shape = np.stack([t.gemm_groups, t.gemm_m, t.gemm_n, t.gemm_k])[:, :, None]
     expectation = Expectation(
         shape=shape,
@@ -242,6 +244,9 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
         transcendental_rate=[c.transcendentals_per_s or 0.0 for c in cs],
         cache_bytes=[c.cache_bytes or 0.0 for c in cs],
         cache_bandwidth=[c.cache_bandwidth_bytes_per_s or 0.0 for c in cs],
+        curve_x=[[0, 0, 0], np.log([1, 64, 1024]), [0, 0, 0]],
+        curve_y=[[[0, 0, 0], [2e12, 1e14, 5e14], [0, 0, 0]]],
+        curve_n=[0, 3, 0],
     )
     coef = (t.total_flops[:, None], t.total_bytes[None, :, None])
     basis1, dt0 = np.ones((1, 1)), np.zeros(1, dtype=np.int64)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from roofline import RunConfig, analyze
 from roofline.cli import app
 from roofline.hardware import ceilings, load_device_file
-from roofline.measure import CACHE_SETS, CACHE_SPEEDUP
+from roofline.measure import CACHE_SETS, CACHE_SPEEDUP, SKINNY
 
 
 def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
@@ -31,6 +31,11 @@ def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
     assert 0 < c.kernel_overhead_s < 1e-3
     # exp/tanh on one core: between a million and ten billion a second
     assert c.transcendentals_per_s is not None and 1e6 < c.transcendentals_per_s < 1e10
+    # the GEMM curve by the smallest dimension: the skinny rows, then the squares, each rate
+    # positive and at most the best (the peak)
+    sizes = [p[0] for p in c.gemm_curve]
+    assert sizes == sorted(sizes) and set(SKINNY) <= set(sizes)
+    assert all(0 < p[1] <= d.peak("fp32") for p in c.gemm_curve)
     if c.cache_bytes is not None:  # a cache tier shows on most machines: one of the sets
         assert c.cache_bytes in CACHE_SETS
         assert bw * CACHE_SPEEDUP <= c.cache_bandwidth_bytes_per_s < 1e13
