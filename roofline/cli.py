@@ -770,6 +770,15 @@ def serve(
     currency: Annotated[
         str, typer.Option(help="Currency of --price (a three-letter code).")
     ] = "USD",
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Plan for this many requests a second: the fewest devices of each --hw "
+            "type (tp and concurrency chosen) within --ttft and --tpot."
+        ),
+    ] = None,
+    ttft: Annotated[float, typer.Option(help="With --rate: time to first token SLO, s.")] = 2.0,
+    tpot: Annotated[float, typer.Option(help="With --rate: time per output token SLO, s.")] = 0.05,
     fmt: FormatOpt = Format.table,
     output_file: Annotated[
         Path | None,
@@ -798,6 +807,23 @@ def serve(
         from .whatif import priced
 
         devs = priced(devs, _prices(price), _currency(currency))
+    if rate is not None:  # the SLO planner
+        from .serve import Slo, plan
+
+        slo = Slo(rate, ttft, tpot)
+        plans = [plan(w, run_config, d, request, slo) for d in devs]
+        heading = (
+            f"{w.name}: {rate:g} requests/s of {prompt} tokens in, {output} out, {dtype}; "
+            f"TTFT <= {ttft:g} s, TPOT <= {tpot * 1e3:g} ms"
+        )
+        _show(
+            fmt,
+            output_file,
+            data=lambda: [rs.plan_dict(p) | {"model": w.key} for p in plans],
+            rows=lambda: [rs.plan_dict(p) | {"model": w.key} for p in plans],
+            table=lambda: rs.plan_table(plans, heading),
+        )
+        return
     results = [serve_on(w, run_config, d, request) for d in devs]
     title = (
         f"{w.name}: serving batch {batch}, {prompt} tokens in, {output} out, {dtype}, "

@@ -111,3 +111,112 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
         reason=first.reason or token.reason,
         cost_per_million_output_tokens=cost,
     )
+
+
+# ---------------------------------------------------------------- the SLO planner
+TENSOR_WAYS = (1, 2, 4, 8)  # tensor-parallel layouts the planner tries (one node)
+
+
+@dataclass(frozen=True)
+class Slo:
+    """What the service must do: `rate` requests a second (each a Request), the time to
+    first token at most `ttft_s` and the time per output token at most `tpot_s`."""
+
+    rate: float
+    ttft_s: float
+    tpot_s: float
+
+    def __post_init__(self) -> None:
+        for name, value in (("rate", self.rate), ("ttft", self.ttft_s), ("tpot", self.tpot_s)):
+            ok = isinstance(value, int | float) and 0 < value < 1e9  # also nan and inf
+            if not ok:
+                raise FieldError(name, value, "must be > 0 and finite")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The fewest devices of one type that meet an Slo, and how: `replicas` copies of a
+    tensor-parallel layout each running `concurrency` requests at once."""
+
+    device: Device
+    tensor: int
+    concurrency: int
+    replicas: int
+    devices: int
+    ttft_s: float
+    tpot_s: float
+    requests_per_s_per_replica: float
+    cost_per_million_output_tokens: float | None
+    reason: str = ""  # set when nothing meets the Slo (the other fields then describe none)
+
+
+def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo) -> Plan:
+    """The fewest `device`s that serve slo.rate requests a second within the latency SLOs,
+    under continuous batching in steady state (the expected-time model throughout):
+
+      a replica (tensor-parallel over t devices, t in TENSOR_WAYS) keeps B requests in
+      flight, B a power of two up to what its KV cache holds (serve's max_concurrency);
+      each decode step makes one token for each of them in tpot(B) at the mean context
+      P + O / 2; each new request's prompt is prefilled alone, prefill(P), between steps.
+      In steady state B / O requests finish a step and as many prefills join, so
+        TPOT seen    = tpot(B) + (B / O) x prefill(P)
+        TTFT         = prefill(P) + one TPOT seen (the step a new request waits for)
+        requests/s   = B / (O x TPOT seen)            per replica
+      replicas = ceil(rate / requests/s); devices = replicas x t. Among the (t, B) that meet
+      both SLOs, the fewest devices (then the lowest TPOT) win. No queueing delay is added:
+      at the rate found, a replica is busy all the time by construction, so real TTFTs
+      grow with bursts; plan with headroom (a lower --rate) for that."""
+    best: Plan | None = None
+    why = ""
+    p, o = request.prompt, request.output_tokens
+    for t in TENSOR_WAYS:
+        layout = replace(run.layout, data=1, tensor=t, pipeline=1)
+        try:
+            w.check_layout(layout)
+        except FieldError:
+            continue
+        one = replace(run, batch=1, layout=layout)
+        prefill = step_time(w, replace(one, phase="prefill", seq=p, logits="last"), device)
+        if prefill.expected_s is None:
+            why = prefill.reason
+            continue
+        room = serve(w, one, device, request).max_concurrency
+        batch = 1
+        while batch <= room:
+            token = step_time(
+                w, replace(one, batch=batch, phase="decode", seq=None, context=p + o // 2), device
+            )
+            if token.expected_s is None:
+                why = token.reason
+                break
+            tpot = token.expected_s + batch / o * prefill.expected_s
+            ttft = prefill.expected_s + tpot
+            if tpot > slo.tpot_s:
+                break  # larger batches only take longer a token
+            if ttft <= slo.ttft_s:
+                per_replica = batch / (o * tpot)
+                replicas = math.ceil(slo.rate / per_replica)
+                n = replicas * t
+                cost = None
+                if device.price is not None:
+                    cost = n * device.price.per_hour / 3600 / (slo.rate * o) * 1e6
+                found = Plan(device, t, batch, replicas, n, ttft, tpot, per_replica, cost)
+                if best is None or (n, tpot) < (best.devices, best.tpot_s):
+                    best = found
+            batch *= 2
+        if room < 1 and not why:
+            why = f"the weights leave no room for a request's KV cache at tp {t}"
+    if best is not None:
+        return best
+    return Plan(
+        device,
+        0,
+        0,
+        0,
+        0,
+        math.nan,
+        math.nan,
+        0.0,
+        None,
+        reason=why or "no layout up to tp 8 meets the TTFT and TPOT targets",
+    )

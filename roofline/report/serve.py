@@ -9,7 +9,7 @@ from . import new_table, seconds
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ..serve import ServeResult
+    from ..serve import Plan, ServeResult
 
 
 def serve_dict(r: ServeResult) -> dict[str, Any]:
@@ -90,5 +90,64 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
         "source, or --price) x the layout's devices; memory per device with every request at "
         "prompt + output tokens; max concurrency: requests whose paged KV cache fits beside "
         "the weights (GB = 1e9 bytes)."
+    )
+    return [table, note]
+
+
+def plan_dict(p: Plan) -> dict[str, Any]:
+    """One device type's plan; figures null (with `reason`) where nothing meets the SLOs."""
+    ok = not p.reason
+    return {
+        "model": None,
+        "device": p.device.key,
+        "tensor": p.tensor if ok else None,
+        "concurrency_per_replica": p.concurrency if ok else None,
+        "replicas": p.replicas if ok else None,
+        "devices": p.devices if ok else None,
+        "ttft_s": p.ttft_s if ok else None,
+        "tpot_s": p.tpot_s if ok else None,
+        "requests_per_s_per_replica": p.requests_per_s_per_replica if ok else None,
+        "currency": p.device.price.currency if p.device.price and ok else None,
+        "cost_per_million_output_tokens": p.cost_per_million_output_tokens,
+        "time_model": "expected",
+        "reason": p.reason or None,
+    }
+
+
+def plan_table(plans: list[Plan], title: str) -> list[RenderableType]:
+    table = new_table(
+        title,
+        (
+            "device",
+            "devices",
+            "layout",
+            "in flight",
+            "TTFT",
+            "TPOT",
+            "req/s a replica",
+            "cost / M tokens",
+        ),
+        left=("device", "layout"),
+    )
+    for p in plans:
+        if p.reason:
+            table.add_row(p.device.key, "-", p.reason, "-", "-", "-", "-", "-")
+            continue
+        cost = p.cost_per_million_output_tokens
+        table.add_row(
+            p.device.key,
+            f"{p.devices:,}",
+            f"{p.replicas:,} x tp {p.tensor}",
+            f"{p.concurrency:,}",
+            seconds(p.ttft_s),
+            seconds(p.tpot_s),
+            f"{p.requests_per_s_per_replica:,.2f}",
+            "-" if cost is None else f"{cost:,.2f} {p.device.price.currency}",  # type: ignore[union-attr]
+        )
+    note = (
+        "Continuous batching in steady state, expected-time model (roofline/serve.py plan): "
+        "each replica keeps 'in flight' requests decoding and prefills each new prompt "
+        "between steps; TPOT includes those prefills, TTFT one prefill plus a step's wait; "
+        "no queueing delay is added, so plan with headroom for bursts."
     )
     return [table, note]
