@@ -38,6 +38,14 @@ def commands(out: Path) -> dict[str, list[str]]:
             "plot", "-m", "bert-large", "--hw", "a100,h100", "-o", str(out / "r.png"),
         ],
         "memwall -m bert-large png": ["memwall", "-m", "bert-large", "-o", str(out / "g.png")],
+        "report llama-2-7b a100,h100,mi300x html": [
+            "report", "-m", "llama-2-7b", "--hw", "a100,h100,mi300x", "--phase", "decode",
+            "--context", "2048", "--batch", "8", "-o", str(out / "r.html"),
+        ],
+        "serve --rate llama-2-70b 3 devices (SLO plan)": [
+            "serve", "-m", "llama-2-70b", "--hw", "h100,h200,a100", "--rate", "10",
+            "--prompt", "2000", "--output", "300", "--format", "json", "-o", str(out / "p.json"),
+        ],
         "validate --runs json": [
             "validate", "--runs", "--format", "json", "-o", str(out / "v.json"),
         ],
