@@ -159,7 +159,7 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
-def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str, index: int) -> None:
+def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str, index: int) -> bool:
     """The device file's measured ceilings (dash-dot) under the datasheet roof, labelled
     with the share of the datasheet figure they reach; nothing when none is measured or
     they are the datasheet's (a `roofline measure` file has no other)."""
@@ -170,7 +170,7 @@ def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str, in
     pa = c.flops_per_s if c.gemm_measured else peak
     wa = c.bandwidth_bytes_per_s if c.bandwidth_measured else bw
     if pa >= peak * (1 - 1e-9) and wa >= bw * (1 - 1e-9):
-        return
+        return False
     ax.plot(x, np.minimum(pa, x * wa) / TFLOP, color=color, lw=1.2, ls="-.", alpha=0.9)
     parts = []
     if pa < peak * (1 - 1e-9):
@@ -187,6 +187,7 @@ def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str, in
         fontsize=7,
         color=color,
     )
+    return True
 
 
 def roofline(
@@ -214,6 +215,7 @@ def roofline(
     hi = max(float(intensity.max()) * 3, max(ridges) * 10)
     x = np.logspace(np.log10(lo), np.log10(hi), 400)
     device_handles = []
+    measured = False
     for index, ((color, marker), r) in enumerate(zip(DEVICE_STYLES, results)):
         peak, bw = r.peak_flops_per_s, r.device.memory_bandwidth_bytes_per_s
         from .report import seconds
@@ -228,7 +230,7 @@ def roofline(
             f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.0f}%)",
         )
         device_handles.append(line)
-        _measured_roof(ax, r, x, hi, color, index)
+        measured |= _measured_roof(ax, r, x, hi, color, index)
         ax.axvline(r.ridge_point, color=color, ls=":", lw=1)
         ax.annotate(
             f"ridge {r.ridge_point:,.0f} FLOP/B",
@@ -325,7 +327,7 @@ def roofline(
         loc="upper left",
         fontsize=8,
         title="device roof (marker = its layers; stars: the whole step at the bound, filled, "
-        "and expected, open; dash-dot: measured ceilings)",
+        "and expected, open" + ("; dash-dot: measured ceilings)" if measured else ")"),
         title_fontsize=8,
     )
     for handle, (_, marker) in zip(first_legend.legend_handles, DEVICE_STYLES):
