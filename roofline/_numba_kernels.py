@@ -136,6 +136,9 @@ def grid(  # type: ignore[no-untyped-def]
     n_layers, n_terms = flops_c.shape
     n_dev = bandwidth.shape[0]
     is_gemm = np.zeros(n_layers, dtype=np.bool_)
+    # the transcendental and cache terms only where some device has them (GPUs: none)
+    need_t = want_expected and n_dev > 0 and trate.max() > 0.0
+    need_c = want_expected and n_dev > 0 and cache_b.max() > 0.0
     if want_expected:
         for layer in range(n_layers):
             for term in range(n_terms):
@@ -180,10 +183,13 @@ def grid(  # type: ignore[no-untyped-def]
             n = 0.0
             kk = 0.0
             for term in range(n_terms):
-                x = basis[i, term]
-                nk += kernels_c[layer, term] * x
-                te += trans_c[layer, term] * x
-                yi += inst_c[kd, layer, term] * x
+                nk += kernels_c[layer, term] * basis[i, term]
+            if need_t:
+                for term in range(n_terms):
+                    te += trans_c[layer, term] * basis[i, term]
+            if need_c:
+                for term in range(n_terms):
+                    yi += inst_c[kd, layer, term] * basis[i, term]
             if quantize and is_gemm[layer]:
                 for term in range(n_terms):
                     x = basis[i, term]

@@ -212,6 +212,14 @@ OutputOpt = Annotated[
     typer.Option("--output", "-o", help="Write to this file instead of stdout ('-': stdout)."),
 ]
 FigureOpt = Annotated[Path, typer.Option("--output", "-o", help="File: .png, .svg or .pdf.")]
+PriceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Price per device-hour: one figure for all devices, or per device "
+        "(h100=2.5,a100=1.2) [default: each device file's price, where it has one]."
+    ),
+]
+CurrencyOpt = Annotated[str, typer.Option(help="Currency of --price (a three-letter code).")]
 
 INFERENCE_PHASES = "inference (= prefill), prefill, decode or training."
 
@@ -566,16 +574,8 @@ def whatif(
     utilization: Annotated[
         float | None, typer.Option(help="Fraction of peak reached, for time to train.")
     ] = None,
-    price: Annotated[
-        str | None,
-        typer.Option(
-            help="Price per device-hour: one figure for all devices, or per device "
-            "(h100=2.5,a100=1.2) [default: each device file's price, where it has one]."
-        ),
-    ] = None,
-    currency: Annotated[
-        str, typer.Option(help="Currency of --price (a three-letter code).")
-    ] = "USD",
+    price: PriceOpt = None,
+    currency: CurrencyOpt = "USD",
     tokens: Annotated[
         float | None,
         typer.Option(help="Training tokens, for time to train [default: the published run]."),
@@ -760,16 +760,8 @@ def serve(
     reserve: Annotated[
         float, typer.Option(help="Share of each device's memory kept for the runtime.")
     ] = 0.1,
-    price: Annotated[
-        str | None,
-        typer.Option(
-            help="Price per device-hour: one figure, or per device (h100=2.5,a100=1.2) "
-            "[default: each device file's price]."
-        ),
-    ] = None,
-    currency: Annotated[
-        str, typer.Option(help="Currency of --price (a three-letter code).")
-    ] = "USD",
+    price: PriceOpt = None,
+    currency: CurrencyOpt = "USD",
     rate: Annotated[
         float | None,
         typer.Option(

@@ -72,10 +72,14 @@ class ServeResult:
     cost_per_million_output_tokens: float | None = None  # in the device price's currency
 
 
-def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> ServeResult:
-    """`run` gives the batch, dtype, attention kernel and layout; its phase is set here."""
+def _check_decoder(w: Workload, run: RunConfig) -> None:
     if w.arch.kv_cache_elements(replace(run, phase="decode", context=1, seq=None)) <= 0:
         raise FieldError("model", w.key, "serve models a decoder with a KV cache")
+
+
+def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> ServeResult:
+    """`run` gives the batch, dtype, attention kernel and layout; its phase is set here."""
+    _check_decoder(w, run)
     p, o = request.prompt, request.output_tokens
     prefill = replace(run, phase="prefill", seq=p, context=None, logits="last")
     decode = replace(run, phase="decode", seq=None, context=p + o // 2)
@@ -166,6 +170,7 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
       both SLOs, the fewest devices (then the lowest TPOT) win. No queueing delay is added:
       at the rate found, a replica is busy all the time by construction, so real TTFTs
       grow with bursts; plan with headroom (a lower --rate) for that."""
+    _check_decoder(w, run)
     best: Plan | None = None
     why = ""
     p, o = request.prompt, request.output_tokens

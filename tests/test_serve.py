@@ -141,3 +141,7 @@ def test_slo_plan_cli_json_and_impossible_targets():
         assert r["devices"] is None and r["ttft_s"] is None and r["reason"]
     res = CliRunner().invoke(app, [*args, "--rate", "0"])
     assert res.exit_code == 2 and "rate 0" in res.stderr
+    # a model without a KV cache is refused as serve refuses it, in one line
+    res = CliRunner().invoke(app, ["serve", "-m", "resnet-50", "--hw", "h100", "--rate", "2"])
+    assert res.exit_code == 2 and "serve models a decoder with a KV cache" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
