@@ -118,6 +118,8 @@ def load_yaml_mapping(path: Path, shown: str | None = None) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if "nesting depth" in str(problem):  # PyYAML >= 6.0.4 bounds the depth itself
+            raise SpecError(shown, [f"nested more than {MAX_DEPTH} levels deep"]) from None
         raise SpecError(shown, [f"{where}malformed YAML: {str(problem)[:200]}"]) from None
     except RecursionError:  # a last guard; _check_shape bounds the depth first
         raise SpecError(shown, [f"nested more than {MAX_DEPTH} levels deep"]) from None
