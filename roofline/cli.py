@@ -59,6 +59,8 @@ FLAGS = {
     "logits": "--logits",
     "micro_batch": "--micro-batch",
     "dp_overlap": "--dp-overlap",
+    "weights": "--weights",
+    "kv_dtype": "--kv-dtype",
     "sweep_batch": "--sweep-batch",
     "sweep_seq": "--sweep-seq",
 }
@@ -195,6 +197,19 @@ SeqOpt = Annotated[
     int | None, typer.Option(help="Tokens per sample [default: the model's own input size].")
 ]
 DtypeOpt = Annotated[str, typer.Option(help="fp16, bf16, fp32, tf32, fp8, int8, fp64.")]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Inference: the weights' storage (weight-only quantization): fp32, fp16, bf16, "
+        "fp8, int8, int4 [default: --dtype]."
+    ),
+]
+KvDtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Decode: the KV cache's storage: fp32, fp16, bf16, fp8, int8 [default: --dtype]."
+    ),
+]
 ContextOpt = Annotated[
     int | None,
     typer.Option(help="Decode only: tokens in the KV cache [default: --seq]."),
@@ -407,6 +422,8 @@ def run(
     optimizer: OptimizerOpt = "adam",
     attention: AttentionOpt = Attention.eager,
     logits: LogitsOpt = Logits.all,
+    weights: WeightsOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     ideal: IdealOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -426,6 +443,8 @@ def run(
         optimizer=optimizer,
         attention=attention.value,
         logits=logits.value,
+        weights=weights,
+        kv_dtype=kv_dtype,
         ideal=ideal,
     )
     result = analyze(model, hw, config)
@@ -509,6 +528,8 @@ def memory(
     dp_overlap: Annotated[
         float, typer.Option(help="Share of the gradient all-reduce hidden by backward (0-1).")
     ] = 0.0,
+    weights: WeightsOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     ideal: IdealOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -534,6 +555,8 @@ def memory(
         micro_batch=micro_batch,
         attention=attention.value,
         dp_overlap=dp_overlap,
+        weights=weights,
+        kv_dtype=kv_dtype,
         ideal=ideal,
     )
     report = memory_report(get_workload(model), config, _devices(hw))
@@ -568,6 +591,8 @@ def whatif(
     micro_batch: Annotated[
         int | None, typer.Option(help="Pipeline micro-batch [default: as in memory].")
     ] = None,
+    weights: WeightsOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
     bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
     capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
@@ -608,6 +633,8 @@ def whatif(
             recompute=recompute.value,
             layout=Layout(1, tp, pp, zero),
             micro_batch=micro_batch,
+            weights=weights,
+            kv_dtype=kv_dtype,
         ),
         batches=_ints("--batch", batch),
         seqs=[None] if seq is None else list(_ints("--seq", seq)),
@@ -756,6 +783,8 @@ def serve(
     tp: Annotated[int, typer.Option(help="Tensor-parallel ways of a replica.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline stages of a replica.")] = 1,
     dtype: DtypeOpt = "fp16",
+    weights: WeightsOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     attention: AttentionOpt = Attention.flash,
     reserve: Annotated[
         float, typer.Option(help="Share of each device's memory kept for the runtime.")
@@ -792,6 +821,8 @@ def serve(
         phase="decode",
         attention=attention.value,
         layout=Layout(1, tp, pp, 0),
+        weights=weights,
+        kv_dtype=kv_dtype,
     )
     request = Request(prompt, output, reserve)
     devs = _devices(hw)
@@ -805,7 +836,8 @@ def serve(
         slo = Slo(rate, ttft, tpot)
         plans = [plan(w, run_config, d, request, slo) for d in devs]
         heading = (
-            f"{w.name}: {rate:g} requests/s of {prompt} tokens in, {output} out, {dtype}; "
+            f"{w.name}: {rate:g} requests/s of {prompt} tokens in, {output} out, "
+            f"{run_config.precision}; "
             f"TTFT <= {ttft:g} s, TPOT <= {tpot * 1e3:g} ms"
         )
         _show(
@@ -818,7 +850,8 @@ def serve(
         return
     results = [serve_on(w, run_config, d, request) for d in devs]
     title = (
-        f"{w.name}: serving batch {batch}, {prompt} tokens in, {output} out, {dtype}, "
+        f"{w.name}: serving batch {batch}, {prompt} tokens in, {output} out, "
+        f"{run_config.precision}, "
         f"{attention.value} attention"
     )
     _show(

@@ -101,13 +101,15 @@ class LayerTableBuilder:
         masks: float = 0.0,
         gemm: tuple[float, float, float, float] | None = None,
         transcendentals: float = 0.0,
+        cached: float = 0.0,
     ) -> None:
         """One layer instance: FLOPs, and the elements of weights read, inputs read and
         outputs written; `params` per instance (`shared`: all repeats use the same ones);
         `saved`: activation elements this layer keeps for the backward pass (each tensor
         attributed to one layer only), `masks`: one-byte elements kept (dropout masks);
         `gemm`: (groups, m, n, k) of a GEMM-like layer (required for those kinds);
-        `transcendentals`: exp/tanh/erf evaluations (counted in `flops` as 1 each too)."""
+        `transcendentals`: exp/tanh/erf evaluations (counted in `flops` as 1 each too);
+        `cached`: the elements of `inputs` read from the KV cache (stored in its format)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
         if (kind in GEMM_KINDS) != (gemm is not None):
@@ -115,7 +117,7 @@ class LayerTableBuilder:
         unique = params if shared else params * count
         shape = gemm or (0.0, 0.0, 0.0, 0.0)
         row: tuple[Any, ...] = (name, kind, count, flops, weights, inputs, outputs, unique)
-        row += (saved, masks, *shape, transcendentals)
+        row += (saved, masks, *shape, transcendentals, cached)
         self._rows.append(row)
 
     def linear(
@@ -151,16 +153,26 @@ class LayerTableBuilder:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def build(self, bytes_per_element: int) -> LayerTable:
-        cols = list(zip(*self._rows)) if self._rows else [()] * 15
+    def build(
+        self,
+        bytes_per_element: float,
+        weight_bytes: float | None = None,
+        cache_bytes: float | None = None,
+    ) -> LayerTable:
+        """Element counts to bytes: activations at `bytes_per_element`, weights at
+        `weight_bytes` and KV-cache reads at `cache_bytes` (default: the same)."""
+        cols = list(zip(*self._rows)) if self._rows else [()] * 16
         b = float(bytes_per_element)
+        wb = b if weight_bytes is None else float(weight_bytes)
+        cb = b if cache_bytes is None else float(cache_bytes)
+        cached = np.array(cols[15], dtype=np.float64)
         return LayerTable(
             name=np.array(cols[0], dtype=str),
             kind=np.array(cols[1], dtype=str),
             count=np.array(cols[2], dtype=np.int64),
             flops=np.array(cols[3], dtype=np.float64),
-            weight_bytes=np.array(cols[4], dtype=np.float64) * b,
-            input_bytes=np.array(cols[5], dtype=np.float64) * b,
+            weight_bytes=np.array(cols[4], dtype=np.float64) * wb,
+            input_bytes=(np.array(cols[5], dtype=np.float64) - cached) * b + cached * cb,
             output_bytes=np.array(cols[6], dtype=np.float64) * b,
             params=np.array(cols[7], dtype=np.float64),
             saved_bytes=np.array(cols[8], dtype=np.float64) * b

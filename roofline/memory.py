@@ -82,7 +82,7 @@ def footprint(
     dp = run.layout.data if data is None else data
     split = run.layout.model_split
     zero = run.layout.zero
-    weights = params * nb
+    weights = params * (nb if run.weights is None else run.element_bytes[1])
     none = 0.0 * nb  # a zero of the same shape (float or per-scenario array)
     if not run.training:
         return MemoryBreakdown(weights / split, none, none, activations / split, kv_cache / split)
@@ -130,8 +130,9 @@ def activation_bytes(w: Workload, run: RunConfig) -> float:
 
 
 def kv_cache_bytes(w: Workload, run: RunConfig) -> float:
-    """K and V kept between decode steps, whole batch (0 for models without a cache)."""
-    return w.arch.kv_cache_elements(run) * BYTES_PER_ELEMENT[run.dtype]
+    """K and V kept between decode steps, whole batch (0 for models without a cache), in
+    the run's KV-cache format."""
+    return w.arch.kv_cache_elements(run) * run.element_bytes[2]
 
 
 def memory_breakdown(w: Workload, run: RunConfig) -> MemoryBreakdown:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .dtypes import check_dtype
+from .dtypes import BYTES_PER_ELEMENT, KV_BYTES, WEIGHT_BYTES, check_dtype, check_storage
 from .errors import FieldError
 
 # inference: one forward pass over batch x seq tokens (for a decoder this is the prefill);
@@ -120,6 +120,16 @@ class RunConfig:
     # share of the data-parallel gradient all-reduce hidden behind the backward pass
     # (0: none, as Megatron-LM 2021 ran; PyTorch DDP and later Megatron overlap it)
     dp_overlap: float = 0.0
+    # inference storage formats (None: `dtype`): weight-only quantization of the parameters
+    # (int8, int4, fp8...) and the KV cache's format (fp8, int8); compute stays in `dtype`
+    weights: str | None = None
+    kv_dtype: str | None = None
+    # interleaved 1F1B (Narayanan et al. 2021): model chunks a pipeline rank holds; the
+    # bubble shrinks v-fold and each micro-batch crosses v x as many stage boundaries
+    virtual_stages: int = 1
+    # the share of the per-kernel expected throughput a training step sustains end to end
+    # (None: the fitted value in hardware/defaults/calibration.yaml; 1: off)
+    sustained: float | None = None
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -127,6 +137,14 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_size(name, getattr(self, name))
         check_dtype(self.dtype)
+        if self.weights is not None:
+            check_storage(self.weights, "weights", WEIGHT_BYTES)
+            if self.phase == "training":
+                raise FieldError(
+                    "weights", self.weights, "weight-only quantization is for inference phases"
+                )
+        if self.kv_dtype is not None:
+            check_storage(self.kv_dtype, "kv_dtype", KV_BYTES)
         if self.phase not in PHASES:
             raise FieldError("phase", self.phase, f"allowed: {', '.join(PHASES)}")
         if self.optimizer is not None:
@@ -156,6 +174,11 @@ class RunConfig:
             )
         if not (isinstance(self.dp_overlap, int | float) and 0 <= self.dp_overlap <= 1):
             raise FieldError("dp_overlap", self.dp_overlap, "a share from 0 to 1")
+        check_size("virtual_stages", self.virtual_stages, maximum=1024)  # no effect at pp 1
+        if self.sustained is not None and not (
+            isinstance(self.sustained, int | float) and 0 < self.sustained <= 1
+        ):
+            raise FieldError("sustained", self.sustained, "a share above 0 and at most 1")
         if self.micro_batch is not None:
             check_size("micro_batch", self.micro_batch)
             if self.local_batch % self.micro_batch:
@@ -164,6 +187,25 @@ class RunConfig:
                     self.micro_batch,
                     f"must divide the batch of one data-parallel replica ({self.local_batch})",
                 )
+
+    @property
+    def element_bytes(self) -> tuple[float, float, float]:
+        """Bytes an element of (activations, weights, KV cache) as this run stores them."""
+        nb = float(BYTES_PER_ELEMENT[self.dtype])
+        weights = WEIGHT_BYTES[self.weights] if self.weights is not None else nb
+        kv = KV_BYTES[self.kv_dtype] if self.kv_dtype is not None else nb
+        return nb, weights, kv
+
+    @property
+    def precision(self) -> str:
+        """The datatype, and the storage formats where they differ from it:
+        'fp16', 'fp16, int4 weights, fp8 KV cache'."""
+        parts = [self.dtype]
+        if self.weights not in (None, self.dtype):
+            parts.append(f"{self.weights} weights")
+        if self.kv_dtype not in (None, self.dtype):
+            parts.append(f"{self.kv_dtype} KV cache")
+        return ", ".join(parts)
 
     @property
     def training(self) -> bool:

@@ -57,6 +57,8 @@ def test_run_json_schema_and_values():
         "batch": 1,
         "seq": 512,
         "dtype": "fp16",
+        "weights": "fp16",
+        "kv_dtype": "fp16",
         "phase": "inference",
         "ideal": False,
     }
@@ -103,6 +105,9 @@ def test_run_scenario_options():
         "dtype": "bf16",
         "phase": "training",
         "ideal": False,
+        # weights and KV cache are stored at the compute datatype unless told otherwise
+        "weights": "bf16",
+        "kv_dtype": "bf16",
     }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
     # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's

@@ -145,3 +145,58 @@ def test_slo_plan_cli_json_and_impossible_targets():
     res = CliRunner().invoke(app, ["serve", "-m", "resnet-50", "--hw", "h100", "--rate", "2"])
     assert res.exit_code == 2 and "serve models a decoder with a KV cache" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- storage formats
+def test_int4_weights_and_fp8_kv_cache_by_hand():
+    """Weight-only int4 and an fp8 KV cache, Llama-2-7B decode at batch 8 over 1024 cached
+    tokens: the weights take 6,738,415,616 x 0.5 bytes (two int4 a byte; the published
+    parameter count), the cache 8 x 2 (K, V) x 32 layers x 4096 x 1025 tokens x 1 byte;
+    the GEMMs still compute in fp16, so the FLOPs do not change."""
+    from roofline.analysis import analyze
+    from roofline.memory import memory_breakdown
+
+    base = RunConfig(batch=8, phase="decode", context=1024)
+    quant = replace(base, weights="int4", kv_dtype="fp8")
+    m = memory_breakdown(W, quant)
+    assert float(m.params) == pytest.approx(6_738_415_616 * 0.5)
+    assert float(m.kv_cache) == pytest.approx(8 * 2 * 32 * 4096 * 1025 * 1)
+    fp16, q = analyze(W, A100, base), analyze(W, A100, quant)
+    assert q.total_flops == fp16.total_flops
+    # bytes saved: 1.5 bytes a weight read and 1 byte a cached element; a decode step reads
+    # every weight but the input embedding table's 32000 x 4096 (it gathers 8 rows of it),
+    # and attention reads the 1025 keys and values from the cache (the new token's written
+    # there first, as paged-attention kernels do)
+    read = 6_738_415_616 - 32000 * 4096 + 8 * 4096
+    saved = read * 1.5 + 8 * 2 * 32 * 4096 * 1025 * 1
+    assert fp16.bytes.sum() - q.bytes.sum() == pytest.approx(saved, rel=1e-12)
+    assert q.time_s.sum() < 0.5 * fp16.time_s.sum()  # decode is memory-bound
+
+
+def test_an_int4_model_holds_more_requests():
+    req = Request(prompt=512, output_tokens=512)
+    fp16 = serve(W, RunConfig(batch=1), A100, req)
+    fp8_kv = serve(W, RunConfig(batch=1, weights="int4", kv_dtype="fp8"), A100, req)
+    # half the bytes a cached token and 10 GB more room: more than twice the requests
+    assert fp8_kv.max_concurrency > 2 * fp16.max_concurrency
+
+
+def test_storage_formats_refused_where_they_do_not_apply():
+    with pytest.raises(RooflineError, match="weights int4: weight-only quantization is for"):
+        RunConfig(phase="training", weights="int4")
+    with pytest.raises(RooflineError, match="kv_dtype int4: unknown storage format"):
+        RunConfig(kv_dtype="int4")
+    result = CliRunner().invoke(
+        app, ["serve", "-m", "llama-2-7b", "--hw", "a100", "--weights", "int2"]
+    )
+    assert result.exit_code == 2
+    assert "--weights int2: unknown storage format; allowed: fp32" in result.output
+
+
+def test_serve_json_names_its_storage_formats():
+    args = ["serve", "-m", "llama-2-7b", "--hw", "h100", "--weights", "int8"]
+    result = CliRunner().invoke(app, [*args, "--kv-dtype", "fp8", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["dtype"], data["weights"], data["kv_dtype"]) == ("fp16", "int8", "fp8")
+    assert data["memory"]["params"] == pytest.approx(W.params * 1.0)

@@ -499,10 +499,13 @@ def _cpu_with_cache():
     return load_device_file(Path(__file__).parent / "data" / "cpu-with-cache.yaml")
 
 
-@pytest.mark.parametrize("device", ["h100", "cpu"])
-def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode(device):
+@pytest.mark.parametrize(
+    ("device", "storage"),
+    [("h100", {}), ("cpu", {}), ("h100", {"weights": "int4", "kv_dtype": "fp8"})],
+)
+def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode(device, storage):
     w = get_workload("llama-2-7b")
-    base = RunConfig(phase="decode", layout=Layout(1, 4, 1, 0), dtype="bf16")
+    base = RunConfig(phase="decode", layout=Layout(1, 4, 1, 0), dtype="bf16", **storage)
     dev = get_device("h100") if device == "h100" else _cpu_with_cache()
     sweep = build_sweep(
         w,

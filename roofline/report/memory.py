@@ -83,7 +83,7 @@ def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
 
 def memory_title(m: MemoryReport) -> str:
     run, layout = m.run, m.run.layout
-    title = f"{m.workload.name}: {run.phase}, batch {run.batch}, {run.dtype}"
+    title = f"{m.workload.name}: {run.phase}, batch {run.batch}, {run.precision}"
     if run.training:
         title += f", {run.optimizer}" + (", full recompute" if run.recompute == "full" else "")
     if layout.devices > 1:

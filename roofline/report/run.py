@@ -67,6 +67,8 @@ def result_dict(result: Result) -> dict[str, Any]:
             "batch": result.run.batch,
             "seq": result.seq,
             "dtype": result.run.dtype,
+            "weights": result.run.weights or result.run.dtype,
+            "kv_dtype": result.run.kv_dtype or result.run.dtype,
             "phase": result.run.phase,
             "ideal": result.run.ideal,
         }
@@ -98,7 +100,7 @@ def result_table(result: Result) -> list[RenderableType]:
         scenario.append(f"seq {r.seq}")
     if r.run.phase == "decode":
         scenario.append(f"context {r.run.context or r.seq}")
-    title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.dtype}"
+    title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.precision}"
     headers = (
         "layer",
         "kind",

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._schema import Fields
-from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
@@ -528,4 +527,4 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             gemm=None if row.gemm is None else (row.gemm[0], b * row.gemm[1], *row.gemm[2:]),
             transcendentals=b * row.transcendentals,
         )
-    return out.build(BYTES_PER_ELEMENT[run.dtype])
+    return out.build(*run.element_bytes)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .._schema import Fields
-from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
@@ -289,4 +288,4 @@ def build(arch: LstmArch, run: RunConfig, model: str) -> LayerTable:
             saved=t * a.softmax_vocab,  # the probabilities, for the loss gradient
             transcendentals=costs.SOFTMAX_TRANSCENDENTALS * t * a.softmax_vocab,
         )
-    return out.build(BYTES_PER_ELEMENT[run.dtype])
+    return out.build(*run.element_bytes)

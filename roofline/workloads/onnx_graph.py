@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, RooflineError, SpecError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
@@ -281,7 +280,7 @@ def build(arch: OnnxArch, run: RunConfig, model: str) -> LayerTable:
         )
     if not len(out):
         raise SpecError(arch.source, ["the graph has no compute nodes"])
-    return out.build(BYTES_PER_ELEMENT[run.dtype])
+    return out.build(*run.element_bytes)
 
 
 GEMMS = ("matmul", "conv", "attention")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .._schema import Fields
-from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
@@ -78,4 +77,4 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
                 transcendentals=costs.TRANSCENDENTALS[a.activation] * b * n,
             )
         d = n
-    return out.build(BYTES_PER_ELEMENT[run.dtype])
+    return out.build(*run.element_bytes)

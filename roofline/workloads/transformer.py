@@ -19,7 +19,6 @@ from typing import ClassVar
 import numpy as np
 
 from .._schema import Fields
-from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
@@ -96,8 +95,11 @@ class TransformerArch(Architecture):
     @property
     def tensor_split(self) -> TensorSplit:
         """Megatron-LM: attention heads (and K/V heads) and the feed-forward width are split;
-        each block all-reduces its output after attention and after the MLP."""
-        dims = (("heads", self.heads), ("kv_heads", self.kv_heads), ("ffn", self.ffn))
+        each block all-reduces its output after attention and after the MLP. A single K/V
+        head (multi-query attention) is replicated on every rank, as PaLM and Megatron-LM
+        do; its small projection is counted as split like the rest (an approximation)."""
+        kv = (("kv_heads", self.kv_heads),) if self.kv_heads > 1 else ()
+        dims = (("heads", self.heads), *kv, ("ffn", self.ffn))
         return TensorSplit(dims, allreduces_per_block=2)
 
     def _seq(self, run: RunConfig) -> int:
@@ -315,6 +317,7 @@ class _Stack:
         cross: bool,
         project_kv: bool,
         causal: bool = False,
+        from_cache: bool = False,
     ) -> None:
         """Self- or cross-attention for `q_len` queries per sample over `kv_len` keys.
 
@@ -322,6 +325,8 @@ class _Stack:
         self-attention, from kv_len encoder tokens for cross-attention); otherwise they come
         from the KV cache, and only the new token's are projected (self-attention decode).
         causal: a decoder's self-attention (a fused kernel skips the masked blocks).
+        from_cache: a decode step; the keys and values are read from the KV cache, in the
+        cache's storage format.
         """
         a, b, shared = self.a, self.b, self.a.shared_layers
         t = b * q_len
@@ -331,14 +336,17 @@ class _Stack:
                 self.linear(f"{p}.kv_proj", b * kv_len, a.hidden, 2 * a.kv_dim, count, shared)
         else:
             self.linear(f"{p}.qkv_proj", t, a.hidden, a.q_dim + 2 * a.kv_dim, count, shared)
+        cached = 1.0 if from_cache else 0.0
         if self.flash:
-            self._flash(p, q_len, kv_len, count, causal=causal and q_len == kv_len)
+            self._flash(p, q_len, kv_len, count, causal=causal and q_len == kv_len, cached=cached)
         else:
-            self._eager(p, q_len, kv_len, count)
+            self._eager(p, q_len, kv_len, count, cached=cached)
         drop = 1 if a.dropout else 0
         self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
 
-    def _flash(self, p: str, q_len: int, kv_len: int, count: int, *, causal: bool) -> None:
+    def _flash(
+        self, p: str, q_len: int, kv_len: int, count: int, *, causal: bool, cached: float
+    ) -> None:
         """FlashAttention (Dao et al. 2022): scores, softmax and context in one kernel over
         tiles in on-chip memory; DRAM sees Q, K, V in and the context out, never the
         q_len x kv_len matrix. With a causal mask the blocks above the diagonal are skipped:
@@ -361,9 +369,10 @@ class _Stack:
             masks=4 * b * a.heads * q_len,  # the fp32 log-sum-exp of each query and head
             gemm=(b * a.heads, q_len, a.head_dim, share * 2 * kv_len),  # two chained GEMMs
             transcendentals=share * costs.SOFTMAX_TRANSCENDENTALS * scores,
+            cached=cached * kv,
         )
 
-    def _eager(self, p: str, q_len: int, kv_len: int, count: int) -> None:
+    def _eager(self, p: str, q_len: int, kv_len: int, count: int, *, cached: float) -> None:
         """Scores, softmax and context as three kernels; the causal mask is applied, not
         skipped, so the full q_len x kv_len matrix is computed and kept."""
         a, b = self.a, self.b
@@ -378,6 +387,7 @@ class _Stack:
             count=count,
             saved=t * a.q_dim + b * kv_len * a.kv_dim,  # Q and K
             gemm=(b * a.heads, q_len, kv_len, a.head_dim),
+            cached=cached * b * kv_len * a.kv_dim,
         )
         drop = 1 if a.dropout else 0  # attention dropout keeps its mask and its output
         self.out.add(
@@ -400,6 +410,7 @@ class _Stack:
             count=count,
             saved=b * kv_len * a.kv_dim,  # V (P is the softmax's, counted there)
             gemm=(b * a.heads, q_len, a.head_dim, kv_len),
+            cached=cached * b * kv_len * a.kv_dim,
         )
 
     def ffn(self, p: str, tokens: int, count: int) -> None:
@@ -518,14 +529,31 @@ class _Stack:
         n_dense = n - n_moe
         if pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
-        self.attention(f"{p}.attn", q_len, kv_len, n, cross=False, project_kv=True, causal=causal)
+        self.attention(
+            f"{p}.attn",
+            q_len,
+            kv_len,
+            n,
+            cross=False,
+            project_kv=True,
+            causal=causal,
+            from_cache=decode,
+        )
         self.residual(f"{p}.attn_residual", t, n)
         if not pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
         if cross_len:
             if pre:
                 self.norm(f"{p}.cross_norm", t, a.hidden, n, shared)
-            self.attention(f"{p}.cross", q_len, cross_len, n, cross=True, project_kv=not decode)
+            self.attention(
+                f"{p}.cross",
+                q_len,
+                cross_len,
+                n,
+                cross=True,
+                project_kv=not decode,
+                from_cache=decode,
+            )
             self.residual(f"{p}.cross_residual", t, n)
             if not pre:
                 self.norm(f"{p}.cross_norm", t, a.hidden, n, shared)
@@ -710,4 +738,4 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             gemm=(1, tokens, a.vocab, h),
         )
 
-    return out.build(BYTES_PER_ELEMENT[run.dtype])
+    return out.build(*run.element_bytes)
