@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._paths import data_dir
+from .calibration import SCALED_PARTS, Fit, best_share, figure, split
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .errors import RooflineError, SpecError
@@ -53,6 +54,7 @@ METRICS = (
     "request_latency_s",
 )
 KINDS = ("training", "serving")
+LOWER_IS_BETTER = frozenset({"step_time_s", "ttft_s", "tpot_s", "request_latency_s"})
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class MeasuredRun:
 def _run_config(f: Fields, devices: int) -> RunConfig | None:
     """The `run:` mapping as a RunConfig (the same field names)."""
     values: dict[str, Any] = {}
-    for key in ("batch", "seq", "context", "micro_batch"):
+    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages"):
         size = f.integer(key, required=key == "batch")
         if size is not None:
             values[key] = size
@@ -120,7 +122,12 @@ def _run_config(f: Fields, devices: int) -> RunConfig | None:
     return RunConfig(**values, layout=layout)
 
 
-def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
+def parse_run(
+    data: dict[str, Any], shown: str, key: str, folder: Path | None = None
+) -> MeasuredRun:
+    """One run file's mapping; `model:` is a catalog name, or a model file (`.yaml`) whose
+    path is relative to `folder` (the run file's own folder): the configurations that
+    papers measured and no catalog entry has (workloads/runs/models/)."""
     problems = Problems()
     top = Fields(data, problems)
     name = top.text("name")
@@ -164,6 +171,8 @@ def parse_run(data: dict[str, Any], shown: str, key: str) -> MeasuredRun:
     ):
         raise SpecError(shown, problems or ["could not be read"])
     try:
+        if model.endswith(".yaml") and folder is not None:
+            model = str(folder / model)
         workload, dev = get_workload(model), get_device(device)
     except RooflineError as exc:
         raise SpecError(shown, [str(exc)]) from None
@@ -192,7 +201,7 @@ def list_runs(folder: str | os.PathLike[str] | None = None) -> list[MeasuredRun]
     runs = []
     for path in sorted(base.glob("*.yaml")):
         shown = f"workloads/runs/{path.name}" if folder is None else str(path)
-        runs.append(parse_run(load_yaml_mapping(path, shown), shown, path.stem))
+        runs.append(parse_run(load_yaml_mapping(path, shown), shown, path.stem, path.parent))
     return sorted(runs, key=lambda r: (r.date, r.key))
 
 
@@ -217,7 +226,7 @@ class Prediction:
         Kept in the set and flagged: the published data disagrees with its own setup."""
         if self.bound is None:
             return False
-        lower_is_better = self.run.metric.endswith("_s")
+        lower_is_better = self.run.metric in LOWER_IS_BETTER
         m = self.run.measured
         return m < self.bound if lower_is_better else m > self.bound
 
@@ -287,3 +296,31 @@ def validate_runs(runs: list[MeasuredRun] | None = None) -> list[Prediction]:
 def median_abs_error(predictions: list[Prediction]) -> float | None:
     errors = [abs(p.rel_error) for p in predictions if p.rel_error is not None]
     return statistics.median(errors) if errors else None
+
+
+# ---------------------------------------------------------------- the fitted share
+def fit_sustained(runs: list[MeasuredRun] | None = None) -> Fit:
+    """Fit calibration's `training_sustained` on the fit half of the training runs and
+    report the median absolute error on both halves at the fitted share (see
+    calibration.py for the split and the objective)."""
+    runs = runs if runs is not None else list_runs()
+    training = [r for r in runs if r.kind == "training"]
+    fit_keys, held_keys = split([r.key for r in training])
+    points: dict[str, tuple[float, bool, float, float, float]] = {}
+    for r in training:
+        p = predict(replace(r, run=replace(r.run, sustained=1.0)))
+        if p.predicted is None:
+            continue
+        parts = dict(p.step.parts)
+        scaled = sum(parts.get(k, 0.0) for k in SCALED_PARTS)
+        fixed = sum(parts.values()) - scaled
+        points[r.key] = (p.predicted, r.metric in LOWER_IS_BETTER, scaled, fixed, r.measured)
+    share = best_share([points[k] for k in fit_keys if k in points])
+
+    def median_error(keys: list[str]) -> float:
+        errs = [abs(figure(*points[k][:4], share) / points[k][4] - 1) for k in keys if k in points]
+        return statistics.median(errs) if errs else math.nan
+
+    return Fit(
+        share, tuple(fit_keys), tuple(held_keys), median_error(fit_keys), median_error(held_keys)
+    )

@@ -14,7 +14,12 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
   recompute  R: the forward time again of what recomputation recomputes (full: the
              repeated blocks; selective: the attention core), per micro-batch
   compute    m x (E + R)
-  bubble     (pp - 1) x (E + R): 1F1B's fill and drain (Narayanan et al. 2021)
+  bubble     (pp - 1) x (E + R) / v: 1F1B's fill and drain, v interleaved model chunks a
+             rank (Narayanan et al. 2021; v = 1: plain 1F1B)
+  sustained  (1 / s - 1) x (compute + recompute + bubble) in training: s, the share of
+             the kernels' throughput a whole step sustains, is the model's one fitted
+             parameter (calibration.py: fitted on half the measured runs, reported on
+             the other half); 0 outside training and with RunConfig.ideal
   tensor     m x the micro-batch's tensor-parallel all-reduces
   pipeline   m x the micro-batch's stage-boundary sends (and gradients back)
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .collectives import allreduce_bytes
+from .calibration import sustained_share
 from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import expected_times
 from .errors import FieldError
@@ -174,9 +180,8 @@ def communication_parts(
     pipeline: Array = 0.0
     if pp > 1:
         span = t * np.asarray(data) * pp  # tensor, then data, then pipeline ranks
-        pipeline = (
-            micro_batches * passes * collective_s(boundary_bytes / t, 1, span, links, run.ideal)
-        )
+        sends = micro_batches * passes * run.virtual_stages  # interleaving: v x the sends
+        pipeline = sends * collective_s(boundary_bytes / t, 1, span, links, run.ideal)
     reduce: Array = 0.0
     if run.training and np.any(np.asarray(data) > 1):
         grads = params * bytes_per_element / (t * pp)
@@ -190,14 +195,20 @@ def communication_parts(
 def assemble(
     run: RunConfig, stage: Array, recompute: Array, micro_batches: Array, comm: tuple[Array, ...]
 ) -> dict[str, Array]:
-    """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) bubble,
-    and the communication."""
+    """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) / v
+    bubble (v: interleaved model chunks a rank, 1 for plain 1F1B), and the communication."""
     tensor, pipeline, data = comm
-    pp = run.layout.pipeline
+    pp, v = run.layout.pipeline, run.virtual_stages
+    compute = micro_batches * stage
+    again = micro_batches * recompute
+    bubble = (pp - 1) * (stage + recompute) / v if pp > 1 else 0.0
+    share = sustained_share(run.training, run.ideal, run.sustained)
     return {
-        "compute": micro_batches * stage,
-        "recompute": micro_batches * recompute,
-        "bubble": (pp - 1) * (stage + recompute) if pp > 1 else 0.0,
+        "compute": compute,
+        "recompute": again,
+        "bubble": bubble,
+        # what a whole training step sustains below its kernels (calibration.py; fitted)
+        "sustained": (1 / share - 1) * (compute + again + bubble),
         "tensor": tensor,
         "pipeline": pipeline,
         "data": data,

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from roofline import RunConfig, analyze, get_device, get_workload
+from roofline.calibration import calibration
 from roofline.hardware import cluster, link_terms
 from roofline.scenario import Cluster, Layout
 from roofline.step import step_time
@@ -25,10 +26,16 @@ def test_single_device_ideal_step_is_the_bound():
     step = step_time(w, run, A100)
     assert step.expected_s == pytest.approx(step.total_s, rel=1e-12)
     assert _parts(step)["bubble"] == 0 and _parts(step)["data"] == 0
+    assert _parts(step)["sustained"] == 0
     real = step_time(w, replace(run, ideal=False), A100)
-    assert real.expected_s == pytest.approx(
-        analyze(w, A100, replace(run, ideal=False)).total_expected_time_s, rel=1e-12
-    )
+    p = _parts(real)
+    # one device, one micro-batch, no recompute: the kernels' expected time is analyze's
+    # total, and the step adds what a training step sustains below it, (1 / s - 1) x that
+    kernels = analyze(w, A100, replace(run, ideal=False)).total_expected_time_s
+    assert p["compute"] == pytest.approx(kernels, rel=1e-12)
+    s = calibration().training_sustained
+    assert p["sustained"] == pytest.approx((1 / s - 1) * kernels, rel=1e-12)
+    assert real.expected_s == pytest.approx(kernels / s, rel=1e-12)
 
 
 def test_1f1b_bubble_is_stages_minus_one_micro_batches():

@@ -1,0 +1,95 @@
+"""The expected-time model's one fitted parameter, and how it is fitted.
+
+`training_sustained` (hardware/defaults/calibration.yaml) is the share of the per-kernel
+expected throughput a whole training step sustains end to end (clocks under a sustained
+power limit, the framework's gaps between kernels, kernels below the best-shape GEMM). It
+divides the compute, recompute and bubble parts of a training step (`step.assemble`); the
+communication parts and serving are not scaled. RunConfig.sustained overrides it (1: off);
+RunConfig.ideal turns it off with every other efficiency term.
+
+It is fitted on part of the measured runs and reported on the rest (`fit`): the training
+runs of workloads/runs/ sorted by key, those at even positions form the fit half, those at
+odd positions are held out. The fit minimises the sum of squared log errors over a grid of
+GRID_STEP; it needs no new step evaluation per grid point, because a step's expected time is
+C / s + K in the sustained share s (C: the scaled parts, K: communication).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+from ._paths import data_dir
+from ._schema import Fields, Problems
+from ._yaml import load_yaml_mapping
+from .errors import SpecError
+
+GRID_STEP = 0.005
+SCALED_PARTS = ("compute", "recompute", "bubble")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    training_sustained: float
+    fitted_on: str
+    source: str
+
+
+@cache
+def calibration() -> Calibration:
+    """The shipped calibration (read once, when first needed)."""
+    shown = "hardware/defaults/calibration.yaml"
+    data = load_yaml_mapping(data_dir("hardware") / "defaults" / "calibration.yaml", shown)
+    problems = Problems()
+    f = Fields(data, problems)
+    value = f.number("training_sustained")
+    fitted_on, source = f.text("fitted_on"), f.text("source")
+    f.done()
+    if value is not None and not 0 < value <= 1:
+        problems.append(f"training_sustained: a share from 0 to 1, got {value}")
+    if problems or value is None or fitted_on is None or source is None:
+        raise SpecError(shown, problems or ["could not be read"])
+    return Calibration(value, fitted_on, source)
+
+
+def sustained_share(training: bool, ideal: bool, override: float | None) -> float:
+    """The share that divides a step's compute parts (1: none)."""
+    if ideal or not training:
+        return 1.0
+    return override if override is not None else calibration().training_sustained
+
+
+@dataclass(frozen=True)
+class Fit:
+    value: float
+    fit_keys: tuple[str, ...]
+    held_keys: tuple[str, ...]
+    fit_median_abs_error: float
+    held_median_abs_error: float
+
+
+def split(keys: list[str]) -> tuple[list[str], list[str]]:
+    """(fit, held out): the keys at even and at odd positions in sorted order."""
+    ordered = sorted(keys)
+    return ordered[0::2], ordered[1::2]
+
+
+def figure(base: float, lower_is_better: bool, scaled: float, fixed: float, s: float) -> float:
+    """A run's predicted figure at share s, from its figure at s = 1 (`base`): a time grows
+    with the step, a throughput or utilization shrinks with it."""
+    ratio = (scaled / s + fixed) / (scaled + fixed)
+    return base * ratio if lower_is_better else base / ratio
+
+
+def best_share(points: list[tuple[float, bool, float, float, float]]) -> float:
+    """The grid share minimising the sum of squared log errors of `points`:
+    (figure at s = 1, lower is better, scaled seconds, fixed seconds, measured)."""
+    best, best_cost = 1.0, math.inf
+    steps = round(1 / GRID_STEP)
+    for i in range(steps // 4, steps + 1):  # shares 0.25 .. 1
+        s = round(i * GRID_STEP, 6)
+        cost = sum(math.log(figure(b, low, c, k, s) / m) ** 2 for b, low, c, k, m in points)
+        if cost < best_cost - 1e-15:
+            best, best_cost = s, cost
+    return best
