@@ -67,6 +67,8 @@ class Fit:
     held_keys: tuple[str, ...]
     fit_median_abs_error: float
     held_median_abs_error: float
+    # each run's signed relative error at the fitted share (predicted / measured - 1)
+    errors: tuple[tuple[str, float], ...] = ()
 
 
 def split(keys: list[str]) -> tuple[list[str], list[str]]:

@@ -59,6 +59,8 @@ FLAGS = {
     "logits": "--logits",
     "micro_batch": "--micro-batch",
     "dp_overlap": "--dp-overlap",
+    "virtual_stages": "--virtual-stages",
+    "sustained": "--sustained",
     "weights": "--weights",
     "kv_dtype": "--kv-dtype",
     "sweep_batch": "--sweep-batch",
@@ -466,12 +468,37 @@ def validate(
             "--runs", help="Predicted vs measured published runs (workloads/runs/) instead."
         ),
     ] = False,
+    fit: Annotated[
+        bool,
+        typer.Option(
+            "--fit",
+            help="With --runs: refit the sustained share on half the training runs and "
+            "report the error on the other half.",
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Computed params, inference and training FLOPs of every model vs the published dataset,
     and the places where the published data contradicts itself; with --runs, the expected
     time against published measured training and serving runs."""
+    if fit and not runs:
+        raise FieldError("--fit", True, "goes with --runs")
+    if runs and fit:
+        from .calibration import calibration
+        from .report import runs as rr
+        from .runs import fit_sustained
+
+        result = fit_sustained()
+        shipped = calibration().training_sustained
+        _show(
+            fmt,
+            output,
+            data=lambda: rr.fit_dict(result, shipped),
+            rows=lambda: rr.fit_rows(result),
+            table=lambda: rr.fit_table(result, shipped),
+        )
+        return
     if runs:
         from .report import runs as rr
         from .runs import median_abs_error, validate_runs
@@ -528,6 +555,17 @@ def memory(
     dp_overlap: Annotated[
         float, typer.Option(help="Share of the gradient all-reduce hidden by backward (0-1).")
     ] = 0.0,
+    virtual_stages: Annotated[
+        int,
+        typer.Option(help="Interleaved 1F1B: model chunks a pipeline rank holds (1: plain 1F1B)."),
+    ] = 1,
+    sustained: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the kernels' expected throughput a training step sustains "
+            "(0-1] [default: the fitted value, hardware/defaults/calibration.yaml; 1: off]."
+        ),
+    ] = None,
     weights: WeightsOpt = None,
     kv_dtype: KvDtypeOpt = None,
     ideal: IdealOpt = False,
@@ -555,6 +593,8 @@ def memory(
         micro_batch=micro_batch,
         attention=attention.value,
         dp_overlap=dp_overlap,
+        virtual_stages=virtual_stages,
+        sustained=sustained,
         weights=weights,
         kv_dtype=kv_dtype,
         ideal=ideal,

@@ -4,8 +4,10 @@ A run file says what ran (a catalog model, a device type and count), how it ran 
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
 attention kernel, overlap, the cluster's network), what was measured, and where it was
 published. `validate_runs` predicts each measured figure from the expected step time
-(step.py) and reports the relative error. No parameter of the model is set from these runs:
-every run stays in the set, with its error shown, whether the model gets it right or not.
+(step.py) and reports the relative error. One parameter of the model is fitted on them:
+the sustained share of a training step (calibration.py), on the fit half of the training
+runs, with its error reported on the held-out half (`fit_sustained`). Every run stays in the
+set, with its error shown, whether the model gets it right or not.
 
 Metrics (`measured.metric`), and how each is predicted from the expected step time T of one
 step of `run` (a global batch of B samples of S tokens on N devices):
@@ -33,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from ._paths import data_dir
-from .calibration import SCALED_PARTS, Fit, best_share, figure, split
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
+from .calibration import SCALED_PARTS, Fit, best_share, figure, split
 from .errors import RooflineError, SpecError
 from .hardware import Device, get_device
 from .scenario import Cluster, Layout, RunConfig
@@ -317,10 +319,17 @@ def fit_sustained(runs: list[MeasuredRun] | None = None) -> Fit:
         points[r.key] = (p.predicted, r.metric in LOWER_IS_BETTER, scaled, fixed, r.measured)
     share = best_share([points[k] for k in fit_keys if k in points])
 
+    errors = {k: figure(*points[k][:4], share) / points[k][4] - 1 for k in sorted(points)}
+
     def median_error(keys: list[str]) -> float:
-        errs = [abs(figure(*points[k][:4], share) / points[k][4] - 1) for k in keys if k in points]
+        errs = [abs(errors[k]) for k in keys if k in errors]
         return statistics.median(errs) if errs else math.nan
 
     return Fit(
-        share, tuple(fit_keys), tuple(held_keys), median_error(fit_keys), median_error(held_keys)
+        share,
+        tuple(fit_keys),
+        tuple(held_keys),
+        median_error(fit_keys),
+        median_error(held_keys),
+        tuple(errors.items()),
     )

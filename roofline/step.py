@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from .collectives import allreduce_bytes
 from .calibration import sustained_share
+from .collectives import allreduce_bytes
 from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import expected_times
 from .errors import FieldError

@@ -200,3 +200,21 @@ def test_serve_json_names_its_storage_formats():
     data = json.loads(result.output)
     assert (data["dtype"], data["weights"], data["kv_dtype"]) == ("fp16", "int8", "fp8")
     assert data["memory"]["params"] == pytest.approx(W.params * 1.0)
+
+
+def test_readme_llama_2_70b_int4_decode_by_hand():
+    """README's example: Llama-2-70B decode, batch 8 over 4096 cached tokens on an H100, int4
+    weights (68,976,648,192 parameters x 0.5 bytes) and an fp8 cache (80 layers x 8 KV heads
+    x 128 x 2 (K, V) x 4097 tokens x 8 samples x 1 byte); the step reads 41.5 GB, memory-bound
+    at the H100 SXM's 3.35 TB/s: 12.4 ms."""
+    from roofline.analysis import analyze
+    from roofline.memory import memory_breakdown
+
+    w70, h100 = get_workload("llama-2-70b"), get_device("h100")
+    run = RunConfig(batch=8, phase="decode", context=4096, weights="int4", kv_dtype="fp8")
+    m = memory_breakdown(w70, run)
+    assert float(m.params) == pytest.approx(68_976_648_192 * 0.5)
+    assert float(m.kv_cache) == pytest.approx(80 * 8 * 128 * 2 * 4097 * 8 * 1)
+    r = analyze(w70, h100, run)
+    assert r.bytes.sum() == pytest.approx(41.5e9, rel=2e-3)
+    assert r.time_s.sum() == pytest.approx(r.bytes.sum() / 3.35e12, rel=1e-3)

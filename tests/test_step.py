@@ -92,3 +92,29 @@ def test_vendor_default_cluster_is_used_when_the_run_gives_none():
     assert cluster(A100).node_size == 8
     own = Cluster(4, 1e9, 1e-5)
     assert cluster(A100, own) is own
+
+
+def test_interleaved_1f1b_divides_the_bubble_and_multiplies_the_sends():
+    # Narayanan et al. 2021, section 2.2.2: v model chunks a rank shrink the bubble from
+    # (pp - 1) to (pp - 1) / v micro-batch times and send each micro-batch v x as often
+    run = RunConfig(batch=8, seq=2048, phase="training", layout=Layout(1, 8, 4, 0))
+    plain = _parts(step_time(GPT3, run, A100))
+    two = _parts(step_time(GPT3, replace(run, virtual_stages=2), A100))
+    per_micro = plain["compute"] / 8
+    assert two["bubble"] == pytest.approx(3 * per_micro / 2)
+    assert two["pipeline"] == pytest.approx(2 * plain["pipeline"])
+    assert two["compute"] == pytest.approx(plain["compute"])
+
+
+def test_sustained_share_divides_only_the_compute_parts():
+    run = RunConfig(batch=8, seq=2048, phase="training", layout=Layout(2, 8, 4, 0))
+    off = _parts(step_time(GPT3, replace(run, sustained=1.0), A100))
+    half = _parts(step_time(GPT3, replace(run, sustained=0.5), A100))
+    assert off["sustained"] == 0
+    # at s = 1/2 the compute, recompute and bubble take twice as long; links do not slow
+    assert half["sustained"] == pytest.approx(off["compute"] + off["recompute"] + off["bubble"])
+    for part in ("tensor", "pipeline", "data"):
+        assert half[part] == off[part]
+    # serving steps are not scaled
+    decode = RunConfig(batch=8, seq=2048, phase="decode", sustained=0.5)
+    assert _parts(step_time(GPT3, decode, A100)).get("sustained", 0) == 0

@@ -9,6 +9,7 @@ from . import new_table
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ..calibration import Fit
     from ..runs import Prediction
 
 UNITS = {
@@ -88,5 +89,53 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
         + ("" if worst is None else f", largest {100 * worst:.0f}%")
         + (f"; {flagged} measured faster than the roofline bound allows" if flagged else "")
         + "; sources in workloads/runs/*.yaml"
+    )
+    return [table, summary]
+
+
+def _finite(x: float) -> float | None:
+    return None if x != x else x  # NaN (no run in a half) is null in JSON
+
+
+def fit_rows(fit: Fit) -> list[dict[str, Any]]:
+    """{run, half, rel_error}: each training run's error at the refitted share."""
+    held = set(fit.held_keys)
+    return [
+        {"run": k, "half": "held out" if k in held else "fit", "rel_error": e}
+        for k, e in fit.errors
+    ]
+
+
+def fit_dict(fit: Fit, shipped: float) -> dict[str, Any]:
+    return {
+        "parameter": "training_sustained",
+        "fitted": fit.value,
+        "shipped": shipped,
+        "fit_runs": len(fit.fit_keys),
+        "held_out_runs": len(fit.held_keys),
+        "fit_median_abs_error": _finite(fit.fit_median_abs_error),
+        "held_out_median_abs_error": _finite(fit.held_median_abs_error),
+        "runs": fit_rows(fit),
+    }
+
+
+def fit_table(fit: Fit, shipped: float) -> list[RenderableType]:
+    table = new_table(
+        "The sustained share refitted: each training run's error at the fitted value",
+        ("run", "half", "error"),
+        left=("run", "half"),
+    )
+    for row in fit_rows(fit):
+        table.add_row(row["run"], row["half"], f"{100 * row['rel_error']:+.1f}%")
+
+    def pct(x: float) -> str:
+        return "-" if x != x else f"{100 * x:.1f}%"
+
+    same = "the shipped value" if abs(fit.value - shipped) < 1e-9 else f"shipped: {shipped:g}"
+    summary = (
+        f"training_sustained fitted = {fit.value:g} ({same}; hardware/defaults/calibration.yaml) "
+        f"on {len(fit.fit_keys)} runs (median absolute error {pct(fit.fit_median_abs_error)}); "
+        f"held out: {len(fit.held_keys)} runs, median absolute error "
+        f"{pct(fit.held_median_abs_error)}"
     )
     return [table, summary]
