@@ -1110,14 +1110,42 @@ def models_list(fmt: FormatOpt = Format.table) -> None:
 @boundary
 def models_show(
     name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
+    fmt: FormatOpt = Format.table,
 ) -> None:
-    """One model: architecture, published figures, sources (JSON)."""
+    """One model: architecture, computed and published figures, sources (-f json: every
+    field)."""
     from .report import catalog as rc
     from .report import to_json
     from .workloads import get_workload
 
     w = get_workload(name)
-    _emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
+    if fmt is Format.csv:
+        _fail("--format csv: models show writes table or json")
+    if fmt is Format.json:
+        _emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
+    else:
+        _emit(rc.workload_detail(w), None, None)
+
+
+class SchemaKind(str, Enum):
+    device = "device"
+    workload = "workload"
+    run = "run"
+
+
+@app.command()
+@boundary
+def schema(
+    kind: Annotated[SchemaKind, typer.Argument(help="device, workload or run.")],
+    output: OutputOpt = None,
+) -> None:
+    """The JSON Schema (draft 2020-12) of a device, workload or measured-run file, recorded
+    from the loader itself (editors and CI can check files against it)."""
+    import json
+
+    from .file_schema import file_schema
+
+    _emit(json.dumps(file_schema(kind.value), indent=2) + "\n", None, output)
 
 
 def main() -> None:

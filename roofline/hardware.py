@@ -24,7 +24,7 @@ import numpy as np
 
 from ._catalog import Catalog
 from ._paths import data_dir
-from ._schema import Fields, Problems
+from ._schema import Fields, Problems, quantity_schema
 from ._yaml import load_yaml_mapping
 from .dtypes import DTYPES, check_dtype
 from .efficiency import Ceilings
@@ -239,7 +239,8 @@ def _price(f: Fields | None) -> Price | None:
 
 
 def _tile(f: Fields, key: str = "tile") -> tuple[int, int] | None:
-    raw = f.raw(key)
+    whole = {"type": "integer", "minimum": 1, "maximum": 4096}
+    raw = f.raw(key, {"type": "array", "items": whole, "minItems": 2, "maxItems": 2})
     if raw is None:
         return None
     ok = isinstance(raw, list) and len(raw) == 2
@@ -300,6 +301,19 @@ def _measured(
     )
 
 
+_CURVE_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "array",
+        "prefixItems": [{"type": "integer", "minimum": 1}, quantity_schema("rate")],
+        "items": False,
+        "minItems": 2,
+    },
+    "description": "[[smallest dimension, rate], ...], dimensions increasing",
+}
+
+
 def _gemm_curve(
     f: Fields | None, peaks: dict[str, float]
 ) -> dict[str, tuple[tuple[float, float], ...]]:
@@ -309,7 +323,7 @@ def _gemm_curve(
         return {}
     out: dict[str, tuple[tuple[float, float], ...]] = {}
     for dtype in DTYPES:
-        raw = f.raw(dtype)
+        raw = f.raw(dtype, _CURVE_SCHEMA)
         if raw is None:
             continue
         if dtype not in peaks:

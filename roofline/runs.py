@@ -38,9 +38,11 @@ from ._paths import data_dir
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .calibration import SCALED_PARTS, Fit, best_share, figure, split
+from .dtypes import DTYPES
 from .errors import RooflineError, SpecError
 from .hardware import Device, get_device
-from .scenario import Cluster, Layout, RunConfig
+from .optimizers import STATE_VALUES
+from .scenario import ATTENTION, LOGITS, PHASES, RECOMPUTE, Cluster, Layout, RunConfig
 from .step import StepTime, step_time
 from .workloads import Workload, get_workload
 
@@ -78,24 +80,23 @@ class MeasuredRun:
     output: int | None = None  # request_latency_s: tokens out
 
 
-def _run_config(f: Fields, devices: int) -> RunConfig | None:
+def _run_config(f: Fields, devices: int | None) -> RunConfig | None:
     """The `run:` mapping as a RunConfig (the same field names)."""
     values: dict[str, Any] = {}
     for key in ("batch", "seq", "context", "micro_batch", "virtual_stages"):
         size = f.integer(key, required=key == "batch")
         if size is not None:
             values[key] = size
-    for key, default in (
-        ("dtype", "fp16"),
-        ("phase", "training"),
-        ("recompute", "none"),
-        ("attention", "eager"),
-        ("logits", "all"),
-        ("optimizer", "adam"),
+    for key, allowed, default in (
+        ("dtype", DTYPES, "fp16"),
+        ("phase", PHASES, "training"),
+        ("recompute", RECOMPUTE, "none"),
+        ("attention", ATTENTION, "eager"),
+        ("logits", LOGITS, "all"),
+        ("optimizer", tuple(STATE_VALUES), "adam"),
     ):
-        v = f.text(key, required=False)
-        values[key] = v if v is not None else default
-    overlap = f.raw("dp_overlap")
+        values[key] = f.choice(key, allowed, required=False, default=default)
+    overlap = f.raw("dp_overlap", {"type": "number", "minimum": 0, "maximum": 1})
     if overlap is not None:
         values["dp_overlap"] = overlap
     lay = f.mapping("layout", required=False)
@@ -107,7 +108,7 @@ def _run_config(f: Fields, devices: int) -> RunConfig | None:
         zero = lay.integer("zero", required=False, minimum=0, default=0) or 0
         lay.done()
         layout = Layout(data, tensor, pipeline, zero)
-        if layout.devices != devices:
+        if devices is not None and layout.devices != devices:
             lay.fail(
                 "data", f"data x tensor x pipeline = {layout.devices}, not the {devices} devices"
             )
@@ -155,7 +156,7 @@ def parse_run(
         req.done()
     top.done()
     run = None
-    if run_fields is not None and devices is not None:
+    if run_fields is not None:  # without `devices` (a problem already) the layout is not compared
         try:
             run = _run_config(run_fields, devices)
         except RooflineError as exc:  # a RunConfig check: name the file

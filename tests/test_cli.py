@@ -205,7 +205,7 @@ def test_hardware_list_and_show():
 def test_models_list_and_show():
     res = invoke("models", "list")
     assert res.exit_code == 0 and "bert-large" in res.stdout and "335M" in res.stdout
-    data = json.loads(invoke("models", "show", "bert-large").stdout)
+    data = json.loads(invoke("models", "show", "bert-large", "-f", "json").stdout)
     assert data["architecture"]["layers"] == 24
     assert data["published"]["inference_flops"] == 340e9
     assert data["params"] == 335_141_888

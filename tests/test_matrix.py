@@ -108,7 +108,8 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
         "serve",
         ["serve", "-m", model, "--hw", "gtx-580,h100,tpu-v4", "--prompt", "64", "-f", "json"],
     )
-    check("models show", ["models", "show", model])
+    check("models show", ["models", "show", model, "-f", "json"])
+    check("models show table", ["models", "show", model], json_out=False)
     return codes
 
 
@@ -119,6 +120,7 @@ def test_every_command_on_every_model(model, tmp_path):
     assert codes["run inference h100"] == 0 or codes["run training h100"] == 0, codes
     assert codes["run table"] == 0 and codes["memory training"] == 0, codes
     assert codes["models show"] == 0 and codes["whatif table"] == 0, codes
+    assert codes["models show table"] == 0, codes
     assert codes["report"] == 0, codes  # the HTML report works for every family
 
 

@@ -197,6 +197,61 @@ def workload_dict(w: Workload) -> dict[str, Any]:
     }
 
 
+def workload_detail(w: Workload) -> str:
+    """`models show`: one model for people (JSON carries every field)."""
+    arch = w.arch.describe()
+    shown_arch = []
+    for key, value in arch.items():
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
+            shown_arch.append(f"{key}: {len(value)} ops (the graph: -f json)")
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], tuple):
+            shown_arch.append(f"{key} ({', '.join(f'{k} {v}' for k, v in value)})")
+        elif isinstance(value, (list, tuple)):
+            shown_arch.append(f"{key} {' x '.join(str(v) for v in value)}")
+        elif value not in (0, False, "", None):  # leave out what is off or absent
+            shown_arch.append(f"{key} {value}")
+    wrapped = _wrap(", ".join(shown_arch), 14)
+    p = w.published
+    computed = count(w.params)
+    if w.active_params != w.params:
+        computed += f" ({count(w.active_params)} active per token)"
+    if p.params:
+        computed += f" computed; {count(p.params)} published ({w.params / p.params - 1:+.1%})"
+    figures = [
+        f"inference {p.inference_flops / 1e9:,.4g} GFLOP published" if p.inference_flops else "",
+        f"training {p.training_flops / 1e15:,.4g} PFLOP published" if p.training_flops else "",
+    ]
+    lines = [
+        f"{w.name}  [{w.key}]  ({w.path})",
+        f"family        {w.family}",
+        f"aliases       {', '.join(w.aliases) or '-'}",
+    ]
+    if w.description:
+        lines.append(f"description   {_wrap(w.description, 14)}")
+    lines += [
+        f"published     {p.date or 'no date'}"
+        + (f", input {p.input_size}" if p.input_size else ""),
+        f"parameters    {computed}",
+    ]
+    if any(figures):
+        lines.append(f"FLOPs         {'; '.join(f for f in figures if f)}")
+    if w.training is not None:
+        t = w.training
+        seq = f" x {t.seq} tokens" if t.seq else ""
+        lines.append(f"training run  {t.samples:,.4g} samples{seq}, {t.optimizer}")
+    lines.append(f"architecture  {wrapped}")
+    lines.append("sources       " + "\n              ".join(_wrap(s, 14) for s in w.sources))
+    for e in w.errata:
+        lines.append(f"erratum       {e.metric}: {_wrap(e.reason, 14)}")
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, indent: int, width: int = 96) -> str:
+    import textwrap
+
+    return ("\n" + " " * indent).join(textwrap.wrap(text, width - indent)) or "-"
+
+
 def workload_list_table(workloads: list[Workload], params: list[float]) -> RenderableType:
     table = new_table(
         "Models (parameters computed from the architecture)",

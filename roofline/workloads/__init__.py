@@ -20,7 +20,7 @@ from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
 from ..dtypes import BYTES_PER_ELEMENT
-from ..errors import FieldError, SpecError, shown
+from ..errors import FieldError, SpecError
 from ..layers import LayerTable, training_step
 from ..scenario import Layout, RunConfig
 from . import cnn, lstm, recsys, transformer
@@ -73,6 +73,8 @@ class Training:
 
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw", "adafactor", "lamb")
 # what an erratum can be about: the published figures a validation compares, and the rest
+# an input size as the dataset writes it: 224x224, 512 (tokens), ...
+INPUT_SIZE = {"type": ["string", "integer", "number"]}
 ERRATA_METRICS = ("params", "inference_flops", "training_flops", "date", "memory")
 
 
@@ -169,7 +171,7 @@ class Workload:
 def _training_memory(f: Fields | None) -> TrainingMemory | None:
     if f is None:
         return None
-    raw_input = f.raw("input_size")
+    raw_input = f.raw("input_size", INPUT_SIZE)
     batch = f.integer("batch")
     values = [f.number(k) for k in ("params_gb", "optimizer_gb", "activations_gb", "total_gb")]
     f.done()
@@ -202,7 +204,9 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
             params=pub.number("params", required=False, nullable=True),
             active_params=pub.number("active_params", required=False, nullable=True),
             features=pub.number("features", required=False, nullable=True),
-            input_size=str(pub.raw("input_size")) if pub.raw("input_size") is not None else None,
+            input_size=str(pub.raw("input_size", INPUT_SIZE))
+            if pub.raw("input_size") is not None
+            else None,
             inference_flops=gflops * 1e9 if gflops else None,
             training_flops=pflops * 1e15 if pflops else None,
             training_memory=_training_memory(pub.mapping("training_memory", required=False)),
@@ -223,13 +227,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
             count = samples if samples is not None else (tokens or 0) / (seq or 1)
             training = Training(samples=count, seq=seq, optimizer=optimizer, note=note)
     errata = []
-    raw_errata = top.raw("errata")
-    if raw_errata is not None and not isinstance(raw_errata, list):
-        top.fail(
-            "errata", f"expected a list of {{metric, reason}} mappings, got {shown(raw_errata)}"
-        )
-    for i, item in enumerate(raw_errata if isinstance(raw_errata, list) else []):
-        ef = Fields(item, problems, f"errata[{i}]")
+    for ef in top.items("errata"):
         metric = ef.choice("metric", ERRATA_METRICS)
         reason = ef.text("reason")
         ef.done()

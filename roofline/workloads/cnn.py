@@ -97,6 +97,38 @@ OPTIONS = {
 }
 
 
+# The schema of the op list, from the same tables the graph walker checks against: each item
+# is one op (its key from OP_KEYS) with that op's options. Values are checked by the walker.
+_LAYERS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            {
+                "type": "object",
+                "required": [op],
+                "properties": {op: {}, **{o: {} for o in sorted(OPTIONS[op])}},
+                "additionalProperties": False,
+            }
+            for op in OP_KEYS
+        ]
+    },
+    "description": "the operation graph: one op per item (conv, maxpool, residual, ...)",
+}
+_INPUT_SCHEMA = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1},
+    "minItems": 3,
+    "maxItems": 3,
+    "description": "[channels, height, width]",
+}
+_DEFAULTS_SCHEMA = {
+    "type": "object",
+    "properties": {"bn": {}, "act": {}, "bias": {}},
+    "additionalProperties": False,
+}
+
+
 @dataclass(frozen=True)
 class CnnArch(Architecture):
     family: ClassVar[str] = "cnn"
@@ -119,9 +151,9 @@ class _Invalid(Exception):
 
 
 def parse_architecture(f: Fields) -> CnnArch | None:
-    raw_input = f.raw("input")
-    layers = f.raw("layers")
-    defaults = f.raw("defaults") or {}
+    raw_input = f.raw("input", _INPUT_SCHEMA, required=True)
+    layers = f.raw("layers", _LAYERS_SCHEMA, required=True)
+    defaults = f.raw("defaults", _DEFAULTS_SCHEMA) or {}
     f.done()
     if not (
         isinstance(raw_input, list)

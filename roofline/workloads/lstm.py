@@ -74,7 +74,13 @@ class LstmArch(Architecture):
 
 
 def _filters(f: Fields) -> tuple[tuple[int, int], ...] | None:
-    raw = f.raw("filters")
+    pair = {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1},
+        "minItems": 2,
+        "maxItems": 2,
+    }
+    raw = f.raw("filters", {"type": "array", "items": pair, "minItems": 1}, required=True)
     ok = (
         isinstance(raw, list)
         and raw

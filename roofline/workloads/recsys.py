@@ -33,7 +33,11 @@ def parse_architecture(f: Fields) -> RecsysArch | None:
     rows = f.number("rows")
     dim = f.integer("dim")
     slots = f.integer("slots")
-    mlp = f.raw("mlp")
+    mlp = f.raw(
+        "mlp",
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+        required=True,
+    )
     activation = f.choice("activation", tuple(costs.ACTIVATIONS))
     f.done()
     if not (isinstance(mlp, list) and mlp and all(isinstance(v, int) and v > 0 for v in mlp)):
