@@ -68,7 +68,9 @@ def quantity_schema(kind: str) -> dict[str, Any]:
     }
 
 
-def record(parse: Callable[[Any], object], *, choose: dict[str, str] | None = None) -> dict:
+def record(
+    parse: Callable[[Any], object], *, choose: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The JSON Schema of the mapping `parse` reads: `parse(RECORD)` run in recording mode.
 
     `choose` maps a field's dotted path to the value its `choice` returns. What `parse` does
@@ -243,7 +245,7 @@ class Fields:
         self, key: str, allowed: Collection[str], *, required: bool = True, default: str = ""
     ) -> str:
         if self.schema is not None:
-            schema = {"enum": sorted(allowed)}
+            schema: dict[str, Any] = {"enum": sorted(allowed)}
             if default and not required:
                 schema["default"] = default
             self._record(key, schema, required)

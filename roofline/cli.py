@@ -288,8 +288,9 @@ def _show(
         _emit(None, table(), output)
 
 
-def _stream_csv(sweep: Any, output: Path | None) -> None:
-    """A what-if's rows as CSV of any size, chunk by chunk, with a progress bar on stderr."""
+def _stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
+    """A what-if's rows as CSV or Parquet of any size, chunk by chunk, with a progress bar
+    on stderr."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -302,19 +303,20 @@ def _stream_csv(sweep: Any, output: Path | None) -> None:
             bar.update(task, completed=done)
 
         def write(path: str) -> None:
-            with open(path, "w", encoding="utf-8", newline="") as handle:
-                rows = rw.write_scenarios_csv(sweep, handle, progress)
+            rows = rw.write_scenarios(sweep, path, kind, progress)
             typer.echo(f"wrote {rows:,} rows", err=True)
 
         if output is None or str(output) == "-":
-            rw.write_scenarios_csv(sweep, sys.stdout, progress)
+            sys.stdout.flush()
+            rw.write_scenarios(sweep, sys.stdout.buffer, kind, progress)
+            sys.stdout.buffer.flush()
         else:
             write_whole(output, write)
 
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE_ROWS = 200  # a what-if table shows its rows up to this many pairs
-ROW_LIMIT = 1_000_000  # JSON rows built in memory; CSV beyond it is streamed
+ROW_LIMIT = 1_000_000  # JSON rows built in memory (CSV and Parquet are streamed)
 
 
 def _save_figure(fig: Any, output: Path) -> None:
@@ -651,7 +653,8 @@ def whatif(
     """Sweep batch, sequence, context, dtype, device (--hw all: every device with the
     dtypes) and device count (data-parallel
     replicas of a --tp x --pp layout); answer the batch at which a step turns compute-bound,
-    the largest batch that fits, time to train and cost."""
+    the largest batch that fits, time to train and cost. CSV (-f csv) and Parquet
+    (-o NAME.parquet) hold every (scenario, device) pair, at any size."""
     from .answers import answers
     from .report import whatif as rw
     from .scenario import Layout, RunConfig
@@ -684,8 +687,11 @@ def whatif(
     )
     pairs = sweep.grid.scenarios * len(devs)
     limit = TABLE_ROWS if fmt is Format.table else ROW_LIMIT
-    if fmt is Format.csv and pairs > limit:  # any size: streamed in chunks, progress on stderr
-        _stream_csv(sweep, output)
+    if output is not None and output.suffix.lower() == ".parquet":
+        _stream_rows(sweep, output, "parquet")  # every row, any size, whatever --format
+        return
+    if fmt is Format.csv:  # any size: streamed in chunks, progress on stderr
+        _stream_rows(sweep, output, "csv")
         return
     if fmt is Format.json and pairs > limit:
         _fail(

@@ -205,6 +205,28 @@ def run_sweep(sweep: Sweep, progress: Callable[[int, int], None] | None = None) 
     return out
 
 
+# every scenario column a what-if can have, in order; absent ones do not apply to the model
+SCENARIO_COLUMNS = (
+    "device",
+    "dtype",
+    "batch",
+    "seq",
+    "context",
+    "devices",
+    "time_s",
+    "expected_time_s",
+    "samples_per_s",
+    "tokens_per_s",
+    "memory_bytes_per_device",
+    "fits",
+    "memory_bound_time_share",
+    "currency",
+    "price_per_device_hour",
+    "cost_per_million_tokens",
+    "cost_per_million_samples",
+)
+
+
 def scenario_columns(sweep: Sweep, out: SweepOutput, start: int = 0) -> dict[str, np.ndarray]:
     """The (scenario, device) pairs of `out` (scenarios start.. of the grid) as columns,
     scenario-major, built with array code. Units are in the names; a column that does not

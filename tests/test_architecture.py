@@ -50,6 +50,7 @@ def test_heavy_libraries_stay_at_the_edges():
     where = {
         "matplotlib": {"plot.py"},
         "pandas": {"report/"},
+        "pyarrow": {"report/"},
         "rich": {"report/", "cli.py"},
         "yaml": {"_yaml.py"},
         "onnx": {"workloads/onnx_graph.py"},

@@ -98,11 +98,39 @@ def test_cost_per_million_output_tokens_by_hand():
     )
 
 
+def _erlang_c_by_sum(c: int, a: float) -> float:
+    """Erlang's C formula as textbooks write it (Kleinrock, Queueing Systems I, eq. 3.40):
+    C = (a^c / c!) (c / (c - a)) / (sum_{k<c} a^k / k! + (a^c / c!) (c / (c - a))),
+    in logarithms so that c in the hundreds does not overflow."""
+    term = [math.exp(k * math.log(a) - math.lgamma(k + 1)) for k in range(c)]
+    last = math.exp(c * math.log(a) - math.lgamma(c + 1)) * c / (c - a)
+    return last / (sum(term) + last)
+
+
+def _wait_by_hand(c: int, rate: float, service: float) -> float:
+    a = rate * service
+    return math.inf if a >= c else _erlang_c_by_sum(c, a) / (c / service - rate)
+
+
+def test_queue_wait_textbook_values():
+    from roofline.serve import erlang_c, queue_wait_s
+
+    # M/M/1 at rate 0.5, service 1 s: Wq = rho / (mu - lambda) = 0.5 / 0.5 = 1 s
+    assert queue_wait_s(1, 0.5, 1.0) == pytest.approx(1.0)
+    # M/M/2, rate 1, service 1 s (a = 1): C = (1/2)(2/1) / (1 + 1 + 1) = 1/3, Wq = C / (2 - 1)
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert queue_wait_s(2, 1.0, 1.0) == pytest.approx(1 / 3)
+    # the recursion agrees with the sum formula for many servers, and saturation is inf
+    assert erlang_c(400, 380.0) == pytest.approx(_erlang_c_by_sum(400, 380.0), rel=1e-9)
+    assert queue_wait_s(8, 8.0, 1.0) == math.inf and erlang_c(8, 9.0) == 1.0
+
+
 def test_slo_plan_by_hand_and_no_smaller_layout_meets_it():
     """Llama-2-13B, 5 requests/s of 1000 + 200 tokens, TTFT <= 1 s, TPOT <= 40 ms on H100.
     The plan's figures follow the steady-state formulas from the step times (recomputed
-    here), it meets both targets, and an exhaustive search over tp 1, 2, 4, 8 and every
-    concurrency up to what the cache holds finds no layout with fewer devices."""
+    here), the queueing wait from Erlang's C formula written out above, it meets both
+    targets, and an exhaustive search over tp 1, 2, 4, 8, every concurrency up to what the
+    cache holds and every replica count finds no layout with fewer devices."""
     from roofline.serve import Slo, plan
 
     w, h100 = get_workload("llama-2-13b"), get_device("h100")
@@ -113,10 +141,14 @@ def test_slo_plan_by_hand_and_no_smaller_layout_meets_it():
     prefill = step_time(w, replace(one, phase="prefill", seq=1000, logits="last"), h100)
     token = step_time(w, replace(one, batch=p.concurrency, phase="decode", context=1100), h100)
     tpot = token.expected_s + p.concurrency / 200 * prefill.expected_s
-    assert p.tpot_s == pytest.approx(tpot) and p.ttft_s == pytest.approx(prefill.expected_s + tpot)
+    wait = _wait_by_hand(p.replicas * p.concurrency, 5.0, 200 * tpot)
+    assert p.tpot_s == pytest.approx(tpot)
+    assert p.queue_wait_s == pytest.approx(wait, rel=1e-9)
+    assert p.ttft_s == pytest.approx(wait + prefill.expected_s + tpot)
     assert p.tpot_s <= 0.040 and p.ttft_s <= 1.0
     per_replica = p.concurrency / (200 * tpot)
-    assert p.replicas == math.ceil(5.0 / per_replica) and p.devices == p.replicas * p.tensor
+    assert p.replicas >= math.ceil(5.0 / per_replica) and p.devices == p.replicas * p.tensor
+    assert p.utilization == pytest.approx(5.0 / (p.replicas * per_replica))
     assert p.cost_per_million_output_tokens == pytest.approx(
         p.devices * (55.04 / 8) / 3600 / (5.0 * 200) * 1e6
     )
@@ -127,8 +159,11 @@ def test_slo_plan_by_hand_and_no_smaller_layout_meets_it():
         for b in range(1, room + 1):
             dec = step_time(w, replace(run, batch=b, phase="decode", context=1100), h100)
             seen = dec.expected_s + b / 200 * pre.expected_s
-            if seen <= 0.040 and pre.expected_s + seen <= 1.0:
-                assert math.ceil(5.0 / (b / (200 * seen))) * t >= p.devices
+            if seen > 0.040:
+                continue
+            for r in range(1, p.devices // t + 1):  # every count of replicas below the plan's
+                if r * t < p.devices:
+                    assert pre.expected_s + seen + _wait_by_hand(r * b, 5.0, 200 * seen) > 1.0
 
 
 def test_slo_plan_cli_json_and_impossible_targets():

@@ -676,3 +676,94 @@ def test_training_cost_at_each_devices_price():
 
 def _no_constants(name):
     raise ValueError(f"not strict JSON: {name}")
+
+
+def test_rows_are_the_same_in_csv_parquet_json_and_the_dataframe(tmp_path):
+    """One sweep four ways: the same column names (units in them) and the same values; CSV
+    and Parquet through the streamed writers, JSON built in memory, the DataFrame from the
+    API. A priced and an unpriced device: the unpriced one's cost is empty / null / NaN."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from roofline.report.whatif import scenario_frame
+    from roofline.whatif import SCENARIO_COLUMNS
+
+    args = ["whatif", "-m", "llama-2-7b", "--hw", "h100,mi300x", "--phase", "decode"]
+    args += ["--batch", "1,8", "--context", "512,2048"]
+    as_csv = CliRunner().invoke(app, [*args, "-f", "csv"])
+    as_json = CliRunner().invoke(app, [*args, "-f", "json"])
+    parquet = tmp_path / "w.parquet"
+    as_parquet = CliRunner().invoke(app, [*args, "-o", str(parquet)])
+    assert as_csv.exit_code == as_json.exit_code == as_parquet.exit_code == 0, as_csv.output
+    csv_rows = list(csv.DictReader(as_csv.stdout.splitlines()))
+    json_rows = json.loads(as_json.stdout)["scenarios"]
+    table = pq.read_table(parquet).to_pylist()
+    sweep = build_sweep(
+        get_workload("llama-2-7b"),
+        [get_device("h100"), get_device("mi300x")],
+        RunConfig(phase="decode"),
+        batches=[1, 8],
+        seqs=[None],
+        contexts=[512, 2048],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    frame = scenario_frame(sweep)
+    assert list(csv_rows[0]) == list(json_rows[0]) == list(table[0]) == list(frame.columns)
+    assert list(frame.columns) == list(SCENARIO_COLUMNS)
+    assert len(csv_rows) == len(json_rows) == len(table) == len(frame) == 2 * 2 * 2
+    for c, j, p, (_, f) in zip(csv_rows, json_rows, table, frame.iterrows()):
+        assert c["device"] == j["device"] == p["device"] == f["device"]
+        assert int(c["context"]) == j["context"] == p["context"] == f["context"]
+        assert c["seq"] == "" and j["seq"] is None and p["seq"] is None  # decode: no seq
+        for key in ("expected_time_s", "tokens_per_s", "memory_bytes_per_device"):
+            assert float(c[key]) == pytest.approx(j[key], rel=1e-12)
+            assert p[key] == pytest.approx(j[key], rel=1e-12) == f[key]
+        assert c["fits"] == str(j["fits"]) and p["fits"] == j["fits"]
+        if j["device"] == "mi300x":  # no price in its device file
+            assert c["cost_per_million_tokens"] == "" and p["cost_per_million_tokens"] is None
+            assert j["cost_per_million_tokens"] is None
+            assert np.isnan(f["cost_per_million_tokens"])
+        else:  # $6.88 an hour: cost of a million tokens = 6.88 / 3600 / tokens_per_s x 1e6
+            want = 6.88 / 3600 / j["tokens_per_s"] * 1e6
+            assert float(c["cost_per_million_tokens"]) == pytest.approx(want, rel=1e-9)
+
+
+def test_streamed_rows_many_chunks(tmp_path, monkeypatch):
+    """A sweep of many chunks to CSV and Parquet: every row once, in grid order."""
+    import pyarrow.parquet as pq
+
+    from roofline import sweep as sweep_module
+    from roofline.report.whatif import write_scenarios
+
+    real = sweep_module.evaluate_grid
+
+    def small_chunks(*args, **kwargs):
+        kwargs["chunk"] = 7
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "evaluate_grid", small_chunks)
+    sweep = build_sweep(
+        get_workload("bert-large"),
+        [get_device("a100"), get_device("h100"), get_device("t4")],
+        batches=list(range(1, 11)),
+        seqs=[64, 128, 256, 512, 384],
+        contexts=[None],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    for kind in ("csv", "parquet"):
+        path = tmp_path / f"rows.{kind}"
+        assert write_scenarios(sweep, str(path), kind) == 10 * 5 * 3
+        if kind == "parquet":
+            pq_file = pq.ParquetFile(path)
+            assert pq_file.metadata.num_row_groups == 8  # ceil(50 scenarios / 7)
+            rows = pq_file.read().to_pylist()
+        else:
+            import csv
+
+            rows = list(csv.DictReader(path.open()))
+        batches = [int(r["batch"]) for r in rows[::15]]  # scenario-major, batch outermost
+        assert batches == list(range(1, 11))
+        assert [r["device"] for r in rows[:3]] == ["a100", "h100", "t4"]

@@ -110,6 +110,8 @@ def plan_dict(p: Plan) -> dict[str, Any]:
         "ttft_s": p.ttft_s if ok else None,
         "tpot_s": p.tpot_s if ok else None,
         "requests_per_s_per_replica": p.requests_per_s_per_replica if ok else None,
+        "queue_wait_s": p.queue_wait_s if ok else None,
+        "utilization": p.utilization if ok else None,
         "currency": p.device.price.currency if p.device.price and ok else None,
         "cost_per_million_output_tokens": p.cost_per_million_output_tokens,
         "time_model": "expected",
@@ -126,7 +128,9 @@ def plan_table(plans: list[Plan], title: str) -> list[RenderableType]:
             "layout",
             "in flight",
             "TTFT",
+            "of it queue",
             "TPOT",
+            "busy",
             "req/s a replica",
             "cost / M tokens",
         ),
@@ -134,7 +138,7 @@ def plan_table(plans: list[Plan], title: str) -> list[RenderableType]:
     )
     for p in plans:
         if p.reason:
-            table.add_row(p.device.key, "-", p.reason, "-", "-", "-", "-", "-")
+            table.add_row(p.device.key, "-", p.reason, "-", "-", "-", "-", "-", "-", "-")
             continue
         cost = p.cost_per_million_output_tokens
         table.add_row(
@@ -143,14 +147,17 @@ def plan_table(plans: list[Plan], title: str) -> list[RenderableType]:
             f"{p.replicas:,} x tp {p.tensor}",
             f"{p.concurrency:,}",
             seconds(p.ttft_s),
+            seconds(p.queue_wait_s) if p.queue_wait_s > 0 else "0",
             seconds(p.tpot_s),
+            f"{p.utilization:.0%}",
             f"{p.requests_per_s_per_replica:,.2f}",
             "-" if cost is None else f"{cost:,.2f} {p.device.price.currency}",  # type: ignore[union-attr]
         )
     note = (
         "Continuous batching in steady state, expected-time model (roofline/serve.py plan): "
         "each replica keeps 'in flight' requests decoding and prefills each new prompt "
-        "between steps; TPOT includes those prefills, TTFT one prefill plus a step's wait; "
-        "no queueing delay is added, so plan with headroom for bursts."
+        "between steps; TPOT includes those prefills; TTFT is the mean wait for a free slot "
+        "(Poisson arrivals, an M/M/c queue over replicas x in-flight slots) plus one "
+        "prefill and a step; 'busy' is the arrival rate over what the replicas serve."
     )
     return [table, note]

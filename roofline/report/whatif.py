@@ -3,45 +3,90 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from . import new_table, plain, seconds
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
     from rich.console import RenderableType
 
     from ..answers import Answer
     from ..sweep import SweepOutput
     from ..whatif import Sweep
 
-# every scenario column a what-if can have, in order; absent ones do not apply to the model
-SCENARIO_COLUMNS = (
-    "device",
-    "dtype",
-    "batch",
-    "seq",
-    "context",
-    "devices",
-    "time_s",
-    "expected_time_s",
-    "samples_per_s",
-    "tokens_per_s",
-    "memory_bytes_per_device",
-    "fits",
-    "memory_bound_time_share",
-    "currency",
-    "price_per_device_hour",
-    "cost_per_million_tokens",
-    "cost_per_million_samples",
-)
+
+# the Arrow type of each column (the rest are float64); strings are built by index (take)
+_ARROW_TYPES = {
+    "device": "string",
+    "dtype": "string",
+    "currency": "string",
+    "batch": "int64",
+    "seq": "int64",
+    "context": "int64",
+    "devices": "int64",
+    "fits": "bool_",
+}
+
+
+def scenario_schema() -> pa.Schema:
+    """The Arrow schema of every what-if table: SCENARIO_COLUMNS, each with one type."""
+    import pyarrow as pa
+
+    from ..whatif import SCENARIO_COLUMNS
+
+    return pa.schema([(k, getattr(pa, _ARROW_TYPES.get(k, "float64"))()) for k in SCENARIO_COLUMNS])
+
+
+def scenario_table(sweep: Sweep, out: SweepOutput, start: int = 0) -> pa.Table:
+    """scenario_columns as an Arrow table with every column of SCENARIO_COLUMNS (null where
+    it does not apply, NaN prices as null); the strings are taken by index from the devices'
+    and dtypes' names, which is what keeps a chunk of 10^6 rows fast."""
+    import pyarrow as pa
+
+    from ..whatif import scenario_columns
+
+    cols = scenario_columns(sweep, out, start)
+    n_dev = len(sweep.devices)
+    n = len(cols["device"])
+    on_device = pa.array(np.tile(np.arange(n_dev), n // n_dev))
+    dt = sweep.grid.chunk(start, start + n // n_dev)[3]
+    strings = {
+        "device": pa.array([d.key for d in sweep.devices], pa.string()).take(on_device),
+        "dtype": pa.array(list(sweep.grid.dtypes), pa.string()).take(
+            pa.array(np.repeat(dt, n_dev))
+        ),
+    }
+    if "currency" in cols:
+        names = [d.price.currency if d.price else None for d in sweep.devices]
+        strings["currency"] = pa.array(names, pa.string()).take(on_device)
+    arrays = []
+    for field in scenario_schema():
+        if field.name in strings:
+            arrays.append(strings[field.name])
+        elif field.name in cols:
+            arrays.append(pa.array(cols[field.name], type=field.type, from_pandas=True))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(arrays, schema=scenario_schema())
+
+
+def scenario_frame(sweep: Sweep, out: SweepOutput | None = None) -> pd.DataFrame:
+    """Every (scenario, device) pair of the sweep as a tidy DataFrame: one row a pair, the
+    columns SCENARIO_COLUMNS with their units in the names (the CSV's and JSON's names),
+    built column-wise from the engine's arrays."""
+    from ..whatif import run_sweep
+
+    return scenario_table(sweep, out if out is not None else run_sweep(sweep)).to_pandas()
 
 
 def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
     """Every (scenario, device) pair as a row; every row has every column (null where it
     does not apply), so JSON, CSV and DataFrame agree."""
-    from ..whatif import scenario_columns
+    from ..whatif import SCENARIO_COLUMNS, scenario_columns
 
     cols = scenario_columns(sweep, out)
     n = len(cols["device"])
@@ -49,28 +94,49 @@ def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
     return [dict(zip(lists, values)) for values in zip(*lists.values())]
 
 
-def write_scenarios_csv(
-    sweep: Sweep, handle: TextIO, progress: Callable[[int, int], None] | None = None
+def write_scenarios(
+    sweep: Sweep,
+    sink: str | BinaryIO,
+    kind: str = "csv",
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Every (scenario, device) pair of the sweep as CSV into `handle`, chunk by chunk
-    (memory does not grow with the grid); the same columns as scenario_rows. Returns the
-    number of rows written."""
-    import pandas as pd
+    """Every (scenario, device) pair of the sweep as CSV or Parquet into `sink` (a path or a
+    binary file), chunk by chunk through Arrow's writers (memory does not grow with the
+    grid; a Parquet row group per chunk); the columns of scenario_rows. CSV writes `fits`
+    as True/False, as the in-memory CSV does. Returns the number of rows written."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
 
     from ..sweep import evaluate_grid
-    from ..whatif import scenario_columns
 
+    schema = scenario_schema()
+    if kind == "csv":
+        fits = schema.get_field_index("fits")
+        schema = schema.set(fits, pa.field("fits", pa.string()))
+        writer: Any = pcsv.CSVWriter(
+            sink, schema, write_options=pcsv.WriteOptions(quoting_style="needed")
+        )
+    elif kind == "parquet":
+        writer = pq.ParquetWriter(sink, schema)
+    else:
+        raise ValueError(f"unknown table format {kind!r}")
     written = 0
 
     def reduce(start: int, out: SweepOutput) -> None:
         nonlocal written
-        cols = scenario_columns(sweep, out, start)
-        n = len(cols["device"])
-        frame = pd.DataFrame({k: cols.get(k, np.full(n, None)) for k in SCENARIO_COLUMNS})
-        frame.to_csv(handle, header=written == 0, index=False, lineterminator="\n")
-        written += n
+        table = scenario_table(sweep, out, start)
+        if kind == "csv":
+            shown = pc.if_else(table["fits"], "True", "False")
+            table = table.set_column(fits, "fits", shown)
+        writer.write_table(table)
+        written += table.num_rows
 
-    evaluate_grid(sweep.model, sweep.grid, progress=progress, keep=False, reduce=reduce)
+    try:
+        evaluate_grid(sweep.model, sweep.grid, progress=progress, keep=False, reduce=reduce)
+    finally:
+        writer.close()
     return written
 
 
