@@ -153,6 +153,7 @@ class Plan:
     cost_per_million_output_tokens: float | None
     reason: str = ""  # set when nothing meets the Slo (the other fields then describe none)
     queue_wait_s: float = 0.0  # mean wait for a free slot (Erlang C), inside ttft_s
+    queue_wait_p99_s: float = 0.0  # its 99th percentile (reported, not planned on)
     utilization: float = 0.0  # arrival rate over what the replicas can serve
 
 
@@ -176,6 +177,16 @@ def queue_wait_s(servers: int, rate: float, service_s: float) -> float:
     if load >= servers:
         return math.inf
     return erlang_c(servers, load) / (servers / service_s - rate)
+
+
+def queue_wait_quantile_s(servers: int, rate: float, service_s: float, q: float) -> float:
+    """The q-quantile of the wait in an M/M/c queue: P(W > t) = C e^{-(c/S - rate) t}, so
+    t_q = ln(C / (1 - q)) / (c/S - rate), and 0 when fewer than 1 - q of arrivals wait."""
+    load = rate * service_s
+    if load >= servers:
+        return math.inf
+    c = erlang_c(servers, load)
+    return max(0.0, math.log(c / (1 - q))) / (servers / service_s - rate) if c > 0 else 0.0
 
 
 def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo) -> Plan:
@@ -254,6 +265,9 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
                         per_replica,
                         cost,
                         queue_wait_s=wait,
+                        queue_wait_p99_s=queue_wait_quantile_s(
+                            replicas * batch, slo.rate, o * tpot, 0.99
+                        ),
                         utilization=slo.rate / (replicas * per_replica),
                     )
             batch *= 2

@@ -113,7 +113,7 @@ def _wait_by_hand(c: int, rate: float, service: float) -> float:
 
 
 def test_queue_wait_textbook_values():
-    from roofline.serve import erlang_c, queue_wait_s
+    from roofline.serve import erlang_c, queue_wait_quantile_s, queue_wait_s
 
     # M/M/1 at rate 0.5, service 1 s: Wq = rho / (mu - lambda) = 0.5 / 0.5 = 1 s
     assert queue_wait_s(1, 0.5, 1.0) == pytest.approx(1.0)
@@ -123,6 +123,10 @@ def test_queue_wait_textbook_values():
     # the recursion agrees with the sum formula for many servers, and saturation is inf
     assert erlang_c(400, 380.0) == pytest.approx(_erlang_c_by_sum(400, 380.0), rel=1e-9)
     assert queue_wait_s(8, 8.0, 1.0) == math.inf and erlang_c(8, 9.0) == 1.0
+    # M/M/1, rate 0.5, service 1 s: P(W > t) = rho e^{-(mu - lambda) t} = 0.5 e^{-t / 2}, so
+    # the 99th percentile is 2 ln(0.5 / 0.01) = 2 ln 50 = 7.824 s; the median is 0 (half wait)
+    assert queue_wait_quantile_s(1, 0.5, 1.0, 0.99) == pytest.approx(2 * math.log(50))
+    assert queue_wait_quantile_s(1, 0.5, 1.0, 0.5) == 0.0
 
 
 def test_slo_plan_by_hand_and_no_smaller_layout_meets_it():
