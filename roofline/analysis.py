@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .calibration import sustained_share
 from .efficiency import LOSSES, Ceilings, expected_times
 from .hardware import Device, ceilings, get_device
 from .kernels import RooflineArrays, evaluate
 from .layers import LayerTable
 from .scenario import RunConfig
 from .workloads import Workload, get_workload
+
+# the loss of a whole step below its kernels (calibration.py: the fitted sustained share)
+SUSTAINED = "step overhead (fitted)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Result:
 
     def loss_totals(self) -> list[tuple[str, float]]:
         """Seconds each loss adds over the whole step, largest first."""
-        totals = [(name, float(self.losses[name].sum())) for name in LOSSES]
+        totals = [(name, float(self.losses[name].sum())) for name in (*LOSSES, SUSTAINED)]
         return sorted(totals, key=lambda kv: -kv[1])
 
     @property
@@ -113,11 +117,15 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
     if run.ideal:
         ceiling = None
         expected = bound.copy()
-        losses = {name: np.zeros_like(bound) for name in LOSSES}
+        losses = {name: np.zeros_like(bound) for name in (*LOSSES, SUSTAINED)}
     else:
         ceiling = ceilings(d, run.dtype)
         e = expected_times(table, flops, nbytes, bound, ceiling, run.training)
-        expected, losses = e.time_s, e.losses
+        # each layer's kernel time / the share a whole step sustains (step.assemble's
+        # "sustained" part, spread over the layers in proportion to their time)
+        share = sustained_share(run.training, run.ideal, run.sustained)
+        expected = e.time_s / share
+        losses = dict(e.losses) | {SUSTAINED: e.time_s * (1 / share - 1)}
     return Result(
         workload=w,
         device=d,

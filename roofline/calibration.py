@@ -1,17 +1,22 @@
-"""The expected-time model's one fitted parameter, and how it is fitted.
+"""The expected-time model's two fitted parameters, and how they are fitted.
 
-`training_sustained` (hardware/defaults/calibration.yaml) is the share of the per-kernel
-expected throughput a whole training step sustains end to end (clocks under a sustained
-power limit, the framework's gaps between kernels, kernels below the best-shape GEMM). It
-divides the compute, recompute and bubble parts of a training step (`step.assemble`); the
-communication parts and serving are not scaled. RunConfig.sustained overrides it (1: off);
-RunConfig.ideal turns it off with every other efficiency term.
+`training_sustained` and `inference_sustained` (hardware/defaults/calibration.yaml) are the
+share of the per-kernel expected throughput that a whole step sustains end to end: a training
+step (clocks under a sustained power limit, the framework's gaps between kernels, kernels
+below the best-shape GEMM) and an inference step, prefill or decode, as a serving stack runs
+it (the scheduler, sampling, detokenization and the host's gaps between steps). Each divides
+the compute, recompute and bubble parts of its step (`step.assemble`); the communication
+parts are not scaled. RunConfig.sustained overrides both (1: off); RunConfig.ideal turns
+them off with every other efficiency term. Layer tables (`roofline run`) are per kernel and
+never scaled.
 
-It is fitted on part of the measured runs and reported on the rest (`fit`): the training
-runs of workloads/runs/ sorted by key, those at even positions form the fit half, those at
-odd positions are held out. The fit minimises the sum of squared log errors over a grid of
-GRID_STEP; it needs no new step evaluation per grid point, because a step's expected time is
-C / s + K in the sustained share s (C: the scaled parts, K: communication).
+Each is fitted on part of its measured runs and reported on the rest (`fit`): the training
+(serving) runs of workloads/runs/ sorted by key, those at even positions form the fit half,
+those at odd positions are held out. A run measured better than its roofline bound (its file
+cannot describe how it ran) is kept in the set but not fitted on: no share <= 1 reaches it.
+The fit minimises the sum of squared log errors over a grid of GRID_STEP; it needs no new step
+evaluation per grid point, because a step's expected time is C / s + K in the sustained share
+s (C: the scaled parts, K: communication).
 """
 
 from __future__ import annotations
@@ -32,8 +37,13 @@ SCALED_PARTS = ("compute", "recompute", "bubble")
 @dataclass(frozen=True)
 class Calibration:
     training_sustained: float
+    inference_sustained: float
     fitted_on: str
     source: str
+
+    def shipped(self, kind: str) -> float:
+        """The share for `kind` runs: training or serving."""
+        return self.training_sustained if kind == "training" else self.inference_sustained
 
 
 @cache
@@ -43,21 +53,28 @@ def calibration() -> Calibration:
     data = load_yaml_mapping(data_dir("hardware") / "defaults" / "calibration.yaml", shown)
     problems = Problems()
     f = Fields(data, problems)
-    value = f.number("training_sustained")
+    values = {}
+    for key in ("training_sustained", "inference_sustained"):
+        value = f.number(key)
+        if value is not None and not 0 < value <= 1:
+            problems.append(f"{key}: a share from 0 to 1, got {value}")
+        values[key] = value
     fitted_on, source = f.text("fitted_on"), f.text("source")
     f.done()
-    if value is not None and not 0 < value <= 1:
-        problems.append(f"training_sustained: a share from 0 to 1, got {value}")
-    if problems or value is None or fitted_on is None or source is None:
+    training, inference = values["training_sustained"], values["inference_sustained"]
+    if problems or training is None or inference is None or fitted_on is None or source is None:
         raise SpecError(shown, problems or ["could not be read"])
-    return Calibration(value, fitted_on, source)
+    return Calibration(training, inference, fitted_on, source)
 
 
 def sustained_share(training: bool, ideal: bool, override: float | None) -> float:
     """The share that divides a step's compute parts (1: none)."""
-    if ideal or not training:
+    if ideal:
         return 1.0
-    return override if override is not None else calibration().training_sustained
+    if override is not None:
+        return override
+    c = calibration()
+    return c.training_sustained if training else c.inference_sustained
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,9 @@ class Fit:
     held_median_abs_error: float
     # each run's signed relative error at the fitted share (predicted / measured - 1)
     errors: tuple[tuple[str, float], ...] = ()
+    parameter: str = "training_sustained"
+    # runs measured beyond their roofline bound: shown, not fitted on, not in the medians
+    beyond_bound: tuple[str, ...] = ()
 
 
 def split(keys: list[str]) -> tuple[list[str], list[str]]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -247,7 +247,9 @@ def check(w: Workload, device: Device, run: RunConfig) -> CheckResult:
         raise FieldError("phase", run.phase, "check runs forward passes: inference or decode")
     if run.dtype not in KINDS:
         raise FieldError("dtype", run.dtype, f"numpy runs {', '.join(KINDS)}")
-    result = analyze(w, device, run)
+    # the layers one by one, as numpy runs them here: per kernel, without the share a
+    # whole serving step sustains (calibration.py; fitted on serving stacks, not on this)
+    result = analyze(w, device, replace(run, sustained=1.0))
     t = result.layers
     tokens = run.batch * (1 if run.phase == "decode" else (result.seq or 1))
     width = int(w.arch.boundary_elements(run) / tokens) or 1024  # rows of norms and softmax

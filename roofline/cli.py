@@ -474,7 +474,7 @@ def validate(
         bool,
         typer.Option(
             "--fit",
-            help="With --runs: refit the sustained share on half the training runs and "
+            help="With --runs: refit the sustained shares on half the training (serving) runs and "
             "report the error on the other half.",
         ),
     ] = False,
@@ -489,16 +489,18 @@ def validate(
     if runs and fit:
         from .calibration import calibration
         from .report import runs as rr
-        from .runs import fit_sustained
+        from .runs import KINDS, fit_sustained
 
-        result = fit_sustained()
-        shipped = calibration().training_sustained
+        fits = [fit_sustained(kind=kind) for kind in ("training", "serving")]
+        shipped = calibration()
         _show(
             fmt,
             output,
-            data=lambda: rr.fit_dict(result, shipped),
-            rows=lambda: rr.fit_rows(result),
-            table=lambda: rr.fit_table(result, shipped),
+            data=lambda: [rr.fit_dict(f, shipped.shipped(k)) for f, k in zip(fits, KINDS)],
+            rows=lambda: [row for f in fits for row in rr.fit_rows(f)],
+            table=lambda: [
+                item for f, k in zip(fits, KINDS) for item in rr.fit_table(f, shipped.shipped(k))
+            ],
         )
         return
     if runs:

@@ -4,9 +4,10 @@ A run file says what ran (a catalog model, a device type and count), how it ran 
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
 attention kernel, overlap, the cluster's network), what was measured, and where it was
 published. `validate_runs` predicts each measured figure from the expected step time
-(step.py) and reports the relative error. One parameter of the model is fitted on them:
-the sustained share of a training step (calibration.py), on the fit half of the training
-runs, with its error reported on the held-out half (`fit_sustained`). Every run stays in the
+(step.py) and reports the relative error. Two parameters of the model are fitted on them:
+the sustained share of a training step and of an inference step (calibration.py), each on
+the fit half of its runs (training, serving), with its error reported on the held-out half
+(`fit_sustained`). Every run stays in the
 set, with its error shown, whether the model gets it right or not.
 
 Metrics (`measured.metric`), and how each is predicted from the expected step time T of one
@@ -23,6 +24,9 @@ step of `run` (a global batch of B samples of S tokens on N devices):
                            `request.output` tokens out, batch B: the prefill of the prompt,
                            then one decode step per further output token, each attending to
                            the prompt and the tokens before it (the run's phase is decode)
+  output_tokens_per_s      a benchmark of batches of B such requests on the run's devices:
+                           data replicas x B x request.output / the request's latency
+  output_tokens_per_s_per_device  the same / N
 """
 
 from __future__ import annotations
@@ -56,8 +60,14 @@ METRICS = (
     "ttft_s",
     "tpot_s",
     "request_latency_s",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+)
+REQUEST_METRICS = frozenset(
+    {"request_latency_s", "output_tokens_per_s", "output_tokens_per_s_per_device"}
 )
 KINDS = ("training", "serving")
+DECODE_SAMPLES = 64  # decode steps of a request evaluated one by one (see _request)
 LOWER_IS_BETTER = frozenset({"step_time_s", "ttft_s", "tpot_s", "request_latency_s"})
 
 
@@ -150,7 +160,7 @@ def parse_run(
         m.done()
     run_fields = top.mapping("run")
     prompt = output = None
-    req = top.mapping("request", required=metric == "request_latency_s")
+    req = top.mapping("request", required=metric in REQUEST_METRICS)
     if req is not None:
         prompt, output = req.integer("prompt"), req.integer("output")
         req.done()
@@ -263,28 +273,47 @@ def _figure(r: MeasuredRun, step: StepTime, time: float | None) -> float | None:
 
 def _request(r: MeasuredRun) -> tuple[float, float, StepTime]:
     """(expected, bound) seconds of a whole request: the prompt's prefill, then a decode
-    step for every further output token, at the context it has reached."""
+    step for every further output token, at the context it has reached. The StepTime
+    returned is the prefill's, with the parts of all the request's steps summed.
+
+    Up to DECODE_SAMPLES decode steps are evaluated one by one; a longer request's steps are
+    cut into DECODE_SAMPLES equal runs of consecutive steps, each counted as its length x
+    the step at its middle context (the midpoint rule: a decode step grows almost linearly
+    with the context, so the sum moves by far less than the model's own error)."""
     assert r.prompt is not None and r.output is not None  # checked when the file was read
     base = replace(r.run, phase="prefill", seq=r.prompt, context=None, logits="last")
     first = step_time(r.workload, base, r.device)
     expected, bound = first.expected_s, first.total_s
-    for i in range(1, r.output):
-        run = replace(r.run, phase="decode", seq=None, context=r.prompt + i - 1)
+    parts = dict(first.parts)
+    steps = r.output - 1  # decode steps i = 1 .. O - 1 at context P + i - 1
+    pieces = min(steps, DECODE_SAMPLES)
+    for j in range(pieces):
+        lo, hi = 1 + steps * j // pieces, 1 + steps * (j + 1) // pieces  # steps lo .. hi - 1
+        middle = r.prompt + (lo + hi - 1) / 2 - 1
+        run = replace(r.run, phase="decode", seq=None, context=round(middle))
         step = step_time(r.workload, run, r.device)
         if expected is None or bound is None or step.expected_s is None or step.total_s is None:
             return math.nan, math.nan, step
-        expected += step.expected_s
-        bound += step.total_s
+        expected += (hi - lo) * step.expected_s
+        bound += (hi - lo) * step.total_s
+        for k, v in step.parts:
+            parts[k] = parts.get(k, 0.0) + (hi - lo) * v
     if expected is None or bound is None:
         return math.nan, math.nan, first
-    return expected, bound, first
+    return expected, bound, replace(first, parts=tuple(parts.items()))
 
 
 def predict(r: MeasuredRun) -> Prediction:
-    if r.metric == "request_latency_s":
+    if r.metric in REQUEST_METRICS:
         expected, bound, step = _request(r)
         if math.isnan(expected):
             return Prediction(r, None, None, step, step.reason or "cannot run")
+        if r.metric != "request_latency_s":  # output tokens a second, or a device
+            assert r.output is not None  # checked when the file was read
+            made = float(r.run.layout.data * r.run.batch * r.output)
+            if r.metric == "output_tokens_per_s_per_device":
+                made /= r.devices
+            return Prediction(r, made / expected, made / bound, step)
         return Prediction(r, expected, bound, step)
     step = step_time(r.workload, r.run, r.device)
     if step.expected_s is None:
@@ -302,28 +331,32 @@ def median_abs_error(predictions: list[Prediction]) -> float | None:
 
 
 # ---------------------------------------------------------------- the fitted share
-def fit_sustained(runs: list[MeasuredRun] | None = None) -> Fit:
-    """Fit calibration's `training_sustained` on the fit half of the training runs and
-    report the median absolute error on both halves at the fitted share (see
-    calibration.py for the split and the objective)."""
+def fit_sustained(runs: list[MeasuredRun] | None = None, kind: str = "training") -> Fit:
+    """Fit calibration's share for `kind` runs (training: `training_sustained`; serving:
+    `inference_sustained`) on the fit half of those runs and report the median absolute
+    error on both halves at the fitted share (see calibration.py for the split, the
+    objective and the runs left out of the fit: those measured beyond the bound)."""
     runs = runs if runs is not None else list_runs()
-    training = [r for r in runs if r.kind == "training"]
-    fit_keys, held_keys = split([r.key for r in training])
+    chosen = [r for r in runs if r.kind == kind]
+    fit_keys, held_keys = split([r.key for r in chosen])
     points: dict[str, tuple[float, bool, float, float, float]] = {}
-    for r in training:
+    beyond: set[str] = set()
+    for r in chosen:
         p = predict(replace(r, run=replace(r.run, sustained=1.0)))
         if p.predicted is None:
             continue
+        if p.beats_bound:
+            beyond.add(r.key)
         parts = dict(p.step.parts)
         scaled = sum(parts.get(k, 0.0) for k in SCALED_PARTS)
         fixed = sum(parts.values()) - scaled
         points[r.key] = (p.predicted, r.metric in LOWER_IS_BETTER, scaled, fixed, r.measured)
-    share = best_share([points[k] for k in fit_keys if k in points])
+    share = best_share([points[k] for k in fit_keys if k in points and k not in beyond])
 
     errors = {k: figure(*points[k][:4], share) / points[k][4] - 1 for k in sorted(points)}
 
     def median_error(keys: list[str]) -> float:
-        errs = [abs(errors[k]) for k in keys if k in errors]
+        errs = [abs(errors[k]) for k in keys if k in errors and k not in beyond]
         return statistics.median(errs) if errs else math.nan
 
     return Fit(
@@ -333,4 +366,6 @@ def fit_sustained(runs: list[MeasuredRun] | None = None) -> Fit:
         median_error(fit_keys),
         median_error(held_keys),
         tuple(errors.items()),
+        "training_sustained" if kind == "training" else "inference_sustained",
+        tuple(sorted(beyond)),
     )

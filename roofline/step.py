@@ -16,10 +16,11 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
   compute    m x (E + R)
   bubble     (pp - 1) x (E + R) / v: 1F1B's fill and drain, v interleaved model chunks a
              rank (Narayanan et al. 2021; v = 1: plain 1F1B)
-  sustained  (1 / s - 1) x (compute + recompute + bubble) in training: s, the share of
-             the kernels' throughput a whole step sustains, is the model's one fitted
-             parameter (calibration.py: fitted on half the measured runs, reported on
-             the other half); 0 outside training and with RunConfig.ideal
+  sustained  (1 / s - 1) x (compute + recompute + bubble): s, the share of the kernels'
+             throughput a whole step sustains, one for training steps and one for
+             inference steps, are the model's two fitted parameters (calibration.py:
+             each fitted on half its measured runs, reported on the other half); 0 with
+             RunConfig.ideal
   tensor     m x the micro-batch's tensor-parallel all-reduces
   pipeline   m x the micro-batch's stage-boundary sends (and gradients back)
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
@@ -207,7 +208,7 @@ def assemble(
         "compute": compute,
         "recompute": again,
         "bubble": bubble,
-        # what a whole training step sustains below its kernels (calibration.py; fitted)
+        # what a whole step sustains below its kernels (calibration.py; fitted)
         "sustained": (1 / share - 1) * (compute + again + bubble),
         "tensor": tensor,
         "pipeline": pipeline,

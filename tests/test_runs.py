@@ -151,13 +151,60 @@ def test_refit_gives_the_shipped_share_on_half_the_runs():
     assert fit.held_median_abs_error < 0.15
 
 
+def test_serving_refit_gives_the_shipped_share_and_skips_runs_beyond_the_bound():
+    """The inference share: fitted on the even half of the serving runs; a run measured
+    faster than the roofline bound allows is kept and shown but not fitted on (no share
+    <= 1 can slow the model down to meet a run that is faster than physics allows)."""
+    fit = fit_sustained(kind="serving")
+    serving = sorted(r.key for r in list_runs() if r.kind == "serving")
+    assert fit.fit_keys == tuple(serving[0::2]) and fit.held_keys == tuple(serving[1::2])
+    assert fit.value == calibration().inference_sustained
+    beyond = {p.run.key for p in validate_runs() if p.beats_bound and p.run.kind == "serving"}
+    assert set(fit.beyond_bound) == beyond and beyond  # the two NeMo 13B rows
+    assert set(dict(fit.errors)) == set(serving)  # every run has its error shown
+
+
 def test_validate_runs_fit_cli_json_and_misuse():
     res = CliRunner().invoke(app, ["validate", "--runs", "--fit", "-f", "json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(c))
-    assert data["parameter"] == "training_sustained"
-    assert data["fitted"] == data["shipped"] == calibration().training_sustained
-    assert data["fit_runs"] + data["held_out_runs"] == len(data["runs"])
-    assert {row["half"] for row in data["runs"]} == {"fit", "held out"}
+    training, serving = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(c))
+    assert training["parameter"] == "training_sustained"
+    assert training["fitted"] == training["shipped"] == calibration().training_sustained
+    assert training["fit_runs"] + training["held_out_runs"] == len(training["runs"])
+    assert {row["half"] for row in training["runs"]} == {"fit", "held out"}
+    assert serving["parameter"] == "inference_sustained"
+    assert serving["fitted"] == serving["shipped"] == calibration().inference_sustained
+    beyond = serving["beyond_bound_runs"]
+    assert serving["fit_runs"] + serving["held_out_runs"] + len(beyond) == len(serving["runs"])
+    assert {r["run"] for r in serving["runs"] if r["half"] == "beyond bound"} == set(beyond)
     res = CliRunner().invoke(app, ["validate", "--fit"])
     assert res.exit_code == 2 and "--runs" in res.output and "Traceback" not in res.output
+
+
+def test_output_tokens_per_s_is_the_batch_over_the_request_by_hand():
+    """LMDeploy's llama-2-7b batch 16, 128 in / 128 out on an A100: output tokens a second
+    = 16 x 128 / (the prefill of 16 prompts of 128 tokens + 127 decode steps at contexts
+    128 .. 254), every step summed here one by one; the run's prediction samples 64 of the
+    steps (midpoint rule) and lands within 0.1 % of the full sum."""
+    from roofline.step import step_time
+
+    run = next(r for r in list_runs() if r.key == "lmdeploy-llama-2-7b-a100-b16-128-128")
+    assert (run.run.batch, run.prompt, run.output, run.metric) == (
+        16,
+        128,
+        128,
+        "output_tokens_per_s",
+    )
+    w, dev = run.workload, run.device
+    total = step_time(
+        w, replace(run.run, phase="prefill", seq=128, context=None, logits="last"), dev
+    ).expected_s
+    for i in range(1, 128):
+        step = replace(run.run, phase="decode", seq=None, context=128 + i - 1)
+        total += step_time(w, step, dev).expected_s
+    p = predict(run)
+    assert p.predicted == pytest.approx(16 * 128 / total, rel=1e-3)
+    per_device = next(r for r in list_runs() if r.metric == "output_tokens_per_s_per_device")
+    q = predict(per_device)
+    whole = predict(replace(per_device, metric="output_tokens_per_s"))
+    assert q.predicted == pytest.approx(whole.predicted / per_device.devices, rel=1e-12)

@@ -30,8 +30,9 @@ def test_single_device_ideal_step_is_the_bound():
     real = step_time(w, replace(run, ideal=False), A100)
     p = _parts(real)
     # one device, one micro-batch, no recompute: the kernels' expected time is analyze's
-    # total, and the step adds what a training step sustains below it, (1 / s - 1) x that
-    kernels = analyze(w, A100, replace(run, ideal=False)).total_expected_time_s
+    # total at share 1, and the step adds what a training step sustains below it,
+    # (1 / s - 1) x that
+    kernels = analyze(w, A100, replace(run, ideal=False, sustained=1.0)).total_expected_time_s
     assert p["compute"] == pytest.approx(kernels, rel=1e-12)
     s = calibration().training_sustained
     assert p["sustained"] == pytest.approx((1 / s - 1) * kernels, rel=1e-12)
@@ -115,6 +116,34 @@ def test_sustained_share_divides_only_the_compute_parts():
     assert half["sustained"] == pytest.approx(off["compute"] + off["recompute"] + off["bubble"])
     for part in ("tensor", "pipeline", "data"):
         assert half[part] == off[part]
-    # serving steps are not scaled
-    decode = RunConfig(batch=8, seq=2048, phase="decode", sustained=0.5)
-    assert _parts(step_time(GPT3, decode, A100)).get("sustained", 0) == 0
+    # a serving step has its own share (inference_sustained); at 1/2 its compute doubles
+    decode = RunConfig(batch=8, phase="decode", context=2048, layout=Layout(1, 8, 1, 0))
+    d_off = _parts(step_time(GPT3, replace(decode, sustained=1.0), A100))
+    d_half = _parts(step_time(GPT3, replace(decode, sustained=0.5), A100))
+    assert d_half["sustained"] == pytest.approx(d_off["compute"])
+    assert d_half["tensor"] == d_off["tensor"] > 0
+
+
+def test_layer_tables_carry_the_share_as_a_named_loss():
+    """`roofline run`: each layer's expected time is its kernel time / the share, and the
+    difference is the loss 'step overhead (fitted)'; on one device the summary equals the
+    step model's expected time (one formula for both paths); --ideal and check's per-kernel
+    comparison leave it out."""
+    from roofline.analysis import SUSTAINED
+
+    w = get_workload("llama-2-7b")
+    run = RunConfig(batch=1, phase="decode", context=1024)
+    kernels = analyze(w, A100, replace(run, sustained=1.0))
+    r = analyze(w, A100, run)
+    s = calibration().inference_sustained
+    assert r.expected_time_s == pytest.approx(kernels.expected_time_s / s, rel=1e-12)
+    assert r.losses[SUSTAINED] == pytest.approx(kernels.expected_time_s * (1 / s - 1))
+    assert r.total_expected_time_s == pytest.approx(step_time(w, run, A100).expected_s)
+    assert dict(r.loss_totals())[SUSTAINED] > 0
+    assert analyze(w, A100, replace(run, ideal=True)).total_expected_time_s == r.total_time_s
+    training = RunConfig(batch=1, seq=512, phase="training")
+    t = analyze(w, A100, training)
+    t1 = analyze(w, A100, replace(training, sustained=1.0))
+    assert t.total_expected_time_s == pytest.approx(
+        t1.total_expected_time_s / calibration().training_sustained
+    )

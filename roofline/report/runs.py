@@ -18,6 +18,8 @@ UNITS = {
     "tpot_s": (1e-3, "ms"),
     "request_latency_s": (1e-3, "ms"),
     "tokens_per_s": (1.0, "tok/s"),
+    "output_tokens_per_s": (1.0, "tok/s"),
+    "output_tokens_per_s_per_device": (1.0, "tok/s"),
     "tokens_per_s_per_device": (1.0, "tok/s"),
     "hardware_flops_per_device": (1e12, "TFLOP/s"),
     "mfu": (0.01, "%"),
@@ -98,21 +100,28 @@ def _finite(x: float) -> float | None:
 
 
 def fit_rows(fit: Fit) -> list[dict[str, Any]]:
-    """{run, half, rel_error}: each training run's error at the refitted share."""
-    held = set(fit.held_keys)
+    """{parameter, run, half, rel_error}: each run's error at the refitted share; a run
+    measured beyond its bound is in neither half of the fit ('beyond bound')."""
+    held, beyond = set(fit.held_keys), set(fit.beyond_bound)
     return [
-        {"run": k, "half": "held out" if k in held else "fit", "rel_error": e}
+        {
+            "parameter": fit.parameter,
+            "run": k,
+            "half": "beyond bound" if k in beyond else "held out" if k in held else "fit",
+            "rel_error": e,
+        }
         for k, e in fit.errors
     ]
 
 
 def fit_dict(fit: Fit, shipped: float) -> dict[str, Any]:
     return {
-        "parameter": "training_sustained",
+        "parameter": fit.parameter,
         "fitted": fit.value,
         "shipped": shipped,
-        "fit_runs": len(fit.fit_keys),
-        "held_out_runs": len(fit.held_keys),
+        "fit_runs": len([k for k in fit.fit_keys if k not in fit.beyond_bound]),
+        "held_out_runs": len([k for k in fit.held_keys if k not in fit.beyond_bound]),
+        "beyond_bound_runs": list(fit.beyond_bound),
         "fit_median_abs_error": _finite(fit.fit_median_abs_error),
         "held_out_median_abs_error": _finite(fit.held_median_abs_error),
         "runs": fit_rows(fit),
@@ -120,8 +129,9 @@ def fit_dict(fit: Fit, shipped: float) -> dict[str, Any]:
 
 
 def fit_table(fit: Fit, shipped: float) -> list[RenderableType]:
+    kind = "training" if fit.parameter == "training_sustained" else "serving"
     table = new_table(
-        "The sustained share refitted: each training run's error at the fitted value",
+        f"{fit.parameter} refitted: each {kind} run's error at the fitted value",
         ("run", "half", "error"),
         left=("run", "half"),
     )
@@ -131,11 +141,14 @@ def fit_table(fit: Fit, shipped: float) -> list[RenderableType]:
     def pct(x: float) -> str:
         return "-" if x != x else f"{100 * x:.1f}%"
 
+    info = fit_dict(fit, shipped)
     same = "the shipped value" if abs(fit.value - shipped) < 1e-9 else f"shipped: {shipped:g}"
     summary = (
-        f"training_sustained fitted = {fit.value:g} ({same}; hardware/defaults/calibration.yaml) "
-        f"on {len(fit.fit_keys)} runs (median absolute error {pct(fit.fit_median_abs_error)}); "
-        f"held out: {len(fit.held_keys)} runs, median absolute error "
+        f"{fit.parameter} fitted = {fit.value:g} ({same}; hardware/defaults/calibration.yaml) "
+        f"on {info['fit_runs']} runs (median absolute error {pct(fit.fit_median_abs_error)}); "
+        f"held out: {info['held_out_runs']} runs, median absolute error "
         f"{pct(fit.held_median_abs_error)}"
     )
+    if fit.beyond_bound:
+        summary += f"; not fitted on (measured beyond the bound): {len(fit.beyond_bound)}"
     return [table, summary]
