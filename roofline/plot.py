@@ -227,7 +227,7 @@ def roofline(
             lw=2,
             label=f"{r.device.name} ({r.run.dtype}: {peak / TFLOP:,.0f} TFLOP/s, "
             f"{bw / 1e9:,.0f} GB/s): step {seconds(r.total_time_s)} bound, "
-            f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.0f}%)",
+            f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.2g}%)",
         )
         device_handles.append(line)
         measured |= _measured_roof(ax, r, x, hi, color, index)
