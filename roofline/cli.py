@@ -316,6 +316,7 @@ def _stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE_ROWS = 200  # a what-if table shows its rows up to this many pairs
+TOP_ROWS = 20  # beyond that, the best this many
 ROW_LIMIT = 1_000_000  # JSON rows built in memory (CSV and Parquet are streamed)
 
 
@@ -700,7 +701,11 @@ def whatif(
             f"{pairs:,} (scenario, device) pairs are more than {limit:,} JSON rows; use "
             "--format csv (streamed, any size) or narrow the sweep"
         )
-    rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
+    top = fmt is Format.table and pairs > limit
+    if top:  # a table of a big sweep: its best rows, and how many there are
+        rows = rw.top_rows(sweep, TOP_ROWS)
+    else:
+        rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
     if pairs > 20_000_000:  # more than about a second: show progress on stderr
         from rich.console import Console
         from rich.progress import Progress
@@ -720,7 +725,7 @@ def whatif(
         output,
         data=lambda: rw.whatif_dict(found, rows, pairs),
         rows=lambda: rows,
-        table=lambda: rw.whatif_tables(w.name, sweep, found, rows),
+        table=lambda: rw.whatif_tables(w.name, sweep, found, rows, top),
     )
 
 

@@ -767,3 +767,40 @@ def test_streamed_rows_many_chunks(tmp_path, monkeypatch):
         batches = [int(r["batch"]) for r in rows[::15]]  # scenario-major, batch outermost
         assert batches == list(range(1, 11))
         assert [r["device"] for r in rows[:3]] == ["a100", "h100", "t4"]
+
+
+def test_a_big_table_shows_the_best_rows_and_how_many(monkeypatch):
+    """Beyond the table limit the table shows the TOP_ROWS best pairs (those that fit first,
+    then the highest tokens/s): the same as sorting every row of the JSON by hand."""
+    from roofline import cli
+    from roofline import sweep as sweep_module
+    from roofline.report.whatif import top_rows
+
+    args = ["whatif", "-m", "bert-large", "--hw", "a100,t4", "--batch", "1,16,256,4096"]
+    args += ["--seq", "64,512"]
+    every = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).stdout)["scenarios"]
+    want = sorted(every, key=lambda r: (not r["fits"], -r["tokens_per_s"]))[:5]
+    assert any(not r["fits"] for r in every)  # 4096 x 512 on a T4 does not fit
+    real = sweep_module.evaluate_grid
+    monkeypatch.setattr(
+        sweep_module, "evaluate_grid", lambda *a, **k: real(*a, **(k | {"chunk": 3}))
+    )
+    sweep = build_sweep(
+        get_workload("bert-large"),
+        [get_device("a100"), get_device("t4")],
+        batches=[1, 16, 256, 4096],
+        seqs=[64, 512],
+        contexts=[None],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    got = top_rows(sweep, 5)
+    assert [(r["device"], r["batch"], r["seq"]) for r in got] == [
+        (r["device"], r["batch"], r["seq"]) for r in want
+    ]
+    monkeypatch.setattr(cli, "TABLE_ROWS", 4)
+    monkeypatch.setattr(cli, "TOP_ROWS", 3)
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "the 3 fastest of 16 pairs, fitting first" in table.stdout
+    assert "16 (scenario, device) pairs evaluated" in table.stdout

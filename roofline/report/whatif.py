@@ -94,6 +94,30 @@ def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
     return [dict(zip(lists, values)) for values in zip(*lists.values())]
 
 
+def top_rows(sweep: Sweep, k: int = 20) -> list[dict[str, Any]]:
+    """The k best (scenario, device) pairs of a sweep of any size, as scenario_rows rows:
+    those that fit first, then the highest tokens/s (samples/s); found chunk by chunk, so
+    memory does not grow with the grid."""
+    from ..sweep import evaluate_grid
+    from ..whatif import SCENARIO_COLUMNS, scenario_columns
+
+    best: list[tuple[tuple[bool, float], dict[str, Any]]] = []
+
+    def reduce(start: int, out: SweepOutput) -> None:
+        cols = scenario_columns(sweep, out, start)
+        rate = cols["tokens_per_s"] if "tokens_per_s" in cols else cols["samples_per_s"]
+        rate = np.where(np.isfinite(rate), rate, -np.inf)
+        order = np.lexsort((-rate, ~cols["fits"]))[:k]  # fitting first, then the fastest
+        for i in order:
+            row = {c: plain(cols[c][i]) if c in cols else None for c in SCENARIO_COLUMNS}
+            best.append(((not bool(cols["fits"][i]), -float(rate[i])), row))
+        best.sort(key=lambda item: item[0])
+        del best[k:]
+
+    evaluate_grid(sweep.model, sweep.grid, keep=False, reduce=reduce)
+    return [row for _, row in best]
+
+
 def write_scenarios(
     sweep: Sweep,
     sink: str | BinaryIO,
@@ -185,12 +209,25 @@ def _fmt(value: Any, fmt: str) -> str:
 
 
 def whatif_tables(
-    name: str, sweep: Sweep, answers: list[Answer], rows: list[dict[str, Any]]
+    name: str,
+    sweep: Sweep,
+    answers: list[Answer],
+    rows: list[dict[str, Any]],
+    top: bool = False,
 ) -> list[RenderableType]:
+    """The scenario rows (all of them, or with `top` the best of a larger sweep) and the
+    answers."""
     items: list[RenderableType] = []
+    n = sweep.grid.scenarios * len(sweep.devices)
     if rows:
+        title = f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)"
+        if top:
+            title = (
+                f"{name}: {sweep.phase}, the {len(rows)} fastest of {n:,} pairs, fitting first "
+                "(time per step; memory per device, GB = 1e9 B)"
+            )
         scenarios = new_table(
-            f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)",
+            title,
             (
                 "device",
                 "dtype",
@@ -224,14 +261,17 @@ def whatif_tables(
                 f"{r['memory_bytes_per_device'] / 1e9:,.2f}",
                 "yes" if r["fits"] else "no",
                 f"{100 * r['memory_bound_time_share']:.0f}%",
-                "-" if cost is None else f"{cost:,.2f} {r['currency']}",
+                "-"
+                if cost is None
+                else f"{cost:,.2f} {r['currency']}"
+                if cost >= 0.01
+                else f"{cost:.2g} {r['currency']}",
             )
         items.append(scenarios)
-    else:
-        n = sweep.grid.scenarios * len(sweep.devices)
+    if top or not rows:
         items.append(
             f"{n:,} (scenario, device) pairs evaluated; "
-            "--format csv --output FILE writes all of them"
+            "--format csv (or --output NAME.parquet) writes all of them"
         )
     ans = new_table(
         "Answers (at the longest swept sequence/context)",
