@@ -61,6 +61,7 @@ FLAGS = {
     "dp_overlap": "--dp-overlap",
     "virtual_stages": "--virtual-stages",
     "sustained": "--sustained",
+    "ttft_percentile": "--ttft-percentile",
     "weights": "--weights",
     "kv_dtype": "--kv-dtype",
     "sweep_batch": "--sweep-batch",
@@ -853,6 +854,13 @@ def serve(
     ] = None,
     ttft: Annotated[float, typer.Option(help="With --rate: time to first token SLO, s.")] = 2.0,
     tpot: Annotated[float, typer.Option(help="With --rate: time per output token SLO, s.")] = 0.05,
+    ttft_percentile: Annotated[
+        float | None,
+        typer.Option(
+            help="With --rate: hold the TTFT target for this quantile of the queueing wait "
+            "(0.5 to 0.999, e.g. 0.99) [default: the mean]."
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output_file: Annotated[
         Path | None,
@@ -886,12 +894,14 @@ def serve(
     if rate is not None:  # the SLO planner
         from .serve import Slo, plan
 
-        slo = Slo(rate, ttft, tpot)
+        slo = Slo(rate, ttft, tpot, ttft_percentile)
         plans = [plan(w, run_config, d, request, slo) for d in devs]
         heading = (
             f"{w.name}: {rate:g} requests/s of {prompt} tokens in, {output} out, "
             f"{run_config.precision}; "
-            f"TTFT <= {ttft:g} s, TPOT <= {tpot * 1e3:g} ms"
+            f"TTFT <= {ttft:g} s"
+            + ("" if ttft_percentile is None else f" at p{100 * ttft_percentile:g} of the wait")
+            + f", TPOT <= {tpot * 1e3:g} ms"
         )
         _show(
             fmt,

@@ -129,12 +129,23 @@ class Slo:
     rate: float
     ttft_s: float
     tpot_s: float
+    # None: the TTFT target holds for the mean wait; q (0.5 .. 0.999): for its q-quantile
+    ttft_percentile: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("rate", self.rate), ("ttft", self.ttft_s), ("tpot", self.tpot_s)):
             ok = isinstance(value, int | float) and 0 < value < 1e9  # also nan and inf
             if not ok:
                 raise FieldError(name, value, "must be > 0 and finite")
+        q = self.ttft_percentile
+        if q is not None and not (isinstance(q, int | float) and 0.5 <= q <= 0.999):
+            raise FieldError("ttft_percentile", q, "a quantile from 0.5 to 0.999")
+
+    def wait(self, servers: int, service_s: float) -> float:
+        """The wait the TTFT target is held to: the mean, or the chosen quantile."""
+        if self.ttft_percentile is None:
+            return queue_wait_s(servers, self.rate, service_s)
+        return queue_wait_quantile_s(servers, self.rate, service_s, self.ttft_percentile)
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,8 @@ class Plan:
     cost_per_million_output_tokens: float | None
     reason: str = ""  # set when nothing meets the Slo (the other fields then describe none)
     queue_wait_s: float = 0.0  # mean wait for a free slot (Erlang C), inside ttft_s
-    queue_wait_p99_s: float = 0.0  # its 99th percentile (reported, not planned on)
+    queue_wait_p99_s: float = 0.0  # its 99th percentile
+    ttft_held_to: str = "mean"  # the wait the TTFT target was held to: mean, or p99 ...
     utilization: float = 0.0  # arrival rate over what the replicas can serve
 
 
@@ -207,8 +219,9 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
       the M/D/c wait of requests of one length), and it is part of the TTFT:
         TTFT         = wait + prefill(P) + one TPOT seen
       replicas: the fewest, from ceil(rate / requests/s) up, whose TTFT with the wait meets
-      the target; devices = replicas x t. Among the (t, B) that meet both SLOs, the fewest
-      devices (then the lowest TPOT) win. TPOT is taken at B in flight although a replica
+      the target (the mean wait, or with Slo.ttft_percentile its quantile: P(W > t) =
+      C e^{-(c/S - rate) t}); devices = replicas x t. Among the (t, B) that meet both SLOs,
+      the fewest devices (then the lowest TPOT) win. TPOT is taken at B in flight although a replica
       below full utilization runs fewer: on the safe side."""
     _check_decoder(w, run)
     best: Plan | None = None
@@ -241,14 +254,15 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
             if ttft <= slo.ttft_s:
                 per_replica = batch / (o * tpot)
                 replicas = math.ceil(slo.rate / per_replica)
-                wait = queue_wait_s(replicas * batch, slo.rate, o * tpot)
+                held = slo.wait(replicas * batch, o * tpot)
                 # more replicas shorten the wait; past twice the first count it is not
                 # the queue that misses the target
-                while ttft + wait > slo.ttft_s and replicas < 2 * math.ceil(slo.rate / per_replica):
+                while ttft + held > slo.ttft_s and replicas < 2 * math.ceil(slo.rate / per_replica):
                     replicas += 1
-                    wait = queue_wait_s(replicas * batch, slo.rate, o * tpot)
+                    held = slo.wait(replicas * batch, o * tpot)
+                wait = queue_wait_s(replicas * batch, slo.rate, o * tpot)
                 n = replicas * t
-                if ttft + wait <= slo.ttft_s and (
+                if ttft + held <= slo.ttft_s and (
                     best is None or (n, tpot) < (best.devices, best.tpot_s)
                 ):
                     cost = None
@@ -269,6 +283,9 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
                             replicas * batch, slo.rate, o * tpot, 0.99
                         ),
                         utilization=slo.rate / (replicas * per_replica),
+                        ttft_held_to="mean"
+                        if slo.ttft_percentile is None
+                        else f"p{100 * slo.ttft_percentile:g}",
                     )
             batch *= 2
         if room < 1 and not why:

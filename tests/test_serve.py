@@ -170,6 +170,38 @@ def test_slo_plan_by_hand_and_no_smaller_layout_meets_it():
                     assert pre.expected_s + seen + _wait_by_hand(r * b, 5.0, 200 * seen) > 1.0
 
 
+def test_slo_plan_on_the_99th_percentile_of_the_wait_by_hand():
+    """--ttft-percentile 0.99: the TTFT target holds for the wait's 99th percentile,
+    t99 = ln(C / 0.01) / (c / S - rate) (C: Erlang C by the sum formula above); the plan
+    meets it, one replica fewer of the same layout would not, and it needs at least the
+    devices of the plan on the mean."""
+    from roofline.serve import Slo, plan
+
+    w, h100 = get_workload("llama-2-70b"), get_device("h100")
+    req = Request(prompt=2000, output_tokens=300)
+    mean = plan(w, RunConfig(), h100, req, Slo(10.0, 2.0, 0.05))
+    p99 = plan(w, RunConfig(), h100, req, Slo(10.0, 2.0, 0.05, ttft_percentile=0.99))
+    assert p99.ttft_held_to == "p99" and mean.ttft_held_to == "mean"
+    assert p99.devices >= mean.devices
+
+    def t99(replicas: int) -> float:
+        c, service = replicas * p99.concurrency, 300 * p99.tpot_s
+        if 10.0 * service >= c:
+            return math.inf
+        erlang = _erlang_c_by_sum(c, 10.0 * service)
+        return max(0.0, math.log(erlang / 0.01)) / (c / service - 10.0)
+
+    base = p99.ttft_s - p99.queue_wait_s  # prefill + one TPOT seen
+    assert base + t99(p99.replicas) <= 2.0
+    assert p99.queue_wait_p99_s == pytest.approx(t99(p99.replicas), rel=1e-9, abs=1e-12)
+    if p99.replicas - 1 >= math.ceil(10.0 / p99.requests_per_s_per_replica):
+        assert base + t99(p99.replicas - 1) > 2.0
+    res = CliRunner().invoke(
+        app, ["serve", "-m", "llama-2-7b", "--hw", "a100", "--rate", "2", "--ttft-percentile", "1"]
+    )
+    assert res.exit_code == 2 and "--ttft-percentile 1" in res.stderr
+
+
 def test_slo_plan_cli_json_and_impossible_targets():
     args = ["serve", "-m", "llama-2-7b", "--hw", "a100,v100", "--rate", "2", "--prompt", "512"]
     res = CliRunner().invoke(app, [*args, "--tpot", "0.0001", "-f", "json"])

@@ -112,6 +112,7 @@ def plan_dict(p: Plan) -> dict[str, Any]:
         "requests_per_s_per_replica": p.requests_per_s_per_replica if ok else None,
         "queue_wait_s": p.queue_wait_s if ok else None,
         "queue_wait_p99_s": p.queue_wait_p99_s if ok else None,
+        "ttft_slo_on_wait": p.ttft_held_to if ok else None,
         "utilization": p.utilization if ok else None,
         "currency": p.device.price.currency if p.device.price and ok else None,
         "cost_per_million_output_tokens": p.cost_per_million_output_tokens,
