@@ -7,8 +7,8 @@ below the best-shape GEMM) and an inference step, prefill or decode, as a servin
 it (the scheduler, sampling, detokenization and the host's gaps between steps). Each divides
 the compute, recompute and bubble parts of its step (`step.assemble`); the communication
 parts are not scaled. RunConfig.sustained overrides both (1: off); RunConfig.ideal turns
-them off with every other efficiency term. Layer tables (`roofline run`) are per kernel and
-never scaled.
+them off with every other efficiency term. Layer tables (`roofline run`) divide each layer
+by the share and show the difference as the loss "step overhead (fitted)".
 
 Each is fitted on part of its measured runs and reported on the rest (`fit`): the training
 (serving) runs of workloads/runs/ sorted by key, those at even positions form the fit half,

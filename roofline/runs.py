@@ -25,7 +25,7 @@ step of `run` (a global batch of B samples of S tokens on N devices):
                            then one decode step per further output token, each attending to
                            the prompt and the tokens before it (the run's phase is decode)
   output_tokens_per_s      a benchmark of batches of B such requests on the run's devices:
-                           data replicas x B x request.output / the request's latency
+                           B (the global batch) x request.output / the request's latency
   output_tokens_per_s_per_device  the same / N
 """
 
@@ -310,7 +310,7 @@ def predict(r: MeasuredRun) -> Prediction:
             return Prediction(r, None, None, step, step.reason or "cannot run")
         if r.metric != "request_latency_s":  # output tokens a second, or a device
             assert r.output is not None  # checked when the file was read
-            made = float(r.run.layout.data * r.run.batch * r.output)
+            made = float(r.run.batch * r.output)  # the global batch: every replica's
             if r.metric == "output_tokens_per_s_per_device":
                 made /= r.devices
             return Prediction(r, made / expected, made / bound, step)

@@ -133,10 +133,14 @@ class Slo:
     ttft_percentile: float | None = None
 
     def __post_init__(self) -> None:
-        for name, value in (("rate", self.rate), ("ttft", self.ttft_s), ("tpot", self.tpot_s)):
-            ok = isinstance(value, int | float) and 0 < value < 1e9  # also nan and inf
+        for name, value, top in (
+            ("rate", self.rate, 1e5),  # requests a second: far past any one service
+            ("ttft", self.ttft_s, 1e9),
+            ("tpot", self.tpot_s, 1e9),
+        ):
+            ok = isinstance(value, int | float) and 0 < value <= top  # also nan and inf
             if not ok:
-                raise FieldError(name, value, "must be > 0 and finite")
+                raise FieldError(name, value, f"must be > 0 and at most {top:g}")
         q = self.ttft_percentile
         if q is not None and not (isinstance(q, int | float) and 0.5 <= q <= 0.999):
             raise FieldError("ttft_percentile", q, "a quantile from 0.5 to 0.999")

@@ -160,7 +160,7 @@ def test_serving_refit_gives_the_shipped_share_and_skips_runs_beyond_the_bound()
     assert fit.fit_keys == tuple(serving[0::2]) and fit.held_keys == tuple(serving[1::2])
     assert fit.value == calibration().inference_sustained
     beyond = {p.run.key for p in validate_runs() if p.beats_bound and p.run.kind == "serving"}
-    assert set(fit.beyond_bound) == beyond and beyond  # the two NeMo 13B rows
+    assert set(fit.beyond_bound) == beyond and beyond  # NeMo 13B rows, TRT-LLM Mixtral
     assert set(dict(fit.errors)) == set(serving)  # every run has its error shown
 
 
@@ -205,6 +205,11 @@ def test_output_tokens_per_s_is_the_batch_over_the_request_by_hand():
     p = predict(run)
     assert p.predicted == pytest.approx(16 * 128 / total, rel=1e-3)
     per_device = next(r for r in list_runs() if r.metric == "output_tokens_per_s_per_device")
+    # the batch is global: two data replicas of batch 16 make 16 x 128 tokens a request
+    from roofline.runs import _request
+
+    two = replace(run, run=replace(run.run, layout=replace(run.run.layout, data=2)))
+    assert predict(two).predicted == pytest.approx(16 * 128 / _request(two)[0], rel=1e-12)
     q = predict(per_device)
     whole = predict(replace(per_device, metric="output_tokens_per_s"))
     assert q.predicted == pytest.approx(whole.predicted / per_device.devices, rel=1e-12)

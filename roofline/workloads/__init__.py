@@ -197,6 +197,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
     published = Published()
     pub = top.mapping("published", required=False)
     if pub is not None:
+        written_size = pub.raw("input_size", INPUT_SIZE)
         gflops = pub.number("inference_gflops", required=False, nullable=True)
         pflops = pub.number("training_pflops", required=False, nullable=True)
         published = Published(
@@ -204,9 +205,7 @@ def parse_workload(data: dict[str, Any], source: str, key: str) -> Workload:
             params=pub.number("params", required=False, nullable=True),
             active_params=pub.number("active_params", required=False, nullable=True),
             features=pub.number("features", required=False, nullable=True),
-            input_size=str(pub.raw("input_size", INPUT_SIZE))
-            if pub.raw("input_size") is not None
-            else None,
+            input_size=None if written_size is None else str(written_size),
             inference_flops=gflops * 1e9 if gflops else None,
             training_flops=pflops * 1e15 if pflops else None,
             training_memory=_training_memory(pub.mapping("training_memory", required=False)),
