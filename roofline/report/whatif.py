@@ -49,6 +49,7 @@ def scenario_table(sweep: Sweep, out: SweepOutput, start: int = 0) -> pa.Table:
 
     from ..whatif import scenario_columns
 
+    schema = scenario_schema()
     cols = scenario_columns(sweep, out, start)
     n_dev = len(sweep.devices)
     n = len(cols["device"])
@@ -64,14 +65,14 @@ def scenario_table(sweep: Sweep, out: SweepOutput, start: int = 0) -> pa.Table:
         names = [d.price.currency if d.price else None for d in sweep.devices]
         strings["currency"] = pa.array(names, pa.string()).take(on_device)
     arrays = []
-    for field in scenario_schema():
+    for field in schema:
         if field.name in strings:
             arrays.append(strings[field.name])
         elif field.name in cols:
             arrays.append(pa.array(cols[field.name], type=field.type, from_pandas=True))
         else:
             arrays.append(pa.nulls(n, field.type))
-    return pa.Table.from_arrays(arrays, schema=scenario_schema())
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def scenario_frame(sweep: Sweep, out: SweepOutput | None = None) -> pd.DataFrame:
@@ -127,7 +128,7 @@ def write_scenarios(
     """Every (scenario, device) pair of the sweep as CSV or Parquet into `sink` (a path or a
     binary file), chunk by chunk through Arrow's writers (memory does not grow with the
     grid; a Parquet row group per chunk); the columns of scenario_rows. CSV writes `fits`
-    as True/False, as the in-memory CSV does. Returns the number of rows written."""
+    as True/False, as Python writes a bool. Returns the number of rows written."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
