@@ -53,35 +53,40 @@ def _tile(size, largest):  # type: ignore[no-untyped-def]
 
 
 @njit(**SCALAR)
-def gemm_utilization(g, m, n, k, units, tile_m, tile_n, split_k_min):  # type: ignore[no-untyped-def]
-    """efficiency.gemm_utilization for one GEMM (g > 0)."""
-    if m < 1.0:
-        m = 1.0
-    if n < 1.0:
-        n = 1.0
-    tm = _tile(m, tile_m)
-    tn = _tile(n, tile_n)
-    tiles = g * np.ceil(m / tm) * np.ceil(n / tn)
-    split = 1.0
-    if tiles < units:
-        split = min(np.floor(units / tiles), np.floor(k / split_k_min))
-        if split < 1.0:
-            split = 1.0
-    waves = np.ceil(tiles * split / units)
-    q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
-    return q if q < 1.0 else 1.0
-
-
-@njit(**SCALAR)
-def curve_rate(size, xs, ys, n):  # type: ignore[no-untyped-def]
-    """efficiency.curve_rate: ys at log(size) between the n points (xs: log sizes)."""
-    x = np.log(size if size > 1.0 else 1.0)
+def _curve_at(x, xs, ys, n):  # type: ignore[no-untyped-def]
+    """efficiency.curve_rate: ys at x = log(size) between the n points (xs: log sizes)."""
     if x <= xs[0]:
         return ys[0]
     for i in range(n - 1):
         if x < xs[i + 1]:
             return ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i])
     return ys[n - 1]
+
+
+@njit(**SCALAR)
+def _tiles(g, m, n, tile_m, tile_n, tiles, pad):  # type: ignore[no-untyped-def]
+    """gemm_utilization's device-independent part for each tile class c (m, n >= 1):
+    tiles[c], the output tiles, and pad[c], the share of their slots inside the matrix."""
+    for c in range(tile_m.shape[0]):
+        tm = _tile(m, tile_m[c])
+        tn = _tile(n, tile_n[c])
+        t = g * np.ceil(m / tm) * np.ceil(n / tn)
+        tiles[c] = t
+        pad[c] = g * m * n / (t * tm * tn)
+
+
+@njit(**SCALAR)
+def _waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
+    """gemm_utilization's device part: split-K while the tiles leave units idle, then the
+    share of the last wave's slots in use, times the padding share."""
+    split = 1.0
+    if tiles < units:
+        split = min(np.floor(units / tiles), k_split)
+        if split < 1.0:
+            split = 1.0
+    waves = np.ceil(tiles * split / units)
+    q = pad * (tiles * split / (waves * units))
+    return q if q < 1.0 else 1.0
 
 
 @njit(**JIT)
@@ -101,6 +106,7 @@ def grid(  # type: ignore[no-untyped-def]
     units,
     tile_m,
     tile_n,
+    tile_class,
     overhead,
     trans_c,
     inst_c,
@@ -129,9 +135,12 @@ def grid(  # type: ignore[no-untyped-def]
         memory-bound share, the FLOPs and the working set (largest inputs + outputs);
       expected (want_expected): over the kept layers, efficiency.py's expected time on one
         device of a tensor-parallel group: FLOPs, bytes and a GEMM's n / tensor, tile and
-        wave quantization (quantize), the cache's bandwidth for a cacheable layer (no
-        weights) whose one instance fits it (cache_b > 0), transcendentals at trate
-        (> 0), at least one kernel overhead per launch.
+        wave quantization (quantize; the devices' distinct tile shapes tile_m, tile_n
+        (C,) and each device's tile_class (D,): tiles are counted once a shape), the
+        cache's bandwidth for a cacheable layer (no weights) whose one instance fits it
+        (cache_b > 0), transcendentals at trate (> 0), at least one kernel overhead per
+        launch. The device loops are written without branches where they can be, so that
+        the compiler vectorizes them.
     Coefficients are totals over repeats; bytes are per dtype [dtype, layer, term]."""
     n_layers, n_terms = flops_c.shape
     n_dev = bandwidth.shape[0]
@@ -144,8 +153,12 @@ def grid(  # type: ignore[no-untyped-def]
             for term in range(n_terms):
                 if shape_c[0, layer, term] != 0.0:
                     is_gemm[layer] = True
+    any_curve = n_dev > 0 and curve_n.max() > 0
     for i in prange(basis.shape[0]):
         kd = dtype_idx[i]
+        tiles = np.empty(tile_m.shape[0])
+        pad = np.empty(tile_m.shape[0])
+        qs = np.empty(n_dev)
         t_bound = np.zeros(n_dev)
         t_mem = np.zeros(n_dev)
         t_exp = np.zeros(n_dev)
@@ -168,11 +181,9 @@ def grid(  # type: ignore[no-untyped-def]
                 for j in range(n_dev):
                     tc = f / peak[kd, j]
                     tm = y / bandwidth[j]
-                    if tm > tc:
-                        t_bound[j] += tm
-                        t_mem[j] += tm
-                    else:
-                        t_bound[j] += tc
+                    memory_bound = tm > tc
+                    t_bound[j] += tm if memory_bound else tc
+                    t_mem[j] += tm if memory_bound else 0.0
             if not (want_expected and keep[layer]):
                 continue
             nk = 0.0
@@ -202,26 +213,39 @@ def grid(  # type: ignore[no-untyped-def]
             ye = y / tensor
             te /= tensor
             yi /= tensor
-            for j in range(n_dev):
-                q = 1.0
-                if g > 0.0 and curve_n[j] > 0:  # a measured curve by the smallest dimension
+            k_split = 0.0
+            log_s = 0.0
+            if g > 0.0:
+                m = m if m > 1.0 else 1.0
+                n = n if n > 1.0 else 1.0
+                _tiles(g, m, n, tile_m, tile_n, tiles, pad)
+                k_split = np.floor(kk / split_k_min)
+                if any_curve:
                     s = min(m, min(n, kk))
-                    q = curve_rate(s, curve_x[j], curve_y[kd, j], curve_n[j]) / apeak[kd, j]
-                    if q > 1.0:
-                        q = 1.0
-                elif g > 0.0:
-                    q = gemm_utilization(g, m, n, kk, units[j], tile_m[j], tile_n[j], split_k_min)
-                tc = fe / (apeak[kd, j] * q)
+                    log_s = np.log(s if s > 1.0 else 1.0)
+            if g > 0.0:  # the GEMM's share of the device's ceiling, q
+                for j in range(n_dev):
+                    if curve_n[j] > 0:  # a measured curve by the smallest dimension
+                        r = _curve_at(log_s, curve_x[j], curve_y[kd, j], curve_n[j])
+                        q = r / apeak[kd, j]
+                        qs[j] = q if q < 1.0 else 1.0
+                    else:
+                        c = tile_class[j]
+                        qs[j] = _waves(tiles[c], pad[c], k_split, units[j])
+            else:
+                qs[:] = 1.0
+            cached = need_c and cacheable[layer]
+            for j in range(n_dev):
+                tc = fe / (apeak[kd, j] * qs[j])
                 w = abw[j]
-                if cacheable[layer] and cache_b[j] > 0.0 and yi <= cache_b[j] and cache_bw[j] > w:
+                if cached and cache_b[j] > 0.0 and yi <= cache_b[j] and cache_bw[j] > w:
                     w = cache_bw[j]
                 tm = ye / w
                 t = tc if tc > tm else tm
-                if trate[j] > 0.0 and te / trate[j] > t:
+                if need_t and trate[j] > 0.0 and te / trate[j] > t:
                     t = te / trate[j]
-                if nk > 0.0 and t < nk * overhead[j]:
-                    t = nk * overhead[j]
-                t_exp[j] += t
+                launch = nk * overhead[j]  # nk >= 0 and t >= 0: a floor only where nk > 0
+                t_exp[j] += t if t > launch else launch
         if want_bound:
             flops_out[i] = total_f
             working_out[i] = working
