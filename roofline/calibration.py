@@ -14,7 +14,10 @@ Each is fitted on part of its measured runs and reported on the rest (`fit`): th
 (serving) runs of workloads/runs/ sorted by key, those at even positions form the fit half,
 those at odd positions are held out. A run measured better than its roofline bound (its file
 cannot describe how it ran) is kept in the set but not fitted on: no share <= 1 reaches it.
-The fit minimises the sum of squared log errors over a grid of GRID_STEP; it needs no new step
+The fit minimises the sum of absolute log errors over a grid of GRID_STEP (least absolute
+deviations: the reported figure is the median absolute error, and a run whose error comes
+from something the model lacks, such as a serving stack's fixed cost per step, should not
+drag the share of every other run as a squared loss lets it); it needs no new step
 evaluation per grid point, because a step's expected time is C / s + K in the sustained share
 s (C: the scaled parts, K: communication).
 """
@@ -105,13 +108,13 @@ def figure(base: float, lower_is_better: bool, scaled: float, fixed: float, s: f
 
 
 def best_share(points: list[tuple[float, bool, float, float, float]]) -> float:
-    """The grid share minimising the sum of squared log errors of `points`:
+    """The grid share minimising the sum of absolute log errors of `points`:
     (figure at s = 1, lower is better, scaled seconds, fixed seconds, measured)."""
     best, best_cost = 1.0, math.inf
     steps = round(1 / GRID_STEP)
     for i in range(steps // 4, steps + 1):  # shares 0.25 .. 1
         s = round(i * GRID_STEP, 6)
-        cost = sum(math.log(figure(b, low, c, k, s) / m) ** 2 for b, low, c, k, m in points)
+        cost = sum(abs(math.log(figure(b, low, c, k, s) / m)) for b, low, c, k, m in points)
         if cost < best_cost - 1e-15:
             best, best_cost = s, cost
     return best

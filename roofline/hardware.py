@@ -383,6 +383,7 @@ class VendorDefaults:
     compute_units: int  # used only where the device file gives none
     collective_efficiency: float  # achieved bus bandwidth / link bandwidth (NCCL-like)
     link_latency_s: float  # one step of a collective on the scale-up link
+    collective_latency_s: float  # the fixed cost of one collective call, whatever its steps
     cluster: Cluster  # node size and network where the device file gives none
     source: str
 
@@ -412,6 +413,7 @@ def vendor_defaults() -> dict[str, VendorDefaults]:
         units = f.integer("compute_units")
         coll = f.number("collective_efficiency")
         link_latency = f.quantity("link_latency", "time")
+        call_latency = f.quantity("collective_latency", "time")
         cluster = _network(f.mapping("network"))
         text = f.text("source")
         f.done()
@@ -422,7 +424,7 @@ def vendor_defaults() -> dict[str, VendorDefaults]:
         ):
             if value is not None and value > 1:
                 f.fail(name, f"a fraction of the datasheet figure, <= 1; got {value}")
-        values = (gemm, bw, overhead, tile, units, coll, link_latency, cluster, text)
+        values = (gemm, bw, overhead, tile, units, coll, link_latency, call_latency, cluster, text)
         if None not in values:
             out[str(vendor)] = VendorDefaults(*values)  # type: ignore[arg-type]
     if problems:
@@ -441,11 +443,12 @@ def cluster(device: Device, run_cluster: Cluster | None = None) -> Cluster:
     return table.get(device.vendor, table["*"]).cluster
 
 
-def link_terms(device: Device) -> tuple[float, float]:
-    """(collective efficiency, per-step latency) of the device's scale-up link."""
+def link_terms(device: Device) -> tuple[float, float, float]:
+    """(collective efficiency, per-step latency, per-call latency) of the device's
+    scale-up link and its collective library."""
     table = vendor_defaults()
     base = table.get(device.vendor, table["*"])
-    return base.collective_efficiency, base.link_latency_s
+    return base.collective_efficiency, base.link_latency_s, base.collective_latency_s
 
 
 def ceilings(device: Device, dtype: str) -> Ceilings:

@@ -26,7 +26,9 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
              hidden behind the backward pass
 A collective over a group of n devices takes bytes / (bandwidth x efficiency) + steps x
-latency (ring: 2 (n - 1) steps for an all-reduce, one for a send). The group runs on the
+latency + the call's fixed latency (ring: 2 (n - 1) steps for an all-reduce, one for a
+send; NCCL's own tuning model, src/graph/tuning.cc, has this form: a base latency per
+call plus a hardware latency per step). The group runs on the
 scale-up link while it stays inside a node (tensor groups are innermost, then data, then
 pipeline, as Megatron-LM orders ranks), on the network otherwise.
 MFU = the step's model FLOPs per device / (expected time x dense peak); HFU adds the
@@ -125,10 +127,11 @@ class Links:
     node_size: Array
     network_bytes_per_s: Array
     network_latency_s: Array
+    call_latency_s: Array  # the fixed cost of one collective call (the library's base)
 
 
 def links(device: Device, run: RunConfig) -> Links:
-    efficiency, latency = link_terms(device)
+    efficiency, latency, call = link_terms(device)
     net = cluster(device, run.cluster)
     return Links(
         device.link_bytes_per_s,
@@ -137,6 +140,7 @@ def links(device: Device, run: RunConfig) -> Links:
         net.node_size,
         net.network_bandwidth_bytes_per_s,
         net.network_latency_s,
+        call,
     )
 
 
@@ -147,12 +151,13 @@ def collective_s(nbytes: Array, steps: Array, span: Array, links: Links, ideal: 
     inside = span <= links.node_size
     bw: Array = np.where(inside, links.link_bytes_per_s, links.network_bytes_per_s)
     latency: Array = np.where(inside, links.link_latency_s, links.network_latency_s)
+    call: Array = links.call_latency_s
     if ideal:
-        latency = 0.0 * latency
+        latency, call = 0.0 * latency, 0.0 * call
     else:
         bw = bw * links.efficiency
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(bw > 0, nbytes / np.where(bw > 0, bw, 1.0) + steps * latency, np.inf)
+        t = np.where(bw > 0, nbytes / np.where(bw > 0, bw, 1.0) + steps * latency + call, np.inf)
     return np.where(nbytes > 0, t, 0.0)
 
 

@@ -193,6 +193,7 @@ def device_ceilings(
                     "node_size",
                     "network_bytes_per_s",
                     "network_latency_s",
+                    "call_latency_s",
                 )
             )
         ),

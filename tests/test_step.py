@@ -53,27 +53,44 @@ def test_1f1b_bubble_is_stages_minus_one_micro_batches():
 def test_tensor_parallel_all_reduces_by_hand():
     # GPT-3, tp 8 inside one 8-GPU node, pp 1, one micro-batch of 1 x 2048 tokens, training:
     # 2 passes x 2 all-reduces x 96 blocks, each of 2 x 7/8 x (2048 x 12288 x 2 bytes) on the
-    # NVLink (300 GB/s a direction) at the collective efficiency, + 2 x 7 latencies
+    # NVLink (300 GB/s a direction) at the collective efficiency (0.77), + 2 x 7 steps of
+    # NCCL's NVLink ring LL latency (0.6 us) + its ring LL base latency a call (6.6 us)
     run = RunConfig(batch=1, seq=2048, phase="training", layout=Layout(1, 8, 1, 0))
-    eff, latency = link_terms(A100)
-    one = 2 * 7 / 8 * 2048 * 12288 * 2 / (300e9 * eff) + 14 * latency
+    assert link_terms(A100) == pytest.approx((0.77, 0.6e-6, 6.6e-6))
+    one = 2 * 7 / 8 * 2048 * 12288 * 2 / (300e9 * 0.77) + 14 * 0.6e-6 + 6.6e-6
     assert _parts(step_time(GPT3, run, A100))["tensor"] == pytest.approx(4 * 96 * one)
+
+
+def test_a_small_all_reduce_costs_nccls_latency():
+    """A 16 KB all-reduce (one decode token's hidden state) inside an 8-GPU A100 node:
+    NCCL's tuning model, ring LL: 6.6 us a call + 14 steps x 0.6 us = 15.0 us, and the
+    bytes: 2 x 7/8 x 16384 / (300 GB/s x 0.77) = 0.124 us. On 2 GPUs 6.6 + 2 x 0.6 = 7.8 us
+    (nccl-tests measure ~6 us on 2 H100, NVIDIA/nccl issue 1259). Ideal mode: no latency."""
+    from roofline.step import collective_s, links
+
+    run = RunConfig(batch=1, seq=1, phase="decode")
+    lk = links(A100, run)
+    nbytes = 2 * 7 / 8 * 16384
+    assert collective_s(nbytes, 14, 8, lk, False) == pytest.approx(15.0e-6 + 0.1241e-6, rel=1e-3)
+    assert collective_s(1.0, 2, 2, lk, False) == pytest.approx(7.8e-6, rel=1e-3)
+    assert collective_s(nbytes, 14, 8, lk, True) == pytest.approx(nbytes / 300e9)
+    assert collective_s(0.0, 14, 8, lk, False) == 0.0  # nothing sent, no call
 
 
 def test_data_parallel_crosses_nodes_on_the_network():
     # tp 8 fills the 8-GPU node: the data-parallel group (stride 8) runs on the network
     net = Cluster(node_size=8, network_bandwidth_bytes_per_s=25e9, network_latency_s=5e-6)
     run = RunConfig(batch=2, seq=2048, phase="training", layout=Layout(2, 8, 1, 0), cluster=net)
-    eff, _ = link_terms(A100)
+    eff, _, call = link_terms(A100)
     grads = GPT3.params * 2 / 8
-    reduce = 2 * 1 / 2 * grads / (25e9 * eff) + 2 * 5e-6
+    reduce = 2 * 1 / 2 * grads / (25e9 * eff) + 2 * 5e-6 + call
     assert _parts(step_time(GPT3, run, A100))["data"] == pytest.approx(reduce)
     # fully overlapped with the backward pass: nothing exposed
     hidden = step_time(GPT3, replace(run, dp_overlap=1.0), A100)
     assert _parts(hidden)["data"] == 0
     # a bigger node keeps it on NVLink (300 GB/s a direction)
     big = replace(run, cluster=replace(net, node_size=16))
-    on_link = 2 * 1 / 2 * grads / (300e9 * eff) + 2 * link_terms(A100)[1]
+    on_link = 2 * 1 / 2 * grads / (300e9 * eff) + 2 * link_terms(A100)[1] + call
     assert _parts(step_time(GPT3, big, A100))["data"] == pytest.approx(on_link)
 
 
