@@ -117,6 +117,8 @@ def grid(  # type: ignore[no-untyped-def]
     curve_x,
     curve_y,
     curve_n,
+    fused,
+    attention_share,
     tensor,
     split_k_min,
     quantize,
@@ -139,7 +141,8 @@ def grid(  # type: ignore[no-untyped-def]
         (C,) and each device's tile_class (D,): tiles are counted once a shape), the
         cache's bandwidth for a cacheable layer (no weights) whose one instance fits it
         (cache_b > 0), transcendentals at trate (> 0), at least one kernel overhead per
-        launch. The device loops are written without branches where they can be, so that
+        launch; a fused attention row (fused) at attention_share (T, D) of the GEMM
+        ceiling besides. The device loops are written without branches where they can be, so that
         the compiler vectorizes them.
     Coefficients are totals over repeats; bytes are per dtype [dtype, layer, term]."""
     n_layers, n_terms = flops_c.shape
@@ -232,6 +235,8 @@ def grid(  # type: ignore[no-untyped-def]
                     else:
                         c = tile_class[j]
                         qs[j] = _waves(tiles[c], pad[c], k_split, units[j])
+                    if fused[layer]:  # a fused attention kernel: its own ceiling's share
+                        qs[j] *= attention_share[kd, j]
             else:
                 qs[:] = 1.0
             cached = need_c and cacheable[layer]

@@ -507,14 +507,18 @@ def validate(
         return
     if runs:
         from .report import runs as rr
-        from .runs import median_abs_error, validate_runs
+        from .runs import error_summary, median_abs_error, validate_runs
 
         predictions = validate_runs()
         median = median_abs_error(predictions)
         _show(
             fmt,
             output,
-            data=lambda: {"median_abs_error": median, "runs": rr.run_rows(predictions)},
+            data=lambda: {
+                "median_abs_error": median,
+                "errors": error_summary(predictions),
+                "runs": rr.run_rows(predictions),
+            },
             rows=lambda: rr.run_rows(predictions),
             table=lambda: rr.runs_table(predictions, median),
         )

@@ -23,6 +23,7 @@ import numpy as np
 from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import kernels
 from .errors import RooflineError
+from .layers import fused_attention
 from .memory import activation_bytes, kv_cache_bytes
 from .scenario import RunConfig
 from .workloads import Workload
@@ -49,6 +50,7 @@ class Pass:
     transcendentals: np.ndarray
     instance_bytes: np.ndarray
     cacheable: np.ndarray  # (L,) bool: reads no weights (may stream from a cache)
+    fused: np.ndarray | None = None  # (L,) bool: fused attention rows (their own ceiling)
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
         step_trans,
         instance_bytes(forward=False),
         table.weight_bytes == 0,
+        fused_attention(table.name),
     )
     recompute = None
     if run.training and run.recompute != "none":
@@ -233,6 +236,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
             fwd_trans,
             instance_bytes(forward=True),
             first_fwd.weight_bytes == 0,
+            fused_attention(first_fwd.name),
         )
     split = arch.tensor_split
     model = CostModel(

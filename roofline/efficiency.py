@@ -61,17 +61,22 @@ from typing import Any
 
 import numpy as np
 
-from .layers import GEMM_KINDS, LayerTable
+from .layers import GEMM_KINDS, LayerTable, fused_attention
 
 Array = Any
 LOSSES = (
     "compute ceiling",
     "bandwidth ceiling",
     "quantization",
+    "attention kernel",
     "cache",
     "transcendentals",
     "kernel overhead",
 )
+# FlashAttention's published rates count a backward pass of 2.5 forwards (five GEMMs
+# against two: the scores are recomputed; Dao 2023, section 4.1); a training row here
+# counts 2 (with_backward), so at the published rate its time is 3.5 / 3 of its count's
+ATTENTION_TRAINING = 3.0 / 3.5
 MIN_TILE = 16  # the smallest tile side a tensor-core GEMM kernel uses (one MMA)
 SPLIT_K_MIN = 256  # the least k one split-K part works on
 
@@ -95,6 +100,8 @@ class Ceilings:
     cache_bandwidth_bytes_per_s: float | None = None
     # measured GEMM FLOP/s by the smallest dimension ((size, FLOP/s), ...): replaces q
     gemm_curve: tuple[tuple[float, float], ...] | None = None
+    # what a fused FlashAttention kernel reaches (None: not measured, the GEMM ceiling)
+    attention_flops_per_s: float | None = None
 
 
 def _tile(size: Array, largest: int) -> Array:
@@ -122,6 +129,25 @@ def gemm_utilization(
     waves = np.ceil(tiles * split / units)
     q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
     return np.where(gemm, np.minimum(q, 1.0), 1.0)
+
+
+def attention_share(names: Array, ceilings: Ceilings, training: bool) -> np.ndarray:
+    """(L,) the share of the GEMM ceiling a fused attention row reaches (1 for other rows
+    and where the device file measures no attention kernel): see ATTENTION_TRAINING."""
+    fused = fused_attention(names)
+    a = ceilings.attention_flops_per_s
+    if not a or ceilings.flops_per_s <= 0:
+        return np.ones(len(fused))
+    return np.where(fused, attention_factor(a / ceilings.flops_per_s, training), 1.0)
+
+
+def attention_factor(ratio: Array, training: bool) -> Array:
+    """The measured attention rate over the GEMM ceiling (at most 1), as a share of that
+    ceiling for a row of this table's FLOP count: in training x ATTENTION_TRAINING. A ratio
+    of 0 means not measured: 1, the GEMM ceiling."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    share = np.minimum(1.0, ratio) * (ATTENTION_TRAINING if training else 1.0)
+    return np.where(ratio > 0, share, 1.0)
 
 
 def curve_rate(size: Array, curve: tuple[tuple[float, float], ...]) -> Array:
@@ -176,6 +202,8 @@ def expected_times(
             ceilings.tile_m,
             ceilings.tile_n,
         )
+    c2q = np.maximum(flops / (pa * q), nbytes / wa)
+    q = q * attention_share(table.name, ceilings, training)
     c2 = np.maximum(flops / (pa * q), nbytes / wa)
     n = kernels(table, training)
     c3 = c2
@@ -192,7 +220,8 @@ def expected_times(
     losses = {
         "compute ceiling": np.where(compute_binds, ceiling_loss, 0.0),
         "bandwidth ceiling": np.where(compute_binds, 0.0, ceiling_loss),
-        "quantization": c2 - c1,
+        "quantization": c2q - c1,
+        "attention kernel": c2 - c2q,
         "cache": c3 - c2,
         "transcendentals": c4 - c3,
         "kernel overhead": overhead,

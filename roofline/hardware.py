@@ -51,6 +51,11 @@ class Measured:
     gemm_curve: MappingProxyType[str, tuple[tuple[float, float], ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # per dtype, what a fused FlashAttention kernel reaches (forward + backward, long
+    # sequences): its FLOP/s as counted for the attention it computes
+    attention_flops_per_s: MappingProxyType[str, float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True)
@@ -257,20 +262,8 @@ def _measured(
     """The `efficiency:` block; each figure at most the datasheet's."""
     if f is None:
         return None
-    gemm: dict[str, float] = {}
-    g = f.mapping("gemm", required=False)
-    if g is not None:
-        for dtype in DTYPES:
-            value = g.quantity(dtype, "rate", required=False)
-            if value is None:
-                continue
-            if dtype not in peaks:
-                g.fail(dtype, "the device has no peak for this datatype")
-            elif value > peaks[dtype] * (1 + 1e-9):
-                g.fail(dtype, f"{value / 1e12:g} TFLOP/s is above the dense peak")
-            else:
-                gemm[dtype] = value
-        g.done()
+    gemm = _rates(f.mapping("gemm", required=False), peaks)
+    attention = _rates(f.mapping("attention", required=False), peaks)
     bw = f.quantity("memory_bandwidth", "bandwidth", required=False)
     if bw is not None and bandwidth is not None and bw > bandwidth * (1 + 1e-9):
         f.fail("memory_bandwidth", "above the datasheet bandwidth")
@@ -298,7 +291,27 @@ def _measured(
         cache_size,
         cache_bw,
         MappingProxyType(curve),
+        MappingProxyType(attention),
     )
+
+
+def _rates(g: Fields | None, peaks: dict[str, float]) -> dict[str, float]:
+    """A mapping dtype -> measured FLOP/s, each at most the device's dense peak."""
+    rates: dict[str, float] = {}
+    if g is None:
+        return rates
+    for dtype in DTYPES:
+        value = g.quantity(dtype, "rate", required=False)
+        if value is None:
+            continue
+        if dtype not in peaks:
+            g.fail(dtype, "the device has no peak for this datatype")
+        elif value > peaks[dtype] * (1 + 1e-9):
+            g.fail(dtype, f"{value / 1e12:g} TFLOP/s is above the dense peak")
+        else:
+            rates[dtype] = value
+    g.done()
+    return rates
 
 
 _CURVE_SCHEMA = {
@@ -489,6 +502,7 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         cache_bytes=m.cache_bytes if m else None,
         cache_bandwidth_bytes_per_s=m.cache_bandwidth_bytes_per_s if m else None,
         gemm_curve=m.gemm_curve.get(dtype) if m else None,
+        attention_flops_per_s=m.attention_flops_per_s.get(dtype) if m else None,
     )
 
 

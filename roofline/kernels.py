@@ -171,6 +171,10 @@ class Expectation:
     transcendental_rate: object = None
     cache_bytes: object = None
     cache_bandwidth: object = None
+    # fused attention rows (L,) bool and, per dtype and device (T, D), the share of the GEMM
+    # ceiling such a row reaches (efficiency.attention_share); None: the GEMM ceiling
+    attention_layers: object = None
+    attention_share: object = None
 
 
 def _array(name: str, values: object, ndim: int) -> np.ndarray:
@@ -246,7 +250,16 @@ def _expectation(
         raise ValueError("curve_x (D, C), curve_y (T, D, C) and curve_n (D,) must agree")
     if np.any(cn < 0) or np.any(cn > cx.shape[1]):
         raise ValueError("curve_n must count points the curves have")
-    return (sh, kc, mask, pa, *per_device, tr, inst, cacheable, *extra, cx, cy, cn)
+    fused = np.ascontiguousarray(
+        np.zeros(n_layers, np.bool_) if e.attention_layers is None else e.attention_layers,
+        dtype=np.bool_,
+    )
+    share = _optional("attention_share", e.attention_share, 2, np.ones(pa.shape))
+    if fused.shape != (n_layers,) or share.shape != pa.shape:
+        raise ValueError("attention_layers must be (L,) and attention_share (T, D)")
+    if np.any(share <= 0) or np.any(share > 1):
+        raise ValueError("attention_share must be in (0, 1]")
+    return (sh, kc, mask, pa, *per_device, tr, inst, cacheable, *extra, cx, cy, cn, fused, share)
 
 
 def _optional(name: str, values: object, ndim: int, default: np.ndarray) -> np.ndarray:
@@ -341,10 +354,11 @@ def _run_grid(
         tr, inst, rate, cb, cbw = np.zeros(f.shape), np.zeros(y.shape), *(np.zeros(d),) * 3
         cacheable = np.zeros(n_layers, np.bool_)
         cx, cy, cn = np.zeros((d, 1)), np.zeros((y.shape[0], d, 1)), np.zeros(d, np.int64)
+        fused, ashare = np.zeros(n_layers, np.bool_), np.ones((y.shape[0], d))
         tensor, split, quantize = 1.0, 1.0, False
     else:
         sh, kc, mask, pa, wa, units, tm, tn, oh, tr, inst, cacheable, rate, cb, cbw = arrays[:15]
-        cx, cy, cn = arrays[15:]
+        cx, cy, cn, fused, ashare = arrays[15:]
         tensor, split, quantize = float(e.tensor), float(e.split_k_min), bool(e.quantize)
     expected = out.expected_s if out.expected_s is not None else np.empty((0, 0))
     # the devices' distinct tile shapes: the kernel counts a GEMM's tiles once a shape
@@ -376,6 +390,8 @@ def _run_grid(
         cx,
         cy,
         cn,
+        fused,
+        ashare,
         tensor,
         split,
         quantize,

@@ -29,6 +29,14 @@ KINDS = (
     "concat",  # copies inputs into one output (Inception, DenseNet)
 )
 GEMM_KINDS = frozenset({"matmul", "conv", "attention"})
+# the name a fused attention kernel's row ends in (FlashAttention: scores, softmax and
+# context in one kernel); efficiency.py gives it the device's measured attention ceiling
+FUSED_ATTENTION = ".flash"
+
+
+def fused_attention(names: Any) -> np.ndarray:
+    """(L,) bool: which rows are fused attention kernels."""
+    return np.char.endswith(np.asarray(names, dtype=str), FUSED_ATTENTION)
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,36 @@ def median_abs_error(predictions: list[Prediction]) -> float | None:
     return statistics.median(errors) if errors else None
 
 
+WIDE_ERROR = 0.35  # the issue's limit: no run's prediction beyond 35 %
+
+
+def error_summary(predictions: list[Prediction]) -> dict[str, Any]:
+    """The errors of all runs, and of the runs whose measured figure the roofline bound of
+    their stated setup allows (a run measured faster than its bound cannot be met by any
+    expected time >= the bound: its file does not say how it ran). Each: the number of
+    runs, the median and largest absolute error, and the runs beyond WIDE_ERROR."""
+
+    def part(chosen: list[Prediction]) -> dict[str, Any]:
+        rated = [p for p in chosen if p.rel_error is not None]
+        errors = [abs(p.rel_error) for p in rated if p.rel_error is not None]
+        return {
+            "runs": len(chosen),
+            "median_abs_error": statistics.median(errors) if errors else None,
+            "largest_abs_error": max(errors) if errors else None,
+            "beyond_35_percent": sorted(
+                p.run.key
+                for p in rated
+                if p.rel_error is not None and abs(p.rel_error) > WIDE_ERROR
+            ),
+        }
+
+    return {
+        "all": part(predictions),
+        "within_bound": part([p for p in predictions if not p.beats_bound]),
+        "beats_bound": sorted(p.run.key for p in predictions if p.beats_bound),
+    }
+
+
 # ---------------------------------------------------------------- the fitted share
 def fit_sustained(runs: list[MeasuredRun] | None = None, kind: str = "training") -> Fit:
     """Fit calibration's share for `kind` runs (training: `training_sustained`; serving:

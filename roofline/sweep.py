@@ -21,7 +21,7 @@ import numpy as np
 from .collectives import transfer_time_s
 from .costmodel import MAX_EXACT_SCENARIOS, CostModel, Pass, basis
 from .dtypes import BYTES_PER_ELEMENT
-from .efficiency import SPLIT_K_MIN
+from .efficiency import SPLIT_K_MIN, attention_factor
 from .errors import RooflineError
 from .hardware import Device
 from .kernels import Expectation, sweep_expected
@@ -49,6 +49,8 @@ class DeviceCeilings:
     curve_x: np.ndarray | None = None  # (D, C) log sizes of measured GEMM curves
     curve_y: np.ndarray | None = None  # (n_dtypes, D, C) their FLOP/s
     curve_n: np.ndarray | None = None  # (D,) points (0: none)
+    # (n_dtypes, D) measured fused attention FLOP/s / GEMM ceiling (0: not measured)
+    attention_share: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,12 @@ def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | 
         curve_x=c.curve_x,
         curve_y=c.curve_y,
         curve_n=None if ideal else c.curve_n,
+        attention_layers=None if ideal else p.fused,
+        attention_share=(
+            None
+            if ideal or c.attention_share is None
+            else attention_factor(c.attention_share, run.training and p is model.step)
+        ),
     )
 
 

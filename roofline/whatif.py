@@ -183,6 +183,17 @@ def device_ceilings(
         curve_x=curve_x,
         curve_y=curve_y,
         curve_n=curve_n,
+        attention_share=np.array(
+            [
+                [
+                    c.attention_flops_per_s / c.flops_per_s
+                    if c.attention_flops_per_s and c.flops_per_s > 0
+                    else 0.0
+                    for c in row
+                ]
+                for row in per
+            ]
+        ),
         links=Links(
             *(
                 np.array([getattr(x, f) for x in each], dtype=np.float64)

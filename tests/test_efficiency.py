@@ -297,3 +297,30 @@ def test_measured_gemm_curve_replaces_the_tile_model_by_hand(tmp_path):
         + 'efficiency: {gemm_curve: {fp16: [[1, 2 TFLOP/s], [64, 50 TFLOP/s]]}, source: "x"}\n'
     )
     assert ceilings(load_device_file(path), "fp16").gemm_curve == ((1.0, 2e12), (64.0, 50e12))
+
+
+def test_flash_attention_runs_at_its_measured_ceiling_by_hand():
+    """Llama-2-7B, batch 1 x 4096 tokens, training, FlashAttention on an H100 in bf16. The
+    fused kernel reaches 299 TFLOP/s (FlashAttention-2, Dao 2023 Fig. 7(d): the mean of
+    265, 294, 308, 328 at 2k-16k), the GEMM ceiling is 794.5 TFLOP/s (mamf-finder): a share
+    of 299 / 794.5, x 3 / 3.5 in training (the paper counts a backward of 2.5 forwards, the
+    table 2). Tiles: 32 heads x 4096 / 128 x 128 / 128 = 1024 on 132 SMs: 8 waves, q =
+    1024 / (8 x 132). Forward FLOPs: 4096^2 x 32 heads x (4 x 128 + 6 for the softmax) x
+    (4097 / 8192) (the causal blocks), x 3 in training."""
+    from roofline import RunConfig, get_device, get_workload
+    from roofline.analysis import analyze
+
+    run = RunConfig(batch=1, seq=4096, phase="training", dtype="bf16", attention="flash")
+    a = analyze(get_workload("llama-2-7b"), get_device("h100"), run)
+    i = list(a.layers.name).index("block.attn.flash")
+    fwd = 4096**2 * 32 * (4 * 128 + 6) * 4097 / 8192
+    assert a.layers.flops[i] == pytest.approx(3 * fwd)
+    share = 299 / 794.5 * 3 / 3.5
+    q = 1024 / (8 * 132)
+    per_layer = 3 * fwd / (794.5e12 * q * share)
+    # the layer table divides by the training share (calibration) too
+    from roofline.calibration import calibration
+
+    s = calibration().training_sustained
+    assert a.expected_time_s[i] == pytest.approx(32 * per_layer / s, rel=1e-9)
+    assert a.ceilings is not None and a.ceilings.attention_flops_per_s == 299e12

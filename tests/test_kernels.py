@@ -202,6 +202,8 @@ def test_sweep_kernel_checks_its_inputs(change, message):
         ("llama-2-7b", {"batch": 5, "phase": "decode", "context": 777}, 2),
         ("resnet-50", {"batch": 7, "phase": "training"}, 1),
         ("elmo", {"batch": 2, "seq": 30, "phase": "training"}, 1),
+        ("llama-2-7b", {"batch": 2, "seq": 512, "phase": "training", "attention": "flash"}, 2),
+        ("llama-2-7b", {"batch": 2, "seq": 700, "attention": "flash"}, 1),
     ],
 )
 def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor):
@@ -210,18 +212,19 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     from dataclasses import replace
 
     from roofline import RunConfig, get_device, get_workload
-    from roofline.efficiency import SPLIT_K_MIN, expected_times, kernels
+    from roofline.efficiency import SPLIT_K_MIN, attention_factor, expected_times, kernels
     from roofline.hardware import ceilings
     from roofline.kernels import Expectation, sweep, sweep_expected
+    from roofline.layers import fused_attention
 
     run = RunConfig(**run_kwargs)
     t = get_workload(key).layers(run)
     devices = [get_device(d) for d in ("a100", "h100", "mi300x")]
     cs = [ceilings(d, "fp16") for d in devices]
     # the third with a cache tier and a transcendental rate (as a measured CPU file has),
-    # chosen so that both bind on some rows: 8 MiB at 9 TB/s, 2e11 evaluations a second
+    # chosen so that both bind on some rows: 64 MiB at 9 TB/s, 2e11 evaluations a second
     cs[2] = replace(
-        cs[2], cache_bytes=8 * 2**20, cache_bandwidth_bytes_per_s=9e12, transcendentals_per_s=2e11
+        cs[2], cache_bytes=64 * 2**20, cache_bandwidth_bytes_per_s=9e12, transcendentals_per_s=2e11
     )
     # and the second a measured GEMM curve by the smallest dimension (replaces tile q)
     cs[1] = replace(cs[1], gemm_curve=((1, 2e12), (64, 1e14), (1024, 5e14)))
@@ -247,6 +250,11 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
         curve_x=[[0, 0, 0], np.log([1, 64, 1024]), [0, 0, 0]],
         curve_y=[[[0, 0, 0], [2e12, 1e14, 5e14], [0, 0, 0]]],
         curve_n=[0, 3, 0],
+        # A100 and H100 measure a fused attention kernel (FlashAttention-2); MI300X not: 0
+        attention_layers=fused_attention(t.name),
+        attention_share=attention_factor(
+            [[(c.attention_flops_per_s or 0.0) / c.flops_per_s for c in cs]], run.training
+        ),
     )
     coef = (t.total_flops[:, None], t.total_bytes[None, :, None])
     basis1, dt0 = np.ones((1, 1)), np.zeros(1, dtype=np.int64)
@@ -267,3 +275,8 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     e = expected_times(split, f, y, np.zeros(len(t)), cs[2], run.training)
     assert e.losses["cache"].sum() < 0
     assert e.losses["transcendentals"].sum() > 0 or not t.transcendentals.any()  # ReLU CNN
+    # a fused attention row on the A100 loses time to its kernel's ceiling, on MI300X none
+    fused = fused_attention(t.name).any()
+    a100 = expected_times(split, f, y, np.zeros(len(t)), cs[0], run.training)
+    assert (a100.losses["attention kernel"].sum() > 0) == fused
+    assert e.losses["attention kernel"].sum() == 0

@@ -213,3 +213,28 @@ def test_output_tokens_per_s_is_the_batch_over_the_request_by_hand():
     q = predict(per_device)
     whole = predict(replace(per_device, metric="output_tokens_per_s"))
     assert q.predicted == pytest.approx(whole.predicted / per_device.devices, rel=1e-12)
+
+
+def test_error_summary_separates_runs_beyond_their_bound():
+    """Four runs by hand, times (lower is better), measured 1 s each: predicted 1.1 s
+    (+10 %), 0.6 s (-40 %), 1.5 s (+50 %), each with a bound of 0.5 s, and 1.2 s with a
+    bound of 2 s (the measured 1 s beats it: +20 %, set apart). All four: the median of
+    10, 20, 40, 50 % is 30 %, two beyond 35 % (b, c). Within the bound: 10, 40, 50 %, the
+    median 40 %."""
+    from types import SimpleNamespace
+
+    from roofline.runs import Prediction, error_summary
+
+    def pred(key: str, predicted: float, bound: float) -> Prediction:
+        run = SimpleNamespace(key=key, measured=1.0, metric="step_time_s")
+        return Prediction(run, predicted, bound, None)  # type: ignore[arg-type]
+
+    preds = [pred("a", 1.1, 0.5), pred("b", 0.6, 0.5), pred("c", 1.5, 0.5), pred("d", 1.2, 2.0)]
+    s = error_summary(preds)
+    assert s["beats_bound"] == ["d"]
+    assert s["all"]["runs"] == 4 and s["all"]["median_abs_error"] == pytest.approx(0.30)
+    assert s["all"]["beyond_35_percent"] == ["b", "c"]
+    assert s["all"]["largest_abs_error"] == pytest.approx(0.5)
+    w = s["within_bound"]
+    assert w["runs"] == 3 and w["median_abs_error"] == pytest.approx(0.40)
+    assert w["beyond_35_percent"] == ["b", "c"]

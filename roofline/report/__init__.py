@@ -48,6 +48,7 @@ def ceiling_dict(c: Ceilings) -> dict[str, Any]:
     """What a device reaches (hardware.ceilings), SI units, with where it comes from."""
     return {
         "gemm_flops_per_s": c.flops_per_s,
+        "attention_flops_per_s": c.attention_flops_per_s,
         "memory_bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
         "compute_units": c.compute_units,
         "gemm_tile": [c.tile_m, c.tile_n],

@@ -92,6 +92,13 @@ def _ceiling_lines(d: Device) -> list[str]:
             f"  {dt:5} {c.flops_per_s / 1e12:10,.2f} {'TOP/s' if dt == 'int8' else 'TFLOP/s'}"
             f"   ({100 * c.flops_per_s / d.peak(dt):.0f}% of peak, {label})"
         )
+    for dt in d.dtypes:
+        a = ceilings(d, dt).attention_flops_per_s
+        if a:
+            lines.append(
+                f"  {dt:5} {a / 1e12:10,.2f} TFLOP/s   ({100 * a / d.peak(dt):.0f}% of peak, "
+                "measured): a fused attention kernel (FlashAttention)"
+            )
     from ..hardware import cluster
 
     c = ceilings(d, d.dtypes[0])

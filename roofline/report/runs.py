@@ -82,17 +82,35 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
             "-" if err is None else f"{100 * err:+.0f}%",
             "measured beats the bound: setup differs" if p.beats_bound else "",
         )
-    errors = [abs(p.rel_error) for p in predictions if p.rel_error is not None]
-    worst = max(errors) if errors else None
-    flagged = sum(p.beats_bound for p in predictions)
-    summary = (
-        f"{len(predictions)} runs; median absolute error "
-        + ("-" if median is None else f"{100 * median:.1f}%")
-        + ("" if worst is None else f", largest {100 * worst:.0f}%")
-        + (f"; {flagged} measured faster than the roofline bound allows" if flagged else "")
-        + "; sources in workloads/runs/*.yaml"
-    )
-    return [table, summary]
+    from ..runs import error_summary
+
+    s = error_summary(predictions)
+
+    def errors(part: dict[str, Any]) -> str:
+        med, worst, wide = (
+            part["median_abs_error"],
+            part["largest_abs_error"],
+            part["beyond_35_percent"],
+        )
+        return (
+            "median absolute error "
+            + ("-" if med is None else f"{100 * med:.1f}%")
+            + ("" if worst is None else f", largest {100 * worst:.0f}%")
+            + f", {len(wide)} beyond 35%"
+        )
+
+    flagged = len(s["beats_bound"])
+    summary = f"{len(predictions)} runs: " + errors(s["all"])
+    if flagged:
+        summary += (
+            f". {flagged} measured faster than the roofline bound of their stated setup allows"
+            f" ({', '.join(s['beats_bound'])}); the other {s['within_bound']['runs']}: "
+            + errors(s["within_bound"])
+        )
+    wide = s["within_bound"]["beyond_35_percent"]
+    if wide:
+        summary += f" ({', '.join(wide)})"
+    return [table, summary + ". Sources in workloads/runs/*.yaml"]
 
 
 def _finite(x: float) -> float | None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._schema import Fields
 from ..errors import FieldError
-from ..layers import LayerTable, LayerTableBuilder
+from ..layers import FUSED_ATTENTION, LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
 from .base import Architecture, TensorSplit
@@ -359,7 +359,7 @@ class _Stack:
         scores = b * a.heads * q_len * kv_len
         kv = 2 * b * kv_len * a.kv_dim
         self.out.add(
-            f"{p}.flash",
+            f"{p}{FUSED_ATTENTION}",
             "attention",
             flops=share * (4 * scores * a.head_dim + costs.SOFTMAX * scores),
             inputs=t * a.q_dim + kv,
