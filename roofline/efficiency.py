@@ -24,6 +24,11 @@ the device reaches, and adds what every kernel costs:
         a last wave that leaves units idle (NVIDIA, "Matrix Multiplication Background User's
         Guide": tile and wave quantization; split-K as CUTLASS and cuBLAS use it for small
         outputs; SPLIT_K_MIN = 256 is this model's assumption: 4 k-steps of 64).
+        A fused attention row (FlashAttention) has q times min(1, A / P_a) besides, where
+        the device file gives A, the FLOP/s its fused attention kernel was measured to
+        reach (`efficiency.attention`; FlashAttention-2's published rates), and in training
+        x ATTENTION_TRAINING (3 / 3.5: the published rate counts a backward of 2.5
+        forwards, the table 2); the loss `attention kernel`. Without A: the GEMM ceiling.
   W     W_a, or the cache's bandwidth W_c when the layer reads no weights and one
         instance of it (inputs and outputs: B / n) fits the cache of C bytes: the previous
         layer has just written its input there and its output stays there for the next.
@@ -49,7 +54,8 @@ the device reaches, and adds what every kernel costs:
 
 The gap between bound and expectation is split into named losses, each the time it adds
 when the terms are switched on one after another: `compute ceiling` and `bandwidth
-ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), `cache` (W_a ->
+ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), `attention kernel`
+(a fused attention row's own ceiling), `cache` (W_a ->
 W_c: negative, time saved), `transcendentals` (X / R) and `kernel overhead` (n x o).
 With RunConfig.ideal every term is off: expected = bound.
 """
