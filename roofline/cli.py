@@ -189,6 +189,27 @@ RecomputeOpt = Annotated[
     typer.Option(help="Training: activation recomputation none, selective (attention) or full."),
 ]
 
+SequenceParallelOpt = Annotated[
+    bool,
+    typer.Option(
+        help="With --tp: norms, residual adds and their activations split over the tensor "
+        "ranks (sequence parallelism); off: every rank runs them whole."
+    ),
+]
+FuseOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Fuse activations and residual adds (and, at inference, a CNN's batch norm) "
+        "into the epilogue of the GEMM before them."
+    ),
+]
+FirstInputGradOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Training: compute the first layer's input gradient (off: frameworks skip it, "
+        "the input being data)."
+    ),
+]
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Model name or alias, or a model file.")
@@ -428,6 +449,8 @@ def run(
     optimizer: OptimizerOpt = "adam",
     attention: AttentionOpt = Attention.eager,
     logits: LogitsOpt = Logits.all,
+    fuse_epilogues: FuseOpt = False,
+    first_input_grad: FirstInputGradOpt = True,
     weights: WeightsOpt = None,
     kv_dtype: KvDtypeOpt = None,
     ideal: IdealOpt = False,
@@ -449,6 +472,8 @@ def run(
         optimizer=optimizer,
         attention=attention.value,
         logits=logits.value,
+        fused_epilogues=fuse_epilogues,
+        first_input_grad=first_input_grad,
         weights=weights,
         kv_dtype=kv_dtype,
         ideal=ideal,
@@ -507,7 +532,7 @@ def validate(
         return
     if runs:
         from .report import runs as rr
-        from .runs import error_summary, median_abs_error, validate_runs
+        from .runs import by_source, error_summary, median_abs_error, validate_runs
 
         predictions = validate_runs()
         median = median_abs_error(predictions)
@@ -517,6 +542,7 @@ def validate(
             data=lambda: {
                 "median_abs_error": median,
                 "errors": error_summary(predictions),
+                "by_source": by_source(predictions),
                 "runs": rr.run_rows(predictions),
             },
             rows=lambda: rr.run_rows(predictions),
@@ -562,6 +588,9 @@ def memory(
         typer.Option(help="Pipeline micro-batch [default: the local batch, 1 with --pp > 1]."),
     ] = None,
     attention: AttentionOpt = Attention.eager,
+    sequence_parallel: SequenceParallelOpt = True,
+    fuse_epilogues: FuseOpt = False,
+    first_input_grad: FirstInputGradOpt = True,
     dp_overlap: Annotated[
         float, typer.Option(help="Share of the gradient all-reduce hidden by backward (0-1).")
     ] = 0.0,
@@ -602,6 +631,9 @@ def memory(
         layout=Layout(dp, tp, pp, zero),
         micro_batch=micro_batch,
         attention=attention.value,
+        sequence_parallel=sequence_parallel,
+        fused_epilogues=fuse_epilogues,
+        first_input_grad=first_input_grad,
         dp_overlap=dp_overlap,
         virtual_stages=virtual_stages,
         sustained=sustained,
@@ -641,6 +673,9 @@ def whatif(
     micro_batch: Annotated[
         int | None, typer.Option(help="Pipeline micro-batch [default: as in memory].")
     ] = None,
+    sequence_parallel: SequenceParallelOpt = True,
+    fuse_epilogues: FuseOpt = False,
+    first_input_grad: FirstInputGradOpt = True,
     weights: WeightsOpt = None,
     kv_dtype: KvDtypeOpt = None,
     flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
@@ -684,6 +719,9 @@ def whatif(
             recompute=recompute.value,
             layout=Layout(1, tp, pp, zero),
             micro_batch=micro_batch,
+            sequence_parallel=sequence_parallel,
+            fused_epilogues=fuse_epilogues,
+            first_input_grad=first_input_grad,
             weights=weights,
             kv_dtype=kv_dtype,
         ),
@@ -746,6 +784,7 @@ def plot(
     phase: Annotated[str, typer.Option(help=f"Phase: {INFERENCE_PHASES}")] = "inference",
     context: ContextOpt = None,
     attention: AttentionOpt = Attention.eager,
+    fuse_epilogues: FuseOpt = False,
     all_dtypes: Annotated[bool, typer.Option(help="Draw every dtype's compute ceiling.")] = False,
     top: Annotated[int, typer.Option(help="Label this many layers by time.")] = 5,
     panels: Annotated[
@@ -762,7 +801,13 @@ def plot(
         raise FieldError("top", top, "must be from 0 to 50")
     w = get_workload(model)
     config = RunConfig(
-        batch=batch, seq=seq, dtype=dtype, phase=phase, context=context, attention=attention.value
+        batch=batch,
+        seq=seq,
+        dtype=dtype,
+        phase=phase,
+        context=context,
+        attention=attention.value,
+        fused_epilogues=fuse_epilogues,
     )
     results = [analyze(w, d, config) for d in _devices(hw)]
     draw = plots.roofline_panels if panels else plots.roofline
@@ -784,6 +829,8 @@ def report(
     recompute: RecomputeOpt = Recompute.none,
     attention: AttentionOpt = Attention.eager,
     logits: LogitsOpt = Logits.all,
+    fuse_epilogues: FuseOpt = False,
+    first_input_grad: FirstInputGradOpt = True,
     ideal: IdealOpt = False,
     sweep_batch: Annotated[
         str | None,
@@ -815,6 +862,8 @@ def report(
         recompute=recompute.value,
         attention=attention.value,
         logits=logits.value,
+        fused_epilogues=fuse_epilogues,
+        first_input_grad=first_input_grad,
         ideal=ideal,
     )
     page = build_report(
@@ -844,6 +893,8 @@ def serve(
     weights: WeightsOpt = None,
     kv_dtype: KvDtypeOpt = None,
     attention: AttentionOpt = Attention.flash,
+    sequence_parallel: SequenceParallelOpt = True,
+    fuse_epilogues: FuseOpt = False,
     reserve: Annotated[
         float, typer.Option(help="Share of each device's memory kept for the runtime.")
     ] = 0.1,
@@ -886,6 +937,8 @@ def serve(
         phase="decode",
         attention=attention.value,
         layout=Layout(1, tp, pp, 0),
+        sequence_parallel=sequence_parallel,
+        fused_epilogues=fuse_epilogues,
         weights=weights,
         kv_dtype=kv_dtype,
     )

@@ -139,9 +139,11 @@ class LayerTableBuilder:
         count: int = 1,
         shared: bool = False,
         masks: float = 0.0,
+        saved: float | None = None,
     ) -> None:
         """y = x W (+ b) for `tokens` rows: tokens x d_in x d_out multiply-adds (+ one add an
-        output for the bias); keeps x for the weight gradient dW = x^T dy."""
+        output for the bias); keeps x for the weight gradient dW = x^T dy (`saved`: other
+        elements kept instead)."""
         params = d_in * d_out + (d_out if bias else 0)
         self.add(
             name,
@@ -153,7 +155,7 @@ class LayerTableBuilder:
             params=params,
             count=count,
             shared=shared,
-            saved=tokens * d_in,
+            saved=tokens * d_in if saved is None else saved,
             masks=masks,
             gemm=(1, tokens, d_out, d_in),
         )
@@ -193,7 +195,62 @@ class LayerTableBuilder:
         )
 
 
-def with_backward(table: LayerTable) -> LayerTable:
+def fuse_epilogues(table: LayerTable, kinds: frozenset[str], training: bool) -> LayerTable:
+    """A forward table with each row of `kinds` that directly follows a GEMM-like row of
+    the same count (or a row already fused into one: chains such as conv, batch norm, add,
+    ReLU) folded into that GEMM's epilogue. The GEMM row (renamed `gemm+op`) takes the op's
+    FLOPs, transcendentals, parameters and saved activations; it writes the op's output
+    instead of its own and reads the op's other inputs (the residual stream of an add:
+    the op's input bytes beyond the GEMM's output); in training it also writes what the op
+    keeps for the backward pass (the pre-activation: cuBLASLt's GELU_AUX epilogue). The op's
+    own row, its DRAM round trip and its kernel launch are gone."""
+    if not len(table) or not kinds:
+        return table
+    keep = np.ones(len(table), dtype=bool)
+    names = table.name.astype(object)
+    cols = {
+        c: getattr(table, c).astype(np.float64).copy()
+        for c in (
+            "flops",
+            "weight_bytes",
+            "input_bytes",
+            "output_bytes",
+            "params",
+            "saved_bytes",
+            "transcendentals",
+        )
+    }
+    head = -1  # the GEMM row the current chain fuses into
+    for j in range(len(table)):
+        kind = str(table.kind[j])
+        if kind in GEMM_KINDS:
+            head = j
+            continue
+        if head < 0 or kind not in kinds or table.count[j] != table.count[head]:
+            head = -1
+            continue
+        own = cols["output_bytes"][head]  # what the chain has produced so far
+        cols["input_bytes"][head] += max(float(table.input_bytes[j]) - own, 0.0)
+        aux = float(table.saved_bytes[j]) if training else 0.0
+        cols["output_bytes"][head] = float(table.output_bytes[j]) + aux
+        for c in ("flops", "weight_bytes", "params", "saved_bytes", "transcendentals"):
+            cols[c][head] += float(getattr(table, c)[j])
+        names[head] = f"{names[head]}+{str(table.name[j]).rsplit('.', 1)[-1]}"
+        keep[j] = False
+    return replace(
+        table,
+        name=np.array(names, dtype=str)[keep],
+        kind=table.kind[keep],
+        count=table.count[keep],
+        gemm_groups=table.gemm_groups[keep],
+        gemm_m=table.gemm_m[keep],
+        gemm_n=table.gemm_n[keep],
+        gemm_k=table.gemm_k[keep],
+        **{c: v[keep] for c, v in cols.items()},
+    )
+
+
+def with_backward(table: LayerTable, first_input_grad: bool = True) -> LayerTable:
     """Training step costs per layer: the forward pass plus its backward pass.
 
     GEMM-like layers (Y = A.B, B being weights or a second activation) need dA = dY.B^T and
@@ -204,27 +261,40 @@ def with_backward(table: LayerTable) -> LayerTable:
     activation's derivative evaluates its function again (tanh for GELU, the sigmoid for
     SiLU), a fused attention's backward its exponentials: twice the forward's; softmax's
     backward (y (dy - sum y dy)) none.
+    `first_input_grad=False`: the first row's input is the model's input (data, not an
+    activation), so its input gradient is neither computed nor written: a GEMM-like first
+    row runs the forward and dB only (2x the forward FLOPs, B read once, dY read once);
+    any other first row (an embedding lookup, whose input is token ids) writes no dX.
     The optimizer update is added by `training_step`.
     """
     gemm = np.isin(table.kind, list(GEMM_KINDS))
     w, x, y = table.weight_bytes, table.input_bytes, table.output_bytes
+    dx = np.ones(len(table))  # rows whose input gradient is computed
+    if not first_input_grad and len(table) and table.count[0] == 1:
+        dx[0] = 0.0
+    dgemm = gemm * dx  # GEMMs that run dA = dY B^T
     return replace(
         table,
-        flops=table.flops * 3.0,  # forward + 2x forward, for both branches above
-        weight_bytes=w + np.where(gemm, w, 0.0),  # GEMMs read B again for dA
-        input_bytes=x + np.where(gemm, 2.0 * y + x, y + x),  # dY (twice for GEMMs), saved A
-        output_bytes=y + x + w,  # forward output, then dX and dW
+        flops=table.flops * (1.0 + np.where(gemm, 1.0 + dgemm, 2.0)),  # forward + 2x forward
+        weight_bytes=w + w * dgemm,  # GEMMs read B again for dA
+        input_bytes=x + np.where(gemm, (1.0 + dgemm) * y + x, y + x),  # dY (twice), saved A
+        output_bytes=y + x * dx + w,  # forward output, then dX and dW
         transcendentals=table.transcendentals * np.where(table.kind == "softmax", 1.0, 2.0),
     )
 
 
-def training_step(table: LayerTable, bytes_per_element: int, optimizer: str | None) -> LayerTable:
+def training_step(
+    table: LayerTable,
+    bytes_per_element: int,
+    optimizer: str | None,
+    first_input_grad: bool = True,
+) -> LayerTable:
     """Forward + backward (`with_backward`) + the optimizer update of each layer's parameters:
     the update's FLOPs and its reads and writes of gradients, weights, fp32 master copy and
     optimizer state (see `optimizers.update_bytes`). A row's parameters are updated once a
     step however many times the row repeats (shared layers too), so the per-instance cost is
     the row's update divided by its count. `optimizer=None` leaves the update out."""
-    step = with_backward(table)
+    step = with_backward(table, first_input_grad)
     if optimizer is None:
         return step
     from .optimizers import UPDATE_FLOPS, update_bytes

@@ -106,6 +106,12 @@ def _run_config(f: Fields, devices: int | None) -> RunConfig | None:
         ("optimizer", tuple(STATE_VALUES), "adam"),
     ):
         values[key] = f.choice(key, allowed, required=False, default=default)
+    for flag, on in (
+        ("sequence_parallel", True),
+        ("fused_epilogues", False),
+        ("first_input_grad", True),
+    ):
+        values[flag] = f.flag(flag, default=on)
     overlap = f.raw("dp_overlap", {"type": "number", "minimum": 0, "maximum": 1})
     if overlap is not None:
         values["dp_overlap"] = overlap
@@ -358,6 +364,38 @@ def error_summary(predictions: list[Prediction]) -> dict[str, Any]:
         "within_bound": part([p for p in predictions if not p.beats_bound]),
         "beats_bound": sorted(p.run.key for p in predictions if p.beats_bound),
     }
+
+
+def source_of(key: str) -> str:
+    """The source group of a run: its file name's first word (files are named
+    <source>-<model>-<setup>: trtllm-, lmdeploy-, megatron2019-, korthikanti- ...)."""
+    return key.split("-", 1)[0]
+
+
+def by_source(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """Per source group: its runs, kinds, devices, and the errors of its runs (median and
+    largest absolute error, runs beyond WIDE_ERROR, runs measured beyond their bound), so a
+    source that the model misses as a whole stands out from one run it misses."""
+    groups: dict[str, list[Prediction]] = {}
+    for p in predictions:
+        groups.setdefault(source_of(p.run.key), []).append(p)
+    rows = []
+    for name in sorted(groups):
+        chosen = groups[name]
+        errors = [abs(p.rel_error) for p in chosen if p.rel_error is not None]
+        rows.append(
+            {
+                "source": name,
+                "runs": len(chosen),
+                "kinds": sorted({p.run.kind for p in chosen}),
+                "devices": sorted({p.run.device.key for p in chosen}),
+                "median_abs_error": statistics.median(errors) if errors else None,
+                "largest_abs_error": max(errors) if errors else None,
+                "beyond_35_percent": sum(e > WIDE_ERROR for e in errors),
+                "beats_bound": sum(p.beats_bound for p in chosen),
+            }
+        )
+    return rows
 
 
 # ---------------------------------------------------------------- the fitted share

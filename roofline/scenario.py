@@ -130,6 +130,25 @@ class RunConfig:
     # the share of the per-kernel expected throughput a training step sustains end to end
     # (None: the fitted value in hardware/defaults/calibration.yaml; 1: off)
     sustained: float | None = None
+    # sequence parallelism (Korthikanti et al. 2022) with tensor parallelism: the norms,
+    # dropouts and residual adds, and the activations they keep, split over the tensor
+    # ranks along the sequence. False: plain Megatron tensor parallelism, which runs them
+    # whole on every rank (no effect at tensor 1)
+    sequence_parallel: bool = True
+    # element-wise ops fused into the epilogue of the GEMM before them (an activation after
+    # its projection, a residual add after the projection that feeds it; batch norm folded
+    # into its convolution at inference): no round trip of the GEMM's output through DRAM
+    # and no kernel of their own. Which ops fuse is the family's to say
+    fused_epilogues: bool = False
+    # the input gradient of the first layer: computed (True, as if the model's input needed
+    # it) or not (False: what frameworks do, since the input is data; a first GEMM-like
+    # layer then runs two GEMMs in its backward pass, not three)
+    first_input_grad: bool = True
+    # set by `replica()`, not by users: the tensor degree over which the rows sequence
+    # parallelism would split run whole on every rank (1: none, with sequence parallelism or
+    # at tensor 1). A replica's layer table counts those rows once per rank, so that its
+    # costs divided by the tensor degree leave each rank its whole copy
+    replicated_over: int = 1
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -151,7 +170,13 @@ class RunConfig:
             from .optimizers import check_optimizer
 
             check_optimizer(self.optimizer)
-        for name in ("master_weights", "ideal"):
+        for name in (
+            "master_weights",
+            "ideal",
+            "sequence_parallel",
+            "fused_epilogues",
+            "first_input_grad",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise FieldError(name, getattr(self, name), "must be true or false")
         for name, allowed in (
@@ -175,6 +200,7 @@ class RunConfig:
         if not (isinstance(self.dp_overlap, int | float) and 0 <= self.dp_overlap <= 1):
             raise FieldError("dp_overlap", self.dp_overlap, "a share from 0 to 1")
         check_size("virtual_stages", self.virtual_stages, maximum=1024)  # no effect at pp 1
+        check_size("replicated_over", self.replicated_over, maximum=MAX_DEVICES)
         if self.sustained is not None and not (
             isinstance(self.sustained, int | float) and 0 < self.sustained <= 1
         ):
@@ -230,8 +256,17 @@ class RunConfig:
 
     def replica(self) -> RunConfig:
         """The same run for one data-parallel replica on one device: the local batch, no
-        layout. Per-layer costs are built for this and then split over the layout."""
-        return replace(self, batch=self.local_batch, layout=SINGLE, micro_batch=None)
+        layout. Per-layer costs are built for this and then split over the layout (without
+        sequence parallelism the rows it would split are counted once per tensor rank:
+        `replicated_over`)."""
+        tensor = self.layout.tensor
+        return replace(
+            self,
+            batch=self.local_batch,
+            layout=SINGLE,
+            micro_batch=None,
+            replicated_over=1 if self.sequence_parallel else tensor,
+        )
 
     def with_layout(self, layout: Layout) -> RunConfig:
         return replace(self, layout=layout)

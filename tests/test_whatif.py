@@ -448,9 +448,25 @@ def test_memory_never_shrinks_with_more_batch_or_sequence(batch, seq, phase):
     pipeline=st.sampled_from([1, 2, 3]),
     master=st.booleans(),
     dtype=st.sampled_from(["bf16", "fp32"]),
+    sp=st.booleans(),
+    fused=st.booleans(),
+    first_grad=st.booleans(),
 )
 def test_sweep_equals_the_per_run_path_for_every_training_setting(
-    key, batch, seq, replicas, optimizer, recompute, zero, tensor, pipeline, master, dtype
+    key,
+    batch,
+    seq,
+    replicas,
+    optimizer,
+    recompute,
+    zero,
+    tensor,
+    pipeline,
+    master,
+    dtype,
+    sp,
+    fused,
+    first_grad,
 ):
     """One formula per fact: the sweep's memory and step time are the per-run path's
     (memory.memory_breakdown, step.step_time) for every optimizer, recompute setting,
@@ -470,6 +486,9 @@ def test_sweep_equals_the_per_run_path_for_every_training_setting(
         recompute=recompute,
         master_weights=master,
         layout=Layout(1, tensor, pipeline, zero),
+        sequence_parallel=sp,
+        fused_epilogues=fused,
+        first_input_grad=first_grad,
     )
     devices = [get_device("h100"), get_device("a100"), _cpu_with_cache()]
     sweep = build_sweep(
@@ -501,7 +520,12 @@ def _cpu_with_cache():
 
 @pytest.mark.parametrize(
     ("device", "storage"),
-    [("h100", {}), ("cpu", {}), ("h100", {"weights": "int4", "kv_dtype": "fp8"})],
+    [
+        ("h100", {}),
+        ("cpu", {}),
+        ("h100", {"weights": "int4", "kv_dtype": "fp8"}),
+        ("h100", {"sequence_parallel": False, "fused_epilogues": True}),
+    ],
 )
 def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode(device, storage):
     w = get_workload("llama-2-7b")

@@ -110,7 +110,34 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
     wide = s["within_bound"]["beyond_35_percent"]
     if wide:
         summary += f" ({', '.join(wide)})"
-    return [table, summary + ". Sources in workloads/runs/*.yaml"]
+    return [table, summary + ". Sources in workloads/runs/*.yaml", sources_table(predictions)]
+
+
+def sources_table(predictions: list[Prediction]) -> RenderableType:
+    """The errors by source group (runs.by_source)."""
+    from ..runs import by_source
+
+    table = new_table(
+        "By source (the run file's first word): median and largest absolute error",
+        ("source", "runs", "kind", "devices", "median", "largest", "> 35%", "beats bound"),
+        left=("source", "kind", "devices"),
+    )
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    for row in by_source(predictions):
+        table.add_row(
+            row["source"],
+            str(row["runs"]),
+            ", ".join(row["kinds"]),
+            ", ".join(row["devices"]),
+            pct(row["median_abs_error"]),
+            pct(row["largest_abs_error"]),
+            str(row["beyond_35_percent"]),
+            str(row["beats_bound"]),
+        )
+    return table
 
 
 def _finite(x: float) -> float | None:

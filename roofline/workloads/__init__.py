@@ -21,7 +21,7 @@ from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
 from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, SpecError
-from ..layers import LayerTable, training_step
+from ..layers import LayerTable, fuse_epilogues, training_step
 from ..scenario import Layout, RunConfig
 from . import cnn, lstm, recsys, transformer
 from .base import Architecture
@@ -107,8 +107,12 @@ class Workload:
         """The per-layer cost table of this workload for one scenario: the family's forward
         pass, and for training its backward pass and optimizer update (`training_step`)."""
         table = self.arch.build(run, self.key)
+        if run.fused_epilogues:
+            kinds = self.arch.epilogue_kinds(run)
+            table = fuse_epilogues(table, kinds, run.phase == "training")
         if run.phase == "training":
-            table = training_step(table, BYTES_PER_ELEMENT[run.dtype], run.optimizer)
+            nb = BYTES_PER_ELEMENT[run.dtype]
+            table = training_step(table, nb, run.optimizer, run.first_input_grad)
         return table
 
     def check_layout(self, layout: Layout) -> None:

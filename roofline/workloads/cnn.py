@@ -136,6 +136,12 @@ class CnnArch(Architecture):
     layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
     defaults: tuple[tuple[str, Any], ...]
 
+    def epilogue_kinds(self, run: RunConfig) -> frozenset[str]:
+        """At inference a batch norm folds into its convolution's weights and bias (as
+        TensorRT and ONNX Runtime fold it); training needs the batch's statistics."""
+        kinds = super().epilogue_kinds(run)
+        return kinds if run.training else kinds | {"norm"}
+
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)
 

@@ -258,13 +258,23 @@ class _Stack:
     """Emits the rows of one transformer stack into a LayerTableBuilder."""
 
     def __init__(
-        self, arch: TransformerArch, out: LayerTableBuilder, batch: int, flash: bool
+        self,
+        arch: TransformerArch,
+        out: LayerTableBuilder,
+        batch: int,
+        flash: bool,
+        replicated: int = 1,
     ) -> None:
         self.a = arch
         self.out = out
         self.b = batch
         self.flash = flash  # one fused attention kernel (FlashAttention)
         self.bias = 1 if arch.bias else 0
+        # tensor ranks that each run the norms and residual adds whole, and keep whole the
+        # inputs of the column-parallel projections and the dropout masks after the
+        # row-parallel ones (tensor parallelism without sequence parallelism: Korthikanti
+        # et al. 2022, the 10 s b h of eq. 2); the replica's table counts them once a rank
+        self.r = replicated
 
     def linear(
         self,
@@ -275,25 +285,37 @@ class _Stack:
         count: int,
         shared: bool,
         masks: float = 0.0,
+        column: bool = False,
     ) -> None:
-        """y = x W (+ b) with the model's bias setting."""
+        """y = x W (+ b) with the model's bias setting. `column`: a column-parallel
+        projection reading a norm's output (its saved input is whole on every tensor rank
+        without sequence parallelism); `masks` after a row-parallel one are whole too."""
         self.out.linear(
-            name, tokens, d_in, d_out, bias=bool(self.bias), count=count, shared=shared, masks=masks
+            name,
+            tokens,
+            d_in,
+            d_out,
+            bias=bool(self.bias),
+            count=count,
+            shared=shared,
+            masks=masks * self.r,
+            saved=tokens * d_in * (self.r if column else 1),
         )
 
     def norm(self, name: str, tokens: int, dim: int, count: int, shared: bool) -> None:
         params = costs.NORM_PARAMS_PER_CHANNEL[self.a.norm] * dim
+        r = self.r
         self.out.add(
             name,
             "norm",
-            flops=costs.NORMS[self.a.norm] * tokens * dim,
-            weights=params,
-            inputs=tokens * dim,
-            outputs=tokens * dim,
+            flops=costs.NORMS[self.a.norm] * tokens * dim * r,
+            weights=params * r,
+            inputs=tokens * dim * r,
+            outputs=tokens * dim * r,
             params=params,
             count=count,
             shared=shared,
-            saved=tokens * dim,
+            saved=tokens * dim * r,
         )
 
     def residual(self, name: str, tokens: int, count: int) -> None:
@@ -301,9 +323,9 @@ class _Stack:
         self.out.add(
             name,
             "elementwise",
-            flops=costs.ADD * tokens * h,
-            inputs=2 * tokens * h,
-            outputs=tokens * h,
+            flops=costs.ADD * tokens * h * self.r,
+            inputs=2 * tokens * h * self.r,
+            outputs=tokens * h * self.r,
             count=count,
         )
 
@@ -331,11 +353,12 @@ class _Stack:
         a, b, shared = self.a, self.b, self.a.shared_layers
         t = b * q_len
         if cross:
-            self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared)
+            self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared, column=True)
             if project_kv:
                 self.linear(f"{p}.kv_proj", b * kv_len, a.hidden, 2 * a.kv_dim, count, shared)
         else:
-            self.linear(f"{p}.qkv_proj", t, a.hidden, a.q_dim + 2 * a.kv_dim, count, shared)
+            dims = (a.hidden, a.q_dim + 2 * a.kv_dim)
+            self.linear(f"{p}.qkv_proj", t, *dims, count, shared, column=True)
         cached = 1.0 if from_cache else 0.0
         if self.flash:
             self._flash(p, q_len, kv_len, count, causal=causal and q_len == kv_len, cached=cached)
@@ -417,7 +440,7 @@ class _Stack:
         a, shared = self.a, self.a.shared_layers
         up = 2 * a.ffn if a.ffn_gated else a.ffn
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)  # gate: a multiply
-        self.linear(f"{p}.ffn_up", tokens, a.hidden, up, count, shared)
+        self.linear(f"{p}.ffn_up", tokens, a.hidden, up, count, shared, column=True)
         self.out.add(
             f"{p}.ffn_act",
             "activation",
@@ -667,7 +690,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         )
     b = run.batch
     out = LayerTableBuilder()
-    stack = _Stack(a, out, b, flash=run.attention == "flash")
+    stack = _Stack(a, out, b, flash=run.attention == "flash", replicated=run.replicated_over)
     q_len = 1 if decode else seq  # decode: one new token per sample
     # a decode step's new token attends to the `context` cached tokens and to itself
     kv_len = context + 1 if decode else seq
