@@ -24,7 +24,8 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
   tensor     m x the micro-batch's tensor-parallel all-reduces
   pipeline   m x the micro-batch's stage-boundary sends (and gradients back)
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
-             hidden behind the backward pass
+             hidden behind the backward passes, no more than they last (ZeRO-3: the
+             whole step's kernels, its gathers prefetched under the forward pass)
 A collective over a group of n devices takes bytes / (bandwidth x efficiency) + steps x
 latency + the call's fixed latency (ring: 2 (n - 1) steps for an all-reduce, one for a
 send; NCCL's own tuning model, src/graph/tuning.cc, has this form: a base latency per
@@ -175,7 +176,7 @@ def communication_parts(
 ) -> tuple[Array, Array, Array]:
     """(tensor, pipeline, data) seconds of a step: the micro-batches' tensor-parallel
     all-reduces and stage sends (`boundary_bytes`: one micro-batch's block-boundary
-    activation) and the gradient all-reduce, of which run.dp_overlap is hidden."""
+    activation) and the gradient all-reduce, whole (`assemble` hides its overlap)."""
     t, pp, zero = run.layout.tensor, run.layout.pipeline, run.layout.zero
     passes = 2 if run.training else 1
     tensor: Array = 0.0  # parts that cannot occur stay scalar zeros (cheap in sweeps)
@@ -194,7 +195,7 @@ def communication_parts(
         factor = 1.5 if zero >= 3 else 1.0
         d = np.asarray(data, dtype=np.float64)
         size = factor * allreduce_bytes(d, grads)  # 0 for one replica
-        reduce = (1 - run.dp_overlap) * collective_s(size, 2 * (d - 1), t * d, links, run.ideal)
+        reduce = collective_s(size, 2 * (d - 1), t * d, links, run.ideal)
     return tensor, pipeline, reduce
 
 
@@ -202,13 +203,21 @@ def assemble(
     run: RunConfig, stage: Array, recompute: Array, micro_batches: Array, comm: tuple[Array, ...]
 ) -> dict[str, Array]:
     """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) / v
-    bubble (v: interleaved model chunks a rank, 1 for plain 1F1B), and the communication."""
+    bubble (v: interleaved model chunks a rank, 1 for plain 1F1B), and the communication.
+    Of the gradient traffic, run.dp_overlap is hidden, but no more than the compute it
+    runs under: the backward passes (2/3 of a training step's kernels: the backward runs
+    two GEMMs for the forward's one), or with ZeRO-3 the whole step (the parameters'
+    all-gathers are prefetched under the forward pass too). Traffic longer than that
+    window stays exposed: the step is then as long as its communication."""
     tensor, pipeline, data = comm
     pp, v = run.layout.pipeline, run.virtual_stages
     compute = micro_batches * stage
     again = micro_batches * recompute
     bubble = (pp - 1) * (stage + recompute) / v if pp > 1 else 0.0
     share = sustained_share(run.training, run.ideal, run.sustained)
+    if run.dp_overlap:
+        window = (compute + again) * (1.0 if run.layout.zero >= 3 else 2.0 / 3.0) / share
+        data = data - np.minimum(run.dp_overlap * data, window)
     return {
         "compute": compute,
         "recompute": again,
