@@ -157,6 +157,11 @@ def grid(  # type: ignore[no-untyped-def]
                 if shape_c[0, layer, term] != 0.0:
                     is_gemm[layer] = True
     any_curve = n_dev > 0 and curve_n.max() > 0
+    # reciprocals: the device loops multiply (a division costs several multiplications;
+    # the results differ from dividing by at most an ulp)
+    inv_peak = 1.0 / peak
+    inv_bw = 1.0 / bandwidth
+    inv_apeak = 1.0 / apeak
     for i in prange(basis.shape[0]):
         kd = dtype_idx[i]
         tiles = np.empty(tile_m.shape[0])
@@ -182,8 +187,8 @@ def grid(  # type: ignore[no-untyped-def]
                 if io > working:
                     working = io
                 for j in range(n_dev):
-                    tc = f / peak[kd, j]
-                    tm = y / bandwidth[j]
+                    tc = f * inv_peak[kd, j]
+                    tm = y * inv_bw[j]
                     memory_bound = tm > tc
                     t_bound[j] += tm if memory_bound else tc
                     t_mem[j] += tm if memory_bound else 0.0
@@ -241,7 +246,7 @@ def grid(  # type: ignore[no-untyped-def]
                 qs[:] = 1.0
             cached = need_c and cacheable[layer]
             for j in range(n_dev):
-                tc = fe / (apeak[kd, j] * qs[j])
+                tc = fe * inv_apeak[kd, j] / qs[j]
                 w = abw[j]
                 if cached and cache_b[j] > 0.0 and yi <= cache_b[j] and cache_bw[j] > w:
                     w = cache_bw[j]

@@ -140,8 +140,9 @@ def _best_fitting(
         t = out.expected_time_s
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(fits & np.isfinite(t), work[:, None] / t, -np.inf)
-        for k in np.unique(dt):
-            sub = np.where((dt == k)[:, None], rate, -np.inf)
+        kinds = np.unique(dt)
+        for k in kinds:
+            sub = rate if len(kinds) == 1 else np.where((dt == k)[:, None], rate, -np.inf)
             i = np.argmax(sub, axis=0)
             for j, row in enumerate(i):
                 value = float(sub[row, j])

@@ -211,11 +211,16 @@ def assemble(
     window stays exposed: the step is then as long as its communication."""
     tensor, pipeline, data = comm
     pp, v = run.layout.pipeline, run.virtual_stages
-    compute = micro_batches * stage
-    again = micro_batches * recompute
+    one = np.ndim(micro_batches) == 0 and micro_batches == 1  # (a sweep's arrays: no copy)
+    compute = stage if one else micro_batches * stage
+    again = recompute if one else micro_batches * recompute
     bubble = (pp - 1) * (stage + recompute) / v if pp > 1 else 0.0
     share = sustained_share(run.training, run.ideal, run.sustained)
-    if run.dp_overlap:
+    kernels = compute
+    for part in (again, bubble):
+        if np.ndim(part) or part:
+            kernels = kernels + part
+    if run.dp_overlap and (np.ndim(data) or data):
         window = (compute + again) * (1.0 if run.layout.zero >= 3 else 2.0 / 3.0) / share
         data = data - np.minimum(run.dp_overlap * data, window)
     return {
@@ -223,7 +228,7 @@ def assemble(
         "recompute": again,
         "bubble": bubble,
         # what a whole step sustains below its kernels (calibration.py; fitted)
-        "sustained": (1 / share - 1) * (compute + again + bubble),
+        "sustained": (1 / share - 1) * kernels,
         "tensor": tensor,
         "pipeline": pipeline,
         "data": data,

@@ -221,13 +221,15 @@ def _expected_grid(
         micro = local if pp == 1 else np.ones_like(local)
     m = (local // micro).astype(np.float64)
     xm = basis(micro, seq, ctx)
+    # one micro-batch a step (most sweeps): a scalar, so that no part is an (S, D) product
+    mb = 1.0 if np.all(m == 1.0) else m[:, None]
 
     def stage(p: Pass) -> np.ndarray:
         exp = _expectation(model, p, grid)
         assert exp is not None  # ceilings and the pass exist here
         return np.asarray(sweep_expected(p.flops, p.bytes, xm, dt, exp) / pp)
 
-    e = whole_stage / pp if whole_stage is not None else stage(step)
+    e = stage(step) if whole_stage is None else whole_stage / pp if pp > 1 else whole_stage
     r = stage(model.recompute) if model.recompute is not None else 0.0
     boundary = np.einsum("sk,sk->s", xm, model.boundary_bytes[dt])
     comm = communication_parts(
@@ -237,16 +239,19 @@ def _expected_grid(
         model.blocks,
         model.allreduces_per_block,
         c.links,
-        micro_batches=m[:, None],
+        micro_batches=mb,
         bytes_per_element=nb[:, None],
         data=reps[:, None].astype(np.float64),
     )
-    parts = list(assemble(run, e, r, m[:, None], comm).values())
+    parts = list(assemble(run, e, r, mb, comm).values())
     arrays = [p for p in parts if np.ndim(p)]  # parts that cannot occur are scalar zeros
-    total = np.array(arrays[0], dtype=np.float64)
+    total = np.array(arrays[0], dtype=np.float64)  # a copy: `e` may be the kernel's output
     for part in arrays[1:]:
         total += part
-    return total + sum(float(p) for p in parts if not np.ndim(p))
+    rest = sum(float(p) for p in parts if not np.ndim(p))
+    if rest:
+        total += rest
+    return total
 
 
 def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | None:
