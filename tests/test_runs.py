@@ -75,6 +75,20 @@ def test_validate_runs_cli_json():
     for row in data["runs"]:
         assert {"run", "metric", "predicted", "measured", "rel_error", "source"} <= set(row)
         assert row["rel_error"] == pytest.approx(row["predicted"] / row["measured"] - 1)
+    # the errors by source: each group's runs (the file name's first word), median and
+    # largest absolute error and count beyond 35 %, recomputed here from the rows
+    import statistics
+
+    groups: dict[str, list[float]] = {}
+    for row in data["runs"]:
+        groups.setdefault(row["run"].split("-")[0], []).append(abs(row["rel_error"]))
+    assert [g["source"] for g in data["by_source"]] == sorted(groups)
+    for g in data["by_source"]:
+        errors = groups[g["source"]]
+        assert g["runs"] == len(errors)
+        assert g["median_abs_error"] == pytest.approx(statistics.median(errors))
+        assert g["largest_abs_error"] == pytest.approx(max(errors))
+        assert g["beyond_35_percent"] == sum(e > 0.35 for e in errors)
 
 
 def test_request_latency_is_prefill_plus_decode_steps():
