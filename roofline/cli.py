@@ -199,15 +199,15 @@ SequenceParallelOpt = Annotated[
 FuseOpt = Annotated[
     bool,
     typer.Option(
-        help="Fuse activations and residual adds (and, at inference, a CNN's batch norm) "
-        "into the epilogue of the GEMM before them."
+        help="Run activations (GELU, SwiGLU, a ReLU right after its convolution) in the "
+        "epilogue of the GEMM before them."
     ),
 ]
 FirstInputGradOpt = Annotated[
     bool,
     typer.Option(
         help="Training: compute the first layer's input gradient (off: frameworks skip it, "
-        "the input being data)."
+        "the input being data; no effect where the first layer is an embedding)."
     ),
 ]
 

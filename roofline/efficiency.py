@@ -47,8 +47,10 @@ the device reaches, and adds what every kernel costs:
         (the end points beyond the curve): a BLAS's packing and skinny-shape losses as
         measured, not as a GPU's tiles would have them.
   n, o  the layer's kernels and the per-kernel overhead: one kernel per layer instance in
-        a forward pass; in training 3 per GEMM-like instance (forward, input gradient,
-        weight gradient) and 2 per other instance. The host issues one kernel every o
+        a forward pass (an op fused into its GEMM's epilogue has none of its own); in
+        training 3 per GEMM-like instance (forward, input gradient, weight gradient; also
+        for a first layer without its input gradient, one launch too many) and 2 per
+        other instance. The host issues one kernel every o
         (launch and synchronisation), so a kernel takes at least o: short kernels (decode
         at small batch) wait on the launches, longer ones hide them.
 

@@ -5,7 +5,9 @@ Costs are per instance, in FLOP and bytes; `totals` multiplies by `count`.
 
 Traffic model (documented in README "How costs are counted"): every layer reads its weights
 and its activation inputs from DRAM and writes its outputs back (no fusion across layers,
-no reuse through on-chip cache between layers). This is the usual unfused roofline bound.
+no reuse through on-chip cache between layers). This is the usual unfused roofline bound;
+RunConfig.fused_epilogues folds the rows a builder marks into the GEMM before them
+(`fuse_epilogues`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class LayerTable:
     gemm_k: np.ndarray
     # transcendental evaluations (exp, tanh, erf) per instance: a cost apart from FLOPs
     transcendentals: np.ndarray
+    # rows a builder marks as able to run in the epilogue of the GEMM-like row before them
+    # (an activation after its projection or convolution): the bytes that epilogue writes
+    # besides the row's output in training (what the row's backward needs of its input:
+    # the pre-activation of GELU or SiLU, nothing for ReLU); NaN for rows that cannot.
+    # None: no row can (`fuse_epilogues` reads it)
+    fuse_aux: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.name)
@@ -110,6 +118,7 @@ class LayerTableBuilder:
         gemm: tuple[float, float, float, float] | None = None,
         transcendentals: float = 0.0,
         cached: float = 0.0,
+        fuse_aux: float | None = None,
     ) -> None:
         """One layer instance: FLOPs, and the elements of weights read, inputs read and
         outputs written; `params` per instance (`shared`: all repeats use the same ones);
@@ -117,7 +126,10 @@ class LayerTableBuilder:
         attributed to one layer only), `masks`: one-byte elements kept (dropout masks);
         `gemm`: (groups, m, n, k) of a GEMM-like layer (required for those kinds);
         `transcendentals`: exp/tanh/erf evaluations (counted in `flops` as 1 each too);
-        `cached`: the elements of `inputs` read from the KV cache (stored in its format)."""
+        `cached`: the elements of `inputs` read from the KV cache (stored in its format);
+        `fuse_aux`: set where the row may run in the epilogue of the GEMM-like row just
+        before it (with RunConfig.fused_epilogues): the elements that epilogue writes in
+        training besides the row's output (LayerTable.fuse_aux)."""
         if kind not in KINDS:  # a programming error in a builder, not user input
             raise ValueError(f"unknown layer kind {kind!r}")
         if (kind in GEMM_KINDS) != (gemm is not None):
@@ -126,6 +138,7 @@ class LayerTableBuilder:
         shape = gemm or (0.0, 0.0, 0.0, 0.0)
         row: tuple[Any, ...] = (name, kind, count, flops, weights, inputs, outputs, unique)
         row += (saved, masks, *shape, transcendentals, cached)
+        row += (np.nan if fuse_aux is None else fuse_aux,)
         self._rows.append(row)
 
     def linear(
@@ -140,17 +153,18 @@ class LayerTableBuilder:
         shared: bool = False,
         masks: float = 0.0,
         saved: float | None = None,
+        inputs: float | None = None,
     ) -> None:
         """y = x W (+ b) for `tokens` rows: tokens x d_in x d_out multiply-adds (+ one add an
-        output for the bias); keeps x for the weight gradient dW = x^T dy (`saved`: other
-        elements kept instead)."""
+        output for the bias); reads x and keeps it for the weight gradient dW = x^T dy
+        (`inputs`, `saved`: other element counts read and kept instead)."""
         params = d_in * d_out + (d_out if bias else 0)
         self.add(
             name,
             "matmul",
             flops=2 * tokens * d_in * d_out + (tokens * d_out if bias else 0),
             weights=params,
-            inputs=tokens * d_in,
+            inputs=tokens * d_in if inputs is None else inputs,
             outputs=tokens * d_out,
             params=params,
             count=count,
@@ -171,7 +185,7 @@ class LayerTableBuilder:
     ) -> LayerTable:
         """Element counts to bytes: activations at `bytes_per_element`, weights at
         `weight_bytes` and KV-cache reads at `cache_bytes` (default: the same)."""
-        cols = list(zip(*self._rows)) if self._rows else [()] * 16
+        cols = list(zip(*self._rows)) if self._rows else [()] * 17
         b = float(bytes_per_element)
         wb = b if weight_bytes is None else float(weight_bytes)
         cb = b if cache_bytes is None else float(cache_bytes)
@@ -192,22 +206,25 @@ class LayerTableBuilder:
             gemm_n=np.array(cols[12], dtype=np.float64),
             gemm_k=np.array(cols[13], dtype=np.float64),
             transcendentals=np.array(cols[14], dtype=np.float64),
+            fuse_aux=np.array(cols[16], dtype=np.float64) * b,
         )
 
 
-def fuse_epilogues(table: LayerTable, kinds: frozenset[str], training: bool) -> LayerTable:
-    """A forward table with each row of `kinds` that directly follows a GEMM-like row of
-    the same count (or a row already fused into one: chains such as conv, batch norm, add,
-    ReLU) folded into that GEMM's epilogue. The GEMM row (renamed `gemm+op`) takes the op's
-    FLOPs, transcendentals, parameters and saved activations; it writes the op's output
-    instead of its own and reads the op's other inputs (the residual stream of an add:
-    the op's input bytes beyond the GEMM's output); in training it also writes what the op
-    keeps for the backward pass (the pre-activation: cuBLASLt's GELU_AUX epilogue). The op's
-    own row, its DRAM round trip and its kernel launch are gone."""
-    if not len(table) or not kinds:
+def fuse_epilogues(table: LayerTable, training: bool) -> LayerTable:
+    """A forward table with each row its builder marked (`fuse_aux`) folded into the
+    epilogue of the GEMM-like row just before it (of the same count): the GEMM row
+    (renamed `gemm+op`) takes the op's FLOPs, transcendentals, parameters and saved
+    activations, reads the op's other inputs (what the op reads beyond the GEMM's output)
+    and writes the op's output instead of its own; in training it also writes `fuse_aux`
+    (the pre-activation the op's backward needs: cuBLASLt's GELU_AUX epilogue). The op's
+    row, its DRAM round trip and its kernel launch are gone. Residual adds are not marked:
+    after a row-parallel projection they follow its all-reduce, and stacks fuse them with
+    the next norm instead."""
+    aux_col = table.fuse_aux
+    if not len(table) or aux_col is None or not np.any(np.isfinite(aux_col)):
         return table
     keep = np.ones(len(table), dtype=bool)
-    names = table.name.astype(object)
+    names = [str(n) for n in table.name]
     cols = {
         c: getattr(table, c).astype(np.float64).copy()
         for c in (
@@ -221,22 +238,25 @@ def fuse_epilogues(table: LayerTable, kinds: frozenset[str], training: bool) -> 
         )
     }
     head = -1  # the GEMM row the current chain fuses into
+    out = aux = 0.0  # the chain's output so far, and the aux bytes it writes
     for j in range(len(table)):
-        kind = str(table.kind[j])
-        if kind in GEMM_KINDS:
-            head = j
+        if np.isfinite(aux_col[j]) and head >= 0 and table.count[j] == table.count[head]:
+            cols["input_bytes"][head] += max(float(table.input_bytes[j]) - out, 0.0)
+            out = float(table.output_bytes[j])
+            aux += float(aux_col[j]) if training else 0.0
+            cols["output_bytes"][head] = out + aux
+            for c in ("flops", "weight_bytes", "params", "saved_bytes", "transcendentals"):
+                cols[c][head] += float(getattr(table, c)[j])
+            own, name = str(table.name[j]), str(table.name[head])
+            for prefix in (name + ".", name.rsplit(".", 1)[0] + "."):  # its own, a sibling
+                if own.startswith(prefix):
+                    own = own[len(prefix) :]
+                    break
+            names[head] += "+" + own
+            keep[j] = False
             continue
-        if head < 0 or kind not in kinds or table.count[j] != table.count[head]:
-            head = -1
-            continue
-        own = cols["output_bytes"][head]  # what the chain has produced so far
-        cols["input_bytes"][head] += max(float(table.input_bytes[j]) - own, 0.0)
-        aux = float(table.saved_bytes[j]) if training else 0.0
-        cols["output_bytes"][head] = float(table.output_bytes[j]) + aux
-        for c in ("flops", "weight_bytes", "params", "saved_bytes", "transcendentals"):
-            cols[c][head] += float(getattr(table, c)[j])
-        names[head] = f"{names[head]}+{str(table.name[j]).rsplit('.', 1)[-1]}"
-        keep[j] = False
+        head = j if str(table.kind[j]) in GEMM_KINDS else -1
+        out, aux = float(table.output_bytes[j]), 0.0
     return replace(
         table,
         name=np.array(names, dtype=str)[keep],
@@ -246,6 +266,7 @@ def fuse_epilogues(table: LayerTable, kinds: frozenset[str], training: bool) -> 
         gemm_m=table.gemm_m[keep],
         gemm_n=table.gemm_n[keep],
         gemm_k=table.gemm_k[keep],
+        fuse_aux=None,
         **{c: v[keep] for c, v in cols.items()},
     )
 

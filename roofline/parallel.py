@@ -113,12 +113,14 @@ def min_layout(
     best: Layout | None = None
     tensors = [t for t in (1, 2, 4, 8, 16) if t <= max_tensor]
     stages = divisors(w.arch.blocks) if w.arch.blocks else [1]
-    per_micro: dict[int, float] = {}  # activation bytes of one micro-batch, by its size
+    # activation bytes of one micro-batch, by its size and the tensor degree its norms are
+    # replicated over (without sequence parallelism: each candidate's own)
+    per_micro: dict[tuple[int, int], float] = {}
     for dp in divisors(run.batch):
         if dp > MAX_DEVICES or (best is not None and dp >= best.devices):
             break
         stage = zero if dp > 1 and run.training else 0
-        replica = replace(run.replica(), batch=run.batch // dp)
+        replica = replace(run.replica(), batch=run.batch // dp, replicated_over=1)
         kv = None
         for t in tensors:
             for pp in stages:
@@ -133,10 +135,11 @@ def min_layout(
                 if kv is None:
                     kv = kv_cache_bytes(w, replica)
                 size = candidate.micro_batch_size if run.training else replica.batch
-                if size not in per_micro:
-                    micro = replace(replica, batch=size)
-                    per_micro[size] = activation_bytes(w, micro)
-                held = per_micro[size] * (in_flight(candidate) if run.training else 1)
+                key = (size, candidate.replica().replicated_over)
+                if key not in per_micro:
+                    micro = replace(replica, batch=size, replicated_over=key[1])
+                    per_micro[key] = activation_bytes(w, micro)
+                held = per_micro[key] * (in_flight(candidate) if run.training else 1)
                 m = footprint(candidate, w.params, held, kv)
                 if m.total <= device.memory_capacity_bytes:
                     best = layout

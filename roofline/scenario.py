@@ -135,14 +135,15 @@ class RunConfig:
     # ranks along the sequence. False: plain Megatron tensor parallelism, which runs them
     # whole on every rank (no effect at tensor 1)
     sequence_parallel: bool = True
-    # element-wise ops fused into the epilogue of the GEMM before them (an activation after
-    # its projection, a residual add after the projection that feeds it; batch norm folded
-    # into its convolution at inference): no round trip of the GEMM's output through DRAM
-    # and no kernel of their own. Which ops fuse is the family's to say
+    # activations fused into the epilogue of the GEMM before them (GELU or SwiGLU after the
+    # first MLP projection, ReLU after a convolution with no norm between): no round trip of
+    # the GEMM's output through DRAM and no kernel of their own. Which rows may fuse is the
+    # family's builder's to say (LayerTable.fuse_aux)
     fused_epilogues: bool = False
     # the input gradient of the first layer: computed (True, as if the model's input needed
     # it) or not (False: what frameworks do, since the input is data; a first GEMM-like
-    # layer then runs two GEMMs in its backward pass, not three)
+    # layer then runs one GEMM in its backward pass (dW), not two; a text model's first
+    # layer is an embedding lookup, which has no input gradient either way)
     first_input_grad: bool = True
     # set by `replica()`, not by users: the tensor degree over which the rows sequence
     # parallelism would split run whole on every rank (1: none, with sequence parallelism or

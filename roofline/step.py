@@ -24,8 +24,8 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
   tensor     m x the micro-batch's tensor-parallel all-reduces
   pipeline   m x the micro-batch's stage-boundary sends (and gradients back)
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
-             hidden behind the backward passes, no more than they last (ZeRO-3: the
-             whole step's kernels, its gathers prefetched under the forward pass)
+             hidden behind the last micro-batch's backward pass, no more than it lasts
+             (ZeRO-3: the whole step's kernels, its gathers under every micro-batch)
 A collective over a group of n devices takes bytes / (bandwidth x efficiency) + steps x
 latency + the call's fixed latency (ring: 2 (n - 1) steps for an all-reduce, one for a
 send; NCCL's own tuning model, src/graph/tuning.cc, has this form: a base latency per
@@ -205,10 +205,12 @@ def assemble(
     """The parts of the expected step time: m x (E + R), the (pp - 1) x (E + R) / v
     bubble (v: interleaved model chunks a rank, 1 for plain 1F1B), and the communication.
     Of the gradient traffic, run.dp_overlap is hidden, but no more than the compute it
-    runs under: the backward passes (2/3 of a training step's kernels: the backward runs
-    two GEMMs for the forward's one), or with ZeRO-3 the whole step (the parameters'
-    all-gathers are prefetched under the forward pass too). Traffic longer than that
-    window stays exposed: the step is then as long as its communication."""
+    runs under: the last micro-batch's backward pass (2/3 of its kernels, the backward
+    running two GEMMs for the forward's one, and its recomputation, which runs in the
+    backward pass), when the gradients are reduced once a step as PyTorch DDP and
+    Megatron-LM do; with ZeRO-3 the whole step (the parameters' all-gathers run under every
+    micro-batch's forward and backward). Traffic longer than that window stays exposed:
+    the step is then as long as its communication."""
     tensor, pipeline, data = comm
     pp, v = run.layout.pipeline, run.virtual_stages
     one = np.ndim(micro_batches) == 0 and micro_batches == 1  # (a sweep's arrays: no copy)
@@ -221,7 +223,8 @@ def assemble(
         if np.ndim(part) or part:
             kernels = kernels + part
     if run.dp_overlap and (np.ndim(data) or data):
-        window = (compute + again) * (1.0 if run.layout.zero >= 3 else 2.0 / 3.0) / share
+        last = 2.0 / 3.0 * stage + recompute  # the last micro-batch's backward
+        window = (compute + again if run.layout.zero >= 3 else last) / share
         data = data - np.minimum(run.dp_overlap * data, window)
     return {
         "compute": compute,

@@ -61,6 +61,10 @@ def test_run_json_schema_and_values():
         "kv_dtype": "fp16",
         "phase": "inference",
         "ideal": False,
+        # how it runs: the defaults (the first release's work)
+        "attention": "eager",
+        "logits": "all",
+        "fused_epilogues": False,
     }
     s = data["summary"]
     assert {"params", "flops", "bytes", "intensity", "time_s", "memory_bound_time_share"} <= set(s)
@@ -108,6 +112,10 @@ def test_run_scenario_options():
         # weights and KV cache are stored at the compute datatype unless told otherwise
         "weights": "bf16",
         "kv_dtype": "bf16",
+        "attention": "eager",
+        "logits": "all",
+        "fused_epilogues": False,
+        "first_input_grad": True,
     }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
     # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's

@@ -61,6 +61,19 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
                 f"run {phase} {hw}",
                 ["run", "-m", model, "--hw", hw, "--dtype", dtype, "--phase", phase, "-f", "json"],
             )
+    # how real stacks run: fused epilogues, no first-layer input gradient, plain tensor
+    # parallelism (every family takes the options; those without the ops ignore them)
+    fused = ("--fuse-epilogues", "--no-first-input-grad", "-f", "json")
+    for phase in ("inference", "training"):
+        check(
+            f"run fused {phase}",
+            ["run", "-m", model, "--hw", "h100", "--phase", phase, *fused],
+        )
+    plain_tp = ("--no-sequence-parallel", "--fuse-epilogues", "-f", "json")
+    check(
+        "memory plain tp",
+        ["memory", "-m", model, "--hw", "h100", "--batch", "8", *LAYOUT, *plain_tp],
+    )
     check("run table", ["run", "-m", model, "--hw", "h100"], json_out=False)
     check("run csv", ["run", "-m", model, "--hw", "h100", "-f", "csv"], json_out=False)
     hws = ",".join(hw for hw, _ in DEVICES)
@@ -122,6 +135,7 @@ def test_every_command_on_every_model(model, tmp_path):
     assert codes["models show"] == 0 and codes["whatif table"] == 0, codes
     assert codes["models show table"] == 0, codes
     assert codes["report"] == 0, codes  # the HTML report works for every family
+    assert codes["run fused inference"] == 0 or codes["run fused training"] == 0, codes
 
 
 def test_every_command_on_imported_models(tmp_path, repo):
@@ -149,6 +163,7 @@ def test_every_command_on_imported_models(tmp_path, repo):
     for path in (onnx_path, config):
         codes = _model_matrix(str(path), tmp_path)
         assert codes["run table"] == 0 and codes["report"] == 0, (path, codes)
+        assert codes["run fused inference"] == 0, (path, codes)
 
 
 def test_validate_and_catalog_commands():

@@ -154,10 +154,12 @@ def _scenario(report: Report) -> dict[str, Any]:
     run, r = report.run, report.results[0]
     out: dict[str, Any] = {"batch": run.batch, "seq": r.seq, "dtype": run.dtype}
     out |= {"phase": run.phase, "ideal": run.ideal, "attention": run.attention}
+    out |= {"logits": run.logits, "fused_epilogues": run.fused_epilogues}
     if run.phase == "decode":
         out["context"] = run.context or r.seq
     if run.training:
         out |= {"optimizer": run.optimizer, "recompute": run.recompute}
+        out["first_input_grad"] = run.first_input_grad
     return out
 
 

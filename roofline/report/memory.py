@@ -59,6 +59,17 @@ def memory_dict(m: MemoryReport) -> dict[str, Any]:
     return {
         "model": m.workload.key,
         "layout": layout_dict(m.run.layout),
+        "how": {  # how the run is done (RunConfig)
+            "phase": m.run.phase,
+            "micro_batch": m.run.micro_batch_size,
+            "recompute": m.run.recompute,
+            "attention": m.run.attention,
+            "sequence_parallel": m.run.sequence_parallel,
+            "fused_epilogues": m.run.fused_epilogues,
+            "first_input_grad": m.run.first_input_grad,
+            "virtual_stages": m.run.virtual_stages,
+            "dp_overlap": m.run.dp_overlap,
+        },
         "breakdown": m.breakdown.as_dict(),
         "communication_bytes": {
             "data": float(c.data_bytes),

@@ -71,8 +71,16 @@ def result_dict(result: Result) -> dict[str, Any]:
             "kv_dtype": result.run.kv_dtype or result.run.dtype,
             "phase": result.run.phase,
             "ideal": result.run.ideal,
+            "attention": result.run.attention,
+            "logits": result.run.logits,
+            "fused_epilogues": result.run.fused_epilogues,
         }
-        | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {}),
+        | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {})
+        | (
+            {"first_input_grad": result.run.first_input_grad}
+            if result.run.phase == "training"
+            else {}
+        ),
         "summary": summary(result),
         "layers": layer_rows(result),
     }

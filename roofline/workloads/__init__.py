@@ -108,8 +108,7 @@ class Workload:
         pass, and for training its backward pass and optimizer update (`training_step`)."""
         table = self.arch.build(run, self.key)
         if run.fused_epilogues:
-            kinds = self.arch.epilogue_kinds(run)
-            table = fuse_epilogues(table, kinds, run.phase == "training")
+            table = fuse_epilogues(table, run.phase == "training")
         if run.phase == "training":
             nb = BYTES_PER_ELEMENT[run.dtype]
             table = training_step(table, nb, run.optimizer, run.first_input_grad)

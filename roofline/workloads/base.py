@@ -10,15 +10,15 @@ product of each loader (an imported ONNX graph) derives from `Architecture` and 
   tensor_split      the sizes tensor parallelism divides and the all-reduces it needs per
                     block; None: tensor parallelism is not modelled for the family
   build(run)        the forward LayerTable of one run (the backward pass and the optimizer
-                    update are added by `layers.training_step`, the same for every family)
+                    update are added by `layers.training_step`, the same for every family);
+                    rows that may run in the epilogue of the GEMM before them carry
+                    `fuse_aux` (LayerTableBuilder.add), the family's own knowledge
   kv_cache_elements values kept between decode steps (K and V), whole batch
   boundary_elements activation values crossing one block boundary, whole batch (pipeline
                     sends; tensor-parallel all-reduces are of this size)
   active_params     parameters one token uses (mixture of experts: not the idle experts)
   attention_core    which rows selective recomputation recomputes (Korthikanti et al.
                     2022: the attention's scores, softmax and context), as a row mask
-  epilogue_kinds    the kinds of row that fuse into the epilogue of the GEMM-like row
-                    before them when RunConfig.fused_epilogues is set (layers.fuse_epilogues)
 
 A new family is a module here with `parse_architecture(Fields)` returning such a dataclass,
 registered in `workloads.FAMILIES`; nothing outside `workloads/` changes.
@@ -85,12 +85,6 @@ class Architecture:
 
     def attention_core(self, table: LayerTable) -> np.ndarray:
         return np.zeros(len(table), dtype=bool)
-
-    def epilogue_kinds(self, run: RunConfig) -> frozenset[str]:
-        """Row kinds a GEMM epilogue absorbs: activations (GELU, SiLU and its gate, ReLU)
-        and element-wise ops (residual adds, dropout), as cuBLASLt/CUTLASS epilogues and
-        Megatron's bias-GELU and bias-dropout-add fusions run them."""
-        return frozenset({"activation", "elementwise"})
 
     def describe(self) -> dict[str, Any]:
         """The architecture as plain data (for `models show`)."""

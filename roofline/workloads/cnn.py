@@ -67,6 +67,10 @@ class Row:
     saved_fixed: float = 0.0  # bytes kept whatever the datatype (max-pooling indices)
     gemm: tuple[float, float, float, float] | None = None  # groups, m per sample, n, k
     transcendentals: float = 0.0  # exp/tanh evaluations
+    # an op's activation right after its convolution or fully connected layer (no batch
+    # norm between) may run in that GEMM's epilogue; in training it then also writes the
+    # pre-activation when the activation's backward needs it (not for ReLU): elements
+    fuse_aux: float | None = None
 
 
 OP_KEYS = (
@@ -135,12 +139,6 @@ class CnnArch(Architecture):
     input: Shape
     layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
     defaults: tuple[tuple[str, Any], ...]
-
-    def epilogue_kinds(self, run: RunConfig) -> frozenset[str]:
-        """At inference a batch norm folds into its convolution's weights and bias (as
-        TensorRT and ONNX Runtime fold it); training needs the batch's statistics."""
-        kinds = super().epilogue_kinds(run)
-        return kinds if run.training else kinds | {"norm"}
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)
@@ -372,9 +370,19 @@ class _Graph:
         if act != "relu":
             self.need(x)  # the derivative of a smooth activation needs its input
         flops, trans = costs.ACTIVATIONS[act] * n, costs.TRANSCENDENTALS[act] * n
+        producer = rows[-1][0] if rows else None
         y = self._emit(rows, name, "activation", flops, 0, n, tuple(x), 0, None, trans)  # type: ignore[arg-type]
         if act == "relu":
             self.need(y)  # in place: the output (its sign) is what backward needs
+        if (
+            producer is not None
+            and producer.kind in ("conv", "matmul")
+            and producer.name
+            == (
+                name.rsplit(".", 1)[0]  # the op's own GEMM, not a norm between
+            )
+        ):
+            rows[-1][0].fuse_aux = 0.0 if act == "relu" else float(n)
         return y
 
     def _flag(self, op: dict[str, Any], key: str, where: str) -> Any:
@@ -564,5 +572,6 @@ def build(arch: CnnArch, run: RunConfig, model: str) -> LayerTable:
             masks=b * row.saved_fixed,
             gemm=None if row.gemm is None else (row.gemm[0], b * row.gemm[1], *row.gemm[2:]),
             transcendentals=b * row.transcendentals,
+            fuse_aux=None if row.fuse_aux is None else b * row.fuse_aux,
         )
     return out.build(*run.element_bytes)

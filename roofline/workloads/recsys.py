@@ -79,6 +79,7 @@ def build(arch: RecsysArch, run: RunConfig, model: str) -> LayerTable:
                 outputs=b * n,
                 saved=b * n,
                 transcendentals=costs.TRANSCENDENTALS[a.activation] * b * n,
+                fuse_aux=0 if a.activation == "relu" else b * n,  # in mlp{i}'s epilogue
             )
         d = n
     return out.build(*run.element_bytes)

@@ -288,8 +288,9 @@ class _Stack:
         column: bool = False,
     ) -> None:
         """y = x W (+ b) with the model's bias setting. `column`: a column-parallel
-        projection reading a norm's output (its saved input is whole on every tensor rank
-        without sequence parallelism); `masks` after a row-parallel one are whole too."""
+        projection (its input, read and kept, is whole on every tensor rank without
+        sequence parallelism); `masks` after a row-parallel one are whole too."""
+        whole = self.r if column else 1  # a column-parallel GEMM reads its input whole
         self.out.linear(
             name,
             tokens,
@@ -299,8 +300,15 @@ class _Stack:
             count=count,
             shared=shared,
             masks=masks * self.r,
-            saved=tokens * d_in * (self.r if column else 1),
+            saved=tokens * d_in * whole,
+            inputs=tokens * d_in * whole,
         )
+
+    def _aux(self, pre_activation: float) -> float:
+        """What an activation fused into its GEMM's epilogue writes besides its output in
+        training: the pre-activation its backward needs (none for a plain ReLU, whose
+        output tells its derivative)."""
+        return 0.0 if self.a.activation == "relu" and not self.a.ffn_gated else pre_activation
 
     def norm(self, name: str, tokens: int, dim: int, count: int, shared: bool) -> None:
         params = costs.NORM_PARAMS_PER_CHANNEL[self.a.norm] * dim
@@ -355,7 +363,8 @@ class _Stack:
         if cross:
             self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared, column=True)
             if project_kv:
-                self.linear(f"{p}.kv_proj", b * kv_len, a.hidden, 2 * a.kv_dim, count, shared)
+                dims = (a.hidden, 2 * a.kv_dim)
+                self.linear(f"{p}.kv_proj", b * kv_len, *dims, count, shared, column=True)
         else:
             dims = (a.hidden, a.q_dim + 2 * a.kv_dim)
             self.linear(f"{p}.qkv_proj", t, *dims, count, shared, column=True)
@@ -450,6 +459,7 @@ class _Stack:
             count=count,
             saved=tokens * up,
             transcendentals=costs.TRANSCENDENTALS[a.activation] * tokens * a.ffn,
+            fuse_aux=self._aux(tokens * up),  # in ffn_up's epilogue (bias-GELU, SwiGLU)
         )
         masks = tokens * a.hidden if a.dropout else 0
         self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared, masks=masks)
@@ -467,12 +477,12 @@ class _Stack:
             "matmul",
             flops=2 * tokens * h * e,
             weights=h * e,
-            inputs=tokens * h,
+            inputs=tokens * h * self.r,  # the norm's output, whole on every rank without SP
             outputs=tokens * e,
             params=h * e,
             count=count,
             shared=shared,
-            saved=tokens * h,
+            saved=tokens * h * self.r,
             gemm=(1, tokens, e, h),
         )
         self.out.add(
@@ -491,12 +501,12 @@ class _Stack:
             "matmul",
             flops=2 * routed * h * up + self.bias * routed * up,
             weights=touched * up_params,
-            inputs=routed * h,
+            inputs=routed * h * self.r,
             outputs=routed * up,
             params=e * up_params,
             count=count,
             shared=shared,
-            saved=routed * h,
+            saved=routed * h * self.r,
             gemm=(touched, routed / touched, up, h),  # tokens spread over the experts reached
         )
         self.out.add(
@@ -508,6 +518,7 @@ class _Stack:
             count=count,
             saved=routed * up,
             transcendentals=costs.TRANSCENDENTALS[a.activation] * routed * a.ffn,
+            fuse_aux=self._aux(routed * up),  # in expert_up's epilogue
         )
         down_params = a.ffn * h + self.bias * h
         self.out.add(
@@ -639,7 +650,7 @@ class _Stack:
             inputs=0,
             outputs=t * e,
             params=rows * e if params else 0,
-            masks=t * e if a.dropout else 0,  # embedding dropout
+            masks=t * e * self.r if a.dropout else 0,  # embedding dropout
         )
         if a.embedding_norm:
             self.norm(f"{p}.norm", t, e, 1, False)
@@ -722,6 +733,7 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         tokens = b  # a serving stack computes the logits of the last position only
 
     h, bias = a.hidden, 1 if a.bias else 0
+    r = run.replicated_over
     if a.head == "pooler":  # dense + tanh on the first token of every sequence
         params = h * h + bias * h
         out.add(
@@ -754,10 +766,10 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             "matmul",
             flops=2 * tokens * h * a.vocab,
             weights=h * a.vocab,
-            inputs=tokens * h,
+            inputs=tokens * h * r,  # column-parallel over the vocabulary: its input whole
             outputs=tokens * a.vocab,
             params=0 if a.tie_embeddings else h * a.vocab,
-            saved=tokens * h + tokens * a.vocab,  # input, and the logits for the loss
+            saved=tokens * h * r + tokens * a.vocab,  # input, and the logits for the loss
             gemm=(1, tokens, a.vocab, h),
         )
 
