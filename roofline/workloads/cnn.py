@@ -374,13 +374,13 @@ class _Graph:
         y = self._emit(rows, name, "activation", flops, 0, n, tuple(x), 0, None, trans)  # type: ignore[arg-type]
         if act == "relu":
             self.need(y)  # in place: the output (its sign) is what backward needs
+        op = name.rsplit(".", 1)[0]  # the op whose activation this is
+        own_gemm = (op, f"{op}.pointwise")  # its conv or fc (a separable conv's second)
+        # right after its own GEMM (no norm between): it may run in that GEMM's epilogue
         if (
             producer is not None
             and producer.kind in ("conv", "matmul")
-            and producer.name
-            == (
-                name.rsplit(".", 1)[0]  # the op's own GEMM, not a norm between
-            )
+            and producer.name in own_gemm
         ):
             rows[-1][0].fuse_aux = 0.0 if act == "relu" else float(n)
         return y
