@@ -46,6 +46,16 @@ def commands(out: Path) -> dict[str, list[str]]:
             "serve", "-m", "llama-2-70b", "--hw", "h100,h200,a100", "--rate", "10",
             "--prompt", "2000", "--output", "300", "--format", "json", "-o", str(out / "p.json"),
         ],
+        # issue 25: the planner at its top rate, past the 100,000-device ceiling on some
+        # types (refused with the most they serve); once minutes, target under 2 s
+        "serve --rate 100000 llama-2-7b 3 devices": [
+            "serve", "-m", "llama-2-7b", "--hw", "a100,h100,l40s", "--rate", "100000",
+            "--prompt", "50", "--output", "4000", "--format", "json", "-o", str(out / "r.json"),
+        ],
+        "serve --rate 100000 llama-2-70b 3 devices": [
+            "serve", "-m", "llama-2-70b", "--hw", "a100,h100,h200", "--rate", "100000",
+            "--prompt", "2000", "--output", "300", "-o", str(out / "r.txt"),
+        ],
         "validate --runs json": [
             "validate", "--runs", "--format", "json", "-o", str(out / "v.json"),
         ],

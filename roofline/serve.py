@@ -24,7 +24,10 @@ bound is reported beside it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from .errors import FieldError
 from .hardware import Device
@@ -119,6 +122,11 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
 
 # ---------------------------------------------------------------- the SLO planner
 TENSOR_WAYS = (1, 2, 4, 8)  # tensor-parallel layouts the planner tries (one node)
+# The most devices of one type a plan may use. The largest GPU clusters built to date hold
+# about 100,000 accelerators (xAI's Colossus, 2024; Meta's are 2 x 24,576); a plan past
+# that is not a deployment anyone can build, so it is refused, with the largest rate this
+# many devices serve within the SLOs. It also bounds the planner's search.
+MAX_DEVICES = 100_000
 
 
 @dataclass(frozen=True)
@@ -145,17 +153,24 @@ class Slo:
         if q is not None and not (isinstance(q, int | float) and 0.5 <= q <= 0.999):
             raise FieldError("ttft_percentile", q, "a quantile from 0.5 to 0.999")
 
-    def wait(self, servers: int, service_s: float) -> float:
-        """The wait the TTFT target is held to: the mean, or the chosen quantile."""
+    def wait(self, servers: int, service_s: float, rate: float | None = None) -> float:
+        """The wait the TTFT target is held to: the mean, or the chosen quantile; at the
+        Slo's rate, or at `rate` requests a second."""
+        rate = self.rate if rate is None else rate
         if self.ttft_percentile is None:
-            return queue_wait_s(servers, self.rate, service_s)
-        return queue_wait_quantile_s(servers, self.rate, service_s, self.ttft_percentile)
+            return queue_wait_s(servers, rate, service_s)
+        return queue_wait_quantile_s(servers, rate, service_s, self.ttft_percentile)
 
 
 @dataclass(frozen=True)
 class Plan:
     """The fewest devices of one type that meet an Slo, and how: `replicas` copies of a
-    tensor-parallel layout each running `concurrency` requests at once."""
+    tensor-parallel layout each running `concurrency` requests at once.
+
+    When nothing meets the Slo, `reason` says why and the other fields describe none;
+    when only more than MAX_DEVICES would, `max_requests_per_s` is the largest rate
+    MAX_DEVICES of the type serve within the targets, and the other fields describe that
+    largest plan within the ceiling."""
 
     device: Device
     tensor: int
@@ -166,23 +181,85 @@ class Plan:
     tpot_s: float
     requests_per_s_per_replica: float
     cost_per_million_output_tokens: float | None
-    reason: str = ""  # set when nothing meets the Slo (the other fields then describe none)
+    reason: str = ""  # set when nothing meets the Slo (see above)
     queue_wait_s: float = 0.0  # mean wait for a free slot (Erlang C), inside ttft_s
     queue_wait_p99_s: float = 0.0  # its 99th percentile
     ttft_held_to: str = "mean"  # the wait the TTFT target was held to: mean, or p99 ...
     utilization: float = 0.0  # arrival rate over what the replicas can serve
+    max_requests_per_s: float | None = None  # past the ceiling: the most it serves
+
+
+# Up to this many servers Erlang B's recursion (one step a server) is exact and cheap
+# (tens of microseconds); past it, a few array operations whatever the count.
+RECURSION_SERVERS = 1000
+
+
+def _stirling_error(n: int) -> float:
+    """ln n! - ln(sqrt(2 pi n) (n / e)^n): past 15 by its asymptotic series, exact to
+    rounding there (Loader, Fast and Accurate Computation of Binomial Probabilities, 2000),
+    below it from lgamma."""
+    if n <= 15:
+        return math.lgamma(n + 1) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2 * math.pi)
+    nn = float(n) * n
+    return (1 / 12 - (1 / 360 - (1 / 1260 - (1 / 1680 - 1 / (1188 * nn)) / nn) / nn) / nn) / n
+
+
+def _deviance(x: float, m: float) -> float:
+    """x ln(x / m) + m - x without the cancellation near x = m (Loader 2000: its series
+    in v = (x - m) / (x + m) where |v| < 0.1)."""
+    d = x - m
+    if abs(d) >= 0.1 * (x + m):
+        return x * math.log(x / m) + m - x
+    v = d / (x + m)
+    s, term, v2 = d * v, 2 * x * v, v * v
+    j = 1
+    while True:
+        term *= v2
+        nxt = s + term / (2 * j + 1)
+        if nxt == s:
+            return nxt
+        s, j = nxt, j + 1
+
+
+def erlang_b(servers: int, load: float) -> float:
+    """The probability that an arrival finds all `servers` busy in an M/M/c/c loss system
+    with offered load a (Erlang's B formula).
+
+    Up to RECURSION_SERVERS servers (or when a >= c), by the recursion
+    B(k) = a B(k-1) / (k + a B(k-1)). Past it, as a Poisson ratio: with N ~ Poisson(a),
+    B = P(N = c) / P(N <= c) = P(N = c) / (1 - P(N = c) T), where
+    P(N = c) = e^{-(stirling error + deviance)} / sqrt(2 pi c) (Loader's saddle-point form,
+    accurate to rounding where ln c! - c ln a would cancel) and
+    T = P(N > c) / P(N = c) = sum_{n>=1} prod_{i<=n} a / (c + i). T's terms fall at least
+    as e^{-n(n+1) / (2(c + n))} and as (a / c)^n; the sum stops where the first of the two
+    bounds is below e^{-45}, after at most 45 + sqrt(2025 + 90 c) terms (30,000 for 10^7
+    servers), summed as arrays. Agrees with the recursion to about 1e-13 relative."""
+    if load <= 0:
+        return 0.0
+    if servers <= RECURSION_SERVERS or load >= servers:
+        b = 1.0
+        for k in range(1, servers + 1):
+            b = load * b / (k + load * b)
+        return b
+    pmf = math.exp(-_stirling_error(servers) - _deviance(float(servers), load))
+    pmf /= math.sqrt(2 * math.pi * servers)
+    if pmf == 0.0:  # below the smallest double: no arrival waits
+        return 0.0
+    spare = servers - load
+    terms = int(min(45 / math.log1p(spare / load), 45 + math.sqrt(2025 + 90 * servers))) + 2
+    i = np.arange(1.0, terms + 1.0)
+    tail = float(np.exp(np.cumsum(-np.log1p((spare + i) / load))).sum())
+    return pmf / (1 - pmf * tail)
 
 
 def erlang_c(servers: int, load: float) -> float:
     """The probability that an arrival waits in an M/M/c queue with c = `servers` and an
-    offered load a = rate x service time (Erlang's C formula), computed through the Erlang B
-    recursion B(k) = a B(k-1) / (k + a B(k-1)), which stays finite for thousands of servers:
-    C = B(c) / (1 - (a / c) (1 - B(c))). 1 when a >= c (the queue grows without end)."""
+    offered load a = rate x service time (Erlang's C formula), from Erlang B (erlang_b:
+    exact, and cheap for any count): C = B(c) / (1 - (a / c) (1 - B(c))). 1 when a >= c
+    (the queue grows without end)."""
     if load >= servers:
         return 1.0
-    b = 1.0
-    for k in range(1, servers + 1):
-        b = load * b / (k + load * b)
+    b = erlang_b(servers, load)
     return b / (1 - load / servers * (1 - b))
 
 
@@ -205,6 +282,137 @@ def queue_wait_quantile_s(servers: int, rate: float, service_s: float, q: float)
     return max(0.0, math.log(c / (1 - q))) / (servers / service_s - rate) if c > 0 else 0.0
 
 
+def fewest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """The least n in [lo, hi] with ok(n), for ok false then true as n grows (a wait that
+    only shortens with more servers); None when ok(hi) is false. A galloping search from
+    lo, then bisection: about 2 log2(answer - lo) calls of ok, not answer - lo."""
+    if lo > hi:
+        return None
+    if ok(lo):
+        return lo
+    bad, step = lo, 1
+    while True:
+        n = min(lo + step, hi)
+        if ok(n):
+            good = n
+            break
+        if n == hi:
+            return None
+        bad, step = n, 2 * step
+    while good - bad > 1:
+        mid = (bad + good) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A (tensor ways, requests in flight) that meets the TPOT target and, without a queue,
+    the TTFT target."""
+
+    tensor: int
+    batch: int
+    tpot_s: float  # TPOT seen: the decode step and the prefills between steps
+    ttft_s: float  # one prefill and one TPOT seen, no wait
+    per_replica: float  # requests a second a replica serves: B / S
+    service_s: float  # S = O x TPOT seen: how long a request holds its slot
+
+
+def _plan_of(
+    device: Device,
+    slo: Slo,
+    lay: _Layout,
+    replicas: int,
+    rate: float,
+    o: int,
+    reason: str = "",
+    max_requests_per_s: float | None = None,
+) -> Plan:
+    servers, service = replicas * lay.batch, lay.service_s
+    wait = queue_wait_s(servers, rate, service)
+    n = replicas * lay.tensor
+    cost = None
+    if device.price is not None:
+        cost = n * device.price.per_hour / 3600 / (rate * o) * 1e6
+    return Plan(
+        device,
+        lay.tensor,
+        lay.batch,
+        replicas,
+        n,
+        lay.ttft_s + wait,
+        lay.tpot_s,
+        lay.per_replica,
+        cost,
+        queue_wait_s=wait,
+        queue_wait_p99_s=queue_wait_quantile_s(servers, rate, service, 0.99),
+        utilization=rate / (replicas * lay.per_replica),
+        ttft_held_to="mean" if slo.ttft_percentile is None else f"p{100 * slo.ttft_percentile:g}",
+        reason=reason,
+        max_requests_per_s=max_requests_per_s,
+    )
+
+
+def _most_within_ceiling(slo: Slo, lay: _Layout) -> float | None:
+    """The largest rate below slo.rate for which the planner finds `lay` within
+    MAX_DEVICES: its replicas r = MAX_DEVICES // tensor meet the TTFT target with the wait,
+    and the planner's search reaches r (r <= 2 ceil(rate / per replica), so rate >= r / 2
+    per replica). The wait grows with the rate, so bisection between r / 2 x per replica
+    and the lesser of slo.rate and r x per replica (an endless queue); None when the
+    target is missed already at the low end."""
+    r = MAX_DEVICES // lay.tensor
+    servers, service = r * lay.batch, lay.service_s
+
+    def ok(rate: float) -> bool:
+        return lay.ttft_s + slo.wait(servers, service, rate) <= slo.ttft_s
+
+    lo, hi = r / 2 * lay.per_replica, min(slo.rate, r * lay.per_replica)
+    if r < 1 or lo >= hi or not ok(lo):
+        return None
+    while hi - lo > 1e-12 * hi:
+        mid = (lo + hi) / 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _rate_text(rate: float) -> str:
+    """A rate rounded down (a rate shown as servable must be): whole requests from 100 a
+    second, else three significant digits."""
+    if rate >= 100:
+        return f"{math.floor(rate):,}"
+    scale = 10 ** (2 - math.floor(math.log10(rate)))
+    return f"{math.floor(rate * scale) / scale:g}"
+
+
+def _refused_past_ceiling(device: Device, slo: Slo, layouts: list[_Layout], o: int) -> Plan:
+    """The plan for a rate that needs more than MAX_DEVICES: the largest rate MAX_DEVICES
+    serve within the SLOs (the best of the layouts, most capacity first), and its plan."""
+    most, at = 0.0, None
+    for lay in sorted(layouts, key=lambda x: -(MAX_DEVICES // x.tensor) * x.per_replica):
+        if (MAX_DEVICES // lay.tensor) * lay.per_replica <= most:
+            break  # capacity bounds the rate: no later layout serves more
+        rate = _most_within_ceiling(slo, lay)
+        if rate is not None and rate > most:
+            most, at = rate, lay
+    head = f"{slo.rate:,g} requests/s needs more than {MAX_DEVICES:,} {device.key}"
+    if at is None:
+        return Plan(
+            device, 0, 0, 0, 0, math.nan, math.nan, 0.0, None,
+            reason=f"{head} (the most devices a plan may use) within the SLOs",
+        )  # fmt: skip
+    why = (
+        f"{head}; the most {MAX_DEVICES:,} {device.key} serve within the SLOs is "
+        f"{_rate_text(most)} requests/s (tp {at.tensor}, {at.batch:,} in flight a replica)"
+    )
+    return _plan_of(device, slo, at, MAX_DEVICES // at.tensor, most, o, why, most)
+
+
 def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo) -> Plan:
     """The fewest `device`s that serve slo.rate requests a second within the latency SLOs,
     under continuous batching in steady state (the expected-time model throughout):
@@ -222,14 +430,20 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
       M/M/c queue's (queue_wait_s: Erlang C; exponential service makes it an upper bound of
       the M/D/c wait of requests of one length), and it is part of the TTFT:
         TTFT         = wait + prefill(P) + one TPOT seen
-      replicas: the fewest, from ceil(rate / requests/s) up, whose TTFT with the wait meets
-      the target (the mean wait, or with Slo.ttft_percentile its quantile: P(W > t) =
-      C e^{-(c/S - rate) t}); devices = replicas x t. Among the (t, B) that meet both SLOs,
-      the fewest devices (then the lowest TPOT) win. TPOT is taken at B in flight although a replica
-      below full utilization runs fewer: on the safe side."""
+      replicas: the fewest, from ceil(rate / requests/s) up to twice that (past it, it is
+      not the queue that misses the target), whose TTFT with the wait meets the target (the
+      mean wait, or with Slo.ttft_percentile its quantile: P(W > t) = C e^{-(c/S - rate) t});
+      the wait only shortens with more servers, so a galloping search finds them (fewest).
+      devices = replicas x t, at most MAX_DEVICES. Among the (t, B) that meet both SLOs,
+      the fewest devices (then the lowest TPOT) win. TPOT is taken at B in flight although
+      a replica below full utilization runs fewer: on the safe side.
+      A rate that only more than MAX_DEVICES would serve is refused (reason), with the
+      largest rate MAX_DEVICES serve (max_requests_per_s) and that plan."""
     _check_decoder(w, run)
     best: Plan | None = None
     why = ""
+    layouts: list[_Layout] = []  # all that meet the latency targets without a queue
+    capped = False  # a layout would need more than MAX_DEVICES
     p, o = request.prompt, request.output_tokens
     for t in TENSOR_WAYS:
         layout = replace(run.layout, data=1, tensor=t, pipeline=1)
@@ -256,46 +470,31 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
             if tpot > slo.tpot_s:
                 break  # larger batches only take longer a token
             if ttft <= slo.ttft_s:
-                per_replica = batch / (o * tpot)
-                replicas = math.ceil(slo.rate / per_replica)
-                held = slo.wait(replicas * batch, o * tpot)
-                # more replicas shorten the wait; past twice the first count it is not
-                # the queue that misses the target
-                while ttft + held > slo.ttft_s and replicas < 2 * math.ceil(slo.rate / per_replica):
-                    replicas += 1
-                    held = slo.wait(replicas * batch, o * tpot)
-                wait = queue_wait_s(replicas * batch, slo.rate, o * tpot)
-                n = replicas * t
-                if ttft + held <= slo.ttft_s and (
-                    best is None or (n, tpot) < (best.devices, best.tpot_s)
+                lay = _Layout(t, batch, tpot, ttft, batch / (o * tpot), o * tpot)
+                layouts.append(lay)
+                first = math.ceil(slo.rate / lay.per_replica)
+                top = min(2 * first, MAX_DEVICES // t)
+                capped = capped or top < 2 * first
+                if best is not None and first * t > best.devices:
+                    batch *= 2
+                    continue  # at least as many devices as the best so far: cannot win
+
+                def meets(replicas: int, lay: _Layout = lay) -> bool:
+                    held = slo.wait(replicas * lay.batch, lay.service_s)
+                    return lay.ttft_s + held <= slo.ttft_s
+
+                replicas = fewest(first, top, meets)
+                if replicas is not None and (
+                    best is None or (replicas * t, tpot) < (best.devices, best.tpot_s)
                 ):
-                    cost = None
-                    if device.price is not None:
-                        cost = n * device.price.per_hour / 3600 / (slo.rate * o) * 1e6
-                    best = Plan(
-                        device,
-                        t,
-                        batch,
-                        replicas,
-                        n,
-                        ttft + wait,
-                        tpot,
-                        per_replica,
-                        cost,
-                        queue_wait_s=wait,
-                        queue_wait_p99_s=queue_wait_quantile_s(
-                            replicas * batch, slo.rate, o * tpot, 0.99
-                        ),
-                        utilization=slo.rate / (replicas * per_replica),
-                        ttft_held_to="mean"
-                        if slo.ttft_percentile is None
-                        else f"p{100 * slo.ttft_percentile:g}",
-                    )
+                    best = _plan_of(device, slo, lay, replicas, slo.rate, o)
             batch *= 2
         if room < 1 and not why:
             why = f"the weights leave no room for a request's KV cache at tp {t}"
     if best is not None:
         return best
+    if capped:
+        return _refused_past_ceiling(device, slo, layouts, o)
     return Plan(
         device,
         0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -101,10 +102,14 @@ def test_cost_per_million_output_tokens_by_hand():
 def _erlang_c_by_sum(c: int, a: float) -> float:
     """Erlang's C formula as textbooks write it (Kleinrock, Queueing Systems I, eq. 3.40):
     C = (a^c / c!) (c / (c - a)) / (sum_{k<c} a^k / k! + (a^c / c!) (c / (c - a))),
-    in logarithms so that c in the hundreds does not overflow."""
-    term = [math.exp(k * math.log(a) - math.lgamma(k + 1)) for k in range(c)]
-    last = math.exp(c * math.log(a) - math.lgamma(c + 1)) * c / (c - a)
-    return last / (sum(term) + last)
+    in logarithms and each term divided by the largest, so that thousands of servers do
+    not overflow."""
+    logs = [k * math.log(a) - math.lgamma(k + 1) for k in range(c)]
+    last = c * math.log(a) - math.lgamma(c + 1) + math.log(c / (c - a))
+    top = max(*logs, last)
+    return math.exp(last - top) / (
+        math.fsum(math.exp(x - top) for x in logs) + math.exp(last - top)
+    )
 
 
 def _wait_by_hand(c: int, rate: float, service: float) -> float:
@@ -216,6 +221,207 @@ def test_slo_plan_cli_json_and_impossible_targets():
     res = CliRunner().invoke(app, ["serve", "-m", "resnet-50", "--hw", "h100", "--rate", "2"])
     assert res.exit_code == 2 and "serve models a decoder with a KV cache" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- planning at any rate
+def _erlang_b_by_recursion(c: int, a: float) -> float:
+    """The planner's first Erlang B, kept here as the reference: its recursion, one step a
+    server (exact, but linear in c)."""
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b
+
+
+def _erlang_c_by_recursion(c: int, a: float) -> float:
+    if a >= c:
+        return 1.0
+    b = _erlang_b_by_recursion(c, a)
+    return b / (1 - a / c * (1 - b))
+
+
+@pytest.mark.parametrize("c", [1001, 4000, 20_000, 100_000])
+@pytest.mark.parametrize("rho", [0.6, 0.9, 0.99, 0.999, "one server short"])
+def test_erlang_c_for_many_servers_agrees_with_the_recursion(c, rho):
+    """Past RECURSION_SERVERS Erlang B is a Poisson ratio summed in a bounded number of
+    terms; it agrees with the recursion to 1e-9 relative wherever the recursion's value is
+    a normal double (below 1e-300 both are zero to any wait that matters)."""
+    from roofline.serve import RECURSION_SERVERS, erlang_c
+
+    assert c > RECURSION_SERVERS
+    a = c - 1.0 if rho == "one server short" else rho * c
+    assert erlang_c(c, a) == pytest.approx(_erlang_c_by_recursion(c, a), rel=1e-9, abs=1e-300)
+
+
+def test_erlang_c_fast_path_textbook_values(monkeypatch):
+    """The Poisson-ratio form alone (the recursion switched off) on textbook queues:
+    M/M/1 at rate 0.5, service 1 s: C = rho = 0.5, Wq = rho / (mu - lambda) = 1 s;
+    M/M/2 at a = 1: C = 1/3 (Kleinrock eq. 3.40); M/M/3 at a = 2: B = (4/3) / (19/3) = 4/19,
+    C = B / (1 - (2/3)(1 - B)) = 4/9; and the sum formula at 2,000 servers."""
+    from roofline import serve as sv
+
+    monkeypatch.setattr(sv, "RECURSION_SERVERS", 0)
+    assert sv.erlang_c(1, 0.5) == pytest.approx(0.5, rel=1e-12)
+    assert sv.queue_wait_s(1, 0.5, 1.0) == pytest.approx(0.5 / (1.0 - 0.5), rel=1e-12)
+    assert sv.erlang_c(2, 1.0) == pytest.approx(1 / 3, rel=1e-12)
+    assert sv.erlang_b(3, 2.0) == pytest.approx(4 / 19, rel=1e-12)
+    assert sv.erlang_c(3, 2.0) == pytest.approx(4 / 9, rel=1e-12)
+    assert sv.erlang_c(2000, 1950.0) == pytest.approx(_erlang_c_by_sum(2000, 1950.0), rel=1e-9)
+    assert sv.erlang_c(8, 9.0) == 1.0 and sv.erlang_b(5, 7.0) == pytest.approx(
+        _erlang_b_by_recursion(5, 7.0)
+    )  # a loss system past its load: B by the recursion
+
+
+def test_fewest_is_a_linear_scan():
+    """The galloping search returns what a scan from lo up returns, for every threshold."""
+    from roofline.serve import fewest
+
+    for lo, hi in ((1, 1), (1, 2), (5, 40), (100, 1000)):
+        for need in range(lo - 2, hi + 3):
+            calls: list[int] = []
+
+            def ok(n: int, need: int = need, calls: list[int] = calls) -> bool:
+                calls.append(n)
+                return n >= need
+
+            scan = next((n for n in range(lo, hi + 1) if n >= need), None)
+            assert fewest(lo, hi, ok) == scan
+            assert len(calls) <= 2 * math.log2(hi - lo + 2) + 2
+    assert fewest(5, 4, lambda n: True) is None
+
+
+def _quantile_by_hand(c: int, rate: float, service: float, q: float) -> float:
+    if rate * service >= c:
+        return math.inf
+    erlang = _erlang_c_by_sum(c, rate * service)
+    return max(0.0, math.log(erlang / (1 - q))) / (c / service - rate)
+
+
+@pytest.mark.parametrize(
+    ("model", "hw", "prompt", "output", "rate", "ttft", "q"),
+    [
+        ("llama-2-7b", "a100", 512, 256, 300.0, 2.0, None),
+        ("llama-2-13b", "h100", 1000, 200, 200.0, 1.0, 0.99),
+        ("llama-2-7b", "l40s", 50, 4000, 20.0, 0.4, 0.999),  # 22 replicas past the first
+        ("llama-2-7b", "a10", 50, 2000, 20.0, 0.5, 0.999),
+    ],
+)
+def test_planner_replicas_are_a_linear_scan_by_hand(model, hw, prompt, output, rate, ttft, q):
+    """For the plan's layout, a scan from ceil(rate / requests a replica) up, one replica at
+    a time, with the wait from Erlang's sum formula, stops at the plan's replicas (the
+    planner's galloping search makes about 2 log2 of the steps)."""
+    from roofline.serve import Slo, plan
+
+    w, dev = get_workload(model), get_device(hw)
+    p = plan(w, RunConfig(), dev, Request(prompt, output), Slo(rate, ttft, 0.05, q))
+    assert not p.reason
+    one = RunConfig(layout=replace(RunConfig().layout, tensor=p.tensor))
+    pre = step_time(w, replace(one, phase="prefill", seq=prompt, logits="last"), dev).expected_s
+    dec = replace(one, batch=p.concurrency, phase="decode", context=prompt + output // 2)
+    seen = step_time(w, dec, dev).expected_s + p.concurrency / output * pre
+    service, first = output * seen, math.ceil(rate / (p.concurrency / (output * seen)))
+    assert p.tpot_s == pytest.approx(seen, rel=1e-12)
+
+    def wait(r: int) -> float:
+        c = r * p.concurrency
+        return (
+            _wait_by_hand(c, rate, service) if q is None else _quantile_by_hand(c, rate, service, q)
+        )
+
+    scan = next(r for r in range(first, 2 * first + 1) if pre + seen + wait(r) <= ttft)
+    assert p.replicas == scan and p.replicas * p.concurrency > 1000  # the new Erlang path
+
+
+def test_a_rate_past_the_ceiling_is_refused_with_the_most_it_serves(monkeypatch):
+    """With a ceiling of 16 A100s, 300 requests/s of 512 + 256 tokens (50 A100s unbounded)
+    is refused; the reason gives the most 16 serve. By hand, from the plan's figures and
+    the step times: that rate is below replicas x requests a replica, the TTFT with the
+    wait (Erlang's sum formula) meets 2 s at it, and at 1e-6 more no layout's 16 // tp
+    replicas meet it. The planner takes the rate shown (rounded down) on <= 16 devices."""
+    from roofline import serve as sv
+    from roofline.report.serve import plan_dict
+
+    monkeypatch.setattr(sv, "MAX_DEVICES", 16)
+    w, req, slo = W, Request(512, 256), sv.Slo(300.0, 2.0, 0.05)
+    p = sv.plan(w, RunConfig(), A100, req, slo)
+    most = p.max_requests_per_s
+    assert most is not None and 0 < most < 300
+    shown = re.search(r"serve within the SLOs is ([\d,.]+) requests/s", p.reason)[1]
+    assert p.reason == (
+        "300 requests/s needs more than 16 a100; the most 16 a100 serve within the SLOs is "
+        f"{shown} requests/s (tp {p.tensor}, {p.concurrency} in flight a replica)"
+    )
+    shown_rate = float(shown.replace(",", ""))  # rounded down, to three figures below 100
+    assert most * (1 - 1e-2) < shown_rate <= most
+    assert p.replicas == 16 // p.tensor and p.devices == p.replicas * p.tensor <= 16
+
+    def ttft_by_hand(t: int, batch: int, rate: float) -> tuple[float, float]:
+        one = RunConfig(layout=replace(RunConfig().layout, tensor=t))
+        pre = step_time(w, replace(one, phase="prefill", seq=512, logits="last"), A100)
+        dec = replace(one, batch=batch, phase="decode", context=512 + 128)
+        seen = step_time(w, dec, A100).expected_s + batch / 256 * pre.expected_s
+        wait = _wait_by_hand((16 // t) * batch, rate, 256 * seen)
+        return pre.expected_s + seen + wait, seen
+
+    ttft, seen = ttft_by_hand(p.tensor, p.concurrency, most)
+    per_replica = p.concurrency / (256 * seen)
+    assert p.requests_per_s_per_replica == pytest.approx(per_replica, rel=1e-12)
+    assert p.replicas * per_replica / 2 <= most < p.replicas * per_replica
+    assert ttft <= 2.0 and ttft == pytest.approx(p.ttft_s, rel=1e-9)
+    for t in (1, 2, 4, 8):
+        room = serve(w, RunConfig(layout=replace(RunConfig().layout, tensor=t)), A100, req)
+        batch = 1
+        while batch <= room.max_concurrency:
+            late, seen = ttft_by_hand(t, batch, most * (1 + 1e-6))
+            if seen > 0.05:
+                break
+            assert late > 2.0, (t, batch)
+            batch *= 2
+    at = sv.plan(w, RunConfig(), A100, req, sv.Slo(shown_rate, 2.0, 0.05))
+    assert not at.reason and at.devices <= 16
+    assert sv.plan(w, RunConfig(), A100, req, sv.Slo(most * 1.001, 2.0, 0.05)).reason
+    row = plan_dict(p)  # figures null as for any refusal, the most it serves given
+    assert row["devices"] is None and row["cost_per_million_output_tokens"] is None
+    assert row["max_requests_per_s"] == most and row["reason"] == p.reason
+
+
+def test_the_largest_rate_100000_a100_serve_by_hand():
+    """At the real ceiling (100,000 devices), 100,000 requests/s of 50 + 4000 tokens is past
+    what A100s serve for Llama-2-7B: refused with the most they serve, which is
+    replicas x requests a replica from the plan's figures less what the queue costs (with
+    millions of slots, little); the planner takes that rate and no more."""
+    from roofline.serve import MAX_DEVICES, Slo, plan
+
+    req = Request(50, 4000)
+    p = plan(W, RunConfig(), A100, req, Slo(1e5, 2.0, 0.05))
+    most = p.max_requests_per_s
+    assert MAX_DEVICES == 100_000 and p.devices == 100_000 and most is not None
+    assert p.reason.startswith("100,000 requests/s needs more than 100,000 a100; the most")
+    capacity = p.replicas * p.requests_per_s_per_replica
+    assert 0.99 * capacity < most < capacity
+    assert p.utilization == pytest.approx(most / capacity, rel=1e-12)
+    ok = plan(W, RunConfig(), A100, req, Slo(math.floor(most), 2.0, 0.05))
+    assert not ok.reason and ok.devices <= 100_000
+    assert plan(W, RunConfig(), A100, req, Slo(most * 1.0001, 2.0, 0.05)).reason
+
+
+def test_serve_rate_100000_finishes_and_plans_each_type_apart():
+    """issue 25: `serve --rate 100000 --prompt 50 --output 4000` answers (it once ran for
+    minutes: the planner added replicas one at a time). A type past the ceiling is a row
+    with the reason; it does not stop the next type: at 30,000 requests/s H100s are
+    planned (within 100,000) where A100s are refused. Speed: benchmarks/bench_cli.py."""
+    args = ["serve", "-m", "llama-2-7b", "--rate", "100000", "--prompt", "50", "--output", "4000"]
+    res = CliRunner().invoke(app, [*args, "--hw", "a100", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["devices"] is None and "needs more than 100,000 a100" in row["reason"]
+    assert 0 < row["max_requests_per_s"] < 1e5
+    res = CliRunner().invoke(app, [*args, "--hw", "a100,h100", "--rate", "30000", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    a100, h100 = json.loads(res.stdout)
+    assert "needs more than 100,000 a100" in a100["reason"] and a100["devices"] is None
+    assert h100["reason"] is None and h100["devices"] <= 100_000
+    assert h100["max_requests_per_s"] is None
 
 
 # ---------------------------------------------------------------- storage formats

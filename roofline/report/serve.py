@@ -98,7 +98,8 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
 
 
 def plan_dict(p: Plan) -> dict[str, Any]:
-    """One device type's plan; figures null (with `reason`) where nothing meets the SLOs."""
+    """One device type's plan; figures null (with `reason`) where nothing meets the SLOs;
+    a rate past the ceiling on devices also gives the most the ceiling serves."""
     ok = not p.reason
     return {
         "model": None,
@@ -115,9 +116,11 @@ def plan_dict(p: Plan) -> dict[str, Any]:
         "ttft_slo_on_wait": p.ttft_held_to if ok else None,
         "utilization": p.utilization if ok else None,
         "currency": p.device.price.currency if p.device.price and ok else None,
-        "cost_per_million_output_tokens": p.cost_per_million_output_tokens,
+        "cost_per_million_output_tokens": p.cost_per_million_output_tokens if ok else None,
         "time_model": "expected",
         "reason": p.reason or None,
+        # past the ceiling on devices (serve.MAX_DEVICES): the most requests/s it serves
+        "max_requests_per_s": p.max_requests_per_s,
     }
 
 
