@@ -9,6 +9,9 @@ GEMM tile; each with a source), its `compute_units` (SMs, CUs, MXUs) and its sca
 `network:` (bandwidth per device and direction, latency, devices per node). What a file
 leaves out comes from `hardware/defaults/efficiency.yaml`, by vendor, labelled as a default
 (`ceilings`).
+A file written by `roofline measure` also names the machine measured (`machine:` its CPU
+model, logical cores and memory; no host name), which `roofline check` compares with the
+machine it runs on.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """The machine a device file was measured on (a file's `machine:` block, written by
+    `roofline measure`): hardware facts only, no host name. `roofline check` runs a model
+    only against a file measured on the machine it runs on."""
+
+    cpu: str  # the CPU model, as the operating system names it
+    cores: int  # logical CPUs
+    memory_bytes: float  # physical memory
+
+
+@dataclass(frozen=True)
 class Price:
     """What one device costs an hour to rent, in `currency`, where and when (a file's
     `price:` block; a planner overrides it with --price)."""
@@ -95,6 +109,7 @@ class Device:
     network: Cluster | None = None  # the usual node and scale-out network of the device
     is_measured: bool = False  # written by `roofline measure` (no datasheet behind it)
     price: Price | None = None  # per device-hour, with its source and date
+    machine: Machine | None = None  # the machine measured (`roofline measure` files only)
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -192,6 +207,7 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
     tdp = top.quantity("tdp", "power", nullable=True)
     units = top.integer("compute_units", required=False)
     is_measured = top.flag("measured", default=False)
+    machine = _machine(top.mapping("machine", required=False))
     measured = _measured(top.mapping("efficiency", required=False), peaks, bandwidth)
     network = _network(top.mapping("network", required=False))
     price = _price(top.mapping("price", required=False, nullable=True))
@@ -224,7 +240,20 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         network=network,
         is_measured=is_measured,
         price=price,
+        machine=machine,
     )
+
+
+def _machine(f: Fields | None) -> Machine | None:
+    if f is None:
+        return None
+    cpu = f.text("cpu")
+    cores = f.integer("cores")
+    memory = f.quantity("memory", "size")
+    f.done()
+    if cpu is None or cores is None or memory is None:
+        return None
+    return Machine(" ".join(cpu.split()), cores, memory)
 
 
 def _price(f: Fields | None) -> Price | None:

@@ -24,12 +24,15 @@
 
 The written file uses the device schema: `peak` holds the best measured GEMM (a CPU has no
 datasheet figure here), `efficiency` the same measured figures, `measured: true`, the date,
-the library versions and the method in `source`. Progress goes to the caller's callback.
+the library versions and the method in `source`, and `machine:` the machine measured (CPU
+model, logical cores, physical memory: hardware facts, no host name), which `roofline check`
+compares with the machine it runs on. Progress goes to the caller's callback.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import time
@@ -37,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .hardware import Machine
 
 DTYPES = {"fp32": np.float32, "fp64": np.float64}
 SIZES = (256, 512, 1024, 2048)
@@ -61,8 +66,35 @@ class Measurement:
     cache_bytes_per_s: float | None
     transcendentals_per_s: float
     array_bytes: int
-    cores: int
-    memory_bytes: float
+    machine: Machine
+
+
+def _cpu_model() -> str:
+    """The CPU model as the operating system names it: /proc/cpuinfo's model name (x86),
+    its hardware or implementer and part (Arm), else what `platform` knows."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() not in fields and value.strip():
+                    fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if "model name" in fields:
+        return fields["model name"]
+    if "Hardware" in fields:
+        return fields["Hardware"]
+    if "CPU implementer" in fields:
+        part = fields.get("CPU part", "?")
+        return f"{platform.machine()} implementer {fields['CPU implementer']} part {part}"
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def this_machine() -> Machine:
+    """The machine at hand: CPU model, logical cores, physical memory."""
+    memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return Machine(" ".join(_cpu_model().split()), os.cpu_count() or 1, memory)
 
 
 def _best(fn: Callable[[], None], repeats: int) -> float:
@@ -173,7 +205,6 @@ def measure_cpu(
             np.add(tiny, 0.0, out=tiny)
         overheads.append((time.perf_counter() - start) / calls)
     spread["overhead"] = _spread(overheads)
-    memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     return Measurement(
         gemm_flops_per_s=gemm,
         gemm_curve=curve,
@@ -186,8 +217,7 @@ def measure_cpu(
         cache_bytes_per_s=cache_bw,
         transcendentals_per_s=max(rates),
         array_bytes=src.nbytes,
-        cores=os.cpu_count() or 1,
-        memory_bytes=memory,
+        machine=this_machine(),
     )
 
 
@@ -210,8 +240,8 @@ def _tanh_rates() -> list[float]:
 def device_yaml(m: Measurement, name: str | None = None) -> str:
     """The measurement as a device file (the hardware/ schema)."""
     today = _dt.date.today().isoformat()
-    cpu = platform.processor() or platform.machine() or "CPU"
-    name = name or f"This machine ({cpu}, {m.cores} cores, measured {today})"
+    here = m.machine
+    name = name or f"This machine ({here.cpu}, {here.cores} cores, measured {today})"
     peaks = "\n".join(f"  {dt}: {v / 1e9:.4g} GFLOP/s" for dt, v in m.gemm_flops_per_s.items())
     curve = "; ".join(
         f"{dt}: " + ", ".join(f"{n}: {v / 1e9:.3g}" for n, v in points)
@@ -243,20 +273,24 @@ def device_yaml(m: Measurement, name: str | None = None) -> str:
     )
     triad = m.triad_bytes_per_s / 1e9
     return f"""# Measured by `roofline measure`: this machine's CPU through numpy.
-name: "{name}"
+name: {json.dumps(name)}
 vendor: "measured"
 release: "{today}"
 measured: true
 peak:  # the best measured GEMM: no datasheet figure for this machine
 {peaks}
 memory:
-  capacity: {m.memory_bytes / 1e9:.4g} GB
+  capacity: {here.memory_bytes / 1e9:.4g} GB
   bandwidth: {m.copy_bytes_per_s / 1e9:.4g} GB/s  # the measured copy
   type: "host DRAM"
 onchip_cache: null
 interconnect: null
 tdp: null
-compute_units: {m.cores}
+compute_units: {here.cores}
+machine:  # the machine measured: `roofline check` compares it with the one it runs on
+  cpu: {json.dumps(here.cpu)}
+  cores: {here.cores}
+  memory: {here.memory_bytes / 2**30:.6g} GiB
 efficiency:
   gemm:
 {gemm}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import platform
 
+import pytest
 from typer.testing import CliRunner
 
 from roofline import RunConfig, analyze
 from roofline.cli import app
+from roofline.errors import SpecError
 from roofline.hardware import ceilings, load_device_file
-from roofline.measure import CACHE_SETS, CACHE_SPEEDUP, SKINNY
+from roofline.measure import CACHE_SETS, CACHE_SPEEDUP, SKINNY, this_machine
 
 
 def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
@@ -19,6 +22,22 @@ def test_measure_quick_writes_a_device_file_the_tool_can_use(tmp_path):
     assert "measuring GEMM" in res.stderr  # progress on stderr, the file on its own
     d = load_device_file(path)
     assert d.is_measured and d.dtypes == ("fp64", "fp32")
+    # the machine measured (for `roofline check`): CPU model, cores, memory, no host name
+    here = this_machine()
+    assert d.machine is not None and (d.machine.cpu, d.machine.cores) == (here.cpu, here.cores)
+    assert d.machine.memory_bytes == pytest.approx(here.memory_bytes, rel=1e-5)
+    host = platform.node()
+    assert d.compute_units == here.cores and (len(host) < 6 or host not in path.read_text())
+    # the block is read strictly, as every field is: no host name, cores a whole number
+    text = path.read_text()
+    for broken, problem in (
+        (text.replace("  cpu: ", "  host: vm\n  cpu: "), "machine.host: unknown field"),
+        (text.replace(f"  cores: {here.cores}\n", "  cores: 0\n"), "machine.cores"),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(broken)
+        with pytest.raises(SpecError, match=problem):
+            load_device_file(bad)
     for dtype in d.dtypes:
         peak = d.peak(dtype)
         # positive and finite, and below what any CPU core does (1e12 FLOP/s a core)

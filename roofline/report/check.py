@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import new_table, seconds
@@ -32,6 +33,8 @@ def check_dict(c: CheckResult) -> dict[str, Any]:
     return {
         "model": r.workload.key,
         "device": r.device.key,
+        # the machine measured, which check ran on: cpu, cores, memory_bytes
+        "machine": asdict(r.device.machine) if r.device.machine else None,
         "scenario": {
             "batch": r.run.batch,
             "seq": r.seq,
