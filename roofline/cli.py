@@ -13,18 +13,21 @@ and the shared option types, error boundary and formats they use, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from .errors import FieldError, RooflineError
-from .report.output import write_text, write_whole
+from .report.output import Interrupted, write_text, write_whole
 
 # the library's field names -> this CLI's flags (errors name what the user typed)
 FLAGS = {
@@ -66,6 +69,10 @@ FLAGS = {
     "kv_dtype": "--kv-dtype",
     "sweep_batch": "--sweep-batch",
     "sweep_seq": "--sweep-seq",
+    "max_time": "--max-time",
+    "rate": "--rate",
+    "ttft": "--ttft",
+    "tpot": "--tpot",
 }
 
 
@@ -88,11 +95,17 @@ class OneLineErrors(TyperGroup):
                 exc.show()  # type: ignore[attr-defined]
                 sys.exit(0)
             message = exc.format_message()  # type: ignore[attr-defined]
-            typer.echo(f"roofline: error: {' '.join(message.split())}", err=True)
+            _say(f"roofline: error: {' '.join(message.split())}")
             sys.exit(2)
         except (typer.Abort, KeyboardInterrupt):
-            typer.echo("roofline: aborted", err=True)
-            sys.exit(130)
+            _say("roofline: interrupted by SIGINT")
+            sys.exit(128 + signal.SIGINT)
+        except Interrupted as exc:
+            _say(f"roofline: interrupted by {exc.name}")
+            sys.exit(128 + exc.signum)
+        except OSError as exc:  # a stream that failed outside the writers above
+            _say(f"roofline: error: {exc.strerror or exc}")
+            sys.exit(2)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -135,7 +148,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"roofline: error: {' '.join(message.split())}", err=True)
+    _say(f"roofline: error: {' '.join(message.split())}")
     raise typer.Exit(2)
 
 
@@ -145,6 +158,9 @@ def boundary(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            for name in ("output", "output_file"):  # before any work, not after it
+                if isinstance(kwargs.get(name), Path):
+                    _check_output(kwargs[name])
             return fn(*args, **kwargs)
         except FieldError as exc:
             _fail(exc.render(FLAGS.get(exc.field, exc.field)))
@@ -264,30 +280,78 @@ INFERENCE_PHASES = "inference (= prefill), prefill, decode or training."
 
 
 # ---------------------------------------------------------------- output
+def _stdout() -> TextIO:
+    """Standard output, or one line when it is closed (`>&-`)."""
+    if sys.stdout is None:
+        _fail("standard output is closed; give --output FILE")
+    return sys.stdout
+
+
+def _stdout_failed(exc: OSError) -> NoReturn:
+    """A write to stdout failed: a broken pipe (`| head`) ends quietly, anything else (a
+    full disk, /dev/full) with one line; exit code 1 and 2. Stdout then points at
+    /dev/null, so the interpreter's last flush cannot raise again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout without a descriptor: nothing to point elsewhere
+    if isinstance(exc, BrokenPipeError):
+        raise typer.Exit(1)
+    _fail(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+def _write_stdout(text: str) -> None:
+    stream = _stdout()
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as exc:
+        _stdout_failed(exc)
+
+
+def _no_bar() -> bool:
+    """A progress bar only on a terminal: in a log or a closed stderr it is noise."""
+    return sys.stderr is None or not sys.stderr.isatty()
+
+
+def _waiting(message: str) -> None:
+    typer.echo(f"roofline: {message} (Ctrl-C stops)", err=True)
+
+
 def _emit(text: str | None, renderables: list[Any] | None, output: Path | None) -> None:
-    """Print, or write the whole file at once."""
+    """Print, or write the whole file at once. A table wider than the terminal is shown as
+    records (report.fit); in a file or a pipe every table has its natural width."""
     if renderables is not None:
         import io
 
         from rich.console import Console
+        from rich.table import Table
 
-        if output is None and sys.stdout.isatty():
-            terminal = Console()
-            for item in renderables:
-                terminal.print(item)
+        from .report import fit, natural_width
+
+        if output is None and _stdout().isatty():
+            terminal = Console(file=sys.stdout)
+            try:
+                for item in renderables:
+                    terminal.print(fit(terminal, item))
+                sys.stdout.flush()
+            except OSError as exc:
+                _stdout_failed(exc)
             return
         buffer = io.StringIO()
         console = Console(file=buffer, width=160, color_system=None)
         for item in renderables:
-            console.print(item)
+            wide = isinstance(item, Table) and natural_width(console, item) > console.width
+            console.print(item, width=natural_width(console, item) if wide else None)
         text = "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
     assert text is not None  # one of the two is always given
     if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_stdout(text)
         return
 
-    write_text(output, text)
+    write_text(output, text, waiting=_waiting)
 
 
 def _show(
@@ -318,7 +382,7 @@ def _stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
 
     from .report import whatif as rw
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True, disable=_no_bar()) as bar:
         task = bar.add_task("writing rows", total=sweep.grid.scenarios)
 
         def progress(done: int, total: int) -> None:
@@ -329,11 +393,39 @@ def _stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
             typer.echo(f"wrote {rows:,} rows", err=True)
 
         if output is None or str(output) == "-":
-            sys.stdout.flush()
-            rw.write_scenarios(sweep, sys.stdout.buffer, kind, progress)
-            sys.stdout.buffer.flush()
+            stream = _stdout()
+            try:
+                stream.flush()
+                rw.write_scenarios(sweep, stream.buffer, kind, progress)
+                stream.buffer.flush()
+            except OSError as exc:
+                _stdout_failed(exc)
         else:
-            write_whole(output, write)
+            write_whole(output, write, waiting=_waiting)
+
+
+def _matplotlib_home() -> None:
+    """Before matplotlib is imported: an MPLCONFIGDIR that cannot be used (not a folder, not
+    writable) would make matplotlib print two warnings of its own; say it in one line and
+    give it a temporary folder instead (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    home = os.environ.get("MPLCONFIGDIR")
+    if not home or "matplotlib" in sys.modules:
+        return
+    try:
+        os.makedirs(home, exist_ok=True)
+        usable = os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if usable:
+        return
+    temporary = tempfile.mkdtemp(prefix="roofline-matplotlib-")
+    atexit.register(shutil.rmtree, temporary, True)
+    os.environ["MPLCONFIGDIR"] = temporary
+    _say(f"roofline: MPLCONFIGDIR {home} is not a writable folder; using a temporary one")
 
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -342,13 +434,56 @@ TOP_ROWS = 20  # beyond that, the best this many
 ROW_LIMIT = 1_000_000  # JSON rows built in memory (CSV and Parquet are streamed)
 
 
+def _check_output(output: Path | None) -> None:
+    """Refuse an output path that cannot be written before a long computation, not after
+    it: a folder, or a file in a folder that does not exist."""
+    if output is None or str(output) == "-":
+        return
+    from .report.output import writable
+
+    writable(output)
+
+
 def _save_figure(fig: Any, output: Path) -> None:
     """Write a matplotlib Figure whole, format from the suffix."""
     suffix = output.suffix.lower()
     if suffix not in FIGURE_SUFFIXES:
         _fail(f"--output {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}")
-    write_whole(output, lambda path: fig.savefig(path, format=suffix[1:], dpi=150), suffix)
+    write_whole(
+        output,
+        lambda path: fig.savefig(path, format=suffix[1:], dpi=150),
+        suffix,
+        waiting=_waiting,
+    )
     typer.echo(f"wrote {output}", err=True)
+
+
+def _no_effect(
+    phase: str,
+    *,
+    pp: int = 1,
+    recompute: Recompute = Recompute.none,
+    dp_overlap: float = 0.0,
+    virtual_stages: int = 1,
+    logits: Logits = Logits.all,
+    first_input_grad: bool = True,
+) -> None:
+    """Refuse a flag that would do nothing in this run (a silently ignored flag reads as an
+    answer to a question that was not asked)."""
+    training = phase == "training"
+    unused = [
+        ("--recompute", recompute.value, recompute is not Recompute.none and not training),
+        ("--dp-overlap", f"{dp_overlap:g}", dp_overlap != 0 and not training),
+        ("--no-first-input-grad", None, not first_input_grad and not training),
+    ]
+    for flag, value, bad in unused:
+        if bad:
+            shown = flag if value is None else f"{flag} {value}"
+            _fail(f"{shown}: applies to phase training only (this run is --phase {phase})")
+    if logits is Logits.last and training:
+        _fail("--logits last: applies to inference phases (training computes every logit)")
+    if virtual_stages != 1 and pp == 1:
+        _fail(f"--virtual-stages {virtual_stages}: interleaves pipeline stages; give --pp > 1")
 
 
 def _ints(flag: str, text: str) -> list[int]:
@@ -463,6 +598,7 @@ def run(
     from .report import run as rr
     from .scenario import RunConfig
 
+    _no_effect(phase, logits=logits, first_input_grad=first_input_grad)
     config = RunConfig(
         batch=batch,
         seq=seq,
@@ -601,8 +737,9 @@ def memory(
     sustained: Annotated[
         float | None,
         typer.Option(
-            help="Share of the kernels' expected throughput a training step sustains "
-            "(0-1] [default: the fitted value, hardware/defaults/calibration.yaml; 1: off]."
+            help="Share of the kernels' expected throughput a step sustains (0-1] "
+            "[default: the fitted value for training or inference, "
+            "hardware/defaults/calibration.yaml; 1: off]."
         ),
     ] = None,
     weights: WeightsOpt = None,
@@ -619,6 +756,14 @@ def memory(
     from .scenario import Layout, RunConfig
     from .workloads import get_workload
 
+    _no_effect(
+        phase,
+        pp=pp,
+        recompute=recompute,
+        dp_overlap=dp_overlap,
+        virtual_stages=virtual_stages,
+        first_input_grad=first_input_grad,
+    )
     config = RunConfig(
         batch=batch,
         seq=seq,
@@ -704,6 +849,7 @@ def whatif(
     from .whatif import build_sweep, priced, run_sweep, scaled
     from .workloads import get_workload
 
+    _no_effect(phase, recompute=recompute, first_input_grad=first_input_grad)
     w = get_workload(model)
     dtypes = _names("--dtype", dtype)
     devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in _sweep_devices(hw, dtypes)]
@@ -753,7 +899,7 @@ def whatif(
         from rich.console import Console
         from rich.progress import Progress
 
-        with Progress(console=Console(stderr=True), transient=True) as bar:
+        with Progress(console=Console(stderr=True), transient=True, disable=_no_bar()) as bar:
             task = bar.add_task("sweep", total=sweep.grid.scenarios)
             found = answers(
                 sweep,
@@ -792,6 +938,7 @@ def plot(
     ] = False,
 ) -> None:
     """Roofline chart of MODEL on one or more devices."""
+    _matplotlib_home()
     from . import plot as plots
     from .analysis import analyze
     from .scenario import RunConfig
@@ -846,12 +993,14 @@ def report(
 ) -> None:
     """One self-contained HTML page of MODEL on the devices of --hw: summary, roofline
     chart, per-layer table, what-if heatmaps of batch x sequence, memory and fit."""
+    _matplotlib_home()
     from .report.html import build_report, render_html
     from .scenario import RunConfig
     from .workloads import get_workload
 
     if output.suffix.lower() not in (".html", ".htm"):
         _fail(f"--output {output}: the file must end in .html")
+    _no_effect(phase, recompute=recompute, logits=logits, first_input_grad=first_input_grad)
     config = RunConfig(
         batch=batch,
         seq=seq,
@@ -873,7 +1022,7 @@ def report(
         batches=None if sweep_batch is None else _ints("--sweep-batch", sweep_batch),
         seqs=None if sweep_seq is None else _ints("--sweep-seq", sweep_seq),
     )
-    write_text(output, render_html(page))
+    write_text(output, render_html(page), waiting=_waiting)
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -904,11 +1053,17 @@ def serve(
         float | None,
         typer.Option(
             help="Plan for this many requests a second: the fewest devices of each --hw "
-            "type (tp and concurrency chosen) within --ttft and --tpot."
+            "type (tp and concurrency chosen) within --ttft and --tpot; at most 100,000 "
+            "devices of a type (a rate that needs more is refused with the most they serve)."
         ),
     ] = None,
-    ttft: Annotated[float, typer.Option(help="With --rate: time to first token SLO, s.")] = 2.0,
-    tpot: Annotated[float, typer.Option(help="With --rate: time per output token SLO, s.")] = 0.05,
+    ttft: Annotated[
+        float | None, typer.Option(help="With --rate: time to first token SLO, s [default: 2].")
+    ] = None,
+    tpot: Annotated[
+        float | None,
+        typer.Option(help="With --rate: time per output token SLO, s [default: 0.05]."),
+    ] = None,
     ttft_percentile: Annotated[
         float | None,
         typer.Option(
@@ -948,8 +1103,16 @@ def serve(
         from .whatif import priced
 
         devs = priced(devs, _prices(price), _currency(currency))
-    if rate is not None:  # the SLO planner
+    q = ttft_percentile
+    if rate is None:
+        for flag, value in (("--ttft", ttft), ("--tpot", tpot), ("--ttft-percentile", q)):
+            if value is not None:
+                _fail(f"{flag} {value:g}: a target of the planner; give --rate too")
+    else:  # the SLO planner
         from .serve import Slo, plan
+
+        ttft = 2.0 if ttft is None else ttft
+        tpot = 0.05 if tpot is None else tpot
 
         slo = Slo(rate, ttft, tpot, ttft_percentile)
         plans = [plan(w, run_config, d, request, slo) for d in devs]
@@ -1027,17 +1190,31 @@ def measure(
 @boundary
 def check(
     model: ModelOpt,
-    hw: Annotated[str, typer.Option("--hw", help="This machine's device file (roofline measure).")],
+    hw: Annotated[
+        str,
+        typer.Option(
+            "--hw", help="This machine's device file, written here by `roofline measure`."
+        ),
+    ],
     batch: BatchOpt = 1,
     seq: SeqOpt = None,
     dtype: Annotated[str, typer.Option(help="fp32 or fp64 (numpy).")] = "fp32",
     phase: Annotated[str, typer.Option(help="inference, prefill or decode.")] = "inference",
     context: ContextOpt = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            "--max-time",
+            help="Refuse a check predicted to run longer than this many seconds [default: 60].",
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Run MODEL's forward pass layer by layer in numpy on this machine and set the
-    measured times beside the predicted ones (bound and expected) for device HW."""
+    measured times beside the predicted ones (bound and expected) for this machine's own
+    device file. Refused before it runs: another machine's file, more memory than half of
+    what is free, more time than --max-time."""
     from .check import check as run_check
     from .hardware import get_device
     from .report import check as rc
@@ -1045,7 +1222,13 @@ def check(
     from .workloads import get_workload
 
     config = RunConfig(batch=batch, seq=seq, dtype=dtype, phase=phase, context=context)
-    result = run_check(get_workload(model), get_device(hw), config)
+    result = run_check(
+        get_workload(model),
+        get_device(hw),
+        config,
+        max_time_s=max_time,
+        progress=lambda i, n, name: _say(f"checking layer {i} of {n}: {name}"),
+    )
     _show(
         fmt,
         output,
@@ -1093,6 +1276,8 @@ def memwall(
 
     if paper and hw is not None:
         _fail("--paper picks the devices: give --paper or --hw, not both")
+    if output is not None:
+        _matplotlib_home()
     devices = _devices(",".join(wall.PAPER_DEVICES) if paper else hw)
     if model is not None:
         w = get_workload(model)
@@ -1228,7 +1413,22 @@ def schema(
     _emit(json.dumps(file_schema(kind.value), indent=2) + "\n", None, output)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM and SIGHUP as an exception, so that every temp file is removed on the
+    way out (report/output.py) and the command ends with one line, exit code 128 + signal."""
+    raise Interrupted(signum, signal.Signals(signum).name)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, if stderr can still take it (closed or full: nothing)."""
+    with contextlib.suppress(OSError, ValueError):
+        typer.echo(line, err=True)
+
+
 def main() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     # a terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii) shows '?'
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)

@@ -177,6 +177,11 @@ def parse_run(
             run = _run_config(run_fields, devices)
         except RooflineError as exc:  # a RunConfig check: name the file
             problems.append(f"run: {exc}")
+    if run is not None and kind is not None and (run.phase == "training") != (kind == "training"):
+        problems.append(
+            f"kind: {kind} does not match run.phase {run.phase} (training runs have phase "
+            "training; serving runs inference, prefill or decode)"
+        )
     if (
         problems
         or run is None

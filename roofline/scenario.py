@@ -165,6 +165,10 @@ class RunConfig:
                 )
         if self.kv_dtype is not None:
             check_storage(self.kv_dtype, "kv_dtype", KV_BYTES)
+            if self.phase == "training":
+                raise FieldError(
+                    "kv_dtype", self.kv_dtype, "a training step keeps no KV cache; for inference"
+                )
         if self.phase not in PHASES:
             raise FieldError("phase", self.phase, f"allowed: {', '.join(PHASES)}")
         if self.optimizer is not None:

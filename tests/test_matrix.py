@@ -63,11 +63,11 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
             )
     # how real stacks run: fused epilogues, no first-layer input gradient, plain tensor
     # parallelism (every family takes the options; those without the ops ignore them)
-    fused = ("--fuse-epilogues", "--no-first-input-grad", "-f", "json")
-    for phase in ("inference", "training"):
+    fused = ("--fuse-epilogues", "-f", "json")
+    for phase, extra in (("inference", ()), ("training", ("--no-first-input-grad",))):
         check(
             f"run fused {phase}",
-            ["run", "-m", model, "--hw", "h100", "--phase", phase, *fused],
+            ["run", "-m", model, "--hw", "h100", "--phase", phase, *fused, *extra],
         )
     plain_tp = ("--no-sequence-parallel", "--fuse-epilogues", "-f", "json")
     check(

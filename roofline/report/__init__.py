@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
     from rich.table import Table
 
     from ..efficiency import Ceilings
@@ -67,19 +68,40 @@ def to_json(obj: Any) -> str:
     return json.dumps(plain(obj), indent=2, allow_nan=False) + "\n"
 
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula, quoted or not
+# (OWASP, "CSV Injection"): `=1+1`, `+cmd|' /C calc'!A0`, `-2+3`, `@SUM(1+1)`, and a tab or
+# carriage return before any of them; a line feed too, to be safe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell as it is safe in a spreadsheet: one that a spreadsheet would read as a
+    formula gets a leading apostrophe (OWASP's rule), which spreadsheets show as text and
+    do not display. A carriage return becomes a line feed (which the CSV writers quote; a
+    bare one would end the row for some readers). Numbers are not text cells; JSON and
+    Parquet keep the value exact."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows of scalars as CSV (a nested value is a bug of the caller: refused)."""
+    """Rows of scalars as CSV (a nested value is a bug of the caller: refused); every text
+    cell, the header's too, through csv_cell, so no name from a file or a graph becomes a
+    formula."""
     buffer = io.StringIO()
     if rows:
         keys = list(dict.fromkeys(k for row in rows for k in row))
-        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([csv_cell(str(k)) for k in keys])
         for row in rows:
             clean = plain(row)
-            for key, value in clean.items():
+            cells = []
+            for key in keys:
+                value = clean.get(key)
                 if isinstance(value, (dict, list)):
                     raise TypeError(f"CSV cell {key!r} holds a nested value")
-            writer.writerow(clean)
+                cells.append(csv_cell(value) if isinstance(value, str) else value)
+            writer.writerow(cells)
     return buffer.getvalue()
 
 
@@ -119,3 +141,51 @@ def new_table(title: str, headers: tuple[str, ...], left: tuple[str, ...]) -> Ta
     for header in headers:
         table.add_column(header, justify="left" if header in left else "right")
     return table
+
+
+def natural_width(console: Console, item: Any) -> int:
+    """The width a renderable takes when nothing squeezes it (a table: every cell whole)."""
+    from rich.measure import Measurement
+
+    options = console.options.update(width=100_000, max_width=100_000)
+    return Measurement.get(console, options, item).maximum
+
+
+def records(table: Table, width: int) -> RenderableType:
+    """A table too wide for `width` as records: the title, then each row's first cell on a
+    line and its other cells as `header value` pairs, packed into lines of at most `width`
+    characters (a pair longer than that folds), so no figure is cut or dropped."""
+    from rich.console import Group
+    from rich.text import Text
+
+    def plain_text(cell: Any) -> str:
+        return " ".join(str(cell.plain if isinstance(cell, Text) else cell).split())
+
+    columns = table.columns
+    heads = [plain_text(c.header) for c in columns]
+    cells = [[plain_text(c) for c in col._cells] for col in columns]
+    lines: list[Text] = []
+    if table.title:
+        lines.append(Text(plain_text(table.title), style="bold"))
+    for r in range(table.row_count):
+        lines.append(Text(f"{heads[0]} {cells[0][r]}", style="bold"))
+        line = " "
+        for head, col in zip(heads[1:], cells[1:]):
+            pair = f"{head} {col[r]}"
+            if len(line) > 1 and len(line) + 2 + len(pair) > width:
+                lines.append(Text(line, overflow="fold"))
+                line = " "
+            line += ("  " if len(line) > 1 else " ") + pair
+        if len(line) > 1:
+            lines.append(Text(line, overflow="fold"))
+    return Group(*lines)
+
+
+def fit(console: Console, item: Any) -> Any:
+    """A renderable as it fits `console`'s width: a table wider than that as records (rich
+    would otherwise squeeze its columns until cells show '…' or nothing)."""
+    from rich.table import Table
+
+    if isinstance(item, Table) and natural_width(console, item) > console.width:
+        return records(item, console.width)
+    return item

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from . import new_table, plain, seconds
+from . import csv_cell, new_table, plain, seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,10 +41,16 @@ def scenario_schema() -> pa.Schema:
     return pa.schema([(k, getattr(pa, _ARROW_TYPES.get(k, "float64"))()) for k in SCENARIO_COLUMNS])
 
 
-def scenario_table(sweep: Sweep, out: SweepOutput, start: int = 0) -> pa.Table:
+def scenario_table(
+    sweep: Sweep,
+    out: SweepOutput,
+    start: int = 0,
+    text: Callable[[str], str] = str,
+) -> pa.Table:
     """scenario_columns as an Arrow table with every column of SCENARIO_COLUMNS (null where
     it does not apply, NaN prices as null); the strings are taken by index from the devices'
-    and dtypes' names, which is what keeps a chunk of 10^6 rows fast."""
+    and dtypes' names, which is what keeps a chunk of 10^6 rows fast. `text` maps each name
+    first (csv_cell for a CSV)."""
     import pyarrow as pa
 
     from ..whatif import scenario_columns
@@ -56,13 +62,13 @@ def scenario_table(sweep: Sweep, out: SweepOutput, start: int = 0) -> pa.Table:
     on_device = pa.array(np.tile(np.arange(n_dev), n // n_dev))
     dt = sweep.grid.chunk(start, start + n // n_dev)[3]
     strings = {
-        "device": pa.array([d.key for d in sweep.devices], pa.string()).take(on_device),
-        "dtype": pa.array(list(sweep.grid.dtypes), pa.string()).take(
+        "device": pa.array([text(d.key) for d in sweep.devices], pa.string()).take(on_device),
+        "dtype": pa.array([text(t) for t in sweep.grid.dtypes], pa.string()).take(
             pa.array(np.repeat(dt, n_dev))
         ),
     }
     if "currency" in cols:
-        names = [d.price.currency if d.price else None for d in sweep.devices]
+        names = [text(d.price.currency) if d.price else None for d in sweep.devices]
         strings["currency"] = pa.array(names, pa.string()).take(on_device)
     arrays = []
     for field in schema:
@@ -151,7 +157,7 @@ def write_scenarios(
 
     def reduce(start: int, out: SweepOutput) -> None:
         nonlocal written
-        table = scenario_table(sweep, out, start)
+        table = scenario_table(sweep, out, start, csv_cell if kind == "csv" else str)
         if kind == "csv":
             shown = pc.if_else(table["fits"], "True", "False")
             table = table.set_column(fits, "fits", shown)

@@ -262,10 +262,14 @@ def _load(path: Path, shown: str) -> Workload:
     """A YAML file of the workload schema, a Hugging Face config.json or an ONNX graph."""
     suffix = path.suffix.lower()
     if suffix == ".json":
-        from .hf import load_hf_config
+        from .hf import load_hf_config, renamed
 
         key = path.parent.name.lower() if path.stem == "config" else path.stem.lower()
-        return parse_workload(load_hf_config(path, shown), shown, key or "model")
+        doc, names = load_hf_config(path, shown)
+        try:
+            return parse_workload(doc, shown, key or "model")
+        except SpecError as exc:  # in the config's own names, not the schema's
+            raise SpecError(shown, [renamed(p, names) for p in exc.problems]) from None
     if suffix == ".onnx":
         from .onnx_graph import load_onnx
 

@@ -7,10 +7,12 @@ architecture schema, which then validates as a workload file would.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError, shown
+from ..errors import SpecError
+from ..errors import shown as shown_value
 
 ACTIVATIONS = {
     "gelu": "gelu",
@@ -25,6 +27,48 @@ ACTIVATIONS = {
 BERT_LIKE = ("bert", "roberta", "electra", "albert")
 LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2")
 SUPPORTED = (*BERT_LIKE, "gpt2", *LLAMA_LIKE, "t5")
+# architecture field -> the config's field it comes from, per family of model_type
+_BERT_NAMES = {
+    "layers": "num_hidden_layers",
+    "hidden": "hidden_size",
+    "heads": "num_attention_heads",
+    "ffn": "intermediate_size",
+    "vocab": "vocab_size",
+    "max_positions": "max_position_embeddings",
+    "type_vocab": "type_vocab_size",
+    "embedding_dim": "embedding_size",
+}
+_GPT2_NAMES = {
+    "layers": "n_layer",
+    "hidden": "n_embd",
+    "heads": "n_head",
+    "ffn": "n_inner",
+    "vocab": "vocab_size",
+    "max_positions": "n_positions",
+}
+_LLAMA_NAMES = {
+    "layers": "num_hidden_layers",
+    "hidden": "hidden_size",
+    "heads": "num_attention_heads",
+    "kv_heads": "num_key_value_heads",
+    "ffn": "intermediate_size",
+    "vocab": "vocab_size",
+    "max_positions": "max_position_embeddings",
+    "head_dim": "head_dim",
+    "experts": "num_local_experts",
+    "top_k": "num_experts_per_tok",
+}
+_T5_NAMES = {
+    "layers": "num_layers",
+    "decoder_layers": "num_decoder_layers",
+    "hidden": "d_model",
+    "heads": "num_heads",
+    "head_dim": "d_kv",
+    "ffn": "d_ff",
+    "vocab": "vocab_size",
+    "max_positions": "n_positions",
+    "relative_buckets": "relative_attention_num_buckets",
+}
 
 
 class _Config:
@@ -38,17 +82,19 @@ class _Config:
     def int(self, key: str, default: int | None = None) -> int:
         value = self.data.get(key, default)
         if value is None:
-            self.problems.append(f"{key}: missing (needed for model_type {shown(self.model_type)})")
+            self.problems.append(
+                f"{key}: missing (needed for model_type {shown_value(self.model_type)})"
+            )
             return 1
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.problems.append(f"{key}: expected a whole number >= 1, got {shown(value)}")
+            self.problems.append(f"{key}: expected a whole number >= 1, got {shown_value(value)}")
             return 1
         return value
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            self.problems.append(f"{key}: expected true or false, got {shown(value)}")
+            self.problems.append(f"{key}: expected true or false, got {shown_value(value)}")
             return default
         return value
 
@@ -57,7 +103,7 @@ class _Config:
         if value not in ACTIVATIONS:
             allowed = ", ".join(sorted(ACTIVATIONS))
             self.problems.append(
-                f"{key}: activation {shown(value)} is not supported; allowed: {allowed}"
+                f"{key}: activation {shown_value(value)} is not supported; allowed: {allowed}"
             )
             return "gelu"
         return ACTIVATIONS[value]
@@ -68,7 +114,7 @@ def architecture(data: dict[str, Any], source: str) -> tuple[dict[str, Any], lis
     model_type = data.get("model_type")
     if model_type not in SUPPORTED:
         supported = ", ".join(SUPPORTED)
-        problem = f"model_type: {shown(model_type)} is not supported; supported: {supported}"
+        problem = f"model_type: {shown_value(model_type)} is not supported; supported: {supported}"
         raise SpecError(source, [problem])
     c = _Config(data, model_type)
     if model_type in BERT_LIKE:
@@ -166,12 +212,59 @@ def architecture(data: dict[str, Any], source: str) -> tuple[dict[str, Any], lis
 MAX_CONFIG_BYTES = 10_000_000  # real config.json files are a few kB
 
 
-def load_hf_config(path: Path, shown: str) -> dict[str, Any]:
-    """A workload document (as a workload YAML file would hold) from a config.json."""
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of two silently; a
+    YAML file with a duplicate key is refused, and so is a config)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def config_names(data: dict[str, Any]) -> dict[str, str]:
+    """The config's own name of each architecture field it sets (`kv_heads` ->
+    `num_key_value_heads`), so that a problem found later names what the user wrote."""
+    model_type = data.get("model_type")
+    if model_type in BERT_LIKE:
+        names = dict(_BERT_NAMES)
+    elif model_type == "gpt2":
+        names = dict(_GPT2_NAMES)
+    elif model_type in LLAMA_LIKE:
+        names = dict(_LLAMA_NAMES)
+    elif model_type == "t5":
+        names = dict(_T5_NAMES)
+    else:
+        names = {}
+    return names
+
+
+def renamed(problem: str, names: dict[str, str]) -> str:
+    """A problem of the architecture schema in the config's own field names."""
+    for inner, outer in names.items():
+        problem = re.sub(rf"\barchitecture\.{inner}\b", outer, problem)
+        problem = re.sub(rf"(?<![.\w]){inner}\b", outer, problem)
+    return problem
+
+
+def load_hf_config(path: Path, shown: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """A workload document (as a workload YAML file would hold) from a config.json, and the
+    config's own name of each architecture field (config_names)."""
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise SpecError(shown, [f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config.json"])
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+    except _DuplicateKey as exc:
+        raise SpecError(
+            shown, [f"duplicate key {shown_value(exc.key)}: a config names each field once"]
+        ) from None
     except OSError as exc:
         raise SpecError(shown, [f"cannot read file: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
@@ -186,9 +279,10 @@ def load_hf_config(path: Path, shown: str) -> dict[str, Any]:
     if problems:
         raise SpecError(shown, problems)
     name = data.get("_name_or_path") or f"{data['model_type']} ({path.name})"
-    return {
+    doc = {
         "name": str(name),
         "family": "transformer",
         "architecture": arch,
         "sources": [f"Hugging Face config {shown}"],
     }
+    return doc, config_names(data)
