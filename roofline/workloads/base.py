@@ -19,19 +19,28 @@ product of each loader (an imported ONNX graph) derives from `Architecture` and 
   active_params     parameters one token uses (mixture of experts: not the idle experts)
   attention_core    which rows selective recomputation recomputes (Korthikanti et al.
                     2022: the attention's scores, softmax and context), as a row mask
+  describe()        the architecture as plain data (default: the dataclass's fields)
+
+Every answer but `describe` is abstract: a family that forgets one cannot be instantiated
+(TypeError naming the method), so no family gets "no pipeline traffic" or "no KV cache" by
+omission. Where nothing is a real answer (a CNN keeps no KV cache), the family says so in its
+own class, with the reason.
 
 A new family is a module here with `parse_architecture(Fields)` returning such a dataclass,
-registered in `workloads.FAMILIES`; nothing outside `workloads/` changes.
+registered in `workloads.FAMILIES`; nothing outside `workloads/` changes. Its author runs
+`workloads.checks.check_architecture` on a workload of it: the physical facts every family
+keeps (FLOPs linear in batch, no negative bytes, pipeline traffic where there are blocks...).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..layers import LayerTable
     from ..scenario import RunConfig
 
@@ -46,47 +55,63 @@ class TensorSplit:
     allreduces_per_block: int
 
 
-class Architecture:
-    """Defaults for the protocol; families override what applies to them."""
+class Architecture(ABC):
+    """The protocol; each family answers every member in its own class (see the module)."""
 
-    family: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # each family names itself (check_architecture checks it)
 
     @property
+    @abstractmethod
     def takes_seq(self) -> bool:
-        return False
+        """Whether the run's `seq` (tokens a sample) applies to the model."""
 
     @property
+    @abstractmethod
     def default_seq(self) -> int | None:
-        return None
+        """The tokens a sample when the run gives no seq (None: seq must be given, or the
+        model takes no sequence)."""
 
     @property
+    @abstractmethod
     def max_seq(self) -> int | None:
-        return None
+        """The longest seq the model takes (None: no limit, or no sequence)."""
 
     @property
+    @abstractmethod
     def blocks(self) -> int:
-        return 0
+        """Identical repeated blocks, the units a pipeline splits into stages (0: none)."""
 
     @property
+    @abstractmethod
     def tensor_split(self) -> TensorSplit | None:
-        return None
+        """What tensor parallelism divides (None: not modelled for the family)."""
 
+    @abstractmethod
     def build(self, run: RunConfig, model: str) -> LayerTable:
-        raise NotImplementedError
+        """The forward LayerTable of one run; `model` names the model in errors."""
 
+    @abstractmethod
     def kv_cache_elements(self, run: RunConfig) -> float:
-        return 0.0
+        """Values kept between decode steps (K and V), whole batch (0: no decode step)."""
 
+    @abstractmethod
     def boundary_elements(self, run: RunConfig) -> float:
-        return 0.0
+        """Activation values crossing one block boundary, whole batch (0: no blocks)."""
 
+    @abstractmethod
     def active_params(self, table: LayerTable) -> float:
-        return table.total_params
+        """Parameters one token uses, from the run's forward table."""
 
+    @abstractmethod
     def attention_core(self, table: LayerTable) -> np.ndarray:
-        return np.zeros(len(table), dtype=bool)
+        """(rows,) bool: the rows selective recomputation recomputes."""
 
     def describe(self) -> dict[str, Any]:
-        """The architecture as plain data (for `models show`)."""
-        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        """The architecture as plain data (for `models show`): the dataclass's fields."""
+        if not is_dataclass(self):
+            raise NotImplementedError(
+                f"{type(self).__name__} (family {self.family!r}) is not a dataclass: "
+                "define describe() to give the architecture as plain data"
+            )
+        data: dict[str, Any] = asdict(self)
         return data

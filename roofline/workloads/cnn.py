@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from .._schema import Fields
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
@@ -139,6 +141,49 @@ class CnnArch(Architecture):
     input: Shape
     layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
     defaults: tuple[tuple[str, Any], ...]
+
+    # The family protocol (base.Architecture), answered explicitly: a CNN sees one image
+    # size, is one graph (no identical blocks a pipeline could split, no tensor split
+    # modelled), keeps nothing between steps, uses all its weights and has no attention.
+
+    @property
+    def takes_seq(self) -> bool:
+        """No: the input is an image of the size `input` gives."""
+        return False
+
+    @property
+    def default_seq(self) -> None:
+        return None
+
+    @property
+    def max_seq(self) -> None:
+        return None
+
+    @property
+    def blocks(self) -> int:
+        """0: the op graph is not modelled as identical blocks, so no pipeline stages."""
+        return 0
+
+    @property
+    def tensor_split(self) -> None:
+        """Not modelled: convolutions are not split over tensor ranks here."""
+        return None
+
+    def kv_cache_elements(self, run: RunConfig) -> float:
+        """0: a CNN has no decode step, so nothing is kept between steps."""
+        return 0.0
+
+    def boundary_elements(self, run: RunConfig) -> float:
+        """0: no blocks (above), so no pipeline stage boundary and no tensor all-reduce."""
+        return 0.0
+
+    def active_params(self, table: LayerTable) -> float:
+        """Every parameter: each image goes through every layer."""
+        return table.total_params
+
+    def attention_core(self, table: LayerTable) -> np.ndarray:
+        """No row: a CNN has no attention to recompute selectively."""
+        return np.zeros(len(table), dtype=bool)
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from .._schema import Fields
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
@@ -46,6 +48,8 @@ class LstmArch(Architecture):
     softmax_vocab: int  # output layer over this vocabulary (0: none)
     max_positions: int
 
+    # The family protocol (base.Architecture), answered explicitly.
+
     @property
     def takes_seq(self) -> bool:
         return True
@@ -68,6 +72,24 @@ class LstmArch(Architecture):
         seq = run.seq if run.seq is not None else self.default_seq
         width = (self.projection or self.hidden) * (2 if self.bidirectional else 1)
         return float(run.batch * seq * width)
+
+    @property
+    def tensor_split(self) -> None:
+        """Not modelled: the gate GEMMs are not split over tensor ranks here."""
+        return None
+
+    def kv_cache_elements(self, run: RunConfig) -> float:
+        """0: decode steps are not modelled for LSTMs (`build` refuses the phase); the
+        recurrent state is not a cache that grows with the context."""
+        return 0.0
+
+    def active_params(self, table: LayerTable) -> float:
+        """Every parameter: each token goes through every layer."""
+        return table.total_params
+
+    def attention_core(self, table: LayerTable) -> np.ndarray:
+        """No row: an LSTM has no attention to recompute selectively."""
+        return np.zeros(len(table), dtype=bool)
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)
