@@ -1,5 +1,11 @@
 """numba-compiled kernels. Private: call them through `roofline.kernels`, which checks
-shapes and dtypes first. Imported only when a problem is large enough to need them.
+shapes and dtypes first. Imported only when a problem is large enough to need them, or an
+expected time is asked for.
+
+The per-layer expected time (efficiency.py's model) is written once, as small scalar
+helpers of plain floats (`tile_side` ... `layer_time`), in poliastro's way: the grid kernel
+calls them for every (scenario, layer, device) and `ladder` for the rows of one layer
+table, which is what efficiency.expected_times (the per-run path) runs.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ JIT: dict[str, Any] = {
     "error_model": "numpy",
 }
 SCALAR = JIT | {"parallel": False}  # helpers called inside the parallel loops
+# helpers that take arrays or a bundle (a NamedTuple of arrays) are inlined in numba's IR:
+# a call passes every array's structure (and counts its references); the grid ran 60%
+# slower with layer_terms called
+BUNDLE = SCALAR | {"inline": "always"}
 
 
 @njit(**JIT)
@@ -43,42 +53,46 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
             compute[i, j] = ai >= ridge[j]
 
 
+# --- the per-layer expected time: scalar helpers (efficiency.py's docstring names the terms)
+
+
 @njit(**SCALAR)
-def _tile(size, largest):  # type: ignore[no-untyped-def]
-    """The power of two >= size, clipped to [16, largest] (efficiency._tile)."""
-    t = 16.0
+def tile_side(size, smallest, largest):  # type: ignore[no-untyped-def]
+    """The power of two >= size, clipped to [smallest, largest] (smallest a power of two)."""
+    t = smallest
     while t < size and t < largest:
         t *= 2.0
     return t if t < largest else largest
 
 
 @njit(**SCALAR)
-def _curve_at(x, xs, ys, n):  # type: ignore[no-untyped-def]
-    """efficiency.curve_rate: ys at x = log(size) between the n points (xs: log sizes)."""
-    if x <= xs[0]:
-        return ys[0]
-    for i in range(n - 1):
-        if x < xs[i + 1]:
-            return ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i])
-    return ys[n - 1]
+def gemm_dims(m, n, k, split_k_min, want_log):  # type: ignore[no-untyped-def]
+    """A GEMM's m and n (at least 1), the most split-K parts its k allows, and (want_log)
+    the log of its smallest dimension, where a measured curve is read (else 0)."""
+    m = m if m > 1.0 else 1.0
+    n = n if n > 1.0 else 1.0
+    k_split = np.floor(k / split_k_min)
+    log_s = 0.0
+    if want_log:
+        s = min(m, min(n, k))
+        log_s = np.log(s if s > 1.0 else 1.0)
+    return m, n, k_split, log_s
 
 
 @njit(**SCALAR)
-def _tiles(g, m, n, tile_m, tile_n, tiles, pad):  # type: ignore[no-untyped-def]
-    """gemm_utilization's device-independent part for each tile class c (m, n >= 1):
-    tiles[c], the output tiles, and pad[c], the share of their slots inside the matrix."""
-    for c in range(tile_m.shape[0]):
-        tm = _tile(m, tile_m[c])
-        tn = _tile(n, tile_n[c])
-        t = g * np.ceil(m / tm) * np.ceil(n / tn)
-        tiles[c] = t
-        pad[c] = g * m * n / (t * tm * tn)
+def gemm_tiles(g, m, n, tile_m, tile_n, min_tile):  # type: ignore[no-untyped-def]
+    """q's device-independent part for tiles of at most tile_m x tile_n (m, n >= 1): the
+    output tiles, and the share of their slots inside the matrix (the padding share)."""
+    tm = tile_side(m, min_tile, tile_m)
+    tn = tile_side(n, min_tile, tile_n)
+    t = g * np.ceil(m / tm) * np.ceil(n / tn)
+    return t, g * m * n / (t * tm * tn)
 
 
 @njit(**SCALAR)
-def _waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
-    """gemm_utilization's device part: split-K while the tiles leave units idle, then the
-    share of the last wave's slots in use, times the padding share."""
+def gemm_waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
+    """q's device part: split-K while the tiles leave units idle, then the share of the
+    last wave's slots in use, times the padding share; at most 1."""
     split = 1.0
     if tiles < units:
         split = min(np.floor(units / tiles), k_split)
@@ -89,83 +103,163 @@ def _waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
     return q if q < 1.0 else 1.0
 
 
+@njit(**SCALAR)
+def curve_at(x, xs, ys, n):  # type: ignore[no-untyped-def]
+    """ys at x, linear between the first n points (xs ascending), the end values beyond."""
+    if x <= xs[0]:
+        return ys[0]
+    for i in range(n - 1):
+        if x < xs[i + 1]:
+            return ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i])
+    return ys[n - 1]
+
+
+@njit(**BUNDLE)
+def gemm_share(tiles, pad, k_split, log_s, dev, kd, j, attention):  # type: ignore[no-untyped-def]
+    """q of a GEMM on device j (dtype kd): a measured curve's rate at its smallest dimension
+    over the ceiling where the device has one, else the tiles in waves; times `attention`
+    (a fused attention row's share of the GEMM ceiling; 1 for other rows)."""
+    points = dev.curve_n[j]
+    if points > 0:
+        rate = curve_at(log_s, dev.curve_x[j], dev.curve_y[kd, j], points)
+        q = rate / dev.ceiling_flops[kd, j]
+        q = q if q < 1.0 else 1.0
+    else:
+        q = gemm_waves(tiles, pad, k_split, dev.units[j])
+    return q * attention
+
+
+@njit(**SCALAR)
+def stream_bandwidth(bandwidth, cacheable, instance_bytes, cache_bytes, cache_bandwidth):  # type: ignore[no-untyped-def]
+    """The bandwidth a layer streams at: the cache's where it reads no weights (cacheable)
+    and one instance fits the cache (cache_bytes > 0) and the cache is faster."""
+    if (
+        cacheable
+        and cache_bytes > 0.0
+        and instance_bytes <= cache_bytes
+        and cache_bandwidth > bandwidth
+    ):
+        return cache_bandwidth
+    return bandwidth
+
+
+@njit(**SCALAR)
+def layer_time(f, y, te, nk, inv_ceiling, q, w, trate, overhead):  # type: ignore[no-untyped-def]
+    """A layer's expected time: max(f / (P_a q), y / w, te / trate), and at least one
+    overhead per kernel launch (nk >= 0: a floor only where nk > 0). inv_ceiling = 1 / P_a
+    (a multiplication: the grid's device loops avoid a division); trate 0: not modelled."""
+    tc = f * inv_ceiling / q
+    tm = y / w
+    t = tc if tc > tm else tm
+    if trate > 0.0 and te / trate > t:
+        t = te / trate
+    launch = nk * overhead
+    return t if t > launch else launch
+
+
+@njit(**BUNDLE)
+def _poly(coef, layer, basis, i):  # type: ignore[no-untyped-def]
+    """Coefficients coef[layer] (L, K) at scenario i's basis terms."""
+    s = 0.0
+    for term in range(basis.shape[1]):
+        s += coef[layer, term] * basis[i, term]
+    return s
+
+
+@njit(**BUNDLE)
+def _poly_t(coef, kd, layer, basis, i):  # type: ignore[no-untyped-def]
+    """Coefficients coef[kd, layer] (T, L, K) at scenario i's basis terms."""
+    s = 0.0
+    for term in range(basis.shape[1]):
+        s += coef[kd, layer, term] * basis[i, term]
+    return s
+
+
+@njit(**BUNDLE)
+def layer_terms(lay, layer, kd, basis, i, tensor, need_t, need_c, gemm):  # type: ignore[no-untyped-def]
+    """One layer's expected-time inputs besides its FLOPs and bytes, at scenario i's basis
+    terms, on one device of a tensor-parallel group: kernel launches (every device
+    launches every kernel), transcendentals / tensor (need_t), one instance's bytes /
+    tensor (need_c) and, for a GEMM (gemm), its groups, m, n / tensor and k (groups 0: not
+    a GEMM)."""
+    nk = _poly(lay.kernels, layer, basis, i)
+    te = _poly(lay.transcendentals, layer, basis, i) / tensor if need_t else 0.0
+    yi = _poly_t(lay.instance_bytes, kd, layer, basis, i) / tensor if need_c else 0.0
+    g = m = n = k = 0.0
+    if gemm:
+        g = _poly_t(lay.shape, 0, layer, basis, i)
+        m = _poly_t(lay.shape, 1, layer, basis, i)
+        n = _poly_t(lay.shape, 2, layer, basis, i) / tensor
+        k = _poly_t(lay.shape, 3, layer, basis, i)
+    return nk, te, yi, g, m, n, k
+
+
+@njit(**SCALAR)
+def ladder(lay, dev, opt, basis, i, kd, j, out):  # type: ignore[no-untyped-def]
+    """Each layer's expected time at scenario i's basis terms, dtype kd, on device j, with
+    its terms switched on one after another (kernels.LADDER): out (6, L) rows: the
+    ceilings, q without and with the attention kernel's share, the cache, the
+    transcendentals, the kernel launches (the expected time)."""
+    tensor = opt.tensor
+    inv = 1.0 / dev.ceiling_flops[kd, j]
+    w0 = dev.ceiling_bandwidth[j]
+    c = dev.tile_class[j]
+    for layer in range(lay.flops.shape[0]):
+        f = _poly(lay.flops, layer, basis, i) / tensor
+        y = _poly_t(lay.bytes, kd, layer, basis, i) / tensor
+        gemm = opt.quantize and lay.shape[0, layer].any()
+        nk, te, yi, g, m, n, k = layer_terms(lay, layer, kd, basis, i, tensor, True, True, gemm)
+        q0 = q = 1.0
+        if g > 0.0:
+            m, n, k_split, log_s = gemm_dims(m, n, k, opt.split_k_min, dev.curve_n[j] > 0)
+            tiles, pad = gemm_tiles(g, m, n, dev.tile_m[c], dev.tile_n[c], opt.min_tile)
+            q0 = gemm_share(tiles, pad, k_split, log_s, dev, kd, j, 1.0)
+            a = dev.attention_share[kd, j] if lay.fused[layer] else 1.0
+            q = gemm_share(tiles, pad, k_split, log_s, dev, kd, j, a)
+        w = stream_bandwidth(w0, lay.cacheable[layer], yi, dev.cache_bytes[j], dev.cache_bw[j])
+        rate, o = dev.transcendental_rate[j], dev.overhead_s[j]
+        out[0, layer] = layer_time(f, y, te, nk, inv, 1.0, w0, 0.0, 0.0)
+        out[1, layer] = layer_time(f, y, te, nk, inv, q0, w0, 0.0, 0.0)
+        out[2, layer] = layer_time(f, y, te, nk, inv, q, w0, 0.0, 0.0)
+        out[3, layer] = layer_time(f, y, te, nk, inv, q, w, 0.0, 0.0)
+        out[4, layer] = layer_time(f, y, te, nk, inv, q, w, rate, 0.0)
+        out[5, layer] = layer_time(f, y, te, nk, inv, q, w, rate, o)
+
+
 @njit(**JIT)
-def grid(  # type: ignore[no-untyped-def]
-    flops_c,
-    bytes_c,
-    io_c,
-    shape_c,
-    kernels_c,
-    keep,
-    basis,
-    dtype_idx,
-    peak,
-    bandwidth,
-    apeak,
-    abw,
-    units,
-    tile_m,
-    tile_n,
-    tile_class,
-    overhead,
-    trans_c,
-    inst_c,
-    cacheable,
-    trate,
-    cache_b,
-    cache_bw,
-    curve_x,
-    curve_y,
-    curve_n,
-    fused,
-    attention_share,
-    tensor,
-    split_k_min,
-    quantize,
-    want_bound,
-    want_expected,
-    time,
-    share,
-    flops_out,
-    working_out,
-    expected_out,
-):
+def grid(lay, dev, opt, basis, dtype_idx, out):  # type: ignore[no-untyped-def]
     """One pass over S scenarios x L layers x D devices; see kernels.sweep and
     kernels.sweep_expected. The layers' FLOPs and bytes are evaluated from their
-    coefficients once per scenario and serve both results:
-      bound (want_bound): sum over layers of max(FLOPs / peak, bytes / bandwidth), its
+    coefficients (lay) once per scenario and serve both results:
+      bound (opt.bound): sum over layers of max(FLOPs / peak, bytes / bandwidth), its
         memory-bound share, the FLOPs and the working set (largest inputs + outputs);
-      expected (want_expected): over the kept layers, efficiency.py's expected time on one
-        device of a tensor-parallel group: FLOPs, bytes and a GEMM's n / tensor, tile and
-        wave quantization (quantize; the devices' distinct tile shapes tile_m, tile_n
-        (C,) and each device's tile_class (D,): tiles are counted once a shape), the
-        cache's bandwidth for a cacheable layer (no weights) whose one instance fits it
-        (cache_b > 0), transcendentals at trate (> 0), at least one kernel overhead per
-        launch; a fused attention row (fused) at attention_share (T, D) of the GEMM
-        ceiling besides. The device loops are written without branches where they can be, so that
-        the compiler vectorizes them.
+      expected (opt.expected): over the kept layers, the sum of `layer_time` on one device
+        of a tensor-parallel group, as `ladder` has it, with a GEMM's tiles counted once a
+        tile shape (dev.tile_m, dev.tile_n (C,); dev.tile_class (D,)).
     Coefficients are totals over repeats; bytes are per dtype [dtype, layer, term]."""
-    n_layers, n_terms = flops_c.shape
-    n_dev = bandwidth.shape[0]
+    n_layers, n_terms = lay.flops.shape
+    n_dev = dev.bandwidth.shape[0]
+    n_classes = dev.tile_m.shape[0]
+    want_bound, want_expected, tensor = opt.bound, opt.expected, opt.tensor
     is_gemm = np.zeros(n_layers, dtype=np.bool_)
     # the transcendental and cache terms only where some device has them (GPUs: none)
-    need_t = want_expected and n_dev > 0 and trate.max() > 0.0
-    need_c = want_expected and n_dev > 0 and cache_b.max() > 0.0
-    if want_expected:
+    need_t = want_expected and n_dev > 0 and dev.transcendental_rate.max() > 0.0
+    need_c = want_expected and n_dev > 0 and dev.cache_bytes.max() > 0.0
+    if want_expected and opt.quantize:
         for layer in range(n_layers):
-            for term in range(n_terms):
-                if shape_c[0, layer, term] != 0.0:
-                    is_gemm[layer] = True
-    any_curve = n_dev > 0 and curve_n.max() > 0
+            is_gemm[layer] = lay.shape[0, layer].any()
+    any_curve = n_dev > 0 and dev.curve_n.max() > 0
     # reciprocals: the device loops multiply (a division costs several multiplications;
     # the results differ from dividing by at most an ulp)
-    inv_peak = 1.0 / peak
-    inv_bw = 1.0 / bandwidth
-    inv_apeak = 1.0 / apeak
+    inv_peak = 1.0 / dev.peak
+    inv_bw = 1.0 / dev.bandwidth
+    inv_apeak = 1.0 / dev.ceiling_flops
+    # the outputs as locals: numba (0.68) loses writes through a tuple's field in a prange loop
+    time, share, flops_out, working_out, expected_out = out
     for i in prange(basis.shape[0]):
         kd = dtype_idx[i]
-        tiles = np.empty(tile_m.shape[0])
-        pad = np.empty(tile_m.shape[0])
+        tiles = np.empty(n_classes)
+        pad = np.empty(n_classes)
         qs = np.empty(n_dev)
         t_bound = np.zeros(n_dev)
         t_mem = np.zeros(n_dev)
@@ -175,14 +269,12 @@ def grid(  # type: ignore[no-untyped-def]
         for layer in range(n_layers):
             f = 0.0
             y = 0.0
-            io = 0.0
             for term in range(n_terms):
                 x = basis[i, term]
-                f += flops_c[layer, term] * x
-                y += bytes_c[kd, layer, term] * x
+                f += lay.flops[layer, term] * x
+                y += lay.bytes[kd, layer, term] * x
             if want_bound:
-                for term in range(n_terms):
-                    io += io_c[kd, layer, term] * basis[i, term]
+                io = _poly_t(lay.io, kd, layer, basis, i)
                 total_f += f
                 if io > working:
                     working = io
@@ -192,70 +284,36 @@ def grid(  # type: ignore[no-untyped-def]
                     memory_bound = tm > tc
                     t_bound[j] += tm if memory_bound else tc
                     t_mem[j] += tm if memory_bound else 0.0
-            if not (want_expected and keep[layer]):
+            if not (want_expected and lay.keep[layer]):
                 continue
-            nk = 0.0
-            te = 0.0
-            yi = 0.0
-            g = 0.0
-            m = 0.0
-            n = 0.0
-            kk = 0.0
-            for term in range(n_terms):
-                nk += kernels_c[layer, term] * basis[i, term]
-            if need_t:
-                for term in range(n_terms):
-                    te += trans_c[layer, term] * basis[i, term]
-            if need_c:
-                for term in range(n_terms):
-                    yi += inst_c[kd, layer, term] * basis[i, term]
-            if quantize and is_gemm[layer]:
-                for term in range(n_terms):
-                    x = basis[i, term]
-                    g += shape_c[0, layer, term] * x
-                    m += shape_c[1, layer, term] * x
-                    n += shape_c[2, layer, term] * x
-                    kk += shape_c[3, layer, term] * x
-                n /= tensor
+            nk, te, yi, g, m, n, k = layer_terms(
+                lay, layer, kd, basis, i, tensor, need_t, need_c, is_gemm[layer]
+            )
             fe = f / tensor
             ye = y / tensor
-            te /= tensor
-            yi /= tensor
-            k_split = 0.0
-            log_s = 0.0
-            if g > 0.0:
-                m = m if m > 1.0 else 1.0
-                n = n if n > 1.0 else 1.0
-                _tiles(g, m, n, tile_m, tile_n, tiles, pad)
-                k_split = np.floor(kk / split_k_min)
-                if any_curve:
-                    s = min(m, min(n, kk))
-                    log_s = np.log(s if s > 1.0 else 1.0)
-            if g > 0.0:  # the GEMM's share of the device's ceiling, q
+            if g > 0.0:  # the GEMM's share of each device's ceiling, q
+                m, n, k_split, log_s = gemm_dims(m, n, k, opt.split_k_min, any_curve)
+                for c in range(n_classes):
+                    tiles[c], pad[c] = gemm_tiles(
+                        g, m, n, dev.tile_m[c], dev.tile_n[c], opt.min_tile
+                    )
+                fused = lay.fused[layer]
                 for j in range(n_dev):
-                    if curve_n[j] > 0:  # a measured curve by the smallest dimension
-                        r = _curve_at(log_s, curve_x[j], curve_y[kd, j], curve_n[j])
-                        q = r / apeak[kd, j]
-                        qs[j] = q if q < 1.0 else 1.0
-                    else:
-                        c = tile_class[j]
-                        qs[j] = _waves(tiles[c], pad[c], k_split, units[j])
-                    if fused[layer]:  # a fused attention kernel: its own ceiling's share
-                        qs[j] *= attention_share[kd, j]
+                    c = dev.tile_class[j]
+                    a = dev.attention_share[kd, j] if fused else 1.0
+                    qs[j] = gemm_share(tiles[c], pad[c], k_split, log_s, dev, kd, j, a)
             else:
                 qs[:] = 1.0
-            cached = need_c and cacheable[layer]
+            # need_c and need_t are the same for every device: the compiler takes the
+            # cache and transcendental branches out of the device loop when they are off
+            cacheable = need_c and lay.cacheable[layer]
             for j in range(n_dev):
-                tc = fe * inv_apeak[kd, j] / qs[j]
-                w = abw[j]
-                if cached and cache_b[j] > 0.0 and yi <= cache_b[j] and cache_bw[j] > w:
-                    w = cache_bw[j]
-                tm = ye / w
-                t = tc if tc > tm else tm
-                if need_t and trate[j] > 0.0 and te / trate[j] > t:
-                    t = te / trate[j]
-                launch = nk * overhead[j]  # nk >= 0 and t >= 0: a floor only where nk > 0
-                t_exp[j] += t if t > launch else launch
+                w = dev.ceiling_bandwidth[j]
+                if cacheable:
+                    w = stream_bandwidth(w, True, yi, dev.cache_bytes[j], dev.cache_bw[j])
+                rate = dev.transcendental_rate[j] if need_t else 0.0
+                o = dev.overhead_s[j]
+                t_exp[j] += layer_time(fe, ye, te, nk, inv_apeak[kd, j], qs[j], w, rate, o)
         if want_bound:
             flops_out[i] = total_f
             working_out[i] = working
@@ -265,3 +323,21 @@ def grid(  # type: ignore[no-untyped-def]
         if want_expected:
             for j in range(n_dev):
                 expected_out[i, j] = t_exp[j]
+
+
+@njit(**SCALAR)
+def utilization(g, m, n, k, units, tile_m, tile_n, split_k_min, min_tile, out):  # type: ignore[no-untyped-def]
+    """kernels.gemm_share: q of each GEMM (1 where g is 0) by the tile model."""
+    for i in range(out.shape[0]):
+        out[i] = 1.0
+        if g[i] > 0.0:
+            mi, ni, k_split, _ = gemm_dims(m[i], n[i], k[i], split_k_min, False)
+            tiles, pad = gemm_tiles(g[i], mi, ni, tile_m, tile_n, min_tile)
+            out[i] = gemm_waves(tiles, pad, k_split, units)
+
+
+@njit(**SCALAR)
+def curve(x, xs, ys, out):  # type: ignore[no-untyped-def]
+    """kernels.curve: curve_at of each x."""
+    for i in range(out.shape[0]):
+        out[i] = curve_at(x[i], xs, ys, xs.shape[0])

@@ -154,12 +154,11 @@ def _best_fitting(
 
 
 def _table(sweep: Sweep, batch: int, seq: int, context: int, dtype_index: int) -> LayerTable:
-    run = replace(
-        sweep.run.replica(),
-        batch=batch,
-        seq=seq if sweep.model.takes_seq else None,
-        context=context if sweep.phase == "decode" else None,
-        dtype=sweep.grid.dtypes[dtype_index],
+    run = sweep.run.replica().scenario(
+        batch,
+        seq if sweep.model.takes_seq else None,
+        context if sweep.phase == "decode" else None,
+        sweep.grid.dtypes[dtype_index],
     )
     return sweep.workload.layers(run)
 

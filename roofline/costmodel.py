@@ -179,7 +179,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     base = run.replica()
 
     def scenario(b: int, s: int | None, c: int | None, dtype: str) -> RunConfig:
-        return replace(base, batch=b, seq=s, context=c, dtype=dtype)
+        return base.scenario(b, s, c, dtype)
 
     def tables(dtype: str) -> list[tuple[Any, ...]]:
         return [_table_arrays(w, scenario(b, s, c, dtype)) for b, s, c in design]
@@ -194,7 +194,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     def shapes(forward: bool) -> tuple[np.ndarray, ...]:
         runs = [scenario(b, s, c, dtypes[0]) for b, s, c in design]
         if forward:
-            runs = [replace(r, phase="inference") for r in runs]
+            runs = [r.forward() for r in runs]
         arrays = [_shape_arrays(w, r) for r in runs]
         shape = np.stack([fit([a[0][i] for a in arrays]) for i in range(4)])
         return shape, fit([a[1] for a in arrays]), fit([a[2] for a in arrays])
@@ -202,7 +202,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     def instance_bytes(forward: bool) -> np.ndarray:
         def layers(b: int, s: int | None, c: int | None, dt: str) -> Any:
             r = scenario(b, s, c, dt)
-            return w.layers(replace(r, phase="inference") if forward else r)
+            return w.layers(r.forward() if forward else r)
 
         return np.stack([fit([layers(*p, dt).bytes for p in design]) for dt in dtypes])
 
@@ -221,10 +221,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
     recompute = None
     if run.training and run.recompute != "none":
         fwd_shape, fwd_kernels, fwd_trans = shapes(forward=True)
-        fwd = [
-            [w.layers(replace(scenario(b, s, c, dt), phase="inference")) for b, s, c in design]
-            for dt in dtypes
-        ]
+        fwd = [[w.layers(scenario(b, s, c, dt).forward()) for b, s, c in design] for dt in dtypes]
         first_fwd = fwd[0][0]
         keep = first_fwd.count > 1 if run.recompute == "full" else w.arch.attention_core(first_fwd)
         recompute = Pass(

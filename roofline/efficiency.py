@@ -4,7 +4,7 @@ The roofline bound of a layer is max(F / P, B / W): its FLOPs F at the datasheet
 its bytes B at the datasheet bandwidth W. The expected time replaces each ideal with what
 the device reaches, and adds what every kernel costs:
 
-  expected = n x max(max(F / (P_a x q), B / W, X / R) / n, o)
+  expected = max(F / (P_a x q), B / W, X / R, n x o)
 
   P_a   achievable dense GEMM FLOP/s for the datatype (measured: a vendor library's best
         large GEMM), W_a achievable memory bandwidth (a stream copy/triad); both from the
@@ -60,6 +60,11 @@ ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), `attent
 (a fused attention row's own ceiling), `cache` (W_a ->
 W_c: negative, time saved), `transcendentals` (X / R) and `kernel overhead` (n x o).
 With RunConfig.ideal every term is off: expected = bound.
+
+The formula is written once, as compiled scalar helpers (_numba_kernels: tile_side,
+gemm_tiles, gemm_waves, curve_at, gemm_share, stream_bandwidth, layer_time): the per-run
+path (`expected_times`, through kernels.expected_ladder) and the sweep's grid kernel both
+call them, and agree to the last bit. This module holds the constants and the array doors.
 """
 
 from __future__ import annotations
@@ -111,42 +116,22 @@ class Ceilings:
     # what a fused FlashAttention kernel reaches (None: not measured, the GEMM ceiling)
     attention_flops_per_s: float | None = None
 
-
-def _tile(size: Array, largest: int) -> Array:
-    """The power of two >= size, clipped to [MIN_TILE, largest]."""
-    size = np.maximum(np.asarray(size, dtype=np.float64), 1.0)
-    return np.clip(2.0 ** np.ceil(np.log2(size)), MIN_TILE, largest)
+    @property
+    def attention_ratio(self) -> float:
+        """The fused attention kernel's FLOP/s over the GEMM ceiling (0: not measured)."""
+        a = self.attention_flops_per_s
+        return a / self.flops_per_s if a and self.flops_per_s > 0 else 0.0
 
 
 def gemm_utilization(
     groups: Array, m: Array, n: Array, k: Array, units: int, tile_m: int, tile_n: int
 ) -> Array:
     """q of the module docstring: the share of the compute units' tile slots doing useful
-    work. Arrays broadcast; rows with groups == 0 (not GEMMs) get 1."""
-    groups = np.asarray(groups, dtype=np.float64)
-    gemm = groups > 0
-    g = np.where(gemm, groups, 1.0)
-    m, n, k = (np.where(gemm, v, 1.0) for v in (m, n, k))
-    tm, tn = _tile(m, tile_m), _tile(n, tile_n)
-    tiles = g * np.ceil(m / tm) * np.ceil(n / tn)
-    split = np.where(
-        tiles >= units,
-        1.0,
-        np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN))),
-    )
-    waves = np.ceil(tiles * split / units)
-    q = g * m * n / (tiles * tm * tn) * (tiles * split / (waves * units))
-    return np.where(gemm, np.minimum(q, 1.0), 1.0)
+    work. Arrays broadcast; rows with groups == 0 (not GEMMs) get 1. The scalar helpers the
+    expected time runs (kernels.gemm_share)."""
+    from .kernels import gemm_share
 
-
-def attention_share(names: Array, ceilings: Ceilings, training: bool) -> np.ndarray:
-    """(L,) the share of the GEMM ceiling a fused attention row reaches (1 for other rows
-    and where the device file measures no attention kernel): see ATTENTION_TRAINING."""
-    fused = fused_attention(names)
-    a = ceilings.attention_flops_per_s
-    if not a or ceilings.flops_per_s <= 0:
-        return np.ones(len(fused))
-    return np.where(fused, attention_factor(a / ceilings.flops_per_s, training), 1.0)
+    return gemm_share(groups, m, n, k, units, tile_m, tile_n, SPLIT_K_MIN, MIN_TILE)
 
 
 def attention_factor(ratio: Array, training: bool) -> Array:
@@ -160,10 +145,13 @@ def attention_factor(ratio: Array, training: bool) -> Array:
 
 def curve_rate(size: Array, curve: tuple[tuple[float, float], ...]) -> Array:
     """The curve's FLOP/s at `size` (the smallest GEMM dimension), linear in log size
-    between its points, its end values beyond them."""
+    between its points, its end values beyond them (kernels.curve, as the expected time
+    reads it)."""
+    from .kernels import curve as read
+
     xs = np.log([p[0] for p in curve])
     ys = np.array([p[1] for p in curve])
-    return np.interp(np.log(np.maximum(np.asarray(size, dtype=np.float64), 1.0)), xs, ys)
+    return read(np.log(np.maximum(np.asarray(size, dtype=np.float64), 1.0)), xs, ys)
 
 
 def kernels(table: LayerTable, training: bool) -> np.ndarray:
@@ -189,41 +177,46 @@ def expected_times(
     bound_s: np.ndarray,
     ceilings: Ceilings,
     training: bool,
+    tensor: int = 1,
 ) -> Expected:
-    """The expected time of each layer (totals over repeats) on one device. `flops` and
-    `nbytes` are totals over repeats on this device (a tensor-parallel share where split);
-    `table` gives the GEMM shapes and transcendentals, likewise per device."""
-    pa, wa = ceilings.flops_per_s, ceilings.bandwidth_bytes_per_s
-    c1 = np.maximum(flops / pa, nbytes / wa)
-    compute_binds = flops / pa >= nbytes / wa
-    if ceilings.gemm_curve:  # measured by shape: the curve's rate over the best
-        smallest = np.minimum(np.minimum(table.gemm_m, table.gemm_n), table.gemm_k)
-        rate = curve_rate(smallest, ceilings.gemm_curve)
-        q = np.where(table.gemm_groups > 0, np.minimum(rate / pa, 1.0), 1.0)
-    else:
-        q = gemm_utilization(
-            table.gemm_groups,
-            table.gemm_m,
-            table.gemm_n,
-            table.gemm_k,
-            ceilings.compute_units,
-            ceilings.tile_m,
-            ceilings.tile_n,
-        )
-    c2q = np.maximum(flops / (pa * q), nbytes / wa)
-    q = q * attention_share(table.name, ceilings, training)
-    c2 = np.maximum(flops / (pa * q), nbytes / wa)
-    n = kernels(table, training)
-    c3 = c2
-    cb, cbw = ceilings.cache_bytes, ceilings.cache_bandwidth_bytes_per_s
-    if cb and cbw and cbw > wa:  # one instance's bytes fit the cache: its bandwidth
-        fits = (table.weight_bytes == 0) & (nbytes / np.maximum(table.count, 1) <= cb)
-        w = np.where(fits, cbw, wa)
-        c3 = np.maximum(flops / (pa * q), nbytes / w)
-    c4 = c3
-    if ceilings.transcendentals_per_s:
-        c4 = np.maximum(c3, table.transcendentals * table.count / ceilings.transcendentals_per_s)
-    overhead = n * np.maximum(ceilings.kernel_overhead_s - c4 / n, 0.0)
+    """The expected time of each layer (totals over repeats) on one device of a
+    tensor-parallel group of `tensor`. `flops` and `nbytes` are the table's totals over
+    repeats (its FLOPs, bytes, transcendentals and a GEMM's n are divided by `tensor`, its
+    kernel launches are not: every device launches every kernel); `bound_s` is the roofline
+    bound of each layer's share. The terms are the compiled scalar helpers the sweep's grid
+    kernel runs (kernels.expected_ladder), switched on one after another."""
+    from .kernels import Expectation, expected_ladder
+
+    c = ceilings
+    curve = c.gemm_curve or ()
+    count = np.maximum(table.count, 1)
+    e = Expectation(
+        shape=np.stack([table.gemm_groups, table.gemm_m, table.gemm_n, table.gemm_k])[..., None],
+        kernel_counts=kernels(table, training)[:, None],
+        keep=None,
+        ceiling_flops=[[c.flops_per_s]],
+        ceiling_bandwidth=[c.bandwidth_bytes_per_s],
+        units=[c.compute_units],
+        tile_m=[c.tile_m],
+        tile_n=[c.tile_n],
+        overhead_s=[c.kernel_overhead_s],
+        tensor=tensor,
+        split_k_min=SPLIT_K_MIN,
+        min_tile=MIN_TILE,
+        transcendentals=(table.transcendentals * table.count)[:, None],
+        instance_bytes=(nbytes / count)[None, :, None],
+        cacheable=table.weight_bytes == 0,
+        curve_x=[np.log([p[0] for p in curve])] if curve else None,
+        curve_y=[[[p[1] for p in curve]]] if curve else None,
+        curve_n=[len(curve)],
+        transcendental_rate=[c.transcendentals_per_s or 0.0],
+        cache_bytes=[c.cache_bytes or 0.0],
+        cache_bandwidth=[c.cache_bandwidth_bytes_per_s or 0.0],
+        attention_layers=fused_attention(table.name),
+        attention_share=[[attention_factor(c.attention_ratio, training)]],
+    )
+    c1, c2q, c2, c3, c4, total = expected_ladder(flops, nbytes, e)
+    compute_binds = flops / c.flops_per_s >= nbytes / c.bandwidth_bytes_per_s
     ceiling_loss = c1 - bound_s
     losses = {
         "compute ceiling": np.where(compute_binds, ceiling_loss, 0.0),
@@ -232,6 +225,6 @@ def expected_times(
         "attention kernel": c2 - c2q,
         "cache": c3 - c2,
         "transcendentals": c4 - c3,
-        "kernel overhead": overhead,
+        "kernel overhead": total - c4,
     }
-    return Expected(c4 + overhead, losses)
+    return Expected(total, losses)

@@ -25,7 +25,7 @@ Split over the layout (Rajbhandari et al. 2020 for ZeRO):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,7 @@ def activation_bytes(w: Workload, run: RunConfig) -> float:
     table = w.layers(run)
     if run.training:
         if run.recompute == "full":
-            forward = w.layers(replace(run, phase="inference"))  # the blocks' inputs
+            forward = w.layers(run.forward())  # the blocks' inputs
             return _recomputed(table.saved_bytes, table.count, forward.input_bytes)
         if run.recompute == "selective":
             dropped = w.arch.attention_core(table) & (table.kind == "softmax")
@@ -143,11 +143,13 @@ def memory_breakdown(w: Workload, run: RunConfig) -> MemoryBreakdown:
     return footprint(run, w.params, held_activations(w, run), kv_cache_bytes(w, replica))
 
 
-def in_flight(run: RunConfig) -> int:
+def in_flight(run: RunConfig, micro_batches: Array | None = None) -> Array:
     """Micro-batches whose activations one pipeline stage holds at once under 1F1B: the
     first stage has run the forward pass of `pipeline` of them before the first backward
-    (Narayanan et al. 2021), or all of them when there are fewer."""
-    return min(run.layout.pipeline, run.micro_batches)
+    (Narayanan et al. 2021), or all of them when there are fewer. A sweep passes its
+    micro-batches a step (an array); by default the run's."""
+    m = run.micro_batches if micro_batches is None else micro_batches
+    return np.minimum(run.layout.pipeline, m) if np.ndim(m) else min(run.layout.pipeline, m)
 
 
 def held_activations(w: Workload, run: RunConfig) -> float:
@@ -158,8 +160,7 @@ def held_activations(w: Workload, run: RunConfig) -> float:
     stage: L s b h (34 + 5 a s / h) / t for a micro-batch of b (with sequence parallelism)."""
     if not run.training:  # a forward pass keeps nothing: its working set, whole batch
         return activation_bytes(w, run.replica())
-    micro = replace(run.replica(), batch=run.micro_batch_size)
-    return activation_bytes(w, micro) * in_flight(run)
+    return activation_bytes(w, run.micro()) * float(in_flight(run))
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,13 @@ Device.link_bytes_per_s, one direction):
                      gradients, 1.5x the traffic)
   tensor parallel    the family's all-reduces per block (Megatron-LM transformers: 2 in the
                      forward pass, 2 more in the backward) of the block-boundary activation
-                     (batch/data x tokens x hidden), for the blocks of one pipeline stage
+                     (micro-batch x tokens x hidden), for the blocks of one pipeline stage,
+                     once a micro-batch
   pipeline parallel  the boundary activation forward (and its gradient back in training),
-                     split over the tensor-parallel devices
+                     split over the tensor-parallel devices, once a micro-batch and model
+                     chunk (interleaved 1F1B: virtual_stages chunks a rank)
+One function (`traffic`) gives these collectives; the roofline bound adds up their bytes
+and the expected time (step.py) times each on its links.
 """
 
 from __future__ import annotations
@@ -34,12 +38,41 @@ Array = Any
 
 
 @dataclass(frozen=True)
-class Communication:
-    """Bytes each device sends per step; floats, or arrays of one value per scenario."""
+class Collective:
+    """One kind of collective in a step: `calls` calls, each sending `nbytes` per device in
+    `steps` latency-bound steps, over a group whose ranks span `span` consecutive ranks.
+    Floats, or arrays of one value per scenario."""
 
-    data_bytes: Array
-    tensor_bytes: Array
-    pipeline_bytes: Array
+    nbytes: Array
+    calls: Array
+    steps: Array
+    span: Array
+
+    @property
+    def total_bytes(self) -> Array:
+        return self.calls * self.nbytes
+
+
+@dataclass(frozen=True)
+class Communication:
+    """What each device sends per step: the bound adds up the bytes (`total_bytes`), the
+    expected time times each collective on its links (step.communication_parts)."""
+
+    tensor: Collective
+    pipeline: Collective
+    data: Collective
+
+    @property
+    def data_bytes(self) -> Array:
+        return self.data.total_bytes
+
+    @property
+    def tensor_bytes(self) -> Array:
+        return self.tensor.total_bytes
+
+    @property
+    def pipeline_bytes(self) -> Array:
+        return self.pipeline.total_bytes
 
     @property
     def total_bytes(self) -> Array:
@@ -58,32 +91,46 @@ def traffic(
     blocks: int,
     allreduces_per_block: int,
     *,
+    micro_batches: Array | None = None,
     bytes_per_element: Array | None = None,
     data: Array | None = None,
 ) -> Communication:
-    """The layout's communication, from the model's parameter count, its block-boundary
-    activation bytes for one replica, and its blocks. A sweep passes arrays for the bytes
-    per element, the data-parallel degree and the boundary bytes; the rest comes from `run`."""
+    """The layout's collectives in one step, from the model's parameter count, the
+    block-boundary activation bytes of one micro-batch (`run.micro()`), its blocks and the
+    family's all-reduces a block. Each of the m micro-batches runs, in each pass (forward,
+    and backward in training):
+      tensor    the all-reduces of its stage's blocks (blocks / pipeline of them), ring over
+                the tensor group: 2 (t - 1) steps
+      pipeline  a send of its boundary activation / tensor to the next stage, v times with v
+                model chunks a rank (interleaved 1F1B: each micro-batch crosses v x as many
+                stage boundaries; Narayanan et al. 2021, sec. 2.2), over a group spanning
+                tensor x data x pipeline ranks (tensor innermost, then data, then pipeline)
+    and in training the replicas all-reduce the gradients once a step, P x bytes / (tensor
+    x pipeline) (ZeRO-3: all-gather the parameters twice and reduce-scatter the gradients,
+    1.5x the traffic), ring over the data group (stride tensor: it spans tensor x data).
+    A sweep passes arrays for the micro-batches a step, the bytes per element, the
+    data-parallel degree and the boundary bytes; the rest comes from `run`."""
     d = run.layout.data if data is None else data
-    t, pp, zero = run.layout.tensor, run.layout.pipeline, run.layout.zero
+    t, pp = run.layout.tensor, run.layout.pipeline
+    m = run.micro_batches if micro_batches is None else micro_batches
     nb = BYTES_PER_ELEMENT[run.dtype] if bytes_per_element is None else bytes_per_element
     passes = 2 if run.training else 1  # forward, and backward in training
+    calls = m * passes * allreduces_per_block * blocks / pp if t > 1 else 0.0
+    tensor = Collective(allreduce_bytes(t, boundary_bytes), calls, 2 * (t - 1), t)
+    sends = m * passes * run.virtual_stages if pp > 1 else 0.0
+    pipeline = Collective(boundary_bytes / t, sends, 1, t * d * pp)
     grads = params * nb / (t * pp)
-    factor = 1.5 if zero >= 3 else 1.0
-    data_bytes = factor * allreduce_bytes(d, grads) if run.training else 0.0 * d
-    tensor_bytes = 0.0 * boundary_bytes
-    if t > 1:
-        per_block = passes * allreduces_per_block * allreduce_bytes(t, boundary_bytes)
-        tensor_bytes = blocks / pp * per_block
-    pipe_bytes = passes * boundary_bytes / t if pp > 1 else 0.0 * boundary_bytes
-    return Communication(data_bytes, tensor_bytes, pipe_bytes)
+    factor = 1.5 if run.layout.zero >= 3 else 1.0
+    reduce = factor * allreduce_bytes(d, grads)  # 0 for one replica
+    gradients = Collective(reduce, 1.0 if run.training else 0.0, 2 * (d - 1), t * d)
+    return Communication(tensor, pipeline, gradients)
 
 
 def communication(w: Workload, run: RunConfig) -> Communication:
+    """The layout's collectives in one step of `run` (traffic)."""
     w.check_layout(run.layout)
-    replica = run.replica()
     split = w.arch.tensor_split
-    boundary = w.arch.boundary_elements(replica) * BYTES_PER_ELEMENT[run.dtype]
+    boundary = w.arch.boundary_elements(run.micro()) * BYTES_PER_ELEMENT[run.dtype]
     return traffic(
         run, w.params, boundary, w.arch.blocks, split.allreduces_per_block if split else 0
     )
@@ -134,10 +181,9 @@ def min_layout(
                     continue
                 if kv is None:
                     kv = kv_cache_bytes(w, replica)
-                size = candidate.micro_batch_size if run.training else replica.batch
-                key = (size, candidate.replica().replicated_over)
+                micro = candidate.micro() if run.training else candidate.replica()
+                key = (micro.batch, micro.replicated_over)
                 if key not in per_micro:
-                    micro = replace(replica, batch=size, replicated_over=key[1])
                     per_micro[key] = activation_bytes(w, micro)
                 held = per_micro[key] * (in_flight(candidate) if run.training else 1)
                 m = footprint(candidate, w.params, held, kv)

@@ -12,6 +12,7 @@ field (`batch`, `layout.tensor`, ...), which the CLI shows as its flag (`--batch
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .dtypes import BYTES_PER_ELEMENT, KV_BYTES, WEIGHT_BYTES, check_dtype, check_storage
 from .errors import FieldError
@@ -250,14 +251,20 @@ class RunConfig:
     @property
     def micro_batch_size(self) -> int:
         """Samples per pipeline micro-batch (the default of `micro_batch` resolved)."""
-        if self.micro_batch is not None:
-            return self.micro_batch
-        return self.local_batch if self.layout.pipeline == 1 else 1
+        return int(self.micro_batch_of(self.local_batch))
 
     @property
     def micro_batches(self) -> int:
         """Micro-batches one replica runs per step (gradient accumulation when pipeline=1)."""
         return self.local_batch // self.micro_batch_size
+
+    def micro_batch_of(self, local_batch: Any) -> Any:
+        """The micro-batch size at a local batch of `local_batch` samples (an int, or a
+        sweep's array of them): `micro_batch` where given; else the whole local batch
+        without pipelining, 1 with it."""
+        if self.micro_batch is not None:
+            return 0 * local_batch + self.micro_batch
+        return local_batch if self.layout.pipeline == 1 else 0 * local_batch + 1
 
     def replica(self) -> RunConfig:
         """The same run for one data-parallel replica on one device: the local batch, no
@@ -272,6 +279,31 @@ class RunConfig:
             micro_batch=None,
             replicated_over=1 if self.sequence_parallel else tensor,
         )
+
+    def micro(self) -> RunConfig:
+        """One micro-batch of a step on one device, no layout: the replica at
+        `micro_batch_size` samples (its whole batch without pipelining or accumulation)."""
+        return replace(self.replica(), batch=self.micro_batch_size)
+
+    def forward(self) -> RunConfig:
+        """The run's forward pass alone: a training run as phase inference (what its
+        activations are made of and what recomputation runs again); other runs are
+        forward passes already."""
+        return replace(self, phase="inference") if self.training else self
+
+    def scenario(
+        self,
+        batch: int,
+        seq: int | None,
+        context: int | None,
+        dtype: str,
+        data: int | None = None,
+    ) -> RunConfig:
+        """This run at one scenario of a sweep, checked as any run is: a sweep's axes own
+        the batch, seq, context, dtype and (data) the data-parallel degree; the rest (phase,
+        training settings, tensor and pipeline, micro-batch) is this run's."""
+        layout = self.layout if data is None else replace(self.layout, data=data)
+        return replace(self, batch=batch, seq=seq, context=context, dtype=dtype, layout=layout)
 
     def with_layout(self, layout: Layout) -> RunConfig:
         return replace(self, layout=layout)

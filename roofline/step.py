@@ -3,8 +3,8 @@ expected time, with the parts of the difference named.
 
 Bound (the roofline; unchanged by any efficiency term):
   compute        the replica's roofline time over tensor x pipeline devices (no bubble)
-  communication  the layout's traffic (parallel.traffic) on the scale-up link, one
-                 direction, not overlapped
+  communication  the layout's traffic (parallel.traffic: the bytes of its collectives) on
+                 the scale-up link, one direction, not overlapped
 
 Expected (a layout of t x pp x d devices; m micro-batches of b samples per replica):
   stage      E: one micro-batch on one device: the model's layers at batch b, FLOPs and
@@ -21,8 +21,9 @@ Expected (a layout of t x pp x d devices; m micro-batches of b samples per repli
              inference steps, are the model's two fitted parameters (calibration.py:
              each fitted on half its measured runs, reported on the other half); 0 with
              RunConfig.ideal
-  tensor     m x the micro-batch's tensor-parallel all-reduces
-  pipeline   m x the micro-batch's stage-boundary sends (and gradients back)
+  tensor     m x the micro-batch's tensor-parallel all-reduces     } the collectives of
+  pipeline   m x v x the micro-batch's stage-boundary sends (and   } parallel.traffic,
+             gradients back)                                       } the bound's too
   data       the gradient all-reduce (ZeRO-3: 1.5x), of which RunConfig.dp_overlap is
              hidden behind the last micro-batch's backward pass, no more than it lasts
              (ZeRO-3: the whole step's kernels, its gathers under every micro-batch)
@@ -45,13 +46,11 @@ from typing import Any
 import numpy as np
 
 from .calibration import sustained_share
-from .collectives import allreduce_bytes
-from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import expected_times
 from .errors import FieldError
 from .hardware import Device, ceilings, cluster, link_terms
 from .kernels import evaluate
-from .parallel import communication
+from .parallel import Collective, Communication, communication
 from .scenario import RunConfig
 from .workloads import Workload
 
@@ -86,9 +85,7 @@ def _stage(w: Workload, run: RunConfig, device: Device, rows: str) -> tuple[floa
     of the layout: the whole model's layers / tensor / pipeline. rows: "all", or the rows a
     recomputation runs again ("full", "selective"), forward only."""
     t, pp = run.layout.tensor, run.layout.pipeline
-    micro = replace(run.replica(), batch=run.micro_batch_size)
-    if rows != "all":
-        micro = replace(micro, phase="inference")
+    micro = run.micro() if rows == "all" else run.micro().forward()
     table = w.layers(micro)
     keep = np.ones(len(table), dtype=bool)
     if rows == "full":
@@ -103,13 +100,9 @@ def _stage(w: Workload, run: RunConfig, device: Device, rows: str) -> tuple[floa
     if run.ideal:
         expected = bound
     else:
-        split = replace(
-            table,
-            gemm_n=np.maximum(table.gemm_n / t, 1.0),
-            transcendentals=table.transcendentals / t,
-        )
         c = ceilings(device, run.dtype)
-        expected = expected_times(split, flops, nbytes, bound, c, micro.training).time_s
+        whole = (table.total_flops, table.total_bytes)
+        expected = expected_times(table, *whole, bound, c, micro.training, tensor=t).time_s
     return (
         float(expected[keep].sum()) / pp,
         float(bound[keep].sum()) / pp,
@@ -163,40 +156,18 @@ def collective_s(nbytes: Array, steps: Array, span: Array, links: Links, ideal: 
 
 
 def communication_parts(
-    run: RunConfig,
-    params: float,
-    boundary_bytes: Array,
-    blocks: int,
-    allreduces_per_block: int,
-    links: Links,
-    *,
-    micro_batches: Array,
-    bytes_per_element: Array,
-    data: Array,
+    comm: Communication, links: Links, ideal: bool
 ) -> tuple[Array, Array, Array]:
-    """(tensor, pipeline, data) seconds of a step: the micro-batches' tensor-parallel
-    all-reduces and stage sends (`boundary_bytes`: one micro-batch's block-boundary
-    activation) and the gradient all-reduce, whole (`assemble` hides its overlap)."""
-    t, pp, zero = run.layout.tensor, run.layout.pipeline, run.layout.zero
-    passes = 2 if run.training else 1
-    tensor: Array = 0.0  # parts that cannot occur stay scalar zeros (cheap in sweeps)
-    if t > 1 and allreduces_per_block:
-        calls = passes * allreduces_per_block * blocks / pp
-        one = collective_s(allreduce_bytes(t, boundary_bytes), 2 * (t - 1), t, links, run.ideal)
-        tensor = micro_batches * calls * one
-    pipeline: Array = 0.0
-    if pp > 1:
-        span = t * np.asarray(data) * pp  # tensor, then data, then pipeline ranks
-        sends = micro_batches * passes * run.virtual_stages  # interleaving: v x the sends
-        pipeline = sends * collective_s(boundary_bytes / t, 1, span, links, run.ideal)
-    reduce: Array = 0.0
-    if run.training and np.any(np.asarray(data) > 1):
-        grads = params * bytes_per_element / (t * pp)
-        factor = 1.5 if zero >= 3 else 1.0
-        d = np.asarray(data, dtype=np.float64)
-        size = factor * allreduce_bytes(d, grads)  # 0 for one replica
-        reduce = collective_s(size, 2 * (d - 1), t * d, links, run.ideal)
-    return tensor, pipeline, reduce
+    """(tensor, pipeline, data) seconds of a step's collectives (parallel.traffic), each
+    call timed on its links (collective_s); the gradient all-reduce whole (`assemble`
+    hides its overlap). A collective that cannot occur is a scalar zero (cheap in sweeps)."""
+
+    def seconds(c: Collective) -> Array:
+        if not (np.any(c.calls) and np.any(c.nbytes)):
+            return 0.0
+        return c.calls * collective_s(c.nbytes, c.steps, c.span, links, ideal)
+
+    return seconds(comm.tensor), seconds(comm.pipeline), seconds(comm.data)
 
 
 def assemble(
@@ -238,26 +209,13 @@ def assemble(
     }
 
 
-def _expected(w: Workload, run: RunConfig, device: Device) -> StepTime:
+def _expected(w: Workload, run: RunConfig, device: Device, traffic: Communication) -> StepTime:
     m = run.micro_batches
     stage, _, flops = _stage(w, run, device, "all")
     recompute = recompute_flops = 0.0
     if run.training and run.recompute != "none":
         recompute, _, recompute_flops = _stage(w, run, device, run.recompute)
-    nb = BYTES_PER_ELEMENT[run.dtype]
-    micro = replace(run.replica(), batch=run.micro_batch_size)
-    split = w.arch.tensor_split
-    comm = communication_parts(
-        run,
-        w.params,
-        w.arch.boundary_elements(micro) * nb,
-        w.arch.blocks,
-        split.allreduces_per_block if split else 0,
-        links(device, run),
-        micro_batches=m,
-        bytes_per_element=nb,
-        data=run.layout.data,
-    )
+    comm = communication_parts(traffic, links(device, run), run.ideal)
     parts = {k: float(v) for k, v in assemble(run, stage, recompute, m, comm).items()}
     total = sum(parts.values())
     peak = device.peak(run.dtype)
@@ -281,8 +239,9 @@ def step_time(w: Workload, run: RunConfig, device: Device) -> StepTime:
         compute = analyze(w, device, run.replica()).total_time_s / run.layout.model_split
     except FieldError as exc:  # the device lacks the datatype
         return StepTime(None, None, exc.problem)
-    comm = communication(w, run).time_s(device)
+    traffic = communication(w, run)  # the bound's bytes and the expected time's collectives
+    comm = traffic.time_s(device)
     if comm == math.inf:
         return StepTime(compute, None, f"{device.key} has no scale-up interconnect in its file")
-    e = _expected(w, run, device)
+    e = _expected(w, run, device, traffic)
     return replace(e, compute_s=compute, communication_s=comm)

@@ -4,16 +4,17 @@ The cost model (costmodel.py) gives each layer's costs as polynomials in the sce
 kernels (`kernels.sweep`, `kernels.sweep_expected`) evaluate every (scenario, device) pair
 without a Python loop, in chunks, so memory stays bounded when only the per-device
 summaries are wanted. Memory per device, communication and the expected step time then come
-from the same formulas as one run's (`memory.footprint`, `parallel.traffic`,
-`step.communication_parts`, `step.assemble`), given arrays. Models whose costs are not
-polynomial are swept scenario by scenario through their own tables, up to
-costmodel.MAX_EXACT_SCENARIOS.
+from the same formulas as one run's (`RunConfig.micro_batch_of`, `memory.in_flight`,
+`memory.footprint`, `parallel.traffic`, `step.communication_parts`, `step.assemble`), given
+arrays; the kernels' expected time runs the compiled helpers the per-run path runs
+(efficiency.py). Models whose costs are not polynomial are swept scenario by scenario
+through their own tables, up to costmodel.MAX_EXACT_SCENARIOS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -21,13 +22,13 @@ import numpy as np
 from .collectives import transfer_time_s
 from .costmodel import MAX_EXACT_SCENARIOS, CostModel, Pass, basis
 from .dtypes import BYTES_PER_ELEMENT
-from .efficiency import SPLIT_K_MIN, attention_factor
+from .efficiency import MIN_TILE, SPLIT_K_MIN, attention_factor
 from .errors import RooflineError
 from .hardware import Device
 from .kernels import Expectation, sweep_expected
 from .kernels import sweep as sweep_kernel
-from .memory import footprint
-from .parallel import traffic
+from .memory import footprint, in_flight
+from .parallel import Communication, traffic
 from .step import Links, assemble, communication_parts, step_time
 
 
@@ -146,40 +147,47 @@ def evaluate_grid(
         end = min(n, start + chunk)
         batch, seq, ctx, dt, reps = grid.chunk(start, end)
         nb = nb_of[dt]
-        x = basis(batch // reps, seq, ctx)
-        # one pass gives the bound and, when a micro-batch is the whole replica (no
-        # pipelining, no gradient accumulation), the stage's expected time as well
-        whole = run.micro_batch is None and run.layout.pipeline == 1
+        local = batch // reps
+        x = basis(local, seq, ctx)
+        # the micro-batches of a step (RunConfig's rule, memory's and step's): one pass
+        # gives the bound and, when a micro-batch is the whole replica, the stage's
+        # expected time as well
+        micro = run.micro_batch_of(local)
+        m = local // micro
+        whole = bool(np.all(micro == local))
+        xm = x if whole else basis(micro, seq, ctx)
         e = _expectation(model, model.step, grid) if whole else None
         k = sweep_kernel(
             model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth, e
         )
-        if run.training:  # one micro-batch's activations x those in flight (memory.py)
-            local = batch // reps
-            micro = np.full_like(local, run.micro_batch) if run.micro_batch else local
-            if run.micro_batch is None and run.layout.pipeline > 1:
-                micro = np.ones_like(local)
-            held = np.minimum(run.layout.pipeline, local // micro)
-            xm = basis(micro, seq, ctx)
-            acts = np.einsum("sk,sk->s", xm, model.activation_bytes[dt]) * held
+        if run.training:  # memory.held_activations: one micro-batch's x those in flight
+            acts = np.einsum("sk,sk->s", xm, model.activation_bytes[dt]) * in_flight(run, m)
         else:
             acts = k.working_bytes
         kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt]) if uses_kv else 0.0
-        boundary = np.einsum("sk,sk->s", x, model.boundary_bytes[dt]) if split > 1 else 0.0
         memory = footprint(run, model.params, acts, kv, bytes_per_element=nb, data=reps).total
+        # the layout's collectives (S, 1), for the bound's bytes and the expected time's
+        # seconds (S, D); one micro-batch a step (most sweeps): a scalar, so that no part
+        # is an (S, D) product
+        mb = 1.0 if np.all(m == 1) else m[:, None].astype(np.float64)
+        boundary = 0.0
+        if split > 1:
+            boundary = np.einsum("sk,sk->s", xm, model.boundary_bytes[dt])[:, None]
         comm = traffic(
             run,
             model.params,
             boundary,
             model.blocks,
             model.allreduces_per_block,
-            bytes_per_element=nb,
-            data=reps.astype(np.float64),
-        ).total_bytes
+            micro_batches=mb,
+            bytes_per_element=nb[:, None],
+            data=reps[:, None].astype(np.float64),
+        )
         time = k.time_s / split if split > 1 else k.time_s
-        if np.any(comm):  # most sweeps send nothing: skip an (S, D) pass
-            time = time + transfer_time_s(comm[:, None], grid.link[None, :])
-        expected = _expected_grid(model, grid, batch // reps, seq, ctx, dt, nb, reps, k.expected_s)
+        total = comm.total_bytes
+        if np.any(total):  # most sweeps send nothing: skip an (S, D) pass
+            time = time + transfer_time_s(total, grid.link[None, :])
+        expected = _expected_grid(model, grid, xm, dt, mb, comm, k.expected_s)
         out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected)
         if reduce is not None:
             reduce(start, out)
@@ -200,29 +208,20 @@ def evaluate_grid(
 def _expected_grid(
     model: CostModel,
     grid: Grid,
-    local: np.ndarray,
-    seq: np.ndarray,
-    ctx: np.ndarray,
+    xm: np.ndarray,
     dt: np.ndarray,
-    nb: np.ndarray,
-    reps: np.ndarray,
+    mb: float | np.ndarray,
+    comm: Communication,
     whole_stage: np.ndarray | None,
 ) -> np.ndarray:
     """(S, D) expected step times: step.py's model (micro-batch stage time from the
-    expected-time kernel, recomputation, bubble, collectives), given arrays.
+    expected-time kernel at the micro-batch's basis terms xm, recomputation, bubble,
+    collectives), given arrays. `mb`: micro-batches a step (1.0: one for every scenario);
     `whole_stage`: the stage time already computed for the whole replica, if it was."""
     run, c, step = model.run, grid.ceilings, model.step
     if c is None or step is None:
-        return np.full((len(local), len(grid.bandwidth)), np.nan)
+        return np.full((len(xm), len(grid.bandwidth)), np.nan)
     pp = run.layout.pipeline
-    if run.micro_batch is not None:
-        micro = np.full_like(local, run.micro_batch)
-    else:
-        micro = local if pp == 1 else np.ones_like(local)
-    m = (local // micro).astype(np.float64)
-    xm = basis(micro, seq, ctx)
-    # one micro-batch a step (most sweeps): a scalar, so that no part is an (S, D) product
-    mb = 1.0 if np.all(m == 1.0) else m[:, None]
 
     def stage(p: Pass) -> np.ndarray:
         exp = _expectation(model, p, grid)
@@ -231,19 +230,8 @@ def _expected_grid(
 
     e = stage(step) if whole_stage is None else whole_stage / pp if pp > 1 else whole_stage
     r = stage(model.recompute) if model.recompute is not None else 0.0
-    boundary = np.einsum("sk,sk->s", xm, model.boundary_bytes[dt])
-    comm = communication_parts(
-        run,
-        model.params,
-        boundary[:, None],
-        model.blocks,
-        model.allreduces_per_block,
-        c.links,
-        micro_batches=mb,
-        bytes_per_element=nb[:, None],
-        data=reps[:, None].astype(np.float64),
-    )
-    parts = list(assemble(run, e, r, mb, comm).values())
+    comm_s = communication_parts(comm, c.links, run.ideal)
+    parts = list(assemble(run, e, r, mb, comm_s).values())
     arrays = [p for p in parts if np.ndim(p)]  # parts that cannot occur are scalar zeros
     total = np.array(arrays[0], dtype=np.float64)  # a copy: `e` may be the kernel's output
     for part in arrays[1:]:
@@ -273,6 +261,7 @@ def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | 
         overhead_s=0.0 * c.overhead_s if ideal else c.overhead_s,
         tensor=run.layout.tensor,
         split_k_min=SPLIT_K_MIN,
+        min_tile=MIN_TILE,
         quantize=not ideal,
         transcendentals=p.transcendentals,
         instance_bytes=p.instance_bytes,
@@ -320,13 +309,12 @@ def _evaluate_exact(
     memory, flops = np.empty(n), np.empty(n)
     split = base.layout.model_split
     for i in range(n):
-        run = replace(
-            base,
-            batch=int(batch[i]),
-            seq=int(seq[i]) if model.takes_seq else None,
-            context=int(ctx[i]) if base.phase == "decode" else None,
-            dtype=grid.dtypes[dt[i]],
-            layout=replace(base.layout, data=int(reps[i])),
+        run = base.scenario(
+            int(batch[i]),
+            int(seq[i]) if model.takes_seq else None,
+            int(ctx[i]) if base.phase == "decode" else None,
+            grid.dtypes[dt[i]],
+            data=int(reps[i]),
         )
         table = w.layers(run.replica())
         r = evaluate(table.total_flops, table.total_bytes, grid.peak[dt[i]], grid.bandwidth)

@@ -84,7 +84,8 @@ def build_sweep(
 ) -> Sweep:
     """The Cartesian product of the axes, checked; every device must have every dtype.
     `run` says how each scenario runs; its own batch, seq, context and dtype are replaced
-    by the axes', and its data-parallel degree by `replicas`."""
+    by the axes', and its data-parallel degree by `replicas` (RunConfig.scenario: the
+    sweep reads none of them)."""
     run = run or RunConfig()
     for name, axis in (
         ("batch", batches),
@@ -116,10 +117,16 @@ def build_sweep(
         raise FieldError("seq", None, f"{workload.key} takes a fixed input; leave seq out")
     if run.phase != "decode" and any(c is not None for c in contexts):
         raise FieldError("context", None, "applies to phase decode only")
+    # the axes own each scenario's batch, seq, context, dtype and replicas (RunConfig.
+    # scenario); `run`'s own are placeholders, never read. Every value is checked as a run
+    # of its own: a micro-batch must divide each local batch, a seq fit the model
+    for b in batches:
+        for n in replicas:
+            run.scenario(b, seqs[0], contexts[0], dtypes[0], data=n)
     default = arch.default_seq or 1
     for s in seqs:  # validate against the model once per value
         for c in contexts:
-            workload.layers(replace(run.replica(), batch=1, seq=s, context=c))
+            workload.layers(run.replica().scenario(1, s, c, dtypes[0]))
     try:
         model = cost_model(workload, run, tuple(dtypes))
     except NotPolynomial:
@@ -183,17 +190,7 @@ def device_ceilings(
         curve_x=curve_x,
         curve_y=curve_y,
         curve_n=curve_n,
-        attention_share=np.array(
-            [
-                [
-                    c.attention_flops_per_s / c.flops_per_s
-                    if c.attention_flops_per_s and c.flops_per_s > 0
-                    else 0.0
-                    for c in row
-                ]
-                for row in per
-            ]
-        ),
+        attention_share=np.array([[c.attention_ratio for c in row] for row in per]),
         links=Links(
             *(
                 np.array([getattr(x, f) for x in each], dtype=np.float64)

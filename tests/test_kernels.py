@@ -207,12 +207,18 @@ def test_sweep_kernel_checks_its_inputs(change, message):
     ],
 )
 def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor):
-    """The numba expected-time kernel and efficiency.expected_times (numpy) agree, on real
-    layer tables (K = 1 basis term: the coefficients are the values themselves)."""
+    """The numba expected-time kernel and efficiency.expected_times (the per-run path) agree
+    on real layer tables (K = 1 basis term: the coefficients are the values themselves)."""
     from dataclasses import replace
 
     from roofline import RunConfig, get_device, get_workload
-    from roofline.efficiency import SPLIT_K_MIN, attention_factor, expected_times, kernels
+    from roofline.efficiency import (
+        MIN_TILE,
+        SPLIT_K_MIN,
+        attention_factor,
+        expected_times,
+        kernels,
+    )
     from roofline.hardware import ceilings
     from roofline.kernels import Expectation, sweep, sweep_expected
     from roofline.layers import fused_attention
@@ -241,6 +247,7 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
         overhead_s=[c.kernel_overhead_s for c in cs],
         tensor=tensor,
         split_k_min=SPLIT_K_MIN,
+        min_tile=MIN_TILE,
         transcendentals=(t.transcendentals * t.count)[:, None],
         instance_bytes=t.bytes[None, :, None],
         cacheable=t.weight_bytes == 0,
@@ -264,19 +271,18 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     bw = [d.memory_bandwidth_bytes_per_s for d in devices]
     both = sweep(*coef, t.total_bytes[None, :, None], basis1, dt0, peak, bw, expectation)
     np.testing.assert_array_equal(both.expected_s, out)
-    split = replace(
-        t, gemm_n=np.maximum(t.gemm_n / tensor, 1.0), transcendentals=t.transcendentals / tensor
-    )
+    # the per-run path (efficiency.expected_times) runs the kernel's own scalar helpers:
+    # the same numbers to the last bit (summed in the kernel's order, layer by layer)
+    f, y, zero = t.total_flops, t.total_bytes, np.zeros(len(t))
     for j, c in enumerate(cs):
-        f, y = t.total_flops / tensor, t.total_bytes / tensor
-        e = expected_times(split, f, y, np.zeros(len(t)), c, run.training)
-        assert out[0, j] == pytest.approx(e.time_s.sum(), rel=1e-12)
+        e = expected_times(t, f, y, zero, c, run.training, tensor=tensor)
+        assert out[0, j] == sum(e.time_s.tolist())
     # the extra terms did act on the third device (else this test would not test them)
-    e = expected_times(split, f, y, np.zeros(len(t)), cs[2], run.training)
+    e = expected_times(t, f, y, zero, cs[2], run.training, tensor=tensor)
     assert e.losses["cache"].sum() < 0
     assert e.losses["transcendentals"].sum() > 0 or not t.transcendentals.any()  # ReLU CNN
     # a fused attention row on the A100 loses time to its kernel's ceiling, on MI300X none
     fused = fused_attention(t.name).any()
-    a100 = expected_times(split, f, y, np.zeros(len(t)), cs[0], run.training)
+    a100 = expected_times(t, f, y, zero, cs[0], run.training, tensor=tensor)
     assert (a100.losses["attention kernel"].sum() > 0) == fused
     assert e.losses["attention kernel"].sum() == 0

@@ -206,3 +206,58 @@ def test_overlap_hides_no_more_gradient_traffic_than_the_compute_it_runs_under()
     # traffic shorter than the window hides whole
     fast = replace(base, cluster=Cluster(8, 1e12, 5e-6), layout=Layout(2, 1, 1, 0))
     assert dict(step_time(w, replace(fast, dp_overlap=1.0), a100).parts)["data"] == 0.0
+
+
+def test_interleaved_pipeline_traffic_by_hand_in_the_bound_the_expected_time_and_the_sweep():
+    """One home for a layout's traffic (parallel.traffic): the roofline bound and the
+    expected time send the same pipeline bytes, and with v model chunks a rank each
+    micro-batch crosses v x as many stage boundaries (Narayanan et al. 2021, sec. 2.2).
+    BERT-Large (24 blocks, hidden 1024), fp16 training, batch 8 of 128 tokens, pp 4, v 2:
+    8 micro-batches of 1 sample (the default when pipelined), each sending its boundary
+    activation of 1 x 128 x 1024 x 2 B = 262,144 B forward and its gradient back, v = 2
+    times: 8 x 2 x 2 = 32 sends a step, 8,388,608 B a device."""
+    from roofline.parallel import communication
+    from roofline.step import links
+    from roofline.whatif import build_sweep, run_sweep
+
+    w = get_workload("bert-large")
+    run = RunConfig(
+        batch=8,
+        seq=128,
+        dtype="fp16",
+        phase="training",
+        layout=Layout(1, 1, 4, 0),
+        virtual_stages=2,
+    )
+    boundary = 1 * 128 * 1024 * 2
+    sends = 8 * 2 * 2  # micro-batches x (forward, backward) x v
+    assert w.arch.boundary_elements(run.micro()) * 2 == boundary
+    c = communication(w, run)
+    assert c.pipeline_bytes == sends * boundary == 8_388_608
+    assert c.tensor_bytes == 0 and c.data_bytes == 0  # tp 1, one replica
+    # the bound: those bytes on the A100's NVLink, 300 GB/s a direction
+    step = step_time(w, run, A100)
+    assert step.communication_s == pytest.approx(8_388_608 / 300e9, rel=1e-15)
+    # the expected time: the same 32 sends, each at the collective efficiency (0.77) plus
+    # one step of NVLink latency (0.6 us) and the call's (6.6 us); the 4 ranks fit a node
+    one = boundary / (300e9 * 0.77) + 0.6e-6 + 6.6e-6
+    assert links(A100, run).node_size == 8
+    assert _parts(step)["pipeline"] == pytest.approx(sends * one, rel=1e-15)
+    # v = 1 sends half as much in both
+    plain = replace(run, virtual_stages=1)
+    assert communication(w, plain).pipeline_bytes == c.pipeline_bytes / 2
+    assert _parts(step_time(w, plain, A100))["pipeline"] == pytest.approx(sends / 2 * one)
+    # and the sweep, through the same function: its bound and expected time are step_time's
+    sweep = build_sweep(
+        w,
+        [A100],
+        run,
+        batches=[8],
+        seqs=[128],
+        contexts=[None],
+        dtypes=["fp16"],
+        replicas=[1],
+    )
+    out = run_sweep(sweep)
+    assert out.time_s[0, 0] == pytest.approx(step.total_s, rel=1e-12)
+    assert out.expected_time_s[0, 0] == pytest.approx(step.expected_s, rel=1e-12)

@@ -262,6 +262,15 @@ def test_scaled_devices():
         ({"dtypes": ["fp8"]}, "has no fp8 peak"),
         ({"contexts": [64]}, "context: applies to phase decode only"),
         ({"seqs": [4096]}, "takes at most 512 tokens"),
+        # the axes own the batch: a micro-batch must divide each swept local batch (it was
+        # floored: 6 // 4 = 1 micro-batch of a step of 6 samples)
+        (
+            {
+                "run": RunConfig(batch=8, phase="training", layout=Layout(1, 1, 2), micro_batch=4),
+                "batches": [8, 6],
+            },
+            r"micro_batch 4: must divide the batch of one data-parallel replica \(6\)",
+        ),
     ],
 )
 def test_bad_sweeps(kwargs, message):
