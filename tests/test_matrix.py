@@ -119,7 +119,17 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
     )
     check(
         "serve",
-        ["serve", "-m", model, "--hw", "gtx-580,h100,tpu-v4", "--prompt", "64", "-f", "json"],
+        [
+            "serve",
+            "-m",
+            model,
+            "--hw",
+            "gtx-580,h100,tpu-v4",
+            "--prompt-tokens",
+            "64",
+            "-f",
+            "json",
+        ],
     )
     check("models show", ["models", "show", model, "-f", "json"])
     check("models show table", ["models", "show", model], json_out=False)

@@ -517,7 +517,8 @@ def test_a_run_file_whose_kind_contradicts_its_phase(tmp_path):
         ),
         (
             ["run", "-m", "bert-large", "--hw", "a100", "--phase", "training", "--logits", "last"],
-            "--logits last: applies to inference phases",
+            "--logits last: applies to phase inference or prefill only (this run is --phase "
+            "training)",
         ),
         (
             ["memory", "-m", "llama-2-7b", "--virtual-stages", "2"],

@@ -66,8 +66,8 @@ def test_bad_requests_and_models():
 
 
 def test_serve_cli_json_interface():
-    args = ["serve", "-m", "llama-2-7b", "--hw", "a100", "--batch", "8", "--prompt", "256"]
-    res = CliRunner().invoke(app, [*args, "--output", "64", "-f", "json"])
+    args = ["serve", "-m", "llama-2-7b", "--hw", "a100", "--batch", "8", "--prompt-tokens", "256"]
+    res = CliRunner().invoke(app, [*args, "--output-tokens", "64", "-f", "json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     for key in ("ttft_s", "tpot_s", "output_tokens_per_s", "max_concurrency", "memory", "fits"):
@@ -75,8 +75,8 @@ def test_serve_cli_json_interface():
     assert data["output_tokens_per_s"] == pytest.approx(8 / data["tpot_s"])
     both = CliRunner().invoke(app, ["serve", "-m", "llama-2-7b", "--hw", "a100,h100", "-f", "json"])
     assert [d["device"] for d in json.loads(both.stdout)] == ["a100", "h100"]
-    bad = CliRunner().invoke(app, [*args, "--output", "0"])
-    assert bad.exit_code == 2 and "--output 0" in bad.stderr
+    bad = CliRunner().invoke(app, [*args, "--output-tokens", "0"])
+    assert bad.exit_code == 2 and "--output-tokens 0" in bad.stderr
 
 
 def test_cost_per_million_output_tokens_by_hand():
@@ -208,7 +208,17 @@ def test_slo_plan_on_the_99th_percentile_of_the_wait_by_hand():
 
 
 def test_slo_plan_cli_json_and_impossible_targets():
-    args = ["serve", "-m", "llama-2-7b", "--hw", "a100,v100", "--rate", "2", "--prompt", "512"]
+    args = [
+        "serve",
+        "-m",
+        "llama-2-7b",
+        "--hw",
+        "a100,v100",
+        "--rate",
+        "2",
+        "--prompt-tokens",
+        "512",
+    ]
     res = CliRunner().invoke(app, [*args, "--tpot", "0.0001", "-f", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"not strict: {c}"))
@@ -406,11 +416,21 @@ def test_the_largest_rate_100000_a100_serve_by_hand():
 
 
 def test_serve_rate_100000_finishes_and_plans_each_type_apart():
-    """issue 25: `serve --rate 100000 --prompt 50 --output 4000` answers (it once ran for
-    minutes: the planner added replicas one at a time). A type past the ceiling is a row
-    with the reason; it does not stop the next type: at 30,000 requests/s H100s are
+    """issue 25: `serve --rate 100000 --prompt-tokens 50 --output-tokens 4000` answers (it
+    once ran for minutes: the planner added replicas one at a time). A type past the
+    ceiling is a row with the reason; it does not stop the next type: at 30,000 requests/s H100s are
     planned (within 100,000) where A100s are refused. Speed: benchmarks/bench_cli.py."""
-    args = ["serve", "-m", "llama-2-7b", "--rate", "100000", "--prompt", "50", "--output", "4000"]
+    args = [
+        "serve",
+        "-m",
+        "llama-2-7b",
+        "--rate",
+        "100000",
+        "--prompt-tokens",
+        "50",
+        "--output-tokens",
+        "4000",
+    ]
     res = CliRunner().invoke(app, [*args, "--hw", "a100", "-f", "json"])
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)
