@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from roofline.cli import app
 from roofline.workloads import list_workloads
 
+pytestmark = pytest.mark.slow  # every command on every model: ~100 s
+
 # (device, a datatype it has): GTX 580 (2010, no fp16), H100, TPU v4 (bf16, no fp16)
 DEVICES = (("gtx-580", "fp32"), ("h100", "fp16"), ("tpu-v4", "bf16"))
 PHASES = ("inference", "prefill", "decode", "training")

@@ -403,6 +403,7 @@ def test_memory_cli_layouts():
     seq=st.integers(1, 512),
     phase=st.sampled_from(["inference", "training"]),
 )
+@pytest.mark.slow  # property test over many settings
 def test_sweep_equals_the_slow_path_anywhere(key, batch, seq, phase):
     w = get_workload(key)
     s = seq if w.arch.takes_seq else None
@@ -453,6 +454,7 @@ def test_memory_never_shrinks_with_more_batch_or_sequence(batch, seq, phase):
     first_grad=st.booleans(),
     overlap=st.sampled_from([0.0, 0.5, 1.0]),
 )
+@pytest.mark.slow  # property test over many settings
 def test_sweep_equals_the_per_run_path_for_every_training_setting(
     key,
     batch,
