@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .io import Format, FormatOpt, OutputOpt, show
+from .io import Format, FormatOpt, OutputOpt, show_of
 from .options import NUMPY, scenario_command
 from .spec import Spec
 from .values import devices
@@ -30,13 +30,7 @@ def run(
     from ..report import run as rr
 
     result = analyze(spec.need_model(), spec.need_hw(), spec.run)
-    show(
-        fmt,
-        output,
-        data=lambda: rr.result_dict(result),
-        rows=lambda: rr.layer_rows(result),
-        table=lambda: rr.result_table(result),
-    )
+    show_of(fmt, output, result, rr.result_dict, rr.layer_rows, rr.result_table)
 
 
 @scenario_command(app, "memory", defaults={"phase": "training"})
@@ -56,13 +50,7 @@ def memory(
     from ..workloads import get_workload
 
     report = memory_report(get_workload(spec.need_model()), spec.run, devices(spec.hw))
-    show(
-        fmt,
-        output,
-        data=lambda: rm.memory_dict(report),
-        rows=lambda: rm.memory_rows(report),
-        table=lambda: rm.memory_table(report),
-    )
+    show_of(fmt, output, report, rm.memory_dict, rm.memory_rows, rm.memory_table)
 
 
 @scenario_command(app, "check", takes=NUMPY, defaults={"dtype": "fp32"})
@@ -101,10 +89,4 @@ def check(
         max_time_s=max_time,
         progress=lambda i, n, name: say(f"checking layer {i} of {n}: {name}"),
     )
-    show(
-        fmt,
-        output,
-        data=lambda: rc.check_dict(result),
-        rows=lambda: rc.check_rows(result),
-        table=lambda: rc.check_table(result),
-    )
+    show_of(fmt, output, result, rc.check_dict, rc.check_rows, rc.check_table)

@@ -10,8 +10,20 @@ import typer
 
 from ..errors import FieldError
 from .app import app, boundary, fail, hardware_app, models_app
-from .io import Format, FormatOpt, OutputOpt, emit, show
+from .io import Format, FormatOpt, OutputOpt, emit, show, show_of
 from .values import names
+
+
+class MeasureDevice(str, Enum):  # what `measure` times
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class SchemaKind(str, Enum):  # the files `schema` describes
+    device = "device"
+    workload = "workload"
+    run = "run"
 
 
 @app.command()
@@ -79,19 +91,7 @@ def validate(
     from ..validate import validate as run_validation
 
     checks = run_validation()
-    show(
-        fmt,
-        output,
-        data=lambda: rv.check_rows(checks),
-        rows=lambda: rv.check_rows(checks),
-        table=lambda: rv.validation_table(checks),
-    )
-
-
-class MeasureDevice(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
-    auto = "auto"
+    show_of(fmt, output, checks, rv.check_rows, rv.check_rows, rv.validation_table)
 
 
 @app.command()
@@ -196,12 +196,6 @@ def modelsshow(
         emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
     else:
         emit(rc.workload_detail(w), None, None)
-
-
-class SchemaKind(str, Enum):
-    device = "device"
-    workload = "workload"
-    run = "run"
 
 
 @app.command()

@@ -125,6 +125,20 @@ def show(
         emit(None, table(), output)
 
 
+def show_of(
+    fmt: Format,
+    output: Path | None,
+    value: Any,
+    data: Callable[[Any], Any],
+    rows: Callable[[Any], list[dict[str, Any]]],
+    table: Callable[[Any], list[Any]],
+) -> None:
+    """show() of one library result through its report module's three views."""
+    show(
+        fmt, output, data=lambda: data(value), rows=lambda: rows(value), table=lambda: table(value)
+    )
+
+
 def stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
     """A what-if's rows as CSV or Parquet of any size, chunk by chunk, with a progress bar
     on stderr."""
