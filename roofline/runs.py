@@ -1,5 +1,8 @@
 """Published measured runs (`workloads/runs/*.yaml`) and what the model predicts for them.
 
+Long (over 400 lines) on purpose: the metrics table below is read with the reader, the
+predictions and the fit that use it (runfile.py reads a user's run with the same reader).
+
 A run file says what ran (a catalog model, a device type and count), how it ran (the
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
 attention kernel, overlap, the cluster's network), what was measured, and where it was

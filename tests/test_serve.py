@@ -118,7 +118,7 @@ def _wait_by_hand(c: int, rate: float, service: float) -> float:
 
 
 def test_queue_wait_textbook_values():
-    from roofline.serve import erlang_c, queue_wait_quantile_s, queue_wait_s
+    from roofline.queueing import erlang_c, queue_wait_quantile_s, queue_wait_s
 
     # M/M/1 at rate 0.5, service 1 s: Wq = rho / (mu - lambda) = 0.5 / 0.5 = 1 s
     assert queue_wait_s(1, 0.5, 1.0) == pytest.approx(1.0)
@@ -256,7 +256,7 @@ def test_erlang_c_for_many_servers_agrees_with_the_recursion(c, rho):
     """Past RECURSION_SERVERS Erlang B is a Poisson ratio summed in a bounded number of
     terms; it agrees with the recursion to 1e-9 relative wherever the recursion's value is
     a normal double (below 1e-300 both are zero to any wait that matters)."""
-    from roofline.serve import RECURSION_SERVERS, erlang_c
+    from roofline.queueing import RECURSION_SERVERS, erlang_c
 
     assert c > RECURSION_SERVERS
     a = c - 1.0 if rho == "one server short" else rho * c
@@ -268,7 +268,7 @@ def test_erlang_c_fast_path_textbook_values(monkeypatch):
     M/M/1 at rate 0.5, service 1 s: C = rho = 0.5, Wq = rho / (mu - lambda) = 1 s;
     M/M/2 at a = 1: C = 1/3 (Kleinrock eq. 3.40); M/M/3 at a = 2: B = (4/3) / (19/3) = 4/19,
     C = B / (1 - (2/3)(1 - B)) = 4/9; and the sum formula at 2,000 servers."""
-    from roofline import serve as sv
+    from roofline import queueing as sv
 
     monkeypatch.setattr(sv, "RECURSION_SERVERS", 0)
     assert sv.erlang_c(1, 0.5) == pytest.approx(0.5, rel=1e-12)
@@ -284,7 +284,7 @@ def test_erlang_c_fast_path_textbook_values(monkeypatch):
 
 def test_fewest_is_a_linear_scan():
     """The galloping search returns what a scan from lo up returns, for every threshold."""
-    from roofline.serve import fewest
+    from roofline.queueing import fewest
 
     for lo, hi in ((1, 1), (1, 2), (5, 40), (100, 1000)):
         for need in range(lo - 2, hi + 3):
