@@ -13,7 +13,7 @@ charts.py   plot, report, memwall       catalog.py validate, measure, hardware, 
 
 from __future__ import annotations
 
-from . import analyze, catalog, charts, plan  # noqa: F401  (each registers its commands)
+from . import analyze, catalog, charts, plan, simulate  # noqa: F401  (each registers commands)
 from .app import app, main
 
 __all__ = ["app", "main"]

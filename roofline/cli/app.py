@@ -47,6 +47,14 @@ FLAGS = (
         "ttft": "--ttft",
         "tpot": "--tpot",
         "run_file": "--run",
+        "requests": "--requests",
+        "arrival": "--arrival",
+        "cv": "--cv",
+        "prompt_dist": "--prompt-dist",
+        "output_tokens_dist": "--output-dist",
+        "max_num_seqs": "--max-num-seqs",
+        "max_batched_tokens": "--max-batched-tokens",
+        "memory_fraction": "--memory-fraction",
     }
 )
 

@@ -12,7 +12,16 @@ from .app import app, fail
 from .io import Format, FormatOpt, OutputOpt, no_bar, show, stream_rows
 from .options import SERVING, scenario_command
 from .spec import Spec
-from .values import CurrencyOpt, PriceOpt, currency, devices, prices, sweep_devices
+from .values import (
+    CurrencyOpt,
+    OutputTokensOpt,
+    PriceOpt,
+    PromptTokensOpt,
+    currency,
+    devices,
+    prices,
+    sweep_devices,
+)
 
 TABLE_ROWS = 200  # a what-if table shows its rows up to this many pairs
 TOP_ROWS = 20  # beyond that, the best this many
@@ -108,8 +117,8 @@ def whatif(
 def serve(
     spec: Spec,
     hw: Annotated[str | None, typer.Option("--hw", help="Devices, comma-separated.")] = None,
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt tokens a request.")] = 512,
-    output_tokens: Annotated[int, typer.Option(help="Output tokens a request.")] = 256,
+    prompt_tokens: PromptTokensOpt = 512,
+    output_tokens: OutputTokensOpt = 256,
     reserve: Annotated[
         float, typer.Option(help="Share of each device's memory kept for the runtime.")
     ] = 0.1,

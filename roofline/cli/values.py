@@ -16,6 +16,8 @@ PriceOpt = Annotated[
         "(h100=2.5,a100=1.2) [default: each device file's price, where it has one]."
     ),
 ]
+PromptTokensOpt = Annotated[int, typer.Option(help="Prompt tokens a request (the mean).")]
+OutputTokensOpt = Annotated[int, typer.Option(help="Output tokens a request (the mean).")]
 CurrencyOpt = Annotated[
     str, typer.Option("--currency", help="Currency of --price (a three-letter code).")
 ]
