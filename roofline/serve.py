@@ -7,7 +7,9 @@ type (RunConfig: dtype, attention kernel, tensor/pipeline layout):
                      the last position only (step.step_time, expected; the bound beside it)
   tpot_s             time per output token: one decode step of the batch at the mean context,
                      P + O / 2 cached tokens
-  output_tokens_per_s  B / tpot per replica; per device: / (tensor x pipeline)
+  output_tokens_per_s  a static batch's output over its whole requests, per replica:
+                     B x O / (ttft + (O - 1) x tpot), the prefill counted (the meaning of
+                     `validate --runs`); per device: / (tensor x pipeline)
   memory             per device at the end of the requests (P + O tokens cached each)
   fits               that memory within the device's capacity less the runtime reserve
   cost_per_million_output_tokens  the layout's devices x the device's price an hour, over
@@ -96,7 +98,9 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
     free = usable - float(memory.params + memory.gradients + memory.optimizer + memory.activations)
     max_concurrency = max(0, int(free // per_request)) if per_request > 0 else 0
     tpot = token.expected_s
-    rate = run.local_batch / tpot if tpot else None
+    ttft = first.expected_s
+    whole = ttft + (o - 1) * tpot if ttft is not None and tpot is not None else None
+    rate = run.local_batch * o / whole if whole else None
     cost = None
     if rate and device.price is not None:
         cost = split * device.price.per_hour / 3600 / rate * 1e6

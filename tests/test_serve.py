@@ -28,7 +28,8 @@ def test_latencies_are_the_prefill_and_decode_steps():
     assert r.ttft_s == pytest.approx(step_time(W, prefill, A100).expected_s)
     assert r.tpot_s == pytest.approx(step_time(W, decode, A100).expected_s)
     assert r.ttft_bound_s < r.ttft_s and r.tpot_bound_s < r.tpot_s
-    assert r.output_tokens_per_s == pytest.approx(4 / r.tpot_s)
+    # a static batch of 4: 4 x 128 tokens over the whole request, prefill included
+    assert r.output_tokens_per_s == pytest.approx(4 * 128 / (r.ttft_s + 127 * r.tpot_s))
 
 
 def test_max_concurrency_by_hand():
@@ -72,7 +73,8 @@ def test_serve_cli_json_interface():
     data = json.loads(res.stdout)
     for key in ("ttft_s", "tpot_s", "output_tokens_per_s", "max_concurrency", "memory", "fits"):
         assert key in data
-    assert data["output_tokens_per_s"] == pytest.approx(8 / data["tpot_s"])
+    whole = data["ttft_s"] + 63 * data["tpot_s"]  # the prefill and 63 more steps
+    assert data["output_tokens_per_s"] == pytest.approx(8 * 64 / whole)
     both = CliRunner().invoke(app, ["serve", "-m", "llama-2-7b", "--hw", "a100,h100", "-f", "json"])
     assert [d["device"] for d in json.loads(both.stdout)] == ["a100", "h100"]
     bad = CliRunner().invoke(app, [*args, "--output-tokens", "0"])
@@ -88,8 +90,9 @@ def test_cost_per_million_output_tokens_by_hand():
     h100, mi300x = json.loads(res.stdout)
     want = 2 * (55.04 / 8) / 3600 * 1e6 / h100["output_tokens_per_s"]
     assert h100["cost_per_million_output_tokens"] == pytest.approx(want, rel=1e-9)
+    whole = h100["ttft_s"] + 255 * h100["tpot_s"]  # 256 output tokens, the default
     assert h100["currency"] == "USD" and h100["output_tokens_per_s"] == pytest.approx(
-        8 / h100["tpot_s"]
+        8 * 256 / whole
     )
     assert mi300x["cost_per_million_output_tokens"] is None  # no price in its file
     res = CliRunner().invoke(app, [*args, "--price", "mi300x=2", "-f", "json"])
