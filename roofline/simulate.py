@@ -13,7 +13,9 @@ The engine runs in iterations, one forward pass each, as vLLM's V1 scheduler doe
      goes back to the front of the queue, to prefill its prompt and the tokens it had made
      again (vLLM's recompute mode).
 A request's first token comes at the end of the iteration that finishes its prompt; each
-later iteration it takes part in makes one more token. The `static` engine instead runs a
+later iteration it takes part in makes one more token. Engines that do not mix (vLLM before
+V1) run the waiting prompts first, whole, in an iteration of their own, and decode only when
+no prompt can start. The `static` engine instead runs a
 batch of up to `max_num_seqs` waiting requests: one prefill of all their prompts, then decode
 steps until the last of them is done, then the next batch.
 
@@ -21,14 +23,15 @@ An iteration's time comes from the expected-time model of the step (step.step_ti
 apart once per deployment into the parts a mixed batch is made of (`IterationCost`):
   linear(T)          a decode step of T tokens at context 1: the weights read once, every
                      GEMM at m = T, the tensor-parallel all-reduces, the kernel launches;
-                     evaluated at T = 1, 2, 4 ... and interpolated linearly between
+                     evaluated at T = 1, 2, 4 ... 32, every 32 to 1024, then 12.5 % apart,
+                     and interpolated linearly between
   D(sum ctx)         the decode tokens' attention over their contexts: a decode step whose
                      requests hold sum(ctx) tokens in all, less the same step at context 1
                      (it grows with the KV bytes read, once the attention kernels take longer
                      than their launch), on sum(ctx) = 1, 2, 4 ... and interpolated
   A(k + n) - A(k)    a prefill chunk of n tokens after k already cached: A(s) is a prefill of
                      s tokens less linear(s) (the causal attention over the prompt so far),
-                     interpolated on s = 64, 128 ...; the difference is the attention of
+                     on the same grid from 32; the difference is the attention of
                      the chunk's queries over all k + n keys
 A prefill chunk is counted at linear's cost per token, logits included (the LM head of a
 prompt's tokens, which an engine skips but for the last: a few per cent of a token's cost).
@@ -66,6 +69,7 @@ class Engine:
     block_tokens: int = 16
     static: bool = False  # a batch at a time, no joining mid-batch
     host_overhead_s: float = 0.0  # per iteration, beside the forward pass
+    mixed: bool = True  # prefill chunks beside decodes (False: prefills first, alone, whole)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -82,9 +86,10 @@ class Engine:
 LARGE_DEVICE_BYTES = 70 * 2**30  # vLLM's threshold for its larger defaults (engines.yaml)
 
 
-def engine(name: str, device: Device, **overrides: object) -> Engine:
-    """An engine's shipped defaults (hardware/defaults/engines.yaml) for `device`, with the
-    given fields overridden (None: keep the default)."""
+def engine(name: str, device: Device, max_seq: int | None = None, **overrides: object) -> Engine:
+    """An engine's shipped defaults (hardware/defaults/engines.yaml) for `device` (and a
+    model of `max_seq` tokens, where the engine sizes its budget by it), with the given
+    fields overridden (None: keep the default)."""
     from ._paths import data_dir
     from ._schema import Fields, Problems
     from ._yaml import load_yaml_mapping
@@ -106,6 +111,9 @@ def engine(name: str, device: Device, **overrides: object) -> Engine:
         problems.append(f"{name}.host_overhead_s: seconds >= 0, got {overhead!r}")
     values["host_overhead_s"] = float(overhead) if isinstance(overhead, int | float) else 0.0
     values["static"] = f.flag("static", default=False)
+    values["mixed"] = f.flag("mixed", default=True)
+    if f.flag("budget_from_model", default=False) and max_seq is not None:
+        values["max_batched_tokens"] = max(max_seq, int(values["max_batched_tokens"]))  # type: ignore[call-overload]
     values["source"] = f.text("source")
     large = f.mapping("large_device", required=False)
     if large is not None:
@@ -203,8 +211,7 @@ class IterationCost:
                 raise FieldError("device", device.key, "has no expected time for this run")
             return t
 
-        top = 1 << max(1, math.ceil(math.log2(max(2, max_tokens))))
-        self.tokens = np.array([1 << i for i in range(top.bit_length())], dtype=np.float64)
+        self.tokens = np.array(_grid(max_tokens), dtype=np.float64)
         self.linear_s = np.array([expected(replace(decode, batch=int(t))) for t in self.tokens])
         limit = w.arch.max_seq or 1 << 20
         # the decode attention of S cached tokens in all: S / b tokens each for b requests,
@@ -218,7 +225,7 @@ class IterationCost:
             t1 = expected(replace(decode, batch=b))
             extra.append(expected(replace(decode, batch=b, context=max(1, s // b))) - t1)
         self.decode_s = np.maximum.accumulate(np.maximum([0.0, *extra], 0.0))
-        seqs = [s for s in (64 * 2**i for i in range(20)) if s <= limit] or [limit]
+        seqs = [s for s in _grid(limit) if s >= 32] or [limit]
         prefill = replace(run, phase="prefill", batch=1, context=None, logits="all")
         self.prompt = np.array([0.0, *seqs])
         extra = [expected(replace(prefill, seq=s)) - self.linear(s) for s in seqs]
@@ -241,6 +248,15 @@ class IterationCost:
         """decode_attention of each of several totals."""
         out: np.ndarray = np.interp(cached, self.cached, self.decode_s)
         return out
+
+
+def _grid(top: int) -> list[int]:
+    """Token counts at which a cost is evaluated (and interpolated between): 1, 2, 4 ... 32,
+    then every 32 to 1024 (where GEMM tiles make the cost step), then 12.5 % apart, to `top`."""
+    points = [1, 2, 4, 8, 16, *range(32, 1025, 32)]
+    while points[-1] < top:
+        points.append(max(points[-1] + 32, round(points[-1] * 1.125 / 32) * 32))
+    return [p for p in points if p < top] + [top]
 
 
 @dataclass
@@ -355,6 +371,21 @@ def simulate(
                 held[r] = want
                 running.append(r)
             budget = 1 << 62
+        if not engine.mixed and not engine.static and waiting:  # prefills first, alone
+            while waiting and len(running) < engine.max_num_seqs:
+                r = waiting[0]
+                n_tok = target[r] - computed[r]
+                want = -(-(computed[r] + n_tok) // bt)
+                if n_tok > budget or want > free:
+                    break
+                waiting.popleft()
+                free -= want
+                held[r] = want
+                running.append(r)
+                scheduled.append((r, n_tok))
+                budget -= n_tok
+            if scheduled:
+                budget = 0  # no decodes beside them
         i = 0
         while i < len(running) and budget > 0:
             r = running[i]
@@ -375,7 +406,7 @@ def simulate(
             scheduled.append((r, n_tok))
             budget -= n_tok
             i += 1
-        while (waiting and budget > 0 and not engine.static
+        while (waiting and budget > 0 and engine.mixed and not engine.static
                and len(running) < engine.max_num_seqs):  # fmt: skip
             r = waiting[0]
             n_tok = min(target[r] - computed[r], budget)

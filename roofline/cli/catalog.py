@@ -43,14 +43,41 @@ def validate(
             "report the error on the other half.",
         ),
     ] = False,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load",
+            help="Serving under load: the simulation against published measurements "
+            "(workloads/load_runs/).",
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Computed params, inference and training FLOPs of every model vs the published dataset,
     and the places where the published data contradicts itself; with --runs, the expected
-    time against published measured training and serving runs."""
+    time against published measured training and serving runs; with --load, the serving
+    simulation against published measurements under load."""
     if fit and not runs:
         raise FieldError("--fit", True, "goes with --runs")
+    if load:
+        if runs:
+            raise FieldError("--load", True, "give --runs or --load, not both")
+        from ..load_runs import list_load_runs, predict_load
+        from ..report import load_runs as rl
+
+        under_load = [predict_load(r) for r in list_load_runs()]
+        show(
+            fmt,
+            output,
+            data=lambda: {
+                "by_figure": rl.by_figure(under_load),
+                "runs": rl.load_rows(under_load),
+            },
+            rows=lambda: rl.load_rows(under_load),
+            table=lambda: rl.load_tables(under_load),
+        )
+        return
     if runs and fit:
         from ..calibration import calibration
         from ..report import runs as rr
