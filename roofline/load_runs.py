@@ -10,7 +10,9 @@ on (vLLM before 0.8: `vllm-v0`; from 0.8, and the other in-flight batching stack
   - one replica at rate / replicas (round-robin balancing); lengths at their mean (a
     dataset's spread of lengths is not modelled yet);
   - a datatype the file leaves out is bf16 (the model's own);
-  - closed-loop (`concurrency`) points and devices outside the catalog are reported with
+  - a `concurrency` point is a closed loop of that many clients (over the replicas), each
+    sending its next request when one finishes, at least 10 requests a client;
+  - a device outside the catalog, or lengths the file does not give, are reported with
     the reason and not predicted.
 Nothing is fitted on these runs: the errors are what the model gives.
 """
@@ -59,6 +61,7 @@ class LoadRun:
     prompt: float | None  # mean tokens
     output: float | None
     measured: dict[str, float]
+    multi_step: bool = False  # the engine sent tokens in bursts (vLLM --num-scheduler-steps)
 
 
 def _length(f: Fields | None) -> float | None:
@@ -74,8 +77,8 @@ def parse_load_run(data: dict[str, Any], shown: str, key: str) -> LoadRun:
     problems = Problems()
     top = Fields(data, problems)
     text = {k: top.text(k) for k in ("name", "model", "device", "engine", "source", "quote")}
-    for k in ("engine_settings", "notes"):
-        top.text(k, required=False)
+    settings = top.text("engine_settings", required=False) or ""
+    top.text("notes", required=False)
     version = top.text("engine_version", required=False) or ""
     top.raw("date", {"type": "string"})
     devices = top.integer("devices")
@@ -113,6 +116,7 @@ def parse_load_run(data: dict[str, Any], shown: str, key: str) -> LoadRun:
         key, str(text["name"]), str(text["model"]), str(text["device"]), devices, tensor,
         pipeline, replicas, dtype, kv, str(text["engine"]), version, str(text["source"]), kind,
         rate, concurrency, requests, prompt, output, measured,
+        "num-scheduler-steps" in settings or "num_scheduler_steps" in settings,
     )  # fmt: skip
 
 
@@ -157,8 +161,6 @@ def predict_load(r: LoadRun, seed: int = 0) -> LoadPrediction:
     from .simulate import Requests, arrivals, engine, simulate
     from .workloads import get_workload
 
-    if r.kind == "concurrency":
-        return LoadPrediction(r, {}, "closed loop (fixed concurrency): not simulated yet")
     if r.prompt is None or r.output is None:
         return LoadPrediction(r, {}, "the file gives no mean prompt or output length")
     try:
@@ -167,17 +169,23 @@ def predict_load(r: LoadRun, seed: int = 0) -> LoadPrediction:
                         kv_dtype=r.kv_dtype, attention="flash",
                         layout=Layout(1, r.tensor, r.pipeline))  # fmt: skip
         n = min(r.requests or SIMULATED, SIMULATED)
-        if r.kind == "offline":
+        clients = None
+        if r.kind == "concurrency":  # a closed loop: each client's next request at once
+            clients = max(1, round((r.concurrency or 1) / r.replicas))
+            n = min(max(r.requests or 0, 10 * clients, 200), 4 * SIMULATED)
+        if r.kind in ("offline", "concurrency"):
             times = np.zeros(n)
         else:
             assert r.rate is not None  # required for poisson by the reader
             times = arrivals(n, r.rate / r.replicas, seed=seed)
         req = Requests(times, np.full(n, round(r.prompt)), np.full(n, round(r.output)))
         eng = engine(_engine_of(r), device, max_seq=w.arch.max_seq)
-        result = simulate(w, run, device, req, eng)
+        result = simulate(w, run, device, req, eng, concurrency=clients)
     except RooflineError as exc:
         return LoadPrediction(r, {}, str(exc))
     stats = dict(result.stats)
+    if r.multi_step:  # streamed in bursts of steps: its inter-token gaps are not the model's
+        stats.pop("itl_mean_s", None)
     predicted: dict[str, float | None] = {k: stats.get(k) for k in MEASURED if k in stats}
     for name in ("output_tokens_per_s", "requests_per_s"):
         value = stats.get(name)

@@ -296,9 +296,12 @@ def simulate(
     engine: Engine,
     cost: IterationCost | None = None,
     blocks: int | None = None,
+    concurrency: int | None = None,
 ) -> SimulationResult:
     """Run the request stream through one replica (see the module docstring); `blocks`:
-    the KV blocks it holds [default: what the memory leaves, kv_blocks]."""
+    the KV blocks it holds [default: what the memory leaves, kv_blocks]. `concurrency`: a
+    closed loop of that many clients instead of the stream's arrival times: the first
+    `concurrency` requests come at 0, and each later one the moment one finishes."""
     if w.arch.max_seq is not None:
         longest = int(np.max(requests.prompt + requests.output))
         if longest > w.arch.max_seq:
@@ -313,7 +316,13 @@ def simulate(
             f"blocks; {device.key} holds {blocks} beside the weights"
         )  # fmt: skip
     n = len(requests.arrival_s)
-    arrival, prompt, output = requests.arrival_s, requests.prompt, requests.output
+    arrival, prompt, output = requests.arrival_s.copy(), requests.prompt, requests.output
+    if concurrency is not None:
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise FieldError("concurrency", concurrency, "a whole number of clients >= 1")
+        arrival[:] = np.inf  # set as requests finish
+        arrival[: min(concurrency, n)] = 0.0
+    opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     preempted = np.zeros(n, dtype=np.int64)
@@ -351,6 +360,9 @@ def simulate(
             for r in running:
                 if made[r] >= output[r]:
                     finish[r] = now
+                    if opened < n:  # a closed loop: the client sends its next request
+                        arrival[opened] = now
+                        opened += 1
                     free += held[r]
                     held[r] = 0
             running = [r for r in running if made[r] < output[r]]
@@ -443,6 +455,9 @@ def simulate(
             if made[r] >= output[r]:
                 finish[r] = now
                 done.append(r)
+                if opened < n:  # a closed loop: the client sends its next request
+                    arrival[opened] = now
+                    opened += 1
         during, used = len(running), blocks - free
         if done:
             for r in done:
@@ -532,6 +547,10 @@ def summary(r: SimulationResult) -> dict[str, float | None]:
     span = float(np.nanmax(r.finish_s) - r.arrival_s[0])
     stats: dict[str, float | None] = {}
     stats |= _quantiles(ttft, "ttft") | _quantiles(tpot, "tpot") | _quantiles(e2e, "e2e")
+    decode_tokens = float(np.sum(np.where(several, r.output - 1, 0)))
+    decode_time = float(np.nansum(np.where(several, r.finish_s - r.first_token_s, 0.0)))
+    # inter-token latency: the mean gap between a request's tokens, over all tokens
+    stats["itl_mean_s"] = decode_time / decode_tokens if decode_tokens else None
     stats["requests_per_s"] = len(r.arrival_s) / span if span > 0 else None
     stats["input_tokens_per_s"] = float(r.prompt.sum()) / span if span > 0 else None
     stats["output_tokens_per_s"] = float(r.output.sum()) / span if span > 0 else None

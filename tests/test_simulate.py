@@ -203,3 +203,15 @@ def test_simulate_cli_refusals(extra, message):
     assert res.exit_code == 2, res.output
     (line,) = res.stderr.strip().splitlines()
     assert message in line, line
+
+
+def test_a_closed_loop_keeps_its_clients_busy():
+    """4 clients, 12 requests of the same length: at every moment 4 requests are in the
+    system, so the requests go in 3 waves of 4, each wave starting when the last ends."""
+    req = Requests(np.zeros(12), np.full(12, 256), np.full(12, 16))
+    r = simulate(W, RUN, H100, req, VLLM, concurrency=4)
+    waves = r.finish_s.reshape(3, 4)
+    assert np.all(waves == waves[:, :1])  # each wave finishes together
+    assert r.arrival_s[4:8] == pytest.approx([waves[0, 0]] * 4)  # the next wave comes then
+    assert r.arrival_s[8:] == pytest.approx([waves[1, 0]] * 4)
+    assert waves[1, 0] - waves[0, 0] == pytest.approx(waves[0, 0])  # the same work each wave

@@ -23,6 +23,7 @@ FIGURES = (
     "e2e_mean_s",
     "e2e_p50_s",
     "e2e_p99_s",
+    "itl_mean_s",
     "output_tokens_per_s",
     "requests_per_s",
 )
