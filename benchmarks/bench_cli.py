@@ -27,7 +27,8 @@ def commands(out: Path) -> dict[str, list[str]]:
         ],
         "serve llama-2-13b a100,h100": [
             "serve", "-m", "llama-2-13b", "--hw", "a100,h100", "--batch", "16",
-            "--prompt", "1024", "--output", "256", "--format", "json", "-o", str(out / "s.json"),
+            "--prompt-tokens", "1024", "--output-tokens", "256", "--format", "json",
+            "-o", str(out / "s.json"),
         ],
         "whatif bert-large 8 devices csv": [
             "whatif", "-m", "bert-large", "--hw", "a100,h100,mi300x,v100,a10,l4,h200,b200",
@@ -44,17 +45,19 @@ def commands(out: Path) -> dict[str, list[str]]:
         ],
         "serve --rate llama-2-70b 3 devices (SLO plan)": [
             "serve", "-m", "llama-2-70b", "--hw", "h100,h200,a100", "--rate", "10",
-            "--prompt", "2000", "--output", "300", "--format", "json", "-o", str(out / "p.json"),
+            "--prompt-tokens", "2000", "--output-tokens", "300", "--format", "json",
+            "-o", str(out / "p.json"),
         ],
         # issue 25: the planner at its top rate, past the 100,000-device ceiling on some
         # types (refused with the most they serve); once minutes, target under 2 s
         "serve --rate 100000 llama-2-7b 3 devices": [
             "serve", "-m", "llama-2-7b", "--hw", "a100,h100,l40s", "--rate", "100000",
-            "--prompt", "50", "--output", "4000", "--format", "json", "-o", str(out / "r.json"),
+            "--prompt-tokens", "50", "--output-tokens", "4000", "--format", "json",
+            "-o", str(out / "r.json"),
         ],
         "serve --rate 100000 llama-2-70b 3 devices": [
             "serve", "-m", "llama-2-70b", "--hw", "a100,h100,h200", "--rate", "100000",
-            "--prompt", "2000", "--output", "300", "-o", str(out / "r.txt"),
+            "--prompt-tokens", "2000", "--output-tokens", "300", "-o", str(out / "r.txt"),
         ],
         "validate --runs json": [
             "validate", "--runs", "--format", "json", "-o", str(out / "v.json"),

@@ -128,3 +128,8 @@ def load_yaml_mapping(path: Path, shown: str | None = None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(shown, [f"top level must be a mapping, got {type(data).__name__}"])
     return data
+
+
+def dump_yaml(doc: dict[str, Any]) -> str:
+    """A mapping of plain values as YAML text, in the order given (safe dumper only)."""
+    return str(yaml.safe_dump(doc, sort_keys=False))

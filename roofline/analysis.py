@@ -103,12 +103,20 @@ class Result:
 
 
 def analyze(workload: Workload | str, device: Device | str, run: RunConfig | None = None) -> Result:
-    """Build the workload's layer table for `run` and put it through the engine on `device`."""
+    """Build the workload's layer table for `run` and put it through the engine on `device`.
+
+    With a layout (data x tensor x pipeline), one device's share of each layer, as the step
+    model counts it (step._stage): the replica's local batch, every row split over the
+    tensor ranks, then 1/pipeline of it (an average stage). Communication and the pipeline
+    bubble are the step's, not a layer's (`roofline memory`)."""
     w = get_workload(workload) if isinstance(workload, str) else workload
     d = get_device(device) if isinstance(device, str) else device
     run = run or RunConfig()
     peak = d.peak(run.dtype)  # raises a clear error for a dtype the device lacks
-    table = w.layers(run)
+    w.check_layout(run.layout)
+    # a replica's own run (step.py passes one) keeps its replicated rows as they are
+    replica = run.replica() if run.layout.devices > 1 else run
+    table = w.layers(replica).tensor_share(run.layout.tensor)
     flops, nbytes = table.total_flops, table.total_bytes
     out: RooflineArrays = evaluate(
         flops, nbytes, np.array([peak]), np.array([d.memory_bandwidth_bytes_per_s])
@@ -126,6 +134,15 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
         share = sustained_share(run.training, run.ideal, run.sustained)
         expected = e.time_s / share
         losses = dict(e.losses) | {SUSTAINED: e.time_s * (1 / share - 1)}
+    stage = run.layout.pipeline
+    if stage > 1:  # the average stage: 1/pipeline of every figure, as step._stage sums
+        flops, nbytes, bound, expected = (
+            flops / stage,
+            nbytes / stage,
+            bound / stage,
+            expected / stage,
+        )
+        losses = {name: value / stage for name, value in losses.items()}
     return Result(
         workload=w,
         device=d,

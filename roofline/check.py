@@ -1,5 +1,8 @@
 """Predicted against measured on this machine: run a model's layers for real, in numpy.
 
+Long (over 400 lines) on purpose: the estimate made before a check runs and the run itself
+read the same per-row array layout (`_layout`) and kernels; apart, they would drift.
+
 Each row of the model's layer table (one forward pass, fp32 or fp64) is executed with numpy
 on arrays of the sizes the table records, timed (the best of REPEATS), multiplied by its
 count, and set beside the row's roofline bound and expected time on the given device: a

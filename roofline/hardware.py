@@ -1,5 +1,8 @@
 """Devices: load, validate and freeze `hardware/*.yaml`; find a device by name or alias.
 
+Long (over 400 lines) on purpose: the one reader of a device file, field by field, beside
+the frozen Device it builds and the ceilings derived from it.
+
 Only this module knows the layout of a device file. Quantities are converted to SI here:
 FLOP/s, byte/s, byte, watt, second.
 

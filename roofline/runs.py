@@ -1,5 +1,8 @@
 """Published measured runs (`workloads/runs/*.yaml`) and what the model predicts for them.
 
+Long (over 400 lines) on purpose: the metrics table below is read with the reader, the
+predictions and the fit that use it (runfile.py reads a user's run with the same reader).
+
 A run file says what ran (a catalog model, a device type and count), how it ran (the
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
 attention kernel, overlap, the cluster's network), what was measured, and where it was
@@ -42,7 +45,7 @@ from ._paths import data_dir
 from ._schema import Fields, Problems
 from ._yaml import load_yaml_mapping
 from .calibration import SCALED_PARTS, Fit, best_share, figure, split
-from .dtypes import DTYPES
+from .dtypes import DTYPES, KV_BYTES, WEIGHT_BYTES
 from .errors import RooflineError, SpecError
 from .hardware import Device, get_device
 from .optimizers import STATE_VALUES
@@ -90,8 +93,9 @@ class MeasuredRun:
     output: int | None = None  # request_latency_s: tokens out
 
 
-def _run_config(f: Fields, devices: int | None) -> RunConfig | None:
-    """The `run:` mapping as a RunConfig (the same field names)."""
+def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
+    """The `run:` mapping as a RunConfig (the same field names), in a published run file
+    and in a user's run file (runfile.py) alike."""
     values: dict[str, Any] = {}
     for key in ("batch", "seq", "context", "micro_batch", "virtual_stages"):
         size = f.integer(key, required=key == "batch")
@@ -110,11 +114,21 @@ def _run_config(f: Fields, devices: int | None) -> RunConfig | None:
         ("sequence_parallel", True),
         ("fused_epilogues", False),
         ("first_input_grad", True),
+        ("master_weights", True),
+        ("ideal", False),
     ):
         values[flag] = f.flag(flag, default=on)
-    overlap = f.raw("dp_overlap", {"type": "number", "minimum": 0, "maximum": 1})
-    if overlap is not None:
-        values["dp_overlap"] = overlap
+    for key, formats in (("weights", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
+        stored = f.choice(key, tuple(formats), required=False)
+        if stored:
+            values[key] = stored
+    for key, schema in (
+        ("dp_overlap", {"type": "number", "minimum": 0, "maximum": 1}),
+        ("sustained", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+    ):
+        share = f.raw(key, schema)
+        if share is not None:
+            values[key] = share
     lay = f.mapping("layout", required=False)
     layout = Layout()
     if lay is not None:
@@ -174,7 +188,7 @@ def parse_run(
     run = None
     if run_fields is not None:  # without `devices` (a problem already) the layout is not compared
         try:
-            run = _run_config(run_fields, devices)
+            run = read_run_config(run_fields, devices)
         except RooflineError as exc:  # a RunConfig check: name the file
             problems.append(f"run: {exc}")
     if run is not None and kind is not None and (run.phase == "training") != (kind == "training"):

@@ -27,6 +27,7 @@ def here(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # runs numpy kernels
 def test_check_runs_the_gemms_the_table_counts(here):
     w = get_workload("bert-large")
     started = []
@@ -62,6 +63,7 @@ def test_check_runs_the_gemms_the_table_counts(here):
     assert c.measured_s == pytest.approx(sum(x.measured_s for x in c.layers))
 
 
+@pytest.mark.slow  # runs numpy kernels
 def test_check_cli_json_is_strict_and_refuses_training(here):
     res = CliRunner().invoke(
         app,
@@ -136,6 +138,7 @@ def test_check_memory_estimate_by_hand(here):
     assert plan.memory_bytes == ffn + plan.flush_bytes
 
 
+@pytest.mark.slow  # runs numpy kernels
 def test_check_memory_estimate_is_what_numpy_allocates(here):
     """Each row's estimate is what running it allocates (numpy reports its buffers to
     tracemalloc), within 1 MiB (the random block inputs repeat, the generator)."""

@@ -65,6 +65,7 @@ def test_run_json_schema_and_values():
         "attention": "eager",
         "logits": "all",
         "fused_epilogues": False,
+        "layout": {"data": 1, "tensor": 1, "pipeline": 1, "zero": 0},  # one device
     }
     s = data["summary"]
     assert {"params", "flops", "bytes", "intensity", "time_s", "memory_bound_time_share"} <= set(s)
@@ -115,6 +116,7 @@ def test_run_scenario_options():
         "attention": "eager",
         "logits": "all",
         "fused_epilogues": False,
+        "layout": {"data": 1, "tensor": 1, "pipeline": 1, "zero": 0},
         "first_input_grad": True,
     }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")

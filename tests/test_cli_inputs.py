@@ -36,7 +36,7 @@ def _refused(args: list[str], message: str) -> None:
         (["run", "-m", "bert-large", "--hw", "a100", "--bogus"], "--bogus"),
         (["run", "-m", "bert-large"], "--hw"),
         (["memwall", "--figure", "nope"], "'--figure'"),
-        (["memory", "-m", "bert-large", "--recompute", "half"], "'--recompute'"),
+        (["memory", "-m", "bert-large", "--recompute", "half"], "--recompute half: allowed"),
         (["run", "-m", "bert-large", "--hw", ""], "--hw '': empty"),
         (["run", "-m", " ", "--hw", "a100"], "--model ' ': empty"),
         (["run", "-m", "bert-large", "--hw", "a100", "--batch", str(10**12)], "--batch 1000"),

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from roofline.cli import app
 from roofline.workloads import list_workloads
 
+pytestmark = pytest.mark.slow  # every command on every model: ~100 s
+
 # (device, a datatype it has): GTX 580 (2010, no fp16), H100, TPU v4 (bf16, no fp16)
 DEVICES = (("gtx-580", "fp32"), ("h100", "fp16"), ("tpu-v4", "bf16"))
 PHASES = ("inference", "prefill", "decode", "training")
@@ -119,7 +121,17 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
     )
     check(
         "serve",
-        ["serve", "-m", model, "--hw", "gtx-580,h100,tpu-v4", "--prompt", "64", "-f", "json"],
+        [
+            "serve",
+            "-m",
+            model,
+            "--hw",
+            "gtx-580,h100,tpu-v4",
+            "--prompt-tokens",
+            "64",
+            "-f",
+            "json",
+        ],
     )
     check("models show", ["models", "show", model, "-f", "json"])
     check("models show table", ["models", "show", model], json_out=False)

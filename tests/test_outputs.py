@@ -228,6 +228,7 @@ BIG_SWEEP = [
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.slow  # a real subprocess
 def test_a_signal_leaves_no_temp_file_and_says_so(tmp_path, sig):
     out = tmp_path / "big.csv"
     out.write_text("old\n")
@@ -253,6 +254,7 @@ def test_a_signal_leaves_no_temp_file_and_says_so(tmp_path, sig):
 
 
 # ---------------------------------------------------------------- a FIFO nobody reads
+@pytest.mark.slow  # a real subprocess
 def test_a_fifo_without_reader_is_announced_then_written(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -284,6 +286,7 @@ STREAM_COMMANDS = [
 
 
 @pytest.mark.parametrize("args", STREAM_COMMANDS, ids=["run", "whatif", "whatif-csv", "schema"])
+@pytest.mark.slow  # a real subprocess
 def test_stdout_on_a_full_device_is_one_line(args):
     with open("/dev/full", "w") as full:
         res = _main(args, stdout=full, stderr=subprocess.PIPE)
@@ -294,6 +297,7 @@ def test_stdout_on_a_full_device_is_one_line(args):
 
 
 @pytest.mark.parametrize("args", STREAM_COMMANDS, ids=["run", "whatif", "whatif-csv", "schema"])
+@pytest.mark.slow  # a real subprocess
 def test_stdout_closed_is_one_line(args):
     res = _main(args, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
     assert res.returncode == 2
@@ -302,12 +306,14 @@ def test_stdout_closed_is_one_line(args):
     ]
 
 
+@pytest.mark.slow  # a real subprocess
 def test_stdout_closed_is_fine_with_an_output_file(tmp_path):
     out = tmp_path / "r.json"
     res = _main([*RUN, "-f", "json", "-o", str(out)], preexec_fn=lambda: os.close(1))
     assert res.returncode == 0 and json.loads(out.read_text())["model"] == "bert-large"
 
 
+@pytest.mark.slow  # a real subprocess
 def test_stderr_closed_or_full_never_tracebacks():
     with open("/dev/full", "w") as full:
         closed = _main(["run", "-m", "nope", "--hw", "a100"], preexec_fn=lambda: os.close(2))
@@ -317,6 +323,7 @@ def test_stderr_closed_or_full_never_tracebacks():
     assert "Traceback" not in closed.stdout
 
 
+@pytest.mark.slow  # a real subprocess
 def test_a_broken_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # nobody will read
@@ -390,6 +397,7 @@ def _in_a_terminal(args: list[str], columns: int) -> str:
     ],
     ids=["serve", "whatif", "run"],
 )
+@pytest.mark.slow  # a real subprocess
 def test_a_narrow_terminal_drops_no_figure(args):
     wide = _main(args)  # a pipe: every table at its natural width
     assert wide.returncode == 0
@@ -444,6 +452,7 @@ def test_measure_refuses_a_folder_before_measuring(tmp_path):
     assert time.monotonic() - start < 10  # not after a minute of measuring
 
 
+@pytest.mark.slow  # a real subprocess
 def test_an_unusable_mplconfigdir_is_one_line(tmp_path):
     out = tmp_path / "r.png"
     res = subprocess.run(
@@ -517,7 +526,8 @@ def test_a_run_file_whose_kind_contradicts_its_phase(tmp_path):
         ),
         (
             ["run", "-m", "bert-large", "--hw", "a100", "--phase", "training", "--logits", "last"],
-            "--logits last: applies to inference phases",
+            "--logits last: applies to phase inference or prefill only (this run is --phase "
+            "training)",
         ),
         (
             ["memory", "-m", "llama-2-7b", "--virtual-stages", "2"],

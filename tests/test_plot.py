@@ -274,6 +274,7 @@ def _overlapping_labels(fig):
     return [(a, b) for (a, x), (b, y) in itertools.combinations(boxes, 2) if x.overlaps(y)]
 
 
+@pytest.mark.slow  # draws charts
 def test_chart_labels_do_not_overlap():
     from roofline.plot import generations as generations_chart
     from roofline.workloads import list_workloads

@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 
 from roofline.cli import app
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 ARGS = ["report", "-m", "bert-large", "--hw", "a100,v100"]
 GRID = ["--sweep-batch", "1,64,1024,8192", "--sweep-seq", "128,512"]
 DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)

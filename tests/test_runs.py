@@ -165,6 +165,7 @@ def test_refit_gives_the_shipped_share_on_half_the_runs():
     assert fit.held_median_abs_error < 0.15
 
 
+@pytest.mark.slow  # refits on every run
 def test_serving_refit_gives_the_shipped_share_and_skips_runs_beyond_the_bound():
     """The inference share: fitted on the even half of the serving runs; a run measured
     faster than the roofline bound allows is kept and shown but not fitted on (no share

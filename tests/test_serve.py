@@ -28,7 +28,8 @@ def test_latencies_are_the_prefill_and_decode_steps():
     assert r.ttft_s == pytest.approx(step_time(W, prefill, A100).expected_s)
     assert r.tpot_s == pytest.approx(step_time(W, decode, A100).expected_s)
     assert r.ttft_bound_s < r.ttft_s and r.tpot_bound_s < r.tpot_s
-    assert r.output_tokens_per_s == pytest.approx(4 / r.tpot_s)
+    # a static batch of 4: 4 x 128 tokens over the whole request, prefill included
+    assert r.output_tokens_per_s == pytest.approx(4 * 128 / (r.ttft_s + 127 * r.tpot_s))
 
 
 def test_max_concurrency_by_hand():
@@ -66,17 +67,18 @@ def test_bad_requests_and_models():
 
 
 def test_serve_cli_json_interface():
-    args = ["serve", "-m", "llama-2-7b", "--hw", "a100", "--batch", "8", "--prompt", "256"]
-    res = CliRunner().invoke(app, [*args, "--output", "64", "-f", "json"])
+    args = ["serve", "-m", "llama-2-7b", "--hw", "a100", "--batch", "8", "--prompt-tokens", "256"]
+    res = CliRunner().invoke(app, [*args, "--output-tokens", "64", "-f", "json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     for key in ("ttft_s", "tpot_s", "output_tokens_per_s", "max_concurrency", "memory", "fits"):
         assert key in data
-    assert data["output_tokens_per_s"] == pytest.approx(8 / data["tpot_s"])
+    whole = data["ttft_s"] + 63 * data["tpot_s"]  # the prefill and 63 more steps
+    assert data["output_tokens_per_s"] == pytest.approx(8 * 64 / whole)
     both = CliRunner().invoke(app, ["serve", "-m", "llama-2-7b", "--hw", "a100,h100", "-f", "json"])
     assert [d["device"] for d in json.loads(both.stdout)] == ["a100", "h100"]
-    bad = CliRunner().invoke(app, [*args, "--output", "0"])
-    assert bad.exit_code == 2 and "--output 0" in bad.stderr
+    bad = CliRunner().invoke(app, [*args, "--output-tokens", "0"])
+    assert bad.exit_code == 2 and "--output-tokens 0" in bad.stderr
 
 
 def test_cost_per_million_output_tokens_by_hand():
@@ -88,8 +90,9 @@ def test_cost_per_million_output_tokens_by_hand():
     h100, mi300x = json.loads(res.stdout)
     want = 2 * (55.04 / 8) / 3600 * 1e6 / h100["output_tokens_per_s"]
     assert h100["cost_per_million_output_tokens"] == pytest.approx(want, rel=1e-9)
+    whole = h100["ttft_s"] + 255 * h100["tpot_s"]  # 256 output tokens, the default
     assert h100["currency"] == "USD" and h100["output_tokens_per_s"] == pytest.approx(
-        8 / h100["tpot_s"]
+        8 * 256 / whole
     )
     assert mi300x["cost_per_million_output_tokens"] is None  # no price in its file
     res = CliRunner().invoke(app, [*args, "--price", "mi300x=2", "-f", "json"])
@@ -118,7 +121,7 @@ def _wait_by_hand(c: int, rate: float, service: float) -> float:
 
 
 def test_queue_wait_textbook_values():
-    from roofline.serve import erlang_c, queue_wait_quantile_s, queue_wait_s
+    from roofline.queueing import erlang_c, queue_wait_quantile_s, queue_wait_s
 
     # M/M/1 at rate 0.5, service 1 s: Wq = rho / (mu - lambda) = 0.5 / 0.5 = 1 s
     assert queue_wait_s(1, 0.5, 1.0) == pytest.approx(1.0)
@@ -208,7 +211,17 @@ def test_slo_plan_on_the_99th_percentile_of_the_wait_by_hand():
 
 
 def test_slo_plan_cli_json_and_impossible_targets():
-    args = ["serve", "-m", "llama-2-7b", "--hw", "a100,v100", "--rate", "2", "--prompt", "512"]
+    args = [
+        "serve",
+        "-m",
+        "llama-2-7b",
+        "--hw",
+        "a100,v100",
+        "--rate",
+        "2",
+        "--prompt-tokens",
+        "512",
+    ]
     res = CliRunner().invoke(app, [*args, "--tpot", "0.0001", "-f", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"not strict: {c}"))
@@ -246,7 +259,7 @@ def test_erlang_c_for_many_servers_agrees_with_the_recursion(c, rho):
     """Past RECURSION_SERVERS Erlang B is a Poisson ratio summed in a bounded number of
     terms; it agrees with the recursion to 1e-9 relative wherever the recursion's value is
     a normal double (below 1e-300 both are zero to any wait that matters)."""
-    from roofline.serve import RECURSION_SERVERS, erlang_c
+    from roofline.queueing import RECURSION_SERVERS, erlang_c
 
     assert c > RECURSION_SERVERS
     a = c - 1.0 if rho == "one server short" else rho * c
@@ -258,7 +271,7 @@ def test_erlang_c_fast_path_textbook_values(monkeypatch):
     M/M/1 at rate 0.5, service 1 s: C = rho = 0.5, Wq = rho / (mu - lambda) = 1 s;
     M/M/2 at a = 1: C = 1/3 (Kleinrock eq. 3.40); M/M/3 at a = 2: B = (4/3) / (19/3) = 4/19,
     C = B / (1 - (2/3)(1 - B)) = 4/9; and the sum formula at 2,000 servers."""
-    from roofline import serve as sv
+    from roofline import queueing as sv
 
     monkeypatch.setattr(sv, "RECURSION_SERVERS", 0)
     assert sv.erlang_c(1, 0.5) == pytest.approx(0.5, rel=1e-12)
@@ -274,7 +287,7 @@ def test_erlang_c_fast_path_textbook_values(monkeypatch):
 
 def test_fewest_is_a_linear_scan():
     """The galloping search returns what a scan from lo up returns, for every threshold."""
-    from roofline.serve import fewest
+    from roofline.queueing import fewest
 
     for lo, hi in ((1, 1), (1, 2), (5, 40), (100, 1000)):
         for need in range(lo - 2, hi + 3):
@@ -406,11 +419,21 @@ def test_the_largest_rate_100000_a100_serve_by_hand():
 
 
 def test_serve_rate_100000_finishes_and_plans_each_type_apart():
-    """issue 25: `serve --rate 100000 --prompt 50 --output 4000` answers (it once ran for
-    minutes: the planner added replicas one at a time). A type past the ceiling is a row
-    with the reason; it does not stop the next type: at 30,000 requests/s H100s are
+    """issue 25: `serve --rate 100000 --prompt-tokens 50 --output-tokens 4000` answers (it
+    once ran for minutes: the planner added replicas one at a time). A type past the
+    ceiling is a row with the reason; it does not stop the next type: at 30,000 requests/s H100s are
     planned (within 100,000) where A100s are refused. Speed: benchmarks/bench_cli.py."""
-    args = ["serve", "-m", "llama-2-7b", "--rate", "100000", "--prompt", "50", "--output", "4000"]
+    args = [
+        "serve",
+        "-m",
+        "llama-2-7b",
+        "--rate",
+        "100000",
+        "--prompt-tokens",
+        "50",
+        "--output-tokens",
+        "4000",
+    ]
     res = CliRunner().invoke(app, [*args, "--hw", "a100", "-f", "json"])
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)

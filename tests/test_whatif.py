@@ -355,7 +355,7 @@ def test_whatif_cli_json_and_errors():
         (["--batch", "1,x"], "expected whole numbers"),
         (["--bw-scale", "-1"], "--bw-scale -1.0: must be > 0"),
         (["--optimizer", "adagrad"], "--optimizer adagrad: unknown"),
-        (["--devices", "3", "--batch", "8"], "cannot be split into 3"),
+        (["--dp", "3", "--batch", "8"], "cannot be split into 3"),
     ):
         res = CliRunner().invoke(app, ["whatif", "-m", "bert-large", "--hw", "a100", *args])
         assert res.exit_code == 2, (args, res.output)
@@ -412,6 +412,7 @@ def test_memory_cli_layouts():
     seq=st.integers(1, 512),
     phase=st.sampled_from(["inference", "training"]),
 )
+@pytest.mark.slow  # property test over many settings
 def test_sweep_equals_the_slow_path_anywhere(key, batch, seq, phase):
     w = get_workload(key)
     s = seq if w.arch.takes_seq else None
@@ -462,6 +463,7 @@ def test_memory_never_shrinks_with_more_batch_or_sequence(batch, seq, phase):
     first_grad=st.booleans(),
     overlap=st.sampled_from([0.0, 0.5, 1.0]),
 )
+@pytest.mark.slow  # property test over many settings
 def test_sweep_equals_the_per_run_path_for_every_training_setting(
     key,
     batch,
@@ -568,7 +570,7 @@ def test_whatif_csv_of_any_size_is_streamed(tmp_path, monkeypatch):
     as the in-memory path, every one of them, never an empty file."""
     import csv
 
-    from roofline import cli
+    from roofline.cli import plan as cli
 
     args = ["whatif", "-m", "bert-large", "--hw", "a100,h100", "--batch", "1,2,3", "--seq"]
     args += ["64,128", "-f", "csv"]
@@ -593,7 +595,7 @@ def test_whatif_layout_answers_as_memory_does():
     expected step time."""
     common = ["-m", "bert-large", "--hw", "h100", "--phase", "training", "--seq", "512"]
     layout = ["--tp", "2", "--pp", "3", "--zero", "1", "-f", "json"]
-    w = CliRunner().invoke(app, ["whatif", *common, "--batch", "16", "--devices", "2", *layout])
+    w = CliRunner().invoke(app, ["whatif", *common, "--batch", "16", "--dp", "2", *layout])
     m = CliRunner().invoke(app, ["memory", *common, "--batch", "16", "--dp", "2", *layout])
     assert w.exit_code == 0 and m.exit_code == 0, (w.output, m.output)
     (row,) = json.loads(w.stdout)["scenarios"]
@@ -808,8 +810,8 @@ def test_streamed_rows_many_chunks(tmp_path, monkeypatch):
 def test_a_big_table_shows_the_best_rows_and_how_many(monkeypatch):
     """Beyond the table limit the table shows the TOP_ROWS best pairs (those that fit first,
     then the highest tokens/s): the same as sorting every row of the JSON by hand."""
-    from roofline import cli
     from roofline import sweep as sweep_module
+    from roofline.cli import plan as cli
     from roofline.report.whatif import top_rows
 
     args = ["whatif", "-m", "bert-large", "--hw", "a100,t4", "--batch", "1,16,256,4096"]

@@ -74,6 +74,12 @@ def result_dict(result: Result) -> dict[str, Any]:
             "attention": result.run.attention,
             "logits": result.run.logits,
             "fused_epilogues": result.run.fused_epilogues,
+            "layout": {
+                "data": result.run.layout.data,
+                "tensor": result.run.layout.tensor,
+                "pipeline": result.run.layout.pipeline,
+                "zero": result.run.layout.zero,
+            },
         }
         | ({"context": result.run.context or result.seq} if result.run.phase == "decode" else {})
         | (
@@ -108,6 +114,9 @@ def result_table(result: Result) -> list[RenderableType]:
         scenario.append(f"seq {r.seq}")
     if r.run.phase == "decode":
         scenario.append(f"context {r.run.context or r.seq}")
+    lay = r.run.layout
+    if lay.devices > 1:  # the table is one device's share
+        scenario.append(f"one device of {lay.data} x tp {lay.tensor} x pp {lay.pipeline}")
     title = f"{r.workload.name} on {r.device.name}: {', '.join(scenario)}, {r.run.precision}"
     headers = (
         "layer",

@@ -88,11 +88,12 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
             "yes" if r.fits else "no" + (f" ({r.reason})" if r.reason else ""),
         )
     note = (
-        "Times from the expected-time model (roofline run --ideal: the bound); tokens/s per "
-        "replica; cost of a million output tokens at the device's price an hour (its file's "
-        "source, or --price) x the layout's devices; memory per device with every request at "
-        "prompt + output tokens; max concurrency: requests whose paged KV cache fits beside "
-        "the weights (GB = 1e9 bytes)."
+        "Times from the expected-time model (roofline run --ideal: the bound); tokens/s: a "
+        "static batch's output tokens over its whole requests (prefill and decode), per "
+        "replica; under traffic: roofline simulate; cost of a million output tokens at the "
+        "device's price an hour (its file's source, or --price) x the layout's devices; "
+        "memory per device with every request at prompt + output tokens; max concurrency: "
+        "requests whose paged KV cache fits beside the weights (GB = 1e9 bytes)."
     )
     return [table, note]
 

@@ -1,0 +1,240 @@
+"""The catalog and the machine: validate (against published data), measure (this
+machine as a device file), hardware list/show, models list/show, schema."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from ..errors import FieldError
+from .app import app, boundary, fail, hardware_app, models_app
+from .io import Format, FormatOpt, OutputOpt, emit, show, show_of
+from .values import names
+
+
+class MeasureDevice(str, Enum):  # what `measure` times
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class SchemaKind(str, Enum):  # the files `schema` describes
+    device = "device"
+    workload = "workload"
+    run = "run"
+
+
+@app.command()
+@boundary
+def validate(
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs", help="Predicted vs measured published runs (workloads/runs/) instead."
+        ),
+    ] = False,
+    fit: Annotated[
+        bool,
+        typer.Option(
+            "--fit",
+            help="With --runs: refit the sustained shares on half the training (serving) runs and "
+            "report the error on the other half.",
+        ),
+    ] = False,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load",
+            help="Serving under load: the simulation against published measurements "
+            "(workloads/load_runs/).",
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Computed params, inference and training FLOPs of every model vs the published dataset,
+    and the places where the published data contradicts itself; with --runs, the expected
+    time against published measured training and serving runs; with --load, the serving
+    simulation against published measurements under load."""
+    if fit and not runs:
+        raise FieldError("--fit", True, "goes with --runs")
+    if load:
+        if runs:
+            raise FieldError("--load", True, "give --runs or --load, not both")
+        from ..load_runs import list_load_runs, predict_load
+        from ..report import load_runs as rl
+
+        under_load = [predict_load(r) for r in list_load_runs()]
+        show(
+            fmt,
+            output,
+            data=lambda: {
+                "by_figure": rl.by_figure(under_load),
+                "runs": rl.load_rows(under_load),
+            },
+            rows=lambda: rl.load_rows(under_load),
+            table=lambda: rl.load_tables(under_load),
+        )
+        return
+    if runs and fit:
+        from ..calibration import calibration
+        from ..report import runs as rr
+        from ..runs import KINDS, fit_sustained
+
+        fits = [fit_sustained(kind=kind) for kind in ("training", "serving")]
+        shipped = calibration()
+        show(
+            fmt,
+            output,
+            data=lambda: [rr.fit_dict(f, shipped.shipped(k)) for f, k in zip(fits, KINDS)],
+            rows=lambda: [row for f in fits for row in rr.fit_rows(f)],
+            table=lambda: [
+                item for f, k in zip(fits, KINDS) for item in rr.fit_table(f, shipped.shipped(k))
+            ],
+        )
+        return
+    if runs:
+        from ..report import runs as rr
+        from ..runs import by_source, error_summary, median_abs_error, validate_runs
+
+        predictions = validate_runs()
+        median = median_abs_error(predictions)
+        show(
+            fmt,
+            output,
+            data=lambda: {
+                "median_abs_error": median,
+                "errors": error_summary(predictions),
+                "by_source": by_source(predictions),
+                "runs": rr.run_rows(predictions),
+            },
+            rows=lambda: rr.run_rows(predictions),
+            table=lambda: rr.runs_table(predictions, median),
+        )
+        return
+    from ..report import validation as rv
+    from ..validate import validate as run_validation
+
+    checks = run_validation()
+    show_of(fmt, output, checks, rv.check_rows, rv.check_rows, rv.validation_table)
+
+
+@app.command()
+@boundary
+def measure(
+    device: Annotated[
+        MeasureDevice, typer.Option(help="What to measure: cpu (numpy), cuda, or auto.")
+    ] = MeasureDevice.auto,
+    dtype: Annotated[str, typer.Option(help="Datatypes, comma-separated (cpu: fp32, fp64).")] = (
+        "fp32,fp64"
+    ),
+    quick: Annotated[bool, typer.Option(help="Fewer, smaller sizes (seconds, for tests).")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Microbenchmark this machine (GEMM FLOP/s over sizes, memory bandwidth, per-call
+    overhead) and write it as a device file for --hw."""
+    from ..measure import DTYPES, device_yaml, measure_cpu
+
+    if device is MeasureDevice.cuda:
+        fail("--device cuda: measuring a GPU needs PyTorch and a GPU; this build measures the CPU")
+    chosen = names("--dtype", dtype)
+    for name in chosen:
+        if name not in DTYPES:
+            raise FieldError("dtype", name, f"the CPU is measured in {', '.join(DTYPES)}")
+    result = measure_cpu(
+        tuple(chosen), quick=quick, progress=lambda text: typer.echo(f"measuring {text}", err=True)
+    )
+    emit(device_yaml(result), None, output)
+    if output is not None:
+        typer.echo(f"wrote {output}", err=True)
+
+
+@hardware_app.command("list")
+@boundary
+def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """Every device in the database, oldest first."""
+    from ..hardware import list_devices
+    from ..report import catalog as rc
+
+    devices = list_devices()
+    show(
+        fmt,
+        output,
+        data=lambda: rc.device_rows(devices),
+        rows=lambda: rc.device_csv_rows(devices),
+        table=lambda: [rc.device_list_table(devices)],
+    )
+
+
+@hardware_app.command("show")
+@boundary
+def hardwareshow(
+    name: Annotated[str, typer.Argument(help="Device name, alias or YAML file.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """One device: peaks per datatype, ridge points, memory, interconnect, source."""
+    from ..hardware import get_device
+    from ..report import catalog as rc
+    from ..report import to_json
+
+    device = get_device(name)
+    if fmt is Format.json:
+        emit(to_json(rc.device_dict(device)), None, None)
+    else:
+        emit(rc.device_detail(device) + "\n", None, None)
+
+
+@models_app.command("list")
+@boundary
+def models_list(fmt: FormatOpt = Format.table) -> None:
+    """Every model in the catalog."""
+    from ..report import catalog as rc
+    from ..workloads import list_workloads
+
+    workloads = list_workloads()
+    rows = [rc.workload_dict(w) | {"params": w.params} for w in workloads]
+    show(
+        fmt,
+        None,
+        data=lambda: rows,
+        rows=lambda: [{k: r[k] for k in ("key", "name", "family", "params")} for r in rows],
+        table=lambda: [rc.workload_list_table(workloads, [w.params for w in workloads])],
+    )
+
+
+@models_app.command("show")
+@boundary
+def modelsshow(
+    name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """One model: architecture, computed and published figures, sources (-f json: every
+    field)."""
+    from ..report import catalog as rc
+    from ..report import to_json
+    from ..workloads import get_workload
+
+    w = get_workload(name)
+    if fmt is Format.csv:
+        fail("--format csv: models show writes table or json")
+    if fmt is Format.json:
+        emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
+    else:
+        emit(rc.workload_detail(w), None, None)
+
+
+@app.command()
+@boundary
+def schema(
+    kind: Annotated[SchemaKind, typer.Argument(help="device, workload or run.")],
+    output: OutputOpt = None,
+) -> None:
+    """The JSON Schema (draft 2020-12) of a device, workload or measured-run file, recorded
+    from the loader itself (editors and CI can check files against it)."""
+    import json
+
+    from ..file_schema import file_schema
+
+    emit(json.dumps(file_schema(kind.value), indent=2) + "\n", None, output)

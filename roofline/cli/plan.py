@@ -1,0 +1,212 @@
+"""The planning commands: whatif (sweeps and capacity answers) and serve (serving figures
+and the SLO planner)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+import typer
+
+from .app import app, fail
+from .io import Format, FormatOpt, OutputOpt, no_bar, show, stream_rows
+from .options import SERVING, scenario_command
+from .spec import Spec
+from .values import (
+    CurrencyOpt,
+    OutputTokensOpt,
+    PriceOpt,
+    PromptTokensOpt,
+    currency,
+    devices,
+    prices,
+    sweep_devices,
+)
+
+TABLE_ROWS = 200  # a what-if table shows its rows up to this many pairs
+TOP_ROWS = 20  # beyond that, the best this many
+ROW_LIMIT = 1_000_000  # JSON rows built in memory (CSV and Parquet are streamed)
+GONE = "now --dp (data-parallel replicas of the --tp x --pp layout) or --gpus (all its devices)"
+Hidden = Annotated[str | None, typer.Option(hidden=True)]
+
+
+@scenario_command(app, "whatif", save=False)
+def whatif(
+    spec: Spec,
+    hw: Annotated[
+        str | None, typer.Option("--hw", help="Devices, comma-separated, or all.")
+    ] = None,
+    flops_scale: Annotated[float, typer.Option(help="Scale every device's peaks.")] = 1.0,
+    bw_scale: Annotated[float, typer.Option(help="Scale every device's memory bandwidth.")] = 1.0,
+    capacity_scale: Annotated[float, typer.Option(help="Scale every device's memory.")] = 1.0,
+    utilization: Annotated[
+        float | None, typer.Option(help="Fraction of peak reached, for time to train.")
+    ] = None,
+    price: PriceOpt = None,
+    currency_code: CurrencyOpt = "USD",
+    tokens: Annotated[
+        float | None,
+        typer.Option(help="Training tokens, for time to train [default: the published run]."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    devices_gone: Annotated[str | None, typer.Option("--devices", hidden=True)] = None,
+) -> None:
+    """Sweep batch, sequence, context, dtype, device (--hw all: every device with the
+    dtypes) and data-parallel replicas (--dp, or --gpus for all devices) of a --tp x --pp
+    layout; answer the batch at which a step turns compute-bound, the largest batch that
+    fits, time to train and cost. CSV (-f csv) and Parquet (-o NAME.parquet) hold every
+    (scenario, device) pair, at any size."""
+    from ..answers import answers
+    from ..report import whatif as rw
+    from ..whatif import build_sweep, priced, run_sweep, scaled
+    from ..workloads import get_workload
+
+    if devices_gone is not None:
+        fail(f"--devices {devices_gone}: {GONE}")
+    w = get_workload(spec.need_model())
+    axes = spec.axes
+    devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in
+            sweep_devices(spec.need_hw(), axes["dtype"])]  # fmt: skip
+    if price is not None:
+        devs = priced(devs, prices(price), currency(currency_code))
+    sweep = build_sweep(
+        w, devs, spec.run, batches=axes["batch"], seqs=axes["seq"], contexts=axes["context"],
+        dtypes=axes["dtype"], replicas=axes["dp"],
+    )  # fmt: skip
+    pairs = sweep.grid.scenarios * len(devs)
+    limit = TABLE_ROWS if fmt is Format.table else ROW_LIMIT
+    if output is not None and output.suffix.lower() == ".parquet":
+        stream_rows(sweep, output, "parquet")  # every row, any size, whatever --format
+        return
+    if fmt is Format.csv:  # any size: streamed in chunks, progress on stderr
+        stream_rows(sweep, output, "csv")
+        return
+    if fmt is Format.json and pairs > limit:
+        fail(
+            f"{pairs:,} (scenario, device) pairs are more than {limit:,} JSON rows; use "
+            "--format csv (streamed, any size) or narrow the sweep"
+        )
+    top = fmt is Format.table and pairs > limit
+    if top:  # a table of a big sweep: its best rows, and how many there are
+        rows = rw.top_rows(sweep, TOP_ROWS)
+    else:
+        rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
+    progress: Any = None
+    if pairs > 20_000_000:  # more than about a second: show progress on stderr
+        from rich.console import Console
+        from rich.progress import Progress
+
+        bar = Progress(console=Console(stderr=True), transient=True, disable=no_bar())
+        task = bar.add_task("sweep", total=sweep.grid.scenarios)
+        progress = lambda done, total: bar.update(task, completed=done)  # noqa: E731
+        with bar:
+            found = answers(sweep, utilization=utilization, progress=progress, tokens=tokens)
+    else:
+        found = answers(sweep, utilization=utilization, tokens=tokens)
+    show(
+        fmt,
+        output,
+        data=lambda: rw.whatif_dict(found, rows, pairs),
+        rows=lambda: rows,
+        table=lambda: rw.whatif_tables(w.name, sweep, found, rows, top),
+    )
+
+
+@scenario_command(app, "serve", takes=SERVING, defaults={"attention": "flash"})
+def serve(
+    spec: Spec,
+    hw: Annotated[str | None, typer.Option("--hw", help="Devices, comma-separated.")] = None,
+    prompt_tokens: PromptTokensOpt = 512,
+    output_tokens: OutputTokensOpt = 256,
+    reserve: Annotated[
+        float, typer.Option(help="Share of each device's memory kept for the runtime.")
+    ] = 0.1,
+    price: PriceOpt = None,
+    currency_code: CurrencyOpt = "USD",
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Plan for this many requests a second: the fewest devices of each --hw "
+            "type (tp and concurrency chosen) within --ttft and --tpot; at most 100,000 "
+            "devices of a type (a rate that needs more is refused with the most they serve)."
+        ),
+    ] = None,
+    ttft: Annotated[
+        float | None, typer.Option(help="With --rate: time to first token SLO, s [default: 2].")
+    ] = None,
+    tpot: Annotated[
+        float | None,
+        typer.Option(help="With --rate: time per output token SLO, s [default: 0.05]."),
+    ] = None,
+    ttft_percentile: Annotated[
+        float | None,
+        typer.Option(
+            help="With --rate: hold the TTFT target for this quantile of the queueing wait "
+            "(0.5 to 0.999, e.g. 0.99) [default: the mean]."
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    prompt: Hidden = None,
+) -> None:
+    """Serve an LLM: time to first token, time per output token, tokens/s, the requests the
+    KV cache holds, and the memory per device, on each device of --hw; with --rate, the
+    fewest devices of each type that meet the latency targets."""
+    from ..report import serve as rs
+    from ..serve import Request, Slo, plan
+    from ..serve import serve as serve_on
+    from ..workloads import get_workload
+
+    if prompt is not None:
+        fail(f"--prompt {prompt}: the prompt's tokens are --prompt-tokens")
+    if output is not None and output.name.isdigit():
+        fail(f"--output {output}: the output file; the output's tokens are --output-tokens")
+    p, o = spec.request  # a run file's request, where the flags leave it
+    p = prompt_tokens if p is None or "prompt_tokens" in spec.explicit else p
+    o = output_tokens if o is None or "output_tokens" in spec.explicit else o
+    w = get_workload(spec.need_model())
+    run_config = replace(spec.run, phase="decode")
+    request = Request(p, o, reserve)
+    devs = devices(spec.need_hw())
+    if price is not None:
+        from ..whatif import priced
+
+        devs = priced(devs, prices(price), currency(currency_code))
+    q = ttft_percentile
+    if rate is None:
+        for flag, value in (("--ttft", ttft), ("--tpot", tpot), ("--ttft-percentile", q)):
+            if value is not None:
+                fail(f"{flag} {value:g}: a target of the planner; give --rate too")
+        results = [serve_on(w, run_config, d, request) for d in devs]
+        title = (
+            f"{w.name}: serving batch {run_config.batch}, {p} tokens in, {o} out, "
+            f"{run_config.precision}, {run_config.attention} attention"
+        )
+        show(
+            fmt,
+            output,
+            data=lambda: (
+                [rs.serve_dict(r) | {"model": w.key} for r in results]
+                if len(results) > 1
+                else rs.serve_dict(results[0]) | {"model": w.key}
+            ),
+            rows=lambda: rs.serve_rows(results, w.key),
+            table=lambda: rs.serve_table(results, title),
+        )
+        return
+    slo = Slo(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q)
+    plans = [plan(w, run_config, d, request, slo) for d in devs]
+    heading = (
+        f"{w.name}: {rate:g} requests/s of {p} tokens in, {o} out, {run_config.precision}; "
+        f"TTFT <= {slo.ttft_s:g} s"
+        + ("" if q is None else f" at p{100 * q:g} of the wait")
+        + f", TPOT <= {slo.tpot_s * 1e3:g} ms"
+    )
+    show(
+        fmt,
+        output,
+        data=lambda: [rs.plan_dict(x) | {"model": w.key} for x in plans],
+        rows=lambda: [rs.plan_dict(x) | {"model": w.key} for x in plans],
+        table=lambda: rs.plan_table(plans, heading),
+    )

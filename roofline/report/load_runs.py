@@ -1,0 +1,119 @@
+"""Serving under load, predicted against measured (`roofline validate --load`): a row per
+(run, figure), the errors by figure, and the runs not predicted with their reason."""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from . import new_table, seconds
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..load_runs import LoadPrediction
+
+FIGURES = (
+    "ttft_mean_s",
+    "ttft_p50_s",
+    "ttft_p99_s",
+    "tpot_mean_s",
+    "tpot_p50_s",
+    "tpot_p99_s",
+    "e2e_mean_s",
+    "e2e_p50_s",
+    "e2e_p99_s",
+    "itl_mean_s",
+    "output_tokens_per_s",
+    "requests_per_s",
+)
+
+
+def load_rows(predictions: list[LoadPrediction]) -> list[dict[str, Any]]:
+    rows = []
+    for p in predictions:
+        r = p.run
+        base = {
+            "run": r.key,
+            "kind": r.kind,
+            "device": r.device,
+            "devices": r.devices,
+            "engine": f"{r.engine} {r.engine_version}".strip(),
+        }
+        if p.reason:
+            rows.append(
+                base
+                | {
+                    "figure": None,
+                    "predicted": None,
+                    "measured": None,
+                    "rel_error": None,
+                    "reason": p.reason,
+                }
+            )
+            continue
+        errors = p.errors()
+        for name in FIGURES:
+            if name in r.measured:
+                rows.append(
+                    base
+                    | {
+                        "figure": name,
+                        "predicted": p.predicted.get(name),
+                        "measured": r.measured[name],
+                        "rel_error": errors.get(name),
+                        "reason": "",
+                    }
+                )
+    return rows
+
+
+def by_figure(predictions: list[LoadPrediction]) -> dict[str, dict[str, Any]]:
+    """The median and largest |error| of each figure over the runs that have it."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in FIGURES:
+        errors = [abs(e) for p in predictions if (e := p.errors().get(name)) is not None]
+        if errors:
+            out[name] = {
+                "runs": len(errors),
+                "median_abs_error": statistics.median(errors),
+                "largest_abs_error": max(errors),
+            }
+    return out
+
+
+def _shown(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return seconds(value) if name.endswith("_s") else f"{value:,.0f}"
+
+
+def load_tables(predictions: list[LoadPrediction]) -> list[RenderableType]:
+    summary = new_table(
+        "Serving under load: predicted vs measured, by figure",
+        ("figure", "runs", "median |error|", "largest"),
+        left=("figure",),
+    )
+    for name, s in by_figure(predictions).items():
+        summary.add_row(
+            name, str(s["runs"]), f"{s['median_abs_error']:.0%}", f"{s['largest_abs_error']:.0%}"
+        )
+    runs = new_table(
+        "Each run",
+        ("run", "kind", "figure", "predicted", "measured", "error"),
+        left=("run", "kind", "figure"),
+    )
+    for row in load_rows(predictions):
+        if row["reason"]:
+            runs.add_row(row["run"], row["kind"], row["reason"], "-", "-", "-")
+            continue
+        err = row["rel_error"]
+        runs.add_row(
+            row["run"],
+            row["kind"],
+            row["figure"],
+            _shown(row["figure"], row["predicted"]),
+            _shown(row["figure"], row["measured"]),
+            "-" if err is None else f"{err:+.0%}",
+        )
+    return [summary, runs]

@@ -1,0 +1,573 @@
+"""Serving under traffic: an iteration-level simulation of one deployment (a replica of a
+model on a tensor/pipeline layout of one device type) under a stream of requests.
+
+The engine runs in iterations, one forward pass each, as vLLM's V1 scheduler does:
+  1. the running requests in the order they were admitted: one decode token each, or the
+     next chunk of a prompt still being prefilled, within the iteration's token budget
+     (`max_batched_tokens`) and the running limit (`max_num_seqs`);
+  2. then waiting requests, first come first served, while the budget, the running limit
+     and the KV blocks allow (chunked prefill: a prompt may start with a chunk and go on in
+     the next iterations);
+  3. KV memory is paged in blocks of `block_tokens`; when a running request needs a block
+     and none is free, the request admitted last is preempted: its blocks are freed and it
+     goes back to the front of the queue, to prefill its prompt and the tokens it had made
+     again (vLLM's recompute mode).
+A request's first token comes at the end of the iteration that finishes its prompt; each
+later iteration it takes part in makes one more token. Engines that do not mix (vLLM before
+V1) run the waiting prompts first, whole, in an iteration of their own, and decode only when
+no prompt can start. The `static` engine instead runs a
+batch of up to `max_num_seqs` waiting requests: one prefill of all their prompts, then decode
+steps until the last of them is done, then the next batch.
+
+An iteration's time comes from the expected-time model of the step (step.step_time), taken
+apart once per deployment into the parts a mixed batch is made of (`IterationCost`):
+  linear(T)          a decode step of T tokens at context 1: the weights read once, every
+                     GEMM at m = T, the tensor-parallel all-reduces, the kernel launches;
+                     evaluated at T = 1, 2, 4 ... 32, every 32 to 1024, then 12.5 % apart,
+                     and interpolated linearly between
+  D(sum ctx)         the decode tokens' attention over their contexts: a decode step whose
+                     requests hold sum(ctx) tokens in all, less the same step at context 1
+                     (it grows with the KV bytes read, once the attention kernels take longer
+                     than their launch), on sum(ctx) = 1, 2, 4 ... and interpolated
+  A(k + n) - A(k)    a prefill chunk of n tokens after k already cached: A(s) is a prefill of
+                     s tokens less linear(s) (the causal attention over the prompt so far),
+                     on the same grid from 32; the difference is the attention of
+                     the chunk's queries over all k + n keys
+A prefill chunk is counted at linear's cost per token, logits included (the LM head of a
+prompt's tokens, which an engine skips but for the last: a few per cent of a token's cost).
+
+Results per request (arrival, first token, finish, tokens, preemptions) and per iteration
+(time, tokens, running, waiting, KV blocks in use); summaries in `SimulationResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .errors import FieldError
+from .hardware import Device
+from .memory import kv_cache_bytes, memory_breakdown
+from .scenario import RunConfig
+from .step import step_time
+from .workloads import Workload
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How an engine schedules: its defaults come from hardware/defaults/engines.yaml."""
+
+    name: str
+    max_num_seqs: int
+    max_batched_tokens: int
+    memory_fraction: float  # of each device's memory the engine takes (weights, cache, work)
+    block_tokens: int = 16
+    static: bool = False  # a batch at a time, no joining mid-batch
+    host_overhead_s: float = 0.0  # per iteration, beside the forward pass
+    mixed: bool = True  # prefill chunks beside decodes (False: prefills first, alone, whole)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FieldError(name, value, "must be a whole number >= 1")
+        if not 0 < self.memory_fraction <= 1:
+            raise FieldError("memory_fraction", self.memory_fraction, "a share above 0, <= 1")
+        if not 0 <= self.host_overhead_s < 1:
+            raise FieldError("host_overhead", self.host_overhead_s, "seconds from 0 to < 1")
+
+
+LARGE_DEVICE_BYTES = 70 * 2**30  # vLLM's threshold for its larger defaults (engines.yaml)
+
+
+def engine(name: str, device: Device, max_seq: int | None = None, **overrides: object) -> Engine:
+    """An engine's shipped defaults (hardware/defaults/engines.yaml) for `device` (and a
+    model of `max_seq` tokens, where the engine sizes its budget by it), with the given
+    fields overridden (None: keep the default)."""
+    from ._paths import data_dir
+    from ._schema import Fields, Problems
+    from ._yaml import load_yaml_mapping
+    from .errors import SpecError, UnknownNameError
+
+    shown = "hardware/defaults/engines.yaml"
+    data = load_yaml_mapping(data_dir("hardware") / "defaults" / "engines.yaml", shown)
+    if name not in data:
+        raise UnknownNameError("engine", name, data, "allowed: " + ", ".join(sorted(data)))
+    problems = Problems()
+    f = Fields(data, problems).mapping(name)
+    assert f is not None  # the name is a key of the file
+    values: dict[str, object] = {}
+    for key in ("max_num_seqs", "max_batched_tokens", "block_tokens"):
+        values[key] = f.integer(key)
+    values["memory_fraction"] = f.number("memory_fraction")
+    overhead = f.raw("host_overhead_s", {"type": "number", "minimum": 0}, required=True)
+    if not isinstance(overhead, int | float) or isinstance(overhead, bool) or overhead < 0:
+        problems.append(f"{name}.host_overhead_s: seconds >= 0, got {overhead!r}")
+    values["host_overhead_s"] = float(overhead) if isinstance(overhead, int | float) else 0.0
+    values["static"] = f.flag("static", default=False)
+    values["mixed"] = f.flag("mixed", default=True)
+    if f.flag("budget_from_model", default=False) and max_seq is not None:
+        values["max_batched_tokens"] = max(max_seq, int(values["max_batched_tokens"]))  # type: ignore[call-overload]
+    values["source"] = f.text("source")
+    large = f.mapping("large_device", required=False)
+    if large is not None:
+        bigger = {k: large.integer(k) for k in ("max_num_seqs", "max_batched_tokens")}
+        large.done()
+        big = device.memory_capacity_bytes >= LARGE_DEVICE_BYTES
+        if big and "a100" not in device.key.lower():
+            values |= bigger
+    f.done()
+    if problems:
+        raise SpecError(shown, list(problems))
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return Engine(name, **values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The request stream: arrival times (s, ascending), prompt and output tokens."""
+
+    arrival_s: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.arrival_s)
+        if n == 0 or len(self.prompt) != n or len(self.output) != n:
+            raise FieldError("requests", n, "need at least one request, each with its lengths")
+        if np.any(np.diff(self.arrival_s) < 0) or not np.all(np.isfinite(self.arrival_s)):
+            raise FieldError("requests", None, "arrival times must be finite and ascending")
+        if np.any(self.prompt < 1) or np.any(self.output < 1):
+            raise FieldError("requests", None, "every request needs >= 1 prompt and output token")
+
+
+def arrivals(
+    n: int,
+    rate: float,
+    *,
+    kind: str = "poisson",
+    cv: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """n arrival times at `rate` a second: Poisson (exponential gaps), gamma gaps with a
+    coefficient of variation `cv` (burstier above 1), or fixed gaps."""
+    if not (isinstance(n, int) and 1 <= n <= 10**7):
+        raise FieldError("requests", n, "a whole number from 1 to 10,000,000")
+    if not (0 < rate <= 1e6):
+        raise FieldError("rate", rate, "requests a second, above 0 and at most 1e6")
+    rng = np.random.default_rng(seed)
+    if kind == "poisson":
+        gaps = rng.exponential(1 / rate, n)
+    elif kind == "gamma":
+        if not (0 < cv <= 100):
+            raise FieldError("cv", cv, "a coefficient of variation above 0, at most 100")
+        shape = 1 / cv**2
+        gaps = rng.gamma(shape, 1 / (rate * shape), n)
+    elif kind == "fixed":
+        gaps = np.full(n, 1 / rate)
+    else:
+        raise FieldError("arrival", kind, "allowed: poisson, gamma, fixed")
+    times: np.ndarray = np.cumsum(gaps) - gaps[0]  # the first request at time 0
+    return times
+
+
+def lengths(n: int, mean: int, *, kind: str = "fixed", spread: float = 0.0, seed: int = 0,
+            name: str = "tokens") -> np.ndarray:  # fmt: skip
+    """n token counts of mean `mean`: fixed; uniform over mean +- spread x mean; normal or
+    lognormal with a coefficient of variation `spread`; at least 1 each."""
+    if not (isinstance(mean, int) and mean >= 1):
+        raise FieldError(name, mean, "a whole number >= 1")
+    rng = np.random.default_rng(seed)
+    if kind == "fixed":
+        x = np.full(n, float(mean))
+    elif kind == "uniform":
+        x = rng.uniform(mean * (1 - spread), mean * (1 + spread), n)
+    elif kind == "normal":
+        x = rng.normal(mean, spread * mean, n)
+    elif kind == "lognormal":
+        sigma = math.sqrt(math.log1p(spread**2))
+        x = rng.lognormal(math.log(mean) - sigma**2 / 2, sigma, n)
+    else:
+        raise FieldError(f"{name}_dist", kind, "allowed: fixed, uniform, normal, lognormal")
+    counts: np.ndarray = np.maximum(np.rint(x), 1).astype(np.int64)
+    return counts
+
+
+class IterationCost:
+    """The expected time of one iteration of a mixed batch (see the module docstring)."""
+
+    def __init__(self, w: Workload, run: RunConfig, device: Device, max_tokens: int) -> None:
+        decode = replace(run, phase="decode", seq=None, batch=1, context=1)
+
+        def expected(r: RunConfig) -> float:
+            t = step_time(w, r, device).expected_s
+            if t is None:
+                raise FieldError("device", device.key, "has no expected time for this run")
+            return t
+
+        self.tokens = np.array(_grid(max_tokens), dtype=np.float64)
+        self.linear_s = np.array([expected(replace(decode, batch=int(t))) for t in self.tokens])
+        limit = w.arch.max_seq or 1 << 20
+        # the decode attention of S cached tokens in all: S / b tokens each for b requests,
+        # b the fewest that keep each context within the model's limit
+        total = [1 << i for i in range(int(math.log2(max(2, max_tokens) * limit)) + 1)]
+        self.cached = np.array([0.0, *total])
+        extra = []
+        for s in total:
+            b = max(1, -(-s // (limit - 1)))
+            b = min(b, s)
+            t1 = expected(replace(decode, batch=b))
+            extra.append(expected(replace(decode, batch=b, context=max(1, s // b))) - t1)
+        self.decode_s = np.maximum.accumulate(np.maximum([0.0, *extra], 0.0))
+        seqs = [s for s in _grid(limit) if s >= 32] or [limit]
+        prefill = replace(run, phase="prefill", batch=1, context=None, logits="all")
+        self.prompt = np.array([0.0, *seqs])
+        extra = [expected(replace(prefill, seq=s)) - self.linear(s) for s in seqs]
+        self.attention_s = np.maximum.accumulate(np.maximum([0.0, *extra], 0.0))
+
+    def linear(self, tokens: float) -> float:
+        return float(np.interp(tokens, self.tokens, self.linear_s))
+
+    def prompt_attention(self, cached: float) -> float:
+        return float(np.interp(cached, self.prompt, self.attention_s))
+
+    def decode_attention(self, cached: float) -> float:
+        """The decode attention of `cached` tokens in all (the requests' contexts summed):
+        the decode step at that context less the same step at context 1. It grows with the
+        tokens read, and stays 0 while the attention kernels take no longer than their
+        launch (the step model's kernel floor)."""
+        return float(np.interp(cached, self.cached, self.decode_s))
+
+    def decode_attention_steps(self, cached: np.ndarray) -> np.ndarray:
+        """decode_attention of each of several totals."""
+        out: np.ndarray = np.interp(cached, self.cached, self.decode_s)
+        return out
+
+
+def _grid(top: int) -> list[int]:
+    """Token counts at which a cost is evaluated (and interpolated between): 1, 2, 4 ... 32,
+    then every 32 to 1024 (where GEMM tiles make the cost step), then 12.5 % apart, to `top`."""
+    points = [1, 2, 4, 8, 16, *range(32, 1025, 32)]
+    while points[-1] < top:
+        points.append(max(points[-1] + 32, round(points[-1] * 1.125 / 32) * 32))
+    return [p for p in points if p < top] + [top]
+
+
+@dataclass
+class SimulationResult:
+    engine: Engine
+    blocks: int  # KV blocks the engine holds
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    preemptions: np.ndarray
+    # per iteration (or block of steady decode steps): end time, tokens (a block: tokens of
+    # one step), requests running and waiting, KV blocks in use, duration (s)
+    iterations: np.ndarray
+    stats: dict[str, float | None] = field(default_factory=dict)
+
+
+def kv_blocks(w: Workload, run: RunConfig, device: Device, engine: Engine) -> int:
+    """KV blocks a replica holds: its devices' memory share the engine takes, less the
+    weights and the working activations of a full iteration, over one block's bytes."""
+    split = run.layout.model_split
+    block = replace(run, phase="decode", seq=None, batch=1, context=engine.block_tokens)
+    per_block = kv_cache_bytes(w, block.replica()) / split
+    work = replace(run, phase="prefill", batch=1, seq=None, context=None)
+    seq = min(engine.max_batched_tokens, w.arch.max_seq or engine.max_batched_tokens)
+    m = memory_breakdown(w, replace(work, seq=seq))
+    free = device.memory_capacity_bytes * engine.memory_fraction - float(m.params + m.activations)
+    return max(0, int(free // per_block)) if per_block > 0 else 0
+
+
+def simulate(
+    w: Workload,
+    run: RunConfig,
+    device: Device,
+    requests: Requests,
+    engine: Engine,
+    cost: IterationCost | None = None,
+    blocks: int | None = None,
+    concurrency: int | None = None,
+) -> SimulationResult:
+    """Run the request stream through one replica (see the module docstring); `blocks`:
+    the KV blocks it holds [default: what the memory leaves, kv_blocks]. `concurrency`: a
+    closed loop of that many clients instead of the stream's arrival times: the first
+    `concurrency` requests come at 0, and each later one the moment one finishes."""
+    if w.arch.max_seq is not None:
+        longest = int(np.max(requests.prompt + requests.output))
+        if longest > w.arch.max_seq:
+            raise FieldError("requests", longest, f"tokens exceed {w.key}'s {w.arch.max_seq}")
+    cost = cost or IterationCost(w, run, device, engine.max_batched_tokens)
+    blocks = kv_blocks(w, run, device, engine) if blocks is None else blocks
+    bt = engine.block_tokens
+    need_most = int(np.max(-(-(requests.prompt + requests.output) // bt)))
+    if blocks < need_most:
+        raise FieldError(
+            "requests", None, f"a request of {need_most * bt} tokens needs {need_most} KV "
+            f"blocks; {device.key} holds {blocks} beside the weights"
+        )  # fmt: skip
+    n = len(requests.arrival_s)
+    arrival, prompt, output = requests.arrival_s.copy(), requests.prompt, requests.output
+    if concurrency is not None:
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise FieldError("concurrency", concurrency, "a whole number of clients >= 1")
+        arrival[:] = np.inf  # set as requests finish
+        arrival[: min(concurrency, n)] = 0.0
+    opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
+    first = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    preempted = np.zeros(n, dtype=np.int64)
+    computed = [0] * n  # tokens in the KV cache
+    target = [int(p) for p in prompt]  # tokens to prefill before the next token comes
+    made = [0] * n  # tokens generated
+    held = [0] * n  # KV blocks held
+    free = blocks
+    waiting: deque[int] = deque()
+    running: list[int] = []
+    log: list[tuple[float, int, int, int, int, float]] = []
+    now, nxt, steps = 0.0, 0, 0
+    lin, attn, dec = cost.linear, cost.prompt_attention, cost.decode_attention
+    while nxt < n or waiting or running:
+        while nxt < n and arrival[nxt] <= now:
+            waiting.append(nxt)
+            nxt += 1
+        if not waiting and not running:
+            now = float(arrival[nxt])
+            continue
+        coming = float(arrival[nxt]) if nxt < n else math.inf
+        times = _steady_steps(engine, running, waiting, computed, target, made, output, held,
+                              free, now, coming, cost)  # fmt: skip
+        k = len(times)
+        if k >= 2:  # decode steps in which nothing changes but the contexts: at once
+            b = len(running)
+            now += float(times[-1])
+            for r in running:
+                computed[r] += k
+                made[r] += k
+                want = -(-computed[r] // bt) - held[r]
+                held[r] += want
+                free -= want
+            used = blocks - free  # during the steps
+            for r in running:
+                if made[r] >= output[r]:
+                    finish[r] = now
+                    if opened < n:  # a closed loop: the client sends its next request
+                        arrival[opened] = now
+                        opened += 1
+                    free += held[r]
+                    held[r] = 0
+            running = [r for r in running if made[r] < output[r]]
+            steps += k
+            log.append((now, b, b, len(waiting), used, float(times[-1])))
+            continue
+        budget, tokens, ctx, chunk_s = engine.max_batched_tokens, 0, 0, 0.0
+        done: list[int] = []
+        scheduled: list[tuple[int, int]] = []  # (request, tokens this iteration)
+        if engine.static and not running:  # a new batch: all its prompts at once
+            while waiting and len(running) < engine.max_num_seqs:
+                r = waiting[0]
+                want = -(-(prompt[r] + output[r]) // bt)
+                if want > free:
+                    break
+                waiting.popleft()
+                free -= want
+                held[r] = want
+                running.append(r)
+            budget = 1 << 62
+        if not engine.mixed and not engine.static and waiting:  # prefills first, alone
+            while waiting and len(running) < engine.max_num_seqs:
+                r = waiting[0]
+                n_tok = target[r] - computed[r]
+                want = -(-(computed[r] + n_tok) // bt)
+                if n_tok > budget or want > free:
+                    break
+                waiting.popleft()
+                free -= want
+                held[r] = want
+                running.append(r)
+                scheduled.append((r, n_tok))
+                budget -= n_tok
+            if scheduled:
+                budget = 0  # no decodes beside them
+        i = 0
+        while i < len(running) and budget > 0:
+            r = running[i]
+            n_tok = min(target[r] - computed[r], budget) if computed[r] < target[r] else 1
+            want = -(-(computed[r] + n_tok) // bt) - held[r]
+            victim = -1
+            while want > free and victim != r and not engine.static:  # preempt the last
+                victim = running.pop()  # admitted (never one scheduled already: it is later)
+                free += held[victim]
+                held[victim], computed[victim] = 0, 0
+                target[victim] = int(prompt[victim]) + made[victim]
+                preempted[victim] += 1
+                waiting.appendleft(victim)
+            if victim == r:
+                break
+            free -= max(0, want)
+            held[r] += max(0, want)
+            scheduled.append((r, n_tok))
+            budget -= n_tok
+            i += 1
+        while (waiting and budget > 0 and engine.mixed and not engine.static
+               and len(running) < engine.max_num_seqs):  # fmt: skip
+            r = waiting[0]
+            n_tok = min(target[r] - computed[r], budget)
+            want = -(-(computed[r] + n_tok) // bt)
+            if want > free:
+                break
+            waiting.popleft()
+            free -= want
+            held[r] = want
+            running.append(r)
+            scheduled.append((r, n_tok))
+            budget -= n_tok
+        if not scheduled:  # nothing fits: wait for the next arrival
+            if nxt >= n:
+                raise FieldError("requests", None, "the KV cache cannot hold any request")
+            now = max(now, float(arrival[nxt]))
+            continue
+        for r, n_tok in scheduled:
+            tokens += n_tok
+            if computed[r] < target[r]:
+                chunk_s += attn(computed[r] + n_tok) - attn(computed[r])
+            else:
+                ctx += computed[r] + 1
+        step = lin(tokens) + dec(ctx) + chunk_s + engine.host_overhead_s
+        now += step
+        for r, n_tok in scheduled:
+            prefilling = computed[r] < target[r]
+            computed[r] += n_tok
+            if prefilling and computed[r] < target[r]:
+                continue  # more of the prompt to come
+            made[r] += 1
+            if made[r] == 1:
+                first[r] = now
+            if made[r] >= output[r]:
+                finish[r] = now
+                done.append(r)
+                if opened < n:  # a closed loop: the client sends its next request
+                    arrival[opened] = now
+                    opened += 1
+        during, used = len(running), blocks - free
+        if done:
+            for r in done:
+                free += held[r]
+                held[r] = 0
+            running = [r for r in running if made[r] < output[r]]
+        steps += 1
+        log.append((now, tokens, during, len(waiting), used, step))
+    result = SimulationResult(
+        engine, blocks, arrival, first, finish, prompt, output, preempted,
+        np.array(log, dtype=np.float64).reshape(-1, 6),
+    )  # fmt: skip
+    result.stats = summary(result) | {"iterations": float(steps)}
+    return result
+
+
+def _steady_steps(
+    engine: Engine,
+    running: list[int],
+    waiting: deque[int],
+    computed: list[int],
+    target: list[int],
+    made: list[int],
+    output: np.ndarray,
+    held: list[int],
+    free: int,
+    now: float,
+    next_arrival: float,
+    cost: IterationCost,
+) -> np.ndarray:
+    """The decode steps that can run as one block, as the cumulative time after each: every
+    running request decoding, none finishing before the last of them, no arrival that would
+    be admitted before it (at an iteration boundary), and KV blocks for all of them (empty:
+    take one step the usual way)."""
+    none = np.empty(0)
+    b = len(running)
+    if not b or b > engine.max_batched_tokens:
+        return none
+    if any(computed[r] < target[r] for r in running):
+        return none
+    admitting = not engine.static and b < engine.max_num_seqs
+    if waiting and admitting:
+        return none
+    k = min(int(output[r]) - made[r] for r in running)
+    if k < 2:
+        return none
+    bt = engine.block_tokens
+
+    def blocks_for(steps: int) -> int:
+        return sum(-(-(computed[r] + steps) // bt) - held[r] for r in running)
+
+    if blocks_for(k) > free:  # the most steps the free blocks allow
+        lo, hi = 0, k
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if blocks_for(mid) <= free else (lo, mid)
+        k = lo
+        if k < 2:
+            return none
+    ctx0 = sum(computed[r] for r in running)
+    steps = np.arange(1, k + 1, dtype=np.float64)
+    each = cost.linear(b) + engine.host_overhead_s + cost.decode_attention_steps(ctx0 + steps * b)
+    times = np.cumsum(each)
+    if admitting and math.isfinite(next_arrival):  # up to the first boundary at or after it
+        k = min(k, int(np.searchsorted(times, next_arrival - now, side="left")) + 1)
+    return times[:k]
+
+
+def _quantiles(x: np.ndarray, name: str) -> dict[str, float | None]:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        empty: dict[str, float | None] = {f"{name}_mean_s": None}
+        return empty | {f"{name}_p{round(q * 100)}_s": None for q in QUANTILES}
+    out: dict[str, float | None] = {f"{name}_mean_s": float(np.mean(x))}
+    for q in QUANTILES:
+        out[f"{name}_p{round(q * 100)}_s"] = float(np.quantile(x, q))
+    return out
+
+
+def summary(r: SimulationResult) -> dict[str, float | None]:
+    """Means and quantiles of the latencies, throughput over the run, and the mean number
+    of requests in the system (Little's law: it equals throughput x mean latency)."""
+    ttft = r.first_token_s - r.arrival_s
+    e2e = r.finish_s - r.arrival_s
+    several = r.output > 1
+    tpot = np.where(several, (r.finish_s - r.first_token_s) / np.maximum(r.output - 1, 1), np.nan)
+    span = float(np.nanmax(r.finish_s) - r.arrival_s[0])
+    stats: dict[str, float | None] = {}
+    stats |= _quantiles(ttft, "ttft") | _quantiles(tpot, "tpot") | _quantiles(e2e, "e2e")
+    decode_tokens = float(np.sum(np.where(several, r.output - 1, 0)))
+    decode_time = float(np.nansum(np.where(several, r.finish_s - r.first_token_s, 0.0)))
+    # inter-token latency: the mean gap between a request's tokens, over all tokens
+    stats["itl_mean_s"] = decode_time / decode_tokens if decode_tokens else None
+    stats["requests_per_s"] = len(r.arrival_s) / span if span > 0 else None
+    stats["input_tokens_per_s"] = float(r.prompt.sum()) / span if span > 0 else None
+    stats["output_tokens_per_s"] = float(r.output.sum()) / span if span > 0 else None
+    stats["mean_in_system"] = float(np.nansum(e2e)) / span if span > 0 else None
+    # saturation: while requests arrive, are they served as fast as they come? (a finite run
+    # of a rate beyond the deployment still ends; its queue grows until the arrivals stop)
+    window = float(r.arrival_s[-1] - r.arrival_s[0])
+    if window > 0 and len(r.arrival_s) >= 20:
+        offered = (len(r.arrival_s) - 1) / window
+        served = float(np.sum(r.finish_s <= r.arrival_s[-1])) / window
+        stats["offered_requests_per_s"] = offered
+        stats["served_while_arriving_per_s"] = served
+        stats["saturated"] = float(served < 0.9 * offered)
+    else:
+        stats["offered_requests_per_s"] = stats["served_while_arriving_per_s"] = None
+        stats["saturated"] = None
+    stats["preemptions"] = float(r.preemptions.sum())
+    stats["iterations"] = float(len(r.iterations))
+    stats["kv_blocks"] = float(r.blocks)
+    return stats

@@ -1,0 +1,217 @@
+"""The serving simulation (roofline/simulate.py), checked by hand: one request alone, a
+schedule of three requests under chunked prefill written out iteration by iteration,
+preemption when KV blocks run out, a static batch, Little's law on the iteration log, and
+reproducibility."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from roofline.cli import app
+from roofline.hardware import get_device
+from roofline.scenario import RunConfig
+from roofline.simulate import (
+    Engine,
+    IterationCost,
+    Requests,
+    arrivals,
+    engine,
+    lengths,
+    simulate,
+)
+from roofline.step import step_time
+from roofline.workloads import get_workload
+
+W = get_workload("llama-3-8b")
+H100 = get_device("h100")
+RUN = RunConfig(dtype="bf16", attention="flash")
+VLLM = Engine("vllm", 256, 2048, 0.9)
+
+
+def _expected(run: RunConfig) -> float:
+    t = step_time(W, run, H100).expected_s
+    assert t is not None
+    return t
+
+
+def _one(prompt: int, output: int) -> Requests:
+    return Requests(np.array([0.0]), np.array([prompt]), np.array([output]))
+
+
+def test_the_cost_parts_are_the_step_model():
+    cost = IterationCost(W, RUN, H100, 2048)
+    # linear(T): a decode step of T tokens at context 1, at the grid's points exactly
+    assert cost.linear(64) == _expected(replace(RUN, phase="decode", batch=64, context=1))
+    # a prompt of 1024 tokens alone: linear(1024) + its causal attention = the prefill step
+    prefill = _expected(replace(RUN, phase="prefill", batch=1, seq=1024, logits="all"))
+    assert cost.linear(1024) + cost.prompt_attention(1024) == pytest.approx(prefill, rel=1e-12)
+    # a decode step of one request at context 4096: linear(1) + the attention of 4096
+    step = _expected(replace(RUN, phase="decode", batch=1, context=4096))
+    assert cost.linear(1) + cost.decode_attention(4096) == pytest.approx(step, rel=1e-12)
+    # four requests of 1024 read as many KV bytes: the same attention, to 0.1 %
+    step = _expected(replace(RUN, phase="decode", batch=4, context=1024))
+    assert cost.linear(4) + cost.decode_attention(4096) == pytest.approx(step, rel=1e-3)
+
+
+def test_one_request_alone():
+    """TTFT = its prefill; each later token = one decode step of batch 1 at its context."""
+    p, o = 1024, 64
+    r = simulate(W, RUN, H100, _one(p, o), VLLM)
+    prefill = _expected(replace(RUN, phase="prefill", batch=1, seq=p, logits="all"))
+    assert r.first_token_s[0] == pytest.approx(prefill, rel=1e-12)
+    steps = [_expected(replace(RUN, phase="decode", batch=1, context=p + j)) for j in range(1, o)]
+    # the decode steps of the step model, one by one (attention linear in the context)
+    assert r.finish_s[0] - r.first_token_s[0] == pytest.approx(sum(steps), rel=2e-3)
+    assert r.stats["tpot_mean_s"] == pytest.approx(np.mean(steps), rel=2e-3)
+    assert r.stats["iterations"] == o  # one prefill, o - 1 decode steps
+
+
+def test_a_low_rate_sees_the_decode_step_of_its_batch():
+    """Requests far apart run alone: every TPOT is a batch-1 decode step."""
+    n, p, o = 20, 512, 32
+    req = Requests(np.arange(n) * 100.0, np.full(n, p), np.full(n, o))
+    r = simulate(W, RUN, H100, req, VLLM)
+    steps = [_expected(replace(RUN, phase="decode", batch=1, context=p + j)) for j in range(1, o)]
+    assert r.stats["tpot_p99_s"] == pytest.approx(np.mean(steps), rel=2e-3)
+    assert np.allclose(r.first_token_s - r.arrival_s, r.first_token_s[0])
+
+
+def test_three_requests_under_chunked_prefill_by_hand():
+    """A budget of 256 tokens; prompts 300, 100, 50 arrive together, 3, 2, 2 tokens out.
+    it1: r0's first 256 prompt tokens (the budget).
+    it2: r0's last 44, then r1's 100 and r2's 50 (194 tokens): all three first tokens.
+    it3: three decodes at contexts 301, 101, 51: r1 and r2 are done (2 tokens each).
+    it4: r0's decode at context 302: done (3 tokens)."""
+    eng = Engine("test", 8, 256, 0.9)
+    cost = IterationCost(W, RUN, H100, 256)
+    lin, a, dec = cost.linear, cost.prompt_attention, cost.decode_attention
+    req = Requests(np.zeros(3), np.array([300, 100, 50]), np.array([3, 2, 2]))
+    r = simulate(W, RUN, H100, req, eng, cost)
+    it1 = lin(256) + a(256) - a(0)
+    it2 = lin(194) + (a(300) - a(256)) + (a(100) - a(0)) + (a(50) - a(0))
+    it3 = lin(3) + dec(301 + 101 + 51)
+    it4 = lin(1) + dec(302)
+    assert r.first_token_s == pytest.approx([it1 + it2] * 3, rel=1e-12)
+    assert r.finish_s == pytest.approx([it1 + it2 + it3 + it4, it1 + it2 + it3, it1 + it2 + it3])
+    assert r.iterations[:, 1].tolist() == [256, 194, 3, 1]  # tokens of each iteration
+
+
+def test_preemption_when_kv_blocks_run_out():
+    """10 blocks of 16 tokens; two requests of 64 prompt tokens (4 blocks each) and 40
+    out. Together they pass 10 blocks at 81 tokens each (6 + 6): the one admitted last is
+    preempted, waits, and prefills its prompt and the tokens it had made again."""
+    eng = Engine("test", 8, 2048, 0.9)
+    req = Requests(np.zeros(2), np.array([64, 64]), np.array([40, 40]))
+    r = simulate(W, RUN, H100, req, eng, blocks=10)
+    assert r.preemptions.tolist() == [0, 1]
+    assert np.isfinite(r.finish_s).all() and r.finish_s[1] > r.finish_s[0]
+    assert r.iterations[:, 4].max() <= 10  # never more blocks than there are
+    # after r0 is done, r1 re-prefills 64 prompt + the 17 tokens it had made (tokens 65-81
+    # needed a 6th block at 81): one iteration of 81 tokens
+    assert 81 in r.iterations[:, 1].tolist()
+
+
+def test_a_static_batch():
+    """Static: 4 requests prefilled together (4 x 512 tokens, one pass), then decoded."""
+    eng = engine("static", H100, max_num_seqs=4)
+    cost = IterationCost(W, RUN, H100, 2048)
+    req = Requests(np.zeros(4), np.full(4, 512), np.full(4, 8))
+    r = simulate(W, RUN, H100, req, eng, cost)
+    first = cost.linear(2048) + 4 * cost.prompt_attention(512)
+    assert r.first_token_s == pytest.approx([first] * 4, rel=1e-12)
+    decodes = sum(cost.linear(4) + cost.decode_attention(4 * (512 + j)) for j in range(1, 8))
+    assert r.finish_s == pytest.approx([first + decodes] * 4, rel=1e-12)
+
+
+def test_littles_law_on_the_iteration_log():
+    """The time average of the requests in the system (running and waiting during each
+    iteration, from the log) equals throughput x mean latency (Little's law), within the
+    log's resolution (a request that arrives mid-iteration is counted from the next one)."""
+    n = 3000
+    req = Requests(arrivals(n, 12.0, seed=3), lengths(n, 512, kind="uniform", spread=0.5,
+                   seed=4), lengths(n, 128, kind="uniform", spread=0.5, seed=5))  # fmt: skip
+    r = simulate(W, RUN, H100, req, engine("vllm", H100))
+    log = r.iterations
+    area = float(np.sum((log[:, 2] + log[:, 3]) * log[:, 5]))
+    span = log[-1, 0] - r.arrival_s[0]
+    e2e = r.finish_s - r.arrival_s
+    assert area / span == pytest.approx(n / span * e2e.mean(), rel=0.02)
+
+
+def test_the_same_seed_gives_the_same_records():
+    def once() -> np.ndarray:
+        n = 500
+        req = Requests(arrivals(n, 20.0, kind="gamma", cv=2.0, seed=7),
+                       lengths(n, 700, kind="lognormal", spread=0.8, seed=8),
+                       lengths(n, 150, kind="lognormal", spread=0.8, seed=9))  # fmt: skip
+        r = simulate(W, RUN, H100, req, engine("vllm", H100))
+        return np.column_stack([r.first_token_s, r.finish_s, r.preemptions])
+
+    assert np.array_equal(once(), once())
+
+
+def test_arrivals_have_the_asked_rate_and_burstiness():
+    gaps = np.diff(arrivals(200_000, 5.0, kind="gamma", cv=2.0, seed=1))
+    assert gaps.mean() == pytest.approx(1 / 5.0, rel=0.02)
+    assert gaps.std() / gaps.mean() == pytest.approx(2.0, rel=0.03)
+    assert np.diff(arrivals(10, 4.0, kind="fixed")) == pytest.approx([0.25] * 9)
+
+
+def test_vllm_defaults_follow_the_device():
+    assert (engine("vllm", H100).max_batched_tokens, engine("vllm", H100).max_num_seqs) == (
+        8192,
+        1024,
+    )
+    a100 = engine("vllm", get_device("a100"))  # 80 GB but an A100: the smaller defaults
+    assert (a100.max_batched_tokens, a100.max_num_seqs) == (2048, 256)
+
+
+def test_simulate_cli_json_is_strict(tmp_path):
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--rate", "5", "--requests", "200"]
+    res = CliRunner().invoke(app, [*args, "--prompt-tokens", "512", "--output-tokens", "64",
+                                   "-f", "json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["engine"]["name"] == "vllm" and data["requests"] == 200
+    assert data["stats"]["ttft_p99_s"] >= data["stats"]["ttft_p50_s"] > 0
+    out = tmp_path / "req.parquet"
+    res = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    assert table.num_rows == 200 and "ttft_s" in table.column_names
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rate", "0"], "--rate 0.0: requests a second"),
+        (["--rate", "5", "--engine", "vlm"], "unknown engine 'vlm'; did you mean vllm, vllm-v0?"),
+        (["--rate", "5", "--prompt-tokens", "9000"], "exceed llama-3-8b's 8192"),
+        (["--rate", "5", "--arrival", "weibull"], "--arrival weibull: allowed"),
+    ],
+)
+def test_simulate_cli_refusals(extra, message):
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--requests", "50", *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert message in line, line
+
+
+def test_a_closed_loop_keeps_its_clients_busy():
+    """4 clients, 12 requests of the same length: at every moment 4 requests are in the
+    system, so the requests go in 3 waves of 4, each wave starting when the last ends."""
+    req = Requests(np.zeros(12), np.full(12, 256), np.full(12, 16))
+    r = simulate(W, RUN, H100, req, VLLM, concurrency=4)
+    waves = r.finish_s.reshape(3, 4)
+    assert np.all(waves == waves[:, :1])  # each wave finishes together
+    assert r.arrival_s[4:8] == pytest.approx([waves[0, 0]] * 4)  # the next wave comes then
+    assert r.arrival_s[8:] == pytest.approx([waves[1, 0]] * 4)
+    assert waves[1, 0] - waves[0, 0] == pytest.approx(waves[0, 0])  # the same work each wave
