@@ -116,8 +116,9 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
     w.check_layout(run.layout)
     # a replica's own run (step.py passes one) keeps its replicated rows as they are
     replica = run.replica() if run.layout.devices > 1 else run
-    table = w.layers(replica).tensor_share(run.layout.tensor)
-    flops, nbytes = table.total_flops, table.total_bytes
+    table = w.layers(replica)
+    t = run.layout.tensor  # each rank's share of every row (efficiency.expected_times)
+    flops, nbytes = table.total_flops / t, table.total_bytes / t
     out: RooflineArrays = evaluate(
         flops, nbytes, np.array([peak]), np.array([d.memory_bandwidth_bytes_per_s])
     )
@@ -128,7 +129,8 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
         losses = {name: np.zeros_like(bound) for name in (*LOSSES, SUSTAINED)}
     else:
         ceiling = ceilings(d, run.dtype)
-        e = expected_times(table, flops, nbytes, bound, ceiling, run.training)
+        whole = (table.total_flops, table.total_bytes)
+        e = expected_times(table, *whole, bound, ceiling, run.training, tensor=t)
         # each layer's kernel time / the share a whole step sustains (step.assemble's
         # "sustained" part, spread over the layers in proportion to their time)
         share = sustained_share(run.training, run.ideal, run.sustained)

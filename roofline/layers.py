@@ -72,25 +72,6 @@ class LayerTable:
     def __len__(self) -> int:
         return len(self.name)
 
-    def tensor_share(self, tensor: int) -> LayerTable:
-        """One tensor rank's share of every row: costs split evenly over `tensor` ranks and
-        a GEMM's columns (gemm_n) with them, as the step model counts a layout's device
-        (step._stage); the identity at tensor 1."""
-        if tensor == 1:
-            return self
-        t = float(tensor)
-        return replace(
-            self,
-            flops=self.flops / t,
-            weight_bytes=self.weight_bytes / t,
-            input_bytes=self.input_bytes / t,
-            output_bytes=self.output_bytes / t,
-            params=self.params / t,
-            saved_bytes=self.saved_bytes / t,
-            gemm_n=np.maximum(self.gemm_n / t, 1.0),
-            transcendentals=self.transcendentals / t,
-        )
-
     @property
     def bytes(self) -> np.ndarray:
         """Bytes moved per instance: weights + inputs read, outputs written."""
