@@ -17,7 +17,6 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import FieldError, RooflineError
-from ..report.output import Interrupted
 from .options import BY_NAME, RUN_OPTIONS
 
 # the library's field names -> this CLI's flags (errors name what the user typed)
@@ -83,9 +82,6 @@ class OneLineErrors(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             say("roofline: interrupted by SIGINT")
             sys.exit(128 + signal.SIGINT)
-        except Interrupted as exc:
-            say(f"roofline: interrupted by {exc.name}")
-            sys.exit(128 + exc.signum)
         except OSError as exc:  # a stream that failed outside the writers above
             say(f"roofline: error: {exc.strerror or exc}")
             sys.exit(2)
@@ -161,16 +157,45 @@ def boundary(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGINT, SIGTERM and SIGHUP as an exception, so that every temp file is removed on the
-    way out (report/output.py) and the command ends with one line, exit code 128 + signal."""
-    raise Interrupted(signum, signal.Signals(signum).name)
+def _watch_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP (those not ignored when the command started: `nohup`
+    keeps working) end the command from a thread of their own: the signal's C handler, in
+    whichever thread receives it, writes its number to a pipe (signal.set_wakeup_fd); the
+    thread reading it removes the temp files of any write under way and ends the command
+    with one line, exit code 128 + the signal, even while the main thread is blocked in a
+    write (a full pipe) or a second signal comes."""
+    import os
+    import threading
+
+    from ..report.output import remove_temp_files
+
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    wanted = [s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN]
+    if not wanted:
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    for signum in wanted:
+        signal.signal(signum, lambda number, frame: None)  # the watcher does the work
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            data = os.read(read, 1)
+            if data and data[0] in wanted:
+                break
+        signum = data[0]
+        remove_temp_files()
+        with contextlib.suppress(OSError):
+            os.write(2, f"roofline: interrupted by {signal.Signals(signum).name}\n".encode())
+        os._exit(128 + signum)
+
+    threading.Thread(target=watch, name="roofline-signals", daemon=True).start()
 
 
 def main() -> None:
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupt)
+    _watch_signals()
     # a terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii) shows '?'
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)

@@ -11,8 +11,17 @@ import typer
 
 from ..errors import FieldError
 from .app import app, fail
-from .io import FigureOpt, Format, FormatOpt, matplotlib_home, save_figure, show, write_file
+from .io import (
+    FigureOpt,
+    Format,
+    FormatOpt,
+    matplotlib_home,
+    save_figure,
+    show,
+    write_file,
+)
 from .options import scenario_command
+from .paths import output_option
 from .spec import Spec
 from .values import devices, ints
 
@@ -47,7 +56,7 @@ def plot(
 @scenario_command(app, "report")
 def report(
     spec: Spec,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The page: a .html file.")],
+    output: Annotated[Path, output_option("The page: a .html file.")],
     hw: Annotated[
         str | None, typer.Option("--hw", help="Devices, comma-separated (up to 8).")
     ] = None,
@@ -96,9 +105,7 @@ def memwall(
     figure: Annotated[
         WallFigure, typer.Option(help="Which chart --output draws.")
     ] = WallFigure.scaling,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Chart: .png, .svg, .pdf.")
-    ] = None,
+    output: Annotated[Path | None, output_option("Chart: .png, .svg, .pdf.")] = None,
     fmt: FormatOpt = Format.table,
     paper: Annotated[
         bool, typer.Option(help="The paper's flagship training devices to 2022, not --hw.")

@@ -14,6 +14,7 @@ import typer
 
 from ..report.output import write_text, write_whole
 from .app import fail, say
+from .paths import output_option
 
 
 class Format(str, Enum):
@@ -24,10 +25,9 @@ class Format(str, Enum):
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 OutputOpt = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write to this file instead of stdout ('-': stdout)."),
+    Path | None, output_option("Write to this file instead of stdout ('-': stdout).")
 ]
-FigureOpt = Annotated[Path, typer.Option("--output", "-o", help="File: .png, .svg or .pdf.")]
+FigureOpt = Annotated[Path, output_option("File: .png, .svg or .pdf.")]
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 

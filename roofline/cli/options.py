@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from ..scenario import PHASES
+from .paths import output_option
 
 TRAINING = ("training",)
 FORWARD = ("inference", "prefill")
@@ -153,7 +154,7 @@ RunFileOpt = Annotated[
 ]
 SaveRunOpt = Annotated[
     Path | None,
-    typer.Option("--save-run", help="Also write this run as a run file for --run."),
+    output_option("Also write this run as a run file for --run.", "--save-run"),
 ]
 
 
