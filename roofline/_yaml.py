@@ -123,6 +123,8 @@ def load_yaml_mapping(path: Path, shown: str | None = None) -> dict[str, Any]:
         raise SpecError(shown, [f"{where}malformed YAML: {str(problem)[:200]}"]) from None
     except RecursionError:  # a last guard; _check_shape bounds the depth first
         raise SpecError(shown, [f"nested more than {MAX_DEPTH} levels deep"]) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's own limit)
+        raise SpecError(shown, [f"a number too long to read: {str(exc)[:80]}"]) from None
     if data is None:
         raise SpecError(shown, ["the file is empty (no YAML mapping in it)"])
     if not isinstance(data, dict):

@@ -75,6 +75,16 @@ class ServeResult:
     cost_per_million_output_tokens: float | None = None  # in the device price's currency
 
 
+def check_lengths(w: Workload, prompt: int, output: int) -> None:
+    """A request's tokens within what the model attends to (its max_positions)."""
+    limit = w.arch.max_seq
+    if limit is not None and prompt + output > limit:
+        raise FieldError(
+            "prompt", prompt, f"+ {output} output tokens = {prompt + output}: {w.key} takes "
+            f"at most {limit} tokens"
+        )  # fmt: skip
+
+
 def _check_decoder(w: Workload, run: RunConfig) -> None:
     if w.arch.kv_cache_elements(replace(run, phase="decode", context=1, seq=None)) <= 0:
         raise FieldError("model", w.key, "serve models a decoder with a KV cache")
@@ -84,6 +94,7 @@ def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> Serv
     """`run` gives the batch, dtype, attention kernel and layout; its phase is set here."""
     _check_decoder(w, run)
     p, o = request.prompt, request.output_tokens
+    check_lengths(w, p, o)
     prefill = replace(run, phase="prefill", seq=p, context=None, logits="last")
     decode = replace(run, phase="decode", seq=None, context=p + o // 2)
     first = step_time(w, prefill, device)
@@ -143,14 +154,15 @@ class Slo:
     ttft_percentile: float | None = None
 
     def __post_init__(self) -> None:
-        for name, value, top in (
-            ("rate", self.rate, 1e5),  # requests a second: far past any one service
-            ("ttft", self.ttft_s, 1e9),
-            ("tpot", self.tpot_s, 1e9),
+        for name, value, low, top in (
+            # requests a second: from one in 11 days to far past any one service
+            ("rate", self.rate, 1e-6, 1e5),
+            ("ttft", self.ttft_s, 1e-6, 1e9),
+            ("tpot", self.tpot_s, 1e-6, 1e9),
         ):
-            ok = isinstance(value, int | float) and 0 < value <= top  # also nan and inf
+            ok = isinstance(value, int | float) and low <= value <= top  # also nan and inf
             if not ok:
-                raise FieldError(name, value, f"must be > 0 and at most {top:g}")
+                raise FieldError(name, value, f"must be from {low:g} to {top:g}")
         q = self.ttft_percentile
         if q is not None and not (isinstance(q, int | float) and 0.5 <= q <= 0.999):
             raise FieldError("ttft_percentile", q, "a quantile from 0.5 to 0.999")
@@ -296,11 +308,19 @@ def _refused_past_ceiling(device: Device, slo: Slo, layouts: list[_Layout], o: i
     return _plan_of(device, slo, at, MAX_DEVICES // at.tensor, most, o, why, most)
 
 
-def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo) -> Plan:
+def plan(
+    w: Workload,
+    run: RunConfig,
+    device: Device,
+    request: Request,
+    slo: Slo,
+    tensor_ways: tuple[int, ...] = TENSOR_WAYS,
+) -> Plan:
     """The fewest `device`s that serve slo.rate requests a second within the latency SLOs,
     under continuous batching in steady state (the expected-time model throughout):
 
-      a replica (tensor-parallel over t devices, t in TENSOR_WAYS) keeps B requests in
+      a replica (tensor-parallel over t devices, t in tensor_ways: TENSOR_WAYS, or the
+      one asked) keeps B requests in
       flight, B a power of two up to what its KV cache holds (serve's max_concurrency);
       each decode step makes one token for each of them in tpot(B) at the mean context
       P + O / 2; each new request's prompt is prefilled alone, prefill(P), between steps.
@@ -328,7 +348,8 @@ def plan(w: Workload, run: RunConfig, device: Device, request: Request, slo: Slo
     layouts: list[_Layout] = []  # all that meet the latency targets without a queue
     capped = False  # a layout would need more than MAX_DEVICES
     p, o = request.prompt, request.output_tokens
-    for t in TENSOR_WAYS:
+    check_lengths(w, p, o)
+    for t in tensor_ways:
         layout = replace(run.layout, data=1, tensor=t, pipeline=1)
         try:
             w.check_layout(layout)

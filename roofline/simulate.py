@@ -52,6 +52,7 @@ from .errors import FieldError
 from .hardware import Device
 from .memory import kv_cache_bytes, memory_breakdown
 from .scenario import RunConfig
+from .serve import check_lengths
 from .step import step_time
 from .workloads import Workload
 
@@ -302,10 +303,8 @@ def simulate(
     the KV blocks it holds [default: what the memory leaves, kv_blocks]. `concurrency`: a
     closed loop of that many clients instead of the stream's arrival times: the first
     `concurrency` requests come at 0, and each later one the moment one finishes."""
-    if w.arch.max_seq is not None:
-        longest = int(np.max(requests.prompt + requests.output))
-        if longest > w.arch.max_seq:
-            raise FieldError("requests", longest, f"tokens exceed {w.key}'s {w.arch.max_seq}")
+    longest = int(np.argmax(requests.prompt + requests.output))
+    check_lengths(w, int(requests.prompt[longest]), int(requests.output[longest]))
     cost = cost or IterationCost(w, run, device, engine.max_batched_tokens)
     blocks = kv_blocks(w, run, device, engine) if blocks is None else blocks
     bt = engine.block_tokens

@@ -302,7 +302,7 @@ def test_stdout_closed_is_one_line(args):
     res = _main(args, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "roofline: error: standard output is closed; give --output FILE"
+        "roofline: error: cannot write to standard output: standard output is closed"
     ]
 
 
@@ -430,9 +430,9 @@ SERVE = ["serve", "-m", "llama-2-7b", "--hw", "a100"]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([*SERVE, "--rate", "0"], "--rate 0.0: must be > 0"),
-        ([*SERVE, "--rate", "1", "--ttft", "0"], "--ttft 0.0: must be > 0"),
-        ([*SERVE, "--rate", "1", "--tpot", "-1"], "--tpot -1.0: must be > 0"),
+        ([*SERVE, "--rate", "0"], "--rate 0.0: must be from 1e-06 to 100000"),
+        ([*SERVE, "--rate", "1", "--ttft", "0"], "--ttft 0.0: must be from 1e-06"),
+        ([*SERVE, "--rate", "1", "--tpot", "-1"], "--tpot -1.0: must be from 1e-06"),
         ([*SERVE, "--ttft", "1"], "--ttft 1: a target of the planner; give --rate too"),
         ([*SERVE, "--tpot", "0.02"], "--tpot 0.02: a target of the planner; give --rate too"),
         ([*SERVE, "--ttft-percentile", "0.99"], "--ttft-percentile 0.99: a target of the"),
@@ -541,3 +541,207 @@ def test_a_run_file_whose_kind_contradicts_its_phase(tmp_path):
 )
 def test_a_flag_that_would_do_nothing_is_refused(args, message):
     _refused(args, message)
+
+
+# ---------------------------------------------------------------- a red-team pass (issue 25)
+def test_a_name_ending_in_a_slash_is_a_folder(tmp_path):
+    res = CliRunner().invoke(app, [*RUN, "-o", f"{tmp_path}/newdir/"])
+    assert res.exit_code == 2 and "names a folder (it ends in /)" in res.stderr
+    assert not (tmp_path / "newdir").exists()
+
+
+def test_a_long_file_name_is_written(tmp_path):
+    out = tmp_path / ("n" * 251 + ".txt")  # 255 bytes: the temp name must be shorter
+    res = CliRunner().invoke(app, [*RUN, "-f", "json", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["model"] == "bert-large"
+
+
+@pytest.mark.slow  # a real subprocess
+def test_dev_stdout_appends_to_a_log(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("PRE\n")
+    with open(log, "a") as handle:
+        res = _main([*RUN, "-f", "csv", "-o", "/dev/stdout"], stdout=handle, stderr=subprocess.PIPE)
+    assert res.returncode == 0, res.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "PRE" and lines[1].startswith("name,kind,count")  # kept, then appended
+
+
+@pytest.mark.slow  # a real subprocess
+def test_a_png_into_a_fifo(tmp_path):
+    """PNG and Parquet writers seek: into a FIFO they write a temp file, then copy it."""
+    fifo = tmp_path / "chart.png"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roofline", "plot", *RUN[1:], "-o", str(fifo)],
+        stderr=subprocess.PIPE,
+    )
+    data = fifo.read_bytes()
+    assert proc.wait(timeout=120) == 0
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+@pytest.mark.slow  # a real subprocess
+def test_a_signal_ends_a_write_blocked_on_a_full_pipe(tmp_path):
+    """The main thread is blocked in Arrow's write to a pipe nobody reads: the signal
+    thread still ends the command with its line and exit code."""
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roofline", *BIG_SWEEP[:-2], "-f", "csv"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write)
+    time.sleep(8)  # long enough to fill the pipe's buffer
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    os.close(read)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == "roofline: interrupted by SIGTERM"
+
+
+@pytest.mark.slow  # a real subprocess
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    """nohup (SIGHUP ignored when the command starts): SIGHUP does not end it."""
+    out = tmp_path / "big.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roofline", *BIG_SWEEP, "-o", str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    start = time.monotonic()
+    while not glob.glob(str(tmp_path / ".big.csv.*")) and time.monotonic() - start < 120:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert alive and proc.returncode == 143, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temp left, nothing written
+
+
+@pytest.mark.slow  # a real subprocess
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["run", "--help"]])
+def test_help_and_version_into_closed_or_broken_streams(args):
+    closed = _main(args, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 2
+    assert closed.stderr.strip().splitlines() == [
+        "roofline: error: cannot write to standard output: standard output is closed"
+    ]
+    read, write = os.pipe()
+    os.close(read)  # nobody reads, and stderr is closed too: a quiet non-zero exit
+    try:
+        broken = _main(args, stdout=write, preexec_fn=lambda: os.close(2))
+    finally:
+        os.close(write)
+    assert broken.returncode == 1
+
+
+@pytest.mark.slow  # a pseudo-terminal
+def test_columns_zero_still_prints_every_figure():
+    narrow = _in_a_terminal(RUN, 80)
+    assert "expected time" in narrow
+    env_zero = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "0"
+    try:
+        zero = _in_a_terminal_with_columns(RUN)
+    finally:
+        if env_zero is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = env_zero
+    assert "expected time" in zero and "block.ffn_up" in zero
+
+
+def _in_a_terminal_with_columns(args: list[str]) -> str:
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roofline", *args], stdin=child, stdout=child, stderr=child,
+        env=os.environ | {"NO_COLOR": "1", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(main)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_tab_in_a_name_does_not_break_a_table(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.zeros((8, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="a\tb")], "g",
+                              [x], [y], [w])  # fmt: skip
+    path = tmp_path / "tab.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    res = CliRunner().invoke(app, ["run", "-m", str(path), "--hw", "a100"])
+    assert res.exit_code == 0 and "a b" in res.stdout and "…" not in res.stdout
+
+
+def test_output_csv_or_json_by_its_suffix(tmp_path):
+    out = tmp_path / "r.csv"
+    assert CliRunner().invoke(app, [*RUN, "-o", str(out)]).exit_code == 0
+    assert out.read_text().startswith("name,kind,count")
+    out = tmp_path / "r.json"
+    assert CliRunner().invoke(app, [*RUN, "-o", str(out)]).exit_code == 0
+    assert json.loads(out.read_text())["model"] == "bert-large"
+
+
+def test_a_number_too_long_to_read_is_one_line(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"model_type": "llama", "hidden_size": ' + "9" * 5000 + "}")
+    with pytest.raises(SpecError, match="a number too long to read"):
+        load_workload_file(path)
+    model = tmp_path / "big.yaml"
+    model.write_text((REPO / "workloads" / "gpt-2.yaml").read_text() + "\nx: " + "9" * 5000)
+    with pytest.raises(SpecError, match="a number too long to read"):
+        load_workload_file(model)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hardware", "show", "a100", "-f", "csv"], "--format csv: hardware show writes table"),
+        ([*RUN, "-o", "r.parquet"], "Parquet holds the rows of whatif and simulate"),
+        ([*SERVE, "--currency", "EUR"], "--currency: names the currency of --price"),
+        (["whatif", "-m", "gpt-2", "--hw", "a100", "--tokens", "1e9"], "--tokens 1e+09: time"),
+        ([*SERVE, "--rate", "5", "--batch", "8"], "--batch with --rate: the planner chooses"),
+        ([*SERVE, "--rate", "1e-300"], "--rate 1e-300: must be from 1e-06"),
+        (["memwall", "--batch", "8"], "--batch: sets the workload of --model"),
+        (["memwall", "--figure", "compute"], "--figure compute: the chart --output draws"),
+        ([*RUN, "--no-sequence-parallel"], "--no-sequence-parallel: applies with --tp > 1"),
+        (
+            ["serve", "-m", "llama-2-70b", "--hw", "h100", "--prompt-tokens", "5000",
+             "--output-tokens", "10"],
+            "--prompt-tokens 5000: + 10 output tokens = 5010: llama-2-70b takes at most 4096",
+        ),
+    ],
+)  # fmt: skip
+def test_more_flags_that_would_do_nothing_or_mislead(args, message):
+    _refused(args, message)
+
+
+def test_serve_rate_keeps_the_tensor_parallelism_asked():
+    res = CliRunner().invoke(app, [*SERVE, "--rate", "5", "--tp", "2", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["tensor"] == 2

@@ -193,7 +193,10 @@ def test_simulate_cli_json_is_strict(tmp_path):
     [
         (["--rate", "0"], "--rate 0.0: requests a second"),
         (["--rate", "5", "--engine", "vlm"], "unknown engine 'vlm'; did you mean vllm, vllm-v0?"),
-        (["--rate", "5", "--prompt-tokens", "9000"], "exceed llama-3-8b's 8192"),
+        (
+            ["--rate", "5", "--prompt-tokens", "9000"],
+            "--prompt-tokens 9000: + 256 output tokens = 9256: llama-3-8b takes at most 8192",
+        ),
         (["--rate", "5", "--arrival", "weibull"], "--arrival weibull: allowed"),
     ],
 )

@@ -7,7 +7,9 @@ parser's own usage errors (`--batch abc`, an unknown option) by the top-level gr
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -82,8 +84,13 @@ class OneLineErrors(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             say("roofline: interrupted by SIGINT")
             sys.exit(128 + signal.SIGINT)
-        except OSError as exc:  # a stream that failed outside the writers above
-            say(f"roofline: error: {exc.strerror or exc}")
+        except OSError as exc:  # a stream that failed outside the writers (help, version)
+            say(f"roofline: error: cannot write to standard output: {exc.strerror or exc}")
+            sys.exit(2)
+        except ValueError as exc:  # Python's own stdout object over a closed descriptor
+            if "closed file" not in str(exc):
+                raise
+            say("roofline: error: cannot write to standard output: standard output is closed")
             sys.exit(2)
         if not standalone_mode:
             return rv
@@ -157,6 +164,19 @@ def boundary(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _above_stdio(fd: int) -> int:
+    """A descriptor moved above 0, 1 and 2: with stderr closed (`2>&-`) a new pipe would
+    take descriptor 2, and Python's stderr would write into it."""
+    import fcntl
+    import os
+
+    if fd > 2:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
+
+
 def _watch_signals() -> None:
     """SIGINT, SIGTERM and SIGHUP (those not ignored when the command started: `nohup`
     keeps working) end the command from a thread of their own: the signal's C handler, in
@@ -174,7 +194,7 @@ def _watch_signals() -> None:
     wanted = [s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN]
     if not wanted:
         return
-    read, write = os.pipe()
+    read, write = (_above_stdio(fd) for fd in os.pipe())
     os.set_blocking(write, False)
     for signum in wanted:
         signal.signal(signum, lambda number, frame: None)  # the watcher does the work
@@ -194,8 +214,49 @@ def _watch_signals() -> None:
     threading.Thread(target=watch, name="roofline-signals", daemon=True).start()
 
 
+class _Closed:
+    """Standard output when it is closed (`>&-`): every write fails with one line."""
+
+    closed = True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    @property
+    def buffer(self) -> _Closed:  # the binary side (what-if rows): closed as well
+        return self
+
+
 def main() -> None:
     _watch_signals()
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+    try:
+        _main()
+    finally:  # the interpreter's last flush of a broken, full or closed stream: quietly
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            stream = getattr(sys, name)
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                null = os.open(os.devnull, os.O_WRONLY)
+                with contextlib.suppress(OSError):
+                    os.dup2(null, fd)  # what is left in the buffers goes nowhere
+                os.close(null)
+                setattr(sys, name, None)
+
+
+def _main() -> None:
     # a terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii) shows '?'
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)

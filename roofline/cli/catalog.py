@@ -170,7 +170,7 @@ def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> No
 
 @hardware_app.command("show")
 @boundary
-def hardwareshow(
+def hardware_show(
     name: Annotated[str, typer.Argument(help="Device name, alias or YAML file.")],
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -180,6 +180,10 @@ def hardwareshow(
     from ..report import to_json
 
     device = get_device(name)
+    if fmt is Format.csv:
+        fail(
+            "--format csv: hardware show writes table or json (hardware list -f csv: every device)"
+        )
     if fmt is Format.json:
         emit(to_json(rc.device_dict(device)), None, None)
     else:
@@ -206,7 +210,7 @@ def models_list(fmt: FormatOpt = Format.table) -> None:
 
 @models_app.command("show")
 @boundary
-def modelsshow(
+def models_show(
     name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
     fmt: FormatOpt = Format.table,
 ) -> None:

@@ -116,6 +116,12 @@ def memwall(
     workload on every device in release order."""
     if paper and spec.hw is not None:
         fail("--paper picks the devices: give --paper or --hw, not both")
+    if spec.model is None:
+        for name in ("batch", "seq", "phase"):
+            if name in spec.explicit:
+                fail(f"--{name}: sets the workload of --model; give --model too")
+    if "figure" in spec.explicit and output is None:
+        fail(f"--figure {figure.value}: the chart --output draws; give --output too")
     if output is not None:
         matplotlib_home()
     from .. import memwall as wall

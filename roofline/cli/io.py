@@ -3,6 +3,7 @@ whole (report/output.py), tables that fit the terminal, figures, streamed what-i
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -34,7 +35,7 @@ FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 def stdout() -> TextIO:
     """Standard output, or one line when it is closed (`>&-`)."""
     if sys.stdout is None:
-        fail("standard output is closed; give --output FILE")
+        fail("cannot write to standard output: standard output is closed")
     return sys.stdout
 
 
@@ -80,13 +81,15 @@ def emit(text: str | None, renderables: list[Any] | None, output: Path | None) -
         from rich.console import Console
         from rich.table import Table
 
-        from ..report import fit, natural_width
+        from ..report import fit, natural_width, plain_cells
 
         if output is None and stdout().isatty():
             terminal = Console(file=sys.stdout)
+            if terminal.width < 20:  # COLUMNS=0 or nonsense: rich would print nothing
+                terminal = Console(file=sys.stdout, width=80)
             try:
                 for item in renderables:
-                    terminal.print(fit(terminal, item))
+                    terminal.print(fit(terminal, plain_cells(item)))
                 sys.stdout.flush()
             except OSError as exc:
                 stdout_failed(exc)
@@ -94,6 +97,7 @@ def emit(text: str | None, renderables: list[Any] | None, output: Path | None) -
         buffer = io.StringIO()
         console = Console(file=buffer, width=160, color_system=None)
         for item in renderables:
+            plain_cells(item)
             wide = isinstance(item, Table) and natural_width(console, item) > console.width
             console.print(item, width=natural_width(console, item) if wide else None)
         text = "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
@@ -117,6 +121,12 @@ def show(
     Only the chosen one is built."""
     from .. import report
 
+    if output is not None and output.suffix.lower() == ".parquet":
+        fail(
+            f"--output {output}: Parquet holds the rows of whatif and simulate; give .csv or .json"
+        )
+    if fmt is Format.table and output is not None:  # -o NAME.csv or NAME.json: that format
+        fmt = {".csv": Format.csv, ".json": Format.json}.get(output.suffix.lower(), fmt)
     if fmt is Format.json:
         emit(report.to_json(data()), None, output)
     elif fmt is Format.csv:
@@ -159,12 +169,16 @@ def stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
 
         if output is None or str(output) == "-":
             stream = stdout()
+            if stream.closed:
+                stdout_failed(OSError(errno.EBADF, "standard output is closed"))
             try:
                 stream.flush()
                 rw.write_scenarios(sweep, stream.buffer, kind, progress)
                 stream.buffer.flush()
             except OSError as exc:
                 stdout_failed(exc)
+            except ValueError:  # Arrow's writer on a closed stream
+                stdout_failed(OSError(errno.EBADF, "standard output is closed"))
         else:
             write_whole(output, write, waiting=waiting)
 

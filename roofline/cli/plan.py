@@ -10,7 +10,7 @@ import typer
 
 from .app import app, fail
 from .io import Format, FormatOpt, OutputOpt, no_bar, show, stream_rows
-from .options import SERVING, scenario_command
+from .options import BY_NAME, SERVING, scenario_command
 from .spec import Spec
 from .values import (
     CurrencyOpt,
@@ -68,8 +68,14 @@ def whatif(
     axes = spec.axes
     devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in
             sweep_devices(spec.need_hw(), axes["dtype"])]  # fmt: skip
+    if price is None and "currency_code" in spec.explicit:
+        fail("--currency: names the currency of --price; give --price too")
     if price is not None:
         devs = priced(devs, prices(price), currency(currency_code))
+    if spec.run.phase != "training":
+        for flag, value in (("--tokens", tokens), ("--utilization", utilization)):
+            if value is not None:
+                fail(f"{flag} {value:g}: time to train; applies to --phase training")
     sweep = build_sweep(
         w, devs, spec.run, batches=axes["batch"], seqs=axes["seq"], contexts=axes["context"],
         dtypes=axes["dtype"], replicas=axes["dp"],
@@ -154,7 +160,7 @@ def serve(
     KV cache holds, and the memory per device, on each device of --hw; with --rate, the
     fewest devices of each type that meet the latency targets."""
     from ..report import serve as rs
-    from ..serve import Request, Slo, plan
+    from ..serve import TENSOR_WAYS, Request, Slo, plan
     from ..serve import serve as serve_on
     from ..workloads import get_workload
 
@@ -169,6 +175,8 @@ def serve(
     run_config = replace(spec.run, phase="decode")
     request = Request(p, o, reserve)
     devs = devices(spec.need_hw())
+    if price is None and "currency_code" in spec.explicit:
+        fail("--currency: names the currency of --price; give --price too")
     if price is not None:
         from ..whatif import priced
 
@@ -195,8 +203,14 @@ def serve(
             table=lambda: rs.serve_table(results, title),
         )
         return
+    for name in ("batch", "pp"):
+        if name in spec.explicit:
+            flag = BY_NAME[name].flag
+            fail(f"{flag} with --rate: the planner chooses the requests in flight and plans "
+                 "tensor-parallel replicas; give --tp to fix the layout")  # fmt: skip
+    ways = (run_config.layout.tensor,) if "tp" in spec.explicit else TENSOR_WAYS
     slo = Slo(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q)
-    plans = [plan(w, run_config, d, request, slo) for d in devs]
+    plans = [plan(w, run_config, d, request, slo, ways) for d in devs]
     heading = (
         f"{w.name}: {rate:g} requests/s of {p} tokens in, {o} out, {run_config.precision}; "
         f"TTFT <= {slo.ttft_s:g} s"

@@ -89,6 +89,10 @@ def _refuse_no_effect(values: dict[str, Any], explicit: frozenset[str]) -> None:
         raise RooflineError(
             f"{o.given(value)}: applies to phase {where} only (this run is --phase {phase})"
         )
+    parallel = values.get("sequence_parallel", True)
+    if "sequence_parallel" in explicit and not parallel and values.get("tp", 1) == 1:
+        off = BY_NAME["sequence_parallel"].negation
+        raise RooflineError(f"{off}: applies with {BY_NAME['tp'].flag} > 1")
     if values.get("virtual_stages", 1) != 1 and values.get("pp", 1) == 1:
         stages = values["virtual_stages"]
         raise RooflineError(

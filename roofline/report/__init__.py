@@ -189,3 +189,22 @@ def fit(console: Console, item: Any) -> Any:
     if isinstance(item, Table) and natural_width(console, item) > console.width:
         return records(item, console.width)
     return item
+
+
+_CONTROL = {c: " " for c in range(32)} | {127: " "}
+
+
+def plain_cells(item: Any) -> Any:
+    """A table's text cells and title without control characters (a name with a tab or a
+    newline, from a file or a graph, would break the table's columns); other items as
+    they are. The table itself is changed and returned."""
+    from rich.table import Table
+
+    if isinstance(item, Table):
+        for column in item.columns:
+            column._cells = [
+                c.translate(_CONTROL) if isinstance(c, str) else c for c in column._cells
+            ]
+        if isinstance(item.title, str):
+            item.title = item.title.translate(_CONTROL)
+    return item

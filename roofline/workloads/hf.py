@@ -271,6 +271,8 @@ def load_hf_config(path: Path, shown: str) -> tuple[dict[str, Any], dict[str, st
         raise SpecError(shown, ["not a UTF-8 text file (is it a config.json?)"]) from None
     except json.JSONDecodeError as exc:
         raise SpecError(shown, [f"line {exc.lineno}: malformed JSON: {exc.msg}"]) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's own limit)
+        raise SpecError(shown, [f"a number too long to read: {str(exc)[:80]}"]) from None
     except RecursionError:
         raise SpecError(shown, ["nested too deeply to be a model config"]) from None
     if not isinstance(data, dict):
