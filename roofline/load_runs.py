@@ -158,7 +158,8 @@ def _engine_of(r: LoadRun) -> str:
 def predict_load(r: LoadRun, seed: int = 0) -> LoadPrediction:
     from .hardware import get_device
     from .scenario import Layout, RunConfig
-    from .simulate import Requests, arrivals, engine, simulate
+    from .simulate import simulate
+    from .traffic import Requests, arrivals, engine
     from .workloads import get_workload
 
     if r.prompt is None or r.output is None:

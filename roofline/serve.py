@@ -21,6 +21,10 @@ type (RunConfig: dtype, attention kernel, tensor/pipeline layout):
 
 Everything uses the expected-time model (efficiency.py, step.py) and says so; the roofline
 bound is reported beside it.
+
+Long (over 400 lines) on purpose: the serving figures and the SLO planner built on them
+read together (the queue's mathematics is in queueing.py, traffic under load in
+simulate.py).
 """
 
 from __future__ import annotations

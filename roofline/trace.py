@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
-from .simulate import Requests
+from .traffic import Requests
 
 COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
 MAX_ROWS = 10_000_000

@@ -15,16 +15,9 @@ from typer.testing import CliRunner
 from roofline.cli import app
 from roofline.hardware import get_device
 from roofline.scenario import RunConfig
-from roofline.simulate import (
-    Engine,
-    IterationCost,
-    Requests,
-    arrivals,
-    engine,
-    lengths,
-    simulate,
-)
+from roofline.simulate import IterationCost, simulate
 from roofline.step import step_time
+from roofline.traffic import Engine, Requests, arrivals, engine, lengths
 from roofline.workloads import get_workload
 
 W = get_workload("llama-3-8b")

@@ -168,26 +168,52 @@ def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> No
     )
 
 
-@hardware_app.command("show")
-@boundary
-def hardware_show(
-    name: Annotated[str, typer.Argument(help="Device name, alias or YAML file.")],
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """One device: peaks per datatype, ridge points, memory, interconnect, source."""
-    from ..hardware import get_device
+def _detail(kind: str, name: str, fmt: Format) -> None:
+    """`hardware show` and `models show`: one device or model as text (table) or JSON."""
     from ..report import catalog as rc
     from ..report import to_json
 
-    device = get_device(name)
     if fmt is Format.csv:
-        fail(
-            "--format csv: hardware show writes table or json (hardware list -f csv: every device)"
-        )
-    if fmt is Format.json:
-        emit(to_json(rc.device_dict(device)), None, None)
+        others = "hardware list" if kind == "device" else "models list"
+        fail(f"--format csv: {kind} details are table or json ({others} -f csv: every one)")
+    if kind == "device":
+        from ..hardware import get_device
+
+        device = get_device(name)
+        as_json = fmt is Format.json
+        text = to_json(rc.device_dict(device)) if as_json else rc.device_detail(device) + "\n"
     else:
-        emit(rc.device_detail(device) + "\n", None, None)
+        from ..workloads import get_workload
+
+        w = get_workload(name)
+        data = rc.workload_dict(w) | {"params": w.params}
+        text = to_json(data) if fmt is Format.json else rc.workload_detail(w)
+    emit(text, None, None)
+
+
+def _show_command(group: typer.Typer, kind: str, what: str, doc: str) -> None:
+    """`hardware show NAME` or `models show NAME`."""
+
+    def command(name: str, fmt: Format = Format.table) -> None:
+        _detail(kind, name, fmt)
+
+    command.__doc__ = doc
+    command.__annotations__ = {  # objects, not the strings of `from __future__`
+        "name": Annotated[str, typer.Argument(help=f"{what} name, alias or file.")],
+        "fmt": FormatOpt,
+        "return": None,
+    }
+    group.command("show")(boundary(command))
+
+
+_show_command(
+    hardware_app, "device", "Device",
+    "One device: peaks per datatype, ridge points, memory, interconnect, source.",
+)  # fmt: skip
+_show_command(
+    models_app, "model", "Model",
+    "One model: architecture, computed and published figures, sources (-f json: every field).",
+)  # fmt: skip
 
 
 @models_app.command("list")
@@ -206,27 +232,6 @@ def models_list(fmt: FormatOpt = Format.table) -> None:
         rows=lambda: [{k: r[k] for k in ("key", "name", "family", "params")} for r in rows],
         table=lambda: [rc.workload_list_table(workloads, [w.params for w in workloads])],
     )
-
-
-@models_app.command("show")
-@boundary
-def models_show(
-    name: Annotated[str, typer.Argument(help="Model name, alias or YAML file.")],
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """One model: architecture, computed and published figures, sources (-f json: every
-    field)."""
-    from ..report import catalog as rc
-    from ..report import to_json
-    from ..workloads import get_workload
-
-    w = get_workload(name)
-    if fmt is Format.csv:
-        fail("--format csv: models show writes table or json")
-    if fmt is Format.json:
-        emit(to_json(rc.workload_dict(w) | {"params": w.params}), None, None)
-    else:
-        emit(rc.workload_detail(w), None, None)
 
 
 @app.command()

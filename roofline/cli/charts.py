@@ -53,6 +53,18 @@ def plot(
     save_figure(draw(results, all_dtypes=all_dtypes, top=top), output)
 
 
+SweepBatchOpt = Annotated[
+    str | None, typer.Option(help="What-if batches, comma-separated [default: 1, 2, 4 ... 128].")
+]
+SweepSeqOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="What-if sequence lengths (decode: contexts), comma-separated "
+        "[default: powers of 2 up to --seq]."
+    ),
+]
+
+
 @scenario_command(app, "report")
 def report(
     spec: Spec,
@@ -60,17 +72,8 @@ def report(
     hw: Annotated[
         str | None, typer.Option("--hw", help="Devices, comma-separated (up to 8).")
     ] = None,
-    sweep_batch: Annotated[
-        str | None,
-        typer.Option(help="What-if batches, comma-separated [default: 1, 2, 4 ... 128]."),
-    ] = None,
-    sweep_seq: Annotated[
-        str | None,
-        typer.Option(
-            help="What-if sequence lengths (decode: contexts), comma-separated "
-            "[default: powers of 2 up to --seq]."
-        ),
-    ] = None,
+    sweep_batch: SweepBatchOpt = None,
+    sweep_seq: SweepSeqOpt = None,
 ) -> None:
     """One self-contained HTML page of MODEL on the devices of --hw: summary, roofline
     chart, per-layer table, what-if heatmaps of batch x sequence, memory and fit."""

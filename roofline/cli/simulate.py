@@ -60,6 +60,7 @@ def simulate(
     from dataclasses import replace
 
     from .. import simulate as sim
+    from .. import traffic
     from ..errors import FieldError
     from ..hardware import get_device
     from ..report import simulate as rs
@@ -74,15 +75,15 @@ def simulate(
     else:
         if rate is None:
             raise FieldError("rate", None, "give --rate (requests a second) or --trace FILE")
-        stream = sim.Requests(
-            sim.arrivals(requests, rate, kind=arrival, cv=cv, seed=seed),
-            sim.lengths(requests, prompt_tokens, kind=prompt_dist, spread=spread, seed=seed + 1,
+        stream = traffic.Requests(
+            traffic.arrivals(requests, rate, kind=arrival, cv=cv, seed=seed),
+            traffic.lengths(requests, prompt_tokens, kind=prompt_dist, spread=spread, seed=seed + 1,
                         name="prompt"),
-            sim.lengths(requests, output_tokens, kind=output_dist, spread=spread, seed=seed + 2,
+            traffic.lengths(requests, output_tokens, kind=output_dist, spread=spread, seed=seed + 2,
                         name="output_tokens"),
         )  # fmt: skip
     knobs = {"max_num_seqs": max_num_seqs, "max_batched_tokens": max_batched_tokens}
-    eng = sim.engine(engine_name, device, memory_fraction=memory_fraction, **knobs)
+    eng = traffic.engine(engine_name, device, memory_fraction=memory_fraction, **knobs)
     result = sim.simulate(w, run, device, stream, eng)
     if output is not None and output.suffix.lower() == ".parquet":
         write_whole(output, lambda path: rs.write_records(result, path), ".parquet")
