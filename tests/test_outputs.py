@@ -721,7 +721,7 @@ def test_a_number_too_long_to_read_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["hardware", "show", "a100", "-f", "csv"], "--format csv: hardware show writes table"),
+        (["hardware", "show", "a100", "-f", "csv"], "--format csv: device details are"),
         ([*RUN, "-o", "r.parquet"], "Parquet holds the rows of whatif and simulate"),
         ([*SERVE, "--currency", "EUR"], "--currency: names the currency of --price"),
         (["whatif", "-m", "gpt-2", "--hw", "a100", "--tokens", "1e9"], "--tokens 1e+09: time"),
