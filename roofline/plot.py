@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .analysis import Result
     from .hardware import Device
     from .memwall import Generation
+    from .simulate import SimulationResult
     from .workloads import Workload
 
 KIND_COLORS = {
@@ -618,4 +619,28 @@ def generations(
         f"The memory wall for {name}",
     )
     _name_points(ax, [(y, r, g.device.key) for g, y, r in zip(gens, years, real)])
+    return fig
+
+
+def simulation(result: SimulationResult, title: str) -> Figure:
+    """A serving simulation over time, from its iteration log: the requests running and
+    waiting (top) and the share of the KV blocks in use (bottom), as steps."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    log = result.iterations
+    t = log[:, 0]
+    top.step(t, log[:, 2], where="pre", color="#1f77b4", lw=1, label="running")
+    top.step(t, log[:, 3], where="pre", color="#d62728", lw=1, label="waiting")
+    top.set_ylabel("requests")
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8)
+    share = 100 * log[:, 4] / max(result.blocks, 1)
+    bottom.step(t, share, where="pre", color="#2ca02c", lw=1, label="KV blocks in use")
+    bottom.set_ylim(0, 105)
+    bottom.set_ylabel(f"% of {result.blocks:,} KV blocks")
+    bottom.set_xlabel("time (s)")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.2)
     return fig

@@ -211,3 +211,22 @@ def test_a_closed_loop_keeps_its_clients_busy():
     assert r.arrival_s[4:8] == pytest.approx([waves[0, 0]] * 4)  # the next wave comes then
     assert r.arrival_s[8:] == pytest.approx([waves[1, 0]] * 4)
     assert waves[1, 0] - waves[0, 0] == pytest.approx(waves[0, 0])  # the same work each wave
+
+
+def test_the_chart_of_a_simulation(tmp_path):
+    """--chart: requests running and waiting over time (top), KV blocks in use (bottom),
+    from the iteration log."""
+    from roofline.plot import simulation
+
+    req = Requests(arrivals(300, 10.0, seed=1), np.full(300, 512), np.full(300, 64))
+    r = simulate(W, RUN, H100, req, VLLM)
+    fig = simulation(r, "t")
+    top, bottom = fig.axes
+    assert [line.get_label() for line in top.get_lines()] == ["running", "waiting"]
+    assert max(bottom.get_lines()[0].get_ydata()) <= 100
+    out = tmp_path / "sim.png"
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--rate", "5", "--requests", "50",
+            "--chart", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes().startswith(b"\x89PNG")

@@ -153,7 +153,7 @@ def boundary(fn: F) -> F:
         from .io import check_output
 
         try:
-            for name in ("output", "save_run"):
+            for name in ("output", "save_run", "chart"):
                 check_output(kwargs.get(name))
             return fn(*args, **kwargs)
         except FieldError as exc:

@@ -11,6 +11,7 @@ from ..report.output import write_whole
 from .app import app
 from .io import Format, FormatOpt, OutputOpt, show
 from .options import SERVING, scenario_command
+from .paths import output_option
 from .spec import Spec
 from .values import OutputTokensOpt, PromptTokensOpt
 
@@ -50,6 +51,14 @@ def simulate(
         float | None, typer.Option(help="Share of each device's memory the engine takes.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the arrivals and lengths.")] = 0,
+    chart: Annotated[
+        Path | None,
+        output_option(
+            "Also draw the requests running and waiting and the KV blocks in use "
+            "over time: .png, .svg or .pdf.",
+            "--chart",
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -85,11 +94,18 @@ def simulate(
     knobs = {"max_num_seqs": max_num_seqs, "max_batched_tokens": max_batched_tokens}
     eng = traffic.engine(engine_name, device, memory_fraction=memory_fraction, **knobs)
     result = sim.simulate(w, run, device, stream, eng)
+    title = f"{w.name} on {device.name}, {run.precision}: {len(stream.arrival_s):,} requests"
+    if chart is not None:
+        from .io import matplotlib_home, save_figure
+
+        matplotlib_home()
+        from .. import plot as plots
+
+        save_figure(plots.simulation(result, title), chart)
     if output is not None and output.suffix.lower() == ".parquet":
         write_whole(output, lambda path: rs.write_records(result, path), ".parquet")
         typer.echo(f"wrote {output}", err=True)
         return
-    title = f"{w.name} on {device.name}, {run.precision}: {len(stream.arrival_s):,} requests"
     show(
         fmt,
         output,
