@@ -115,3 +115,33 @@ class Architecture(ABC):
             )
         data: dict[str, Any] = asdict(self)
         return data
+
+
+class Unsplit(Architecture):
+    """The protocol's answers for a family that runs whole on one device and keeps nothing
+    between steps: no repeated blocks (so no pipeline stages and no stage boundary), no
+    tensor split, no KV cache, every parameter active (no routing), no attention core to
+    recompute selectively. A family inherits it to say so; the protocol itself has no
+    defaults (CNN op graphs, recommendation models and imported ONNX graphs do)."""
+
+    @property
+    def blocks(self) -> int:
+        return 0
+
+    @property
+    def tensor_split(self) -> None:
+        return None
+
+    def kv_cache_elements(self, run: RunConfig) -> float:
+        return 0.0
+
+    def boundary_elements(self, run: RunConfig) -> float:
+        return 0.0
+
+    def active_params(self, table: LayerTable) -> float:
+        return float(table.total_params)
+
+    def attention_core(self, table: LayerTable) -> np.ndarray:
+        import numpy as np
+
+        return np.zeros(len(table), dtype=bool)

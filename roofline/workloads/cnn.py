@@ -29,14 +29,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
 from .._schema import Fields
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
-from .base import Architecture
+from .base import Unsplit
 
 Shape = tuple[int, int, int]  # channels, height, width (one sample)
 
@@ -136,7 +134,7 @@ _DEFAULTS_SCHEMA = {
 
 
 @dataclass(frozen=True)
-class CnnArch(Architecture):
+class CnnArch(Unsplit):
     family: ClassVar[str] = "cnn"
     input: Shape
     layers: tuple[Any, ...]  # validated op mappings (plain data, frozen as tuples/dicts)
@@ -158,32 +156,6 @@ class CnnArch(Architecture):
     @property
     def max_seq(self) -> None:
         return None
-
-    @property
-    def blocks(self) -> int:
-        """0: the op graph is not modelled as identical blocks, so no pipeline stages."""
-        return 0
-
-    @property
-    def tensor_split(self) -> None:
-        """Not modelled: convolutions are not split over tensor ranks here."""
-        return None
-
-    def kv_cache_elements(self, run: RunConfig) -> float:
-        """0: a CNN has no decode step, so nothing is kept between steps."""
-        return 0.0
-
-    def boundary_elements(self, run: RunConfig) -> float:
-        """0: no blocks (above), so no pipeline stage boundary and no tensor all-reduce."""
-        return 0.0
-
-    def active_params(self, table: LayerTable) -> float:
-        """Every parameter: each image goes through every layer."""
-        return table.total_params
-
-    def attention_core(self, table: LayerTable) -> np.ndarray:
-        """No row: a CNN has no attention to recompute selectively."""
-        return np.zeros(len(table), dtype=bool)
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)

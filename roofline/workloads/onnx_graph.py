@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from ..errors import FieldError, RooflineError, SpecError
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
-from .base import Architecture
+from .base import Unsplit
 
 UNARY = {
     "Relu": 1,
@@ -99,7 +97,7 @@ SUPPORTED = sorted(
 
 
 @dataclass(frozen=True)
-class OnnxArch(Architecture):
+class OnnxArch(Unsplit):
     """An imported graph: not a family of its own kind of YAML file, but it answers the
     family protocol (no repeated blocks, no tensor split: the graph is taken as it is)."""
 
@@ -122,33 +120,6 @@ class OnnxArch(Architecture):
     def max_seq(self) -> None:
         """None: the graph states no limit."""
         return None
-
-    @property
-    def blocks(self) -> int:
-        """0: the graph is taken node by node, not as repeated blocks (no pipeline)."""
-        return 0
-
-    @property
-    def tensor_split(self) -> None:
-        """Not modelled: the graph names no heads or widths to split."""
-        return None
-
-    def kv_cache_elements(self, run: RunConfig) -> float:
-        """0: the graph runs as one forward pass (`build` refuses decode)."""
-        return 0.0
-
-    def boundary_elements(self, run: RunConfig) -> float:
-        """0: no blocks (above), so no stage boundary and no tensor all-reduce."""
-        return 0.0
-
-    def active_params(self, table: LayerTable) -> float:
-        """Every initializer: a graph's routing is not known from its nodes."""
-        return table.total_params
-
-    def attention_core(self, table: LayerTable) -> np.ndarray:
-        """No row: attention patterns are not recognised in a graph (no selective
-        recomputation of them)."""
-        return np.zeros(len(table), dtype=bool)
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)

@@ -8,18 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from .._schema import Fields
 from ..errors import FieldError, shown
 from ..layers import LayerTable, LayerTableBuilder
 from ..scenario import RunConfig
 from . import costs
-from .base import Architecture
+from .base import Unsplit
 
 
 @dataclass(frozen=True)
-class RecsysArch(Architecture):
+class RecsysArch(Unsplit):
     family: ClassVar[str] = "recsys"
     rows: float  # embedding rows in all tables together (hashed feature ids)
     dim: int  # embedding size
@@ -27,8 +25,9 @@ class RecsysArch(Architecture):
     mlp: tuple[int, ...]  # hidden sizes and the output size
     activation: str
 
-    # The family protocol (base.Architecture), answered explicitly: one lookup and one
-    # small MLP a sample, no sequence, no repeated blocks, nothing kept between steps.
+    # The family protocol (base.Architecture): one lookup and one small MLP a sample, no
+    # sequence; whole on one device, nothing kept between steps (Unsplit). "Active" is
+    # about routing: a sample reads only `slots` rows of the tables, but routes none away.
 
     @property
     def takes_seq(self) -> bool:
@@ -42,34 +41,6 @@ class RecsysArch(Architecture):
     @property
     def max_seq(self) -> None:
         return None
-
-    @property
-    def blocks(self) -> int:
-        """0: no identical blocks, so no pipeline stages."""
-        return 0
-
-    @property
-    def tensor_split(self) -> None:
-        """Not modelled (the tables would be sharded, not split Megatron-style)."""
-        return None
-
-    def kv_cache_elements(self, run: RunConfig) -> float:
-        """0: no decode step, nothing kept between steps."""
-        return 0.0
-
-    def boundary_elements(self, run: RunConfig) -> float:
-        """0: no blocks (above), so no stage boundary and no tensor all-reduce."""
-        return 0.0
-
-    def active_params(self, table: LayerTable) -> float:
-        """Every parameter: "active" is about routing (mixture of experts), and no
-        parameter is routed around here. (A sample reads only `slots` rows of the tables;
-        the table's weight bytes count just those.)"""
-        return table.total_params
-
-    def attention_core(self, table: LayerTable) -> np.ndarray:
-        """No row: no attention to recompute selectively."""
-        return np.zeros(len(table), dtype=bool)
 
     def build(self, run: RunConfig, model: str) -> LayerTable:
         return build(self, run, model)
