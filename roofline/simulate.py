@@ -199,6 +199,27 @@ def simulate(
     log: list[tuple[float, int, int, int, int, float]] = []
     now, nxt, steps = 0.0, 0, 0
     lin, attn, dec = cost.linear, cost.prompt_attention, cost.decode_attention
+
+    def admit(budget: int, scheduled: list[tuple[int, int]], whole: bool) -> int:
+        """Waiting requests, first come first served, while the running limit, the token
+        budget and the free KV blocks allow: each prompt whole, or (chunked) as much of it
+        as the budget holds. Returns the budget left."""
+        nonlocal free
+        while waiting and budget > 0 and len(running) < engine.max_num_seqs:
+            r = waiting[0]
+            need = target[r] - computed[r]
+            n_tok = need if whole else min(need, budget)
+            want = -(-(computed[r] + n_tok) // bt)
+            if n_tok > budget or want > free:
+                break
+            waiting.popleft()
+            free -= want
+            held[r] = want
+            running.append(r)
+            scheduled.append((r, n_tok))
+            budget -= n_tok
+        return budget
+
     while nxt < n or waiting or running:
         while nxt < n and arrival[nxt] <= now:
             waiting.append(nxt)
@@ -247,18 +268,7 @@ def simulate(
                 running.append(r)
             budget = 1 << 62
         if not engine.mixed and not engine.static and waiting:  # prefills first, alone
-            while waiting and len(running) < engine.max_num_seqs:
-                r = waiting[0]
-                n_tok = target[r] - computed[r]
-                want = -(-(computed[r] + n_tok) // bt)
-                if n_tok > budget or want > free:
-                    break
-                waiting.popleft()
-                free -= want
-                held[r] = want
-                running.append(r)
-                scheduled.append((r, n_tok))
-                budget -= n_tok
+            budget = admit(budget, scheduled, whole=True)
             if scheduled:
                 budget = 0  # no decodes beside them
         i = 0
@@ -281,19 +291,8 @@ def simulate(
             scheduled.append((r, n_tok))
             budget -= n_tok
             i += 1
-        while (waiting and budget > 0 and engine.mixed and not engine.static
-               and len(running) < engine.max_num_seqs):  # fmt: skip
-            r = waiting[0]
-            n_tok = min(target[r] - computed[r], budget)
-            want = -(-(computed[r] + n_tok) // bt)
-            if want > free:
-                break
-            waiting.popleft()
-            free -= want
-            held[r] = want
-            running.append(r)
-            scheduled.append((r, n_tok))
-            budget -= n_tok
+        if engine.mixed and not engine.static:  # then prompts, or their first chunk
+            budget = admit(budget, scheduled, whole=False)
         if not scheduled:  # nothing fits: wait for the next arrival
             if nxt >= n:
                 raise FieldError("requests", None, "the KV cache cannot hold any request")
