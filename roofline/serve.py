@@ -89,14 +89,18 @@ def check_lengths(w: Workload, prompt: int, output: int) -> None:
         )  # fmt: skip
 
 
-def _check_decoder(w: Workload, run: RunConfig) -> None:
+def check_decoder(w: Workload, run: RunConfig, device: Device | None = None) -> None:
+    """A decoder with a KV cache (what serving models), and a device with the run's
+    datatype (Device.peak names what it has)."""
     if w.arch.kv_cache_elements(replace(run, phase="decode", context=1, seq=None)) <= 0:
         raise FieldError("model", w.key, "serve models a decoder with a KV cache")
+    if device is not None:
+        device.peak(run.dtype)
 
 
 def serve(w: Workload, run: RunConfig, device: Device, request: Request) -> ServeResult:
     """`run` gives the batch, dtype, attention kernel and layout; its phase is set here."""
-    _check_decoder(w, run)
+    check_decoder(w, run)
     p, o = request.prompt, request.output_tokens
     check_lengths(w, p, o)
     prefill = replace(run, phase="prefill", seq=p, context=None, logits="last")
@@ -346,7 +350,7 @@ def plan(
       a replica below full utilization runs fewer: on the safe side.
       A rate that only more than MAX_DEVICES would serve is refused (reason), with the
       largest rate MAX_DEVICES serve (max_requests_per_s) and that plan."""
-    _check_decoder(w, run)
+    check_decoder(w, run)
     best: Plan | None = None
     why = ""
     layouts: list[_Layout] = []  # all that meet the latency targets without a queue

@@ -56,7 +56,7 @@ from .errors import FieldError
 from .hardware import Device
 from .memory import kv_cache_bytes, memory_breakdown
 from .scenario import RunConfig
-from .serve import check_lengths
+from .serve import check_decoder, check_lengths
 from .step import step_time
 from .traffic import Engine, Requests
 from .workloads import Workload
@@ -71,9 +71,10 @@ class IterationCost:
         decode = replace(run, phase="decode", seq=None, batch=1, context=1)
 
         def expected(r: RunConfig) -> float:
-            t = step_time(w, r, device).expected_s
-            if t is None:
-                raise FieldError("device", device.key, "has no expected time for this run")
+            step = step_time(w, r, device)
+            if step.expected_s is None:
+                raise FieldError("device", device.key, step.reason or "no expected time")
+            t = step.expected_s
             return t
 
         self.tokens = np.array(_grid(max_tokens), dtype=np.float64)
@@ -167,6 +168,7 @@ def simulate(
     the KV blocks it holds [default: what the memory leaves, kv_blocks]. `concurrency`: a
     closed loop of that many clients instead of the stream's arrival times: the first
     `concurrency` requests come at 0, and each later one the moment one finishes."""
+    check_decoder(w, run, device)
     longest = int(np.argmax(requests.prompt + requests.output))
     check_lengths(w, int(requests.prompt[longest]), int(requests.output[longest]))
     cost = cost or IterationCost(w, run, device, engine.max_batched_tokens)

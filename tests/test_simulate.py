@@ -191,6 +191,8 @@ def test_simulate_cli_json_is_strict(tmp_path):
             "--prompt-tokens 9000: + 256 output tokens = 9256: llama-3-8b takes at most 8192",
         ),
         (["--rate", "5", "--arrival", "weibull"], "--arrival weibull: allowed"),
+        (["--rate", "5", "-m", "resnet-50"], "--model resnet-50: serve models a decoder"),
+        (["--rate", "5", "--hw", "gtx-580"], "--dtype fp16: NVIDIA GeForce GTX 580 (gtx-580) has"),
     ],
 )
 def test_simulate_cli_refusals(extra, message):
