@@ -64,27 +64,27 @@ def test_every_device_names_a_source_and_positive_figures():
 # Vendor datasheet figures (dense), written here independently of the YAML files.
 DATASHEET = [
     # NVIDIA A100 80GB SXM datasheet: FP16 tensor 312 (624 sparse), TF32 156, 2039 GB/s, 400 W
-    ("a100", "fp16", 312 * T, 2039 * GB, 80 * GB),
-    ("a100", "tf32", 156 * T, 2039 * GB, 80 * GB),
-    ("a100", "fp32", 19.5 * T, 2039 * GB, 80 * GB),
+    ("a100", "fp16", 312 * T, 2039 * GB, 80 * GiB),
+    ("a100", "tf32", 156 * T, 2039 * GB, 80 * GiB),
+    ("a100", "fp32", 19.5 * T, 2039 * GB, 80 * GiB),
     # A100 40GB SXM: 1555 GB/s (Fig. 1 of "AI and Memory Wall" plots this point)
-    ("a100-40gb", "bf16", 312 * T, 1555 * GB, 40 * GB),
+    ("a100-40gb", "bf16", 312 * T, 1555 * GB, 40 * GiB),
     # H100 SXM5 datasheet prints 1,979 TFLOPS* FP16 "with sparsity": dense is 989.4
-    ("h100", "fp16", 989.4 * T, 3350 * GB, 80 * GB),
-    ("h100", "fp8", 1978.9 * T, 3350 * GB, 80 * GB),
-    ("h200", "bf16", 989.4 * T, 4800 * GB, 141 * GB),
+    ("h100", "fp16", 989.4 * T, 3350 * GB, 80 * GiB),
+    ("h100", "fp8", 1978.9 * T, 3350 * GB, 80 * GiB),
+    ("h200", "bf16", 989.4 * T, 4800 * GB, 141 * GiB),
     # V100 SXM2 datasheet: 125 TFLOPS tensor, 900 GB/s; no sparsity on Volta
-    ("v100", "fp16", 125 * T, 900 * GB, 16 * GB),
-    ("v100-32gb", "fp16", 125 * T, 900 * GB, 32 * GB),
+    ("v100", "fp16", 125 * T, 900 * GB, 16 * GiB),
+    ("v100-32gb", "fp16", 125 * T, 900 * GB, 32 * GiB),
     # AMD MI300X data sheet: FP16 dense 1307.4, 5.3 TB/s, 192 GB
-    ("mi300x", "fp16", 1307.4 * T, 5300 * GB, 192 * GB),
+    ("mi300x", "fp16", 1307.4 * T, 5300 * GB, 192 * GiB),
     # Cloud TPU v4 docs: 275 TFLOPS bf16 per chip, 32 GiB, 1200 GBps
     ("tpu-v4", "bf16", 275 * T, 1200 * GB, 32 * GiB),
-    ("tpu-v2", "bf16", 45 * T, 600 * GB, 16 * GB),
+    ("tpu-v2", "bf16", 45 * T, 600 * GB, 16 * GiB),
     # HGX B200 (1000 W): BF16 dense 2.25 PFLOPS, 7.7 TB/s, 180 GB
-    ("b200", "bf16", 2250 * T, 7700 * GB, 180 * GB),
-    ("gaudi3", "bf16", 1835 * T, 3670 * GB, 128 * GB),
-    ("gtx-580", "fp32", 1.581 * T, 192.4 * GB, 1.5 * GB),
+    ("b200", "bf16", 2250 * T, 7700 * GB, 180 * GiB),
+    ("gaudi3", "bf16", 1835 * T, 3670 * GB, 128 * GiB),
+    ("gtx-580", "fp32", 1.581 * T, 192.4 * GB, 1.5 * GiB),
 ]
 
 
@@ -146,7 +146,7 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
         ("  bandwidth: 2039 GB/s", "  bandwidth: -1 GB/s", r"memory\.bandwidth: must be > 0"),
         ("  bandwidth: 2039 GB/s", "  bandwidth: 2039", r"memory\.bandwidth: expected a number"),
         ("  bandwidth: 2039 GB/s", "  bandwidth: 2039 GB", r"memory\.bandwidth: unknown unit"),
-        ("  capacity: 80 GB\n", "", r"memory\.capacity: missing"),
+        ("  capacity: 80 GiB  # JEDEC: a memory size in GB is binary (2^30 bytes)\n", "", r"memory\.capacity: missing"),
         ("tdp: 400 W", "tdp: 400 W\ntdp: 500 W", r"duplicate key 'tdp'"),
         ("tdp: 400 W", "tpd: 400 W", r"tdp: missing.*tpd: unknown field; did you mean 'tdp'"),
         ("  fp16: 312 TFLOP/s", "  fp17: 312 TFLOP/s", r"peak\.fp17: unknown field"),

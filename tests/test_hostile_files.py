@@ -75,7 +75,7 @@ BERT = (REPO / "workloads" / "bert-large.yaml").read_text()
         ("312 TFLOP/s", "1e-320 TFLOP/s", "peak.fp16: must be from 1"),
         ("312 TFLOP/s", "1e309 TFLOP/s", "peak.fp16"),
         ("2039 GB/s", "1e30 GB/s", "memory.bandwidth: must be from 1 to 1e+16 B/s"),
-        ("80 GB", ".nan", "memory.capacity: expected a number with a unit"),
+        ("80 GiB", ".nan", "memory.capacity: expected a number with a unit"),
         ("400 W", "1e400 W", "tdp"),
     ],
 )

@@ -140,10 +140,10 @@ def test_memory_cli_json():
     }
     assert data["breakdown"]["optimizer"] == 12 * 335_141_888
     devices = {d["device"]: d for d in data["devices"]}
-    assert devices["v100"]["capacity_bytes"] == 16e9
+    assert devices["v100"]["capacity_bytes"] == 16 * 2**30  # "16 GB" of HBM2: binary (JEDEC)
     total = data["breakdown"]["total"]
-    assert devices["a100"]["fits"] == (total <= 80e9)
-    assert devices["v100"]["min_devices"] == -(-total // 16e9)
+    assert devices["a100"]["fits"] == (total <= 80 * 2**30)
+    assert devices["v100"]["min_devices"] == -(-total // (16 * 2**30))
     res = CliRunner().invoke(app, ["memory", "-m", "bert-large", "--optimizer", "rmsprop"])
     assert res.exit_code == 2 and "allowed: sgd" in res.stderr
 

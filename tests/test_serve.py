@@ -33,13 +33,14 @@ def test_latencies_are_the_prefill_and_decode_steps():
 
 
 def test_max_concurrency_by_hand():
-    # Llama-2-7B fp16 on an 80 GB A100 with a 10 % reserve: 72 GB usable, less 2 x 6.74e9
+    # Llama-2-7B fp16 on an 80 GB A100 (80 x 2^30 bytes: a memory size in GB is binary,
+    # JEDEC) with a 10 % reserve: 77.3e9 bytes usable, less 2 x 6.74e9
     # bytes of weights and the working set; each request of 512 + 512 tokens takes 1024
     # tokens (64 blocks of 16) x 524,288 bytes (2 x 32 layers x 4096 x 2 bytes) of KV cache
     r = serve(W, RunConfig(batch=1), A100, Request(prompt=512, output_tokens=512))
     weights = 2 * W.params
     per_request = math.ceil(1024 / BLOCK_TOKENS) * BLOCK_TOKENS * 524_288
-    free = 72e9 - weights - float(r.memory.activations)
+    free = 0.9 * 80 * 2**30 - weights - float(r.memory.activations)
     assert r.max_concurrency == int(free // per_request)
     assert 100 < r.max_concurrency < 120
     assert r.fits

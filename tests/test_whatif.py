@@ -152,8 +152,8 @@ def test_compute_bound_batch_and_max_batch_against_the_slow_path():
     assert analyze(w, a100, RunConfig(batch=b, seq=512)).intensity_overall >= ridge
     assert analyze(w, a100, RunConfig(batch=b - 1, seq=512)).intensity_overall < ridge
     m = ans.max_batch
-    assert memory_breakdown(w, RunConfig(batch=m, seq=512)).total <= 80e9
-    assert memory_breakdown(w, RunConfig(batch=m + 1, seq=512)).total > 80e9
+    assert memory_breakdown(w, RunConfig(batch=m, seq=512)).total <= 80 * 2**30
+    assert memory_breakdown(w, RunConfig(batch=m + 1, seq=512)).total > 80 * 2**30
 
 
 def test_decode_never_turns_compute_bound_at_long_context():
@@ -175,8 +175,9 @@ def test_decode_never_turns_compute_bound_at_long_context():
     # By hand: fp16 weights 2 x 6,738,415,616 B; per sample the KV cache of 4,097 keys
     # (the new token attends to the 4,096 cached and itself) x 2 (K, V) x 32 layers x 4,096
     # x 2 B = 2,148,007,936 B, plus 33,833,024 B of activations (the 11,008-wide MLP, one
-    # token): (80e9 - 13,476,831,232) / 2,181,840,960 = 30.49 -> 30.
-    assert ans.max_batch == 30
+    # token), on 80 GiB (the A100's "80 GB" of HBM2e is binary, JEDEC):
+    # (85,899,345,920 - 13,476,831,232) / 2,181,840,960 = 33.19 -> 33.
+    assert ans.max_batch == 33
     assert ans.max_batch_note is None
 
 
@@ -249,7 +250,7 @@ def test_scaled_devices():
     a100 = get_device("a100")
     fast = scaled(a100, flops=0.5, bandwidth=2, capacity=1.5)
     assert fast.peak("fp16") == 156e12 and fast.memory_bandwidth_bytes_per_s == 4078e9
-    assert fast.memory_capacity_bytes == 120e9 and fast.key == "a100[flopsx0.5,bwx2,capx1.5]"
+    assert fast.memory_capacity_bytes == 120 * 2**30 and fast.key == "a100[flopsx0.5,bwx2,capx1.5]"
     with pytest.raises(RooflineError, match="bandwidth_scale 0: must be > 0"):
         scaled(a100, bandwidth=0)
 
