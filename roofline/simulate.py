@@ -36,9 +36,10 @@ apart once per deployment into the parts a mixed batch is made of (`IterationCos
 A prefill chunk is counted at linear's cost per token, logits included (the LM head of a
 prompt's tokens, which an engine skips but for the last: a few per cent of a token's cost).
 
-Long (over 400 lines) on purpose: the scheduler's loop, its block of steady decode steps
-and the cost it charges are one algorithm, read together (engines and request streams are
-in traffic.py).
+The scheduler's loop is compiled (`_sim_kernel.run_engine`, arrays in and out): a decode
+step in which nothing changes but the contexts is run as a block of steps at once, and the
+iteration log is thinned beyond LOG_ROWS rows, so 10^6 requests run in seconds in a fixed
+memory beside the per-request records (engines and request streams are in traffic.py).
 
 Results per request (arrival, first token, finish, tokens, preemptions) and per iteration
 (time, tokens, running, waiting, KV blocks in use); summaries in `SimulationResult`.
@@ -47,11 +48,11 @@ Results per request (arrival, first token, finish, tokens, preemptions) and per 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._sim_kernel import NO_ROOM, run_engine
 from .errors import FieldError
 from .hardware import Device
 from .memory import kv_cache_bytes, memory_breakdown
@@ -62,6 +63,7 @@ from .traffic import Engine, Requests
 from .workloads import Workload
 
 QUANTILES = (0.5, 0.9, 0.99)
+LOG_ROWS = 1 << 16  # iteration log rows kept at most (_sim_kernel._log thins it beyond)
 
 
 class IterationCost:
@@ -181,213 +183,28 @@ def simulate(
             f"blocks; {device.key} holds {blocks} beside the weights"
         )  # fmt: skip
     n = len(requests.arrival_s)
-    arrival, prompt, output = requests.arrival_s.copy(), requests.prompt, requests.output
+    arrival = requests.arrival_s.astype(np.float64)  # a copy: a closed loop fills it in
+    prompt, output = requests.prompt.astype(np.int64), requests.output.astype(np.int64)
     if concurrency is not None:
         if not (isinstance(concurrency, int) and concurrency >= 1):
             raise FieldError("concurrency", concurrency, "a whole number of clients >= 1")
         arrival[:] = np.inf  # set as requests finish
         arrival[: min(concurrency, n)] = 0.0
     opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
-    first = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    preempted = np.zeros(n, dtype=np.int64)
-    computed = [0] * n  # tokens in the KV cache
-    target = [int(p) for p in prompt]  # tokens to prefill before the next token comes
-    made = [0] * n  # tokens generated
-    held = [0] * n  # KV blocks held
-    free = blocks
-    waiting: deque[int] = deque()
-    running: list[int] = []
-    log: list[tuple[float, int, int, int, int, float]] = []
-    now, nxt, steps = 0.0, 0, 0
-    lin, attn, dec = cost.linear, cost.prompt_attention, cost.decode_attention
-
-    def admit(budget: int, scheduled: list[tuple[int, int]], whole: bool) -> int:
-        """Waiting requests, first come first served, while the running limit, the token
-        budget and the free KV blocks allow: each prompt whole, or (chunked) as much of it
-        as the budget holds. Returns the budget left."""
-        nonlocal free
-        while waiting and budget > 0 and len(running) < engine.max_num_seqs:
-            r = waiting[0]
-            need = target[r] - computed[r]
-            n_tok = need if whole else min(need, budget)
-            want = -(-(computed[r] + n_tok) // bt)
-            if n_tok > budget or want > free:
-                break
-            waiting.popleft()
-            free -= want
-            held[r] = want
-            running.append(r)
-            scheduled.append((r, n_tok))
-            budget -= n_tok
-        return budget
-
-    while nxt < n or waiting or running:
-        while nxt < n and arrival[nxt] <= now:
-            waiting.append(nxt)
-            nxt += 1
-        if not waiting and not running:
-            now = float(arrival[nxt])
-            continue
-        coming = float(arrival[nxt]) if nxt < n else math.inf
-        times = _steady_steps(engine, running, waiting, computed, target, made, output, held,
-                              free, now, coming, cost)  # fmt: skip
-        k = len(times)
-        if k >= 2:  # decode steps in which nothing changes but the contexts: at once
-            b = len(running)
-            now += float(times[-1])
-            for r in running:
-                computed[r] += k
-                made[r] += k
-                want = -(-computed[r] // bt) - held[r]
-                held[r] += want
-                free -= want
-            used = blocks - free  # during the steps
-            for r in running:
-                if made[r] >= output[r]:
-                    finish[r] = now
-                    if opened < n:  # a closed loop: the client sends its next request
-                        arrival[opened] = now
-                        opened += 1
-                    free += held[r]
-                    held[r] = 0
-            running = [r for r in running if made[r] < output[r]]
-            steps += k
-            log.append((now, b, b, len(waiting), used, float(times[-1])))
-            continue
-        budget, tokens, ctx, chunk_s = engine.max_batched_tokens, 0, 0, 0.0
-        done: list[int] = []
-        scheduled: list[tuple[int, int]] = []  # (request, tokens this iteration)
-        if engine.static and not running:  # a new batch: all its prompts at once
-            while waiting and len(running) < engine.max_num_seqs:
-                r = waiting[0]
-                want = -(-(prompt[r] + output[r]) // bt)
-                if want > free:
-                    break
-                waiting.popleft()
-                free -= want
-                held[r] = want
-                running.append(r)
-            budget = 1 << 62
-        if not engine.mixed and not engine.static and waiting:  # prefills first, alone
-            budget = admit(budget, scheduled, whole=True)
-            if scheduled:
-                budget = 0  # no decodes beside them
-        i = 0
-        while i < len(running) and budget > 0:
-            r = running[i]
-            n_tok = min(target[r] - computed[r], budget) if computed[r] < target[r] else 1
-            want = -(-(computed[r] + n_tok) // bt) - held[r]
-            victim = -1
-            while want > free and victim != r and not engine.static:  # preempt the last
-                victim = running.pop()  # admitted (never one scheduled already: it is later)
-                free += held[victim]
-                held[victim], computed[victim] = 0, 0
-                target[victim] = int(prompt[victim]) + made[victim]
-                preempted[victim] += 1
-                waiting.appendleft(victim)
-            if victim == r:
-                break
-            free -= max(0, want)
-            held[r] += max(0, want)
-            scheduled.append((r, n_tok))
-            budget -= n_tok
-            i += 1
-        if engine.mixed and not engine.static:  # then prompts, or their first chunk
-            budget = admit(budget, scheduled, whole=False)
-        if not scheduled:  # nothing fits: wait for the next arrival
-            if nxt >= n:
-                raise FieldError("requests", None, "the KV cache cannot hold any request")
-            now = max(now, float(arrival[nxt]))
-            continue
-        for r, n_tok in scheduled:
-            tokens += n_tok
-            if computed[r] < target[r]:
-                chunk_s += attn(computed[r] + n_tok) - attn(computed[r])
-            else:
-                ctx += computed[r] + 1
-        step = lin(tokens) + dec(ctx) + chunk_s + engine.host_overhead_s
-        now += step
-        for r, n_tok in scheduled:
-            prefilling = computed[r] < target[r]
-            computed[r] += n_tok
-            if prefilling and computed[r] < target[r]:
-                continue  # more of the prompt to come
-            made[r] += 1
-            if made[r] == 1:
-                first[r] = now
-            if made[r] >= output[r]:
-                finish[r] = now
-                done.append(r)
-                if opened < n:  # a closed loop: the client sends its next request
-                    arrival[opened] = now
-                    opened += 1
-        during, used = len(running), blocks - free
-        if done:
-            for r in done:
-                free += held[r]
-                held[r] = 0
-            running = [r for r in running if made[r] < output[r]]
-        steps += 1
-        log.append((now, tokens, during, len(waiting), used, step))
+    status, first, finish, preempted, log, steps = run_engine(
+        arrival, prompt, output, opened, blocks, bt, engine.max_num_seqs,
+        engine.max_batched_tokens, engine.static, engine.mixed, engine.host_overhead_s,
+        cost.tokens, cost.linear_s, cost.cached, cost.decode_s, cost.prompt, cost.attention_s,
+        LOG_ROWS,
+    )  # fmt: skip
+    if status == NO_ROOM:
+        raise FieldError("requests", None, "the KV cache cannot hold any request")
     result = SimulationResult(
-        engine, blocks, arrival, first, finish, prompt, output, preempted,
-        np.array(log, dtype=np.float64).reshape(-1, 6),
+        engine, blocks, arrival, first, finish, requests.prompt, requests.output, preempted,
+        log,
     )  # fmt: skip
     result.stats = summary(result) | {"iterations": float(steps)}
     return result
-
-
-def _steady_steps(
-    engine: Engine,
-    running: list[int],
-    waiting: deque[int],
-    computed: list[int],
-    target: list[int],
-    made: list[int],
-    output: np.ndarray,
-    held: list[int],
-    free: int,
-    now: float,
-    next_arrival: float,
-    cost: IterationCost,
-) -> np.ndarray:
-    """The decode steps that can run as one block, as the cumulative time after each: every
-    running request decoding, none finishing before the last of them, no arrival that would
-    be admitted before it (at an iteration boundary), and KV blocks for all of them (empty:
-    take one step the usual way)."""
-    none = np.empty(0)
-    b = len(running)
-    if not b or b > engine.max_batched_tokens:
-        return none
-    if any(computed[r] < target[r] for r in running):
-        return none
-    admitting = not engine.static and b < engine.max_num_seqs
-    if waiting and admitting:
-        return none
-    k = min(int(output[r]) - made[r] for r in running)
-    if k < 2:
-        return none
-    bt = engine.block_tokens
-
-    def blocks_for(steps: int) -> int:
-        return sum(-(-(computed[r] + steps) // bt) - held[r] for r in running)
-
-    if blocks_for(k) > free:  # the most steps the free blocks allow
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if blocks_for(mid) <= free else (lo, mid)
-        k = lo
-        if k < 2:
-            return none
-    ctx0 = sum(computed[r] for r in running)
-    steps = np.arange(1, k + 1, dtype=np.float64)
-    each = cost.linear(b) + engine.host_overhead_s + cost.decode_attention_steps(ctx0 + steps * b)
-    times = np.cumsum(each)
-    if admitting and math.isfinite(next_arrival):  # up to the first boundary at or after it
-        k = min(k, int(np.searchsorted(times, next_arrival - now, side="left")) + 1)
-    return times[:k]
 
 
 def _quantiles(x: np.ndarray, name: str) -> dict[str, float | None]:

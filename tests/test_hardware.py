@@ -146,7 +146,11 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
         ("  bandwidth: 2039 GB/s", "  bandwidth: -1 GB/s", r"memory\.bandwidth: must be > 0"),
         ("  bandwidth: 2039 GB/s", "  bandwidth: 2039", r"memory\.bandwidth: expected a number"),
         ("  bandwidth: 2039 GB/s", "  bandwidth: 2039 GB", r"memory\.bandwidth: unknown unit"),
-        ("  capacity: 80 GiB  # JEDEC: a memory size in GB is binary (2^30 bytes)\n", "", r"memory\.capacity: missing"),
+        (
+            "  capacity: 80 GiB  # JEDEC: a memory size in GB is binary (2^30 bytes)\n",
+            "",
+            r"memory\.capacity: missing",
+        ),
         ("tdp: 400 W", "tdp: 400 W\ntdp: 500 W", r"duplicate key 'tdp'"),
         ("tdp: 400 W", "tpd: 400 W", r"tdp: missing.*tpd: unknown field; did you mean 'tdp'"),
         ("  fp16: 312 TFLOP/s", "  fp17: 312 TFLOP/s", r"peak\.fp17: unknown field"),

@@ -232,3 +232,34 @@ def test_the_chart_of_a_simulation(tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_iteration_log_is_thinned_to_a_bounded_size():
+    # _log with room for 4 rows, fed rows 1..10 (time = row number), by hand:
+    # rows 1-4 fill it; row 5 finds it full: keep every other (2, 4), keep every 2nd row
+    # from now on, 5 kept -> [2, 4, 5]; 6 skipped, 7 kept -> [2, 4, 5, 7]; 8 skipped; 9 finds
+    # it full: [4, 7], every 4th from now on, 9 kept -> [4, 7, 9]; 10 skipped.
+    from roofline._sim_kernel import _log
+
+    log, meta = np.zeros((4, 6)), np.array([0, 1, 0], dtype=np.int64)
+    for i in range(1, 11):
+        _log(log, meta, (float(i), 0.0, 0.0, 0.0, 0.0, 0.0))
+    assert log[: meta[0], 0].tolist() == [4.0, 7.0, 9.0]
+
+
+def test_a_long_run_keeps_every_request_and_a_thinned_log(monkeypatch):
+    import roofline.simulate as sim
+
+    n = 400
+    req = Requests(arrivals(n, 30.0, seed=3), np.full(n, 256), np.full(n, 64))
+    cost = IterationCost(W, RUN, H100, 2048)
+    whole = simulate(W, RUN, H100, req, VLLM, cost=cost)
+    monkeypatch.setattr(sim, "LOG_ROWS", 64)
+    thin = simulate(W, RUN, H100, req, VLLM, cost=cost)
+    # the requests' records and the counted iterations do not depend on the log's size
+    assert np.array_equal(thin.finish_s, whole.finish_s)
+    assert thin.stats["iterations"] == whole.stats["iterations"] > 64
+    assert len(thin.iterations) <= 64 < len(whole.iterations)
+    # the rows kept are rows of the whole log, in time order
+    assert set(thin.iterations[:, 0]) <= set(whole.iterations[:, 0])
+    assert np.all(np.diff(thin.iterations[:, 0]) > 0)

@@ -85,7 +85,9 @@ def by_figure(predictions: list[LoadPrediction]) -> dict[str, dict[str, Any]]:
 def _shown(name: str, value: float | None) -> str:
     if value is None:
         return "-"
-    return seconds(value) if name.endswith("_s") else f"{value:,.0f}"
+    if name.endswith("_per_s"):  # a rate: tokens or requests a second
+        return f"{value:,.0f}/s" if value >= 100 else f"{value:.3g}/s"
+    return seconds(value)
 
 
 def load_tables(predictions: list[LoadPrediction]) -> list[RenderableType]:
