@@ -46,18 +46,23 @@ def _push_back(queue: np.ndarray, st: np.ndarray, r: int) -> None:
 
 @njit(cache=True)
 def _admit(
-    budget: int, whole: bool, max_seqs: int, bt: int, queue: np.ndarray, st: np.ndarray,
-    running: np.ndarray, sched_r: np.ndarray, sched_n: np.ndarray, computed: np.ndarray,
-    target: np.ndarray, held: np.ndarray,
+    budget: int, whole: bool, reserve: bool, max_seqs: int, bt: int, queue: np.ndarray,
+    st: np.ndarray, running: np.ndarray, sched_r: np.ndarray, sched_n: np.ndarray,
+    computed: np.ndarray, target: np.ndarray, held: np.ndarray, output: np.ndarray,
+    made: np.ndarray,
 ) -> int:  # fmt: skip
     """Waiting requests, first come first served, while the running limit, the token budget
     and the free KV blocks allow: each prompt whole, or (chunked) as much as the budget
-    holds. Returns the budget left."""
+    holds; `reserve`: blocks for all the request's tokens, output included, at once.
+    Returns the budget left."""
     while st[QUEUED] > 0 and budget > 0 and st[RUNNING] < max_seqs:
         r = queue[st[HEAD]]
         need = target[r] - computed[r]
         n_tok = need if whole else min(need, budget)
-        want = _ceil_div(computed[r] + n_tok, bt)
+        if reserve:
+            want = _ceil_div(target[r] + output[r] - made[r], bt)
+        else:
+            want = _ceil_div(computed[r] + n_tok, bt)
         if n_tok > budget or want > st[FREE]:
             break
         st[HEAD] = (st[HEAD] + 1) % len(queue)
@@ -103,6 +108,8 @@ def run_engine(
     max_tokens: int,
     static: bool,
     mixed: bool,
+    chunked: bool,
+    reserve: bool,
     host_s: float,
     lin_x: np.ndarray,
     lin_y: np.ndarray,
@@ -196,8 +203,9 @@ def run_engine(
                 computed[r] += k
                 made[r] += k
                 want = _ceil_div(computed[r], bt) - held[r]
-                held[r] += want
-                st[FREE] -= want
+                if want > 0:  # (a reserving engine holds them already)
+                    held[r] += want
+                    st[FREE] -= want
             used = blocks - st[FREE]
             kept = 0
             for i in range(b):
@@ -231,9 +239,25 @@ def run_engine(
                 running[st[RUNNING]] = r
                 st[RUNNING] += 1
             budget = 1 << 62
-        if (not mixed) and (not static) and st[QUEUED] > 0:  # prefills first, alone
-            budget = _admit(budget, True, max_seqs, bt, queue, st, running, sched_r, sched_n,
-                            computed, target, held)  # fmt: skip
+        if not mixed and not static:  # prefill iterations first, alone: prompts being
+            for i in range(st[RUNNING]):  # prefilled in chunks go on, then new prompts
+                r = running[i]
+                if computed[r] >= target[r] or budget <= 0:
+                    continue
+                n_tok = min(target[r] - computed[r], budget)
+                want = _ceil_div(computed[r] + n_tok, bt) - held[r]
+                if want > st[FREE]:
+                    break
+                if want > 0:
+                    st[FREE] -= want
+                    held[r] += want
+                sched_r[st[SCHEDULED]] = r
+                sched_n[st[SCHEDULED]] = n_tok
+                st[SCHEDULED] += 1
+                budget -= n_tok
+            if st[QUEUED] > 0:
+                budget = _admit(budget, not chunked, reserve, max_seqs, bt, queue, st, running,
+                                sched_r, sched_n, computed, target, held, output, made)  # fmt: skip
             if st[SCHEDULED] > 0:
                 budget = 0  # no decodes beside them
         i = 0
@@ -261,9 +285,9 @@ def run_engine(
             st[SCHEDULED] += 1
             budget -= n_tok
             i += 1
-        if mixed and not static:  # then prompts, or their first chunk
-            budget = _admit(budget, False, max_seqs, bt, queue, st, running, sched_r, sched_n,
-                            computed, target, held)  # fmt: skip
+        if mixed and not static:  # then prompts (chunked: or their first chunk)
+            budget = _admit(budget, not chunked, reserve, max_seqs, bt, queue, st, running,
+                            sched_r, sched_n, computed, target, held, output, made)  # fmt: skip
         if st[SCHEDULED] == 0:  # nothing fits: wait for the next arrival
             if nxt >= n:
                 return NO_ROOM, first, finish, preempted, log[: meta[0]], steps

@@ -47,12 +47,14 @@ Results per request (arrival, first token, finish, tokens, preemptions) and per 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ._sim_kernel import NO_ROOM, run_engine
+from .calibration import sustained_share
 from .errors import FieldError
 from .hardware import Device
 from .memory import kv_cache_bytes, memory_breakdown
@@ -66,38 +68,72 @@ QUANTILES = (0.5, 0.9, 0.99)
 LOG_ROWS = 1 << 16  # iteration log rows kept at most (_sim_kernel._log thins it beyond)
 
 
-class IterationCost:
-    """The expected time of one iteration of a mixed batch (see the module docstring)."""
+KERNELS = ("compute", "recompute", "bubble")  # the parts a sustained share divides (step.py)
 
-    def __init__(self, w: Workload, run: RunConfig, device: Device, max_tokens: int) -> None:
+
+class IterationCost:
+    """The expected time of one iteration of a mixed batch (see the module docstring).
+
+    Each step is evaluated once as kernels K (what a sustained share s divides) and the
+    rest C (the collectives): its time at share s is K / s + C, so `at(s)` gives the same
+    cost at another share without evaluating a step again (the stack calibration fits
+    a share per serving stack that way)."""
+
+    def __init__(
+        self, w: Workload, run: RunConfig, device: Device, max_tokens: int,
+        share: float | None = None,
+    ) -> None:  # fmt: skip
         decode = replace(run, phase="decode", seq=None, batch=1, context=1)
 
-        def expected(r: RunConfig) -> float:
-            step = step_time(w, r, device)
+        def parts(r: RunConfig) -> tuple[float, float]:
+            step = step_time(w, replace(r, sustained=1.0), device)
             if step.expected_s is None:
                 raise FieldError("device", device.key, step.reason or "no expected time")
-            t = step.expected_s
-            return t
+            named = dict(step.parts)
+            kernels = sum(named.get(k, 0.0) for k in KERNELS)
+            return kernels, step.expected_s - kernels
+
+        def pairs(runs: list[RunConfig]) -> np.ndarray:
+            return np.array([parts(r) for r in runs], dtype=np.float64).reshape(-1, 2)
 
         self.tokens = np.array(_grid(max_tokens), dtype=np.float64)
-        self.linear_s = np.array([expected(replace(decode, batch=int(t))) for t in self.tokens])
+        self._linear = pairs([replace(decode, batch=int(t)) for t in self.tokens])
         limit = w.arch.max_seq or 1 << 20
         # the decode attention of S cached tokens in all: S / b tokens each for b requests,
         # b the fewest that keep each context within the model's limit
         total = [1 << i for i in range(int(math.log2(max(2, max_tokens) * limit)) + 1)]
         self.cached = np.array([0.0, *total])
-        extra = []
-        for s in total:
-            b = max(1, -(-s // (limit - 1)))
-            b = min(b, s)
-            t1 = expected(replace(decode, batch=b))
-            extra.append(expected(replace(decode, batch=b, context=max(1, s // b))) - t1)
-        self.decode_s = np.maximum.accumulate(np.maximum([0.0, *extra], 0.0))
+        sizes = [min(max(1, -(-t // (limit - 1))), t) for t in total]
+        at_one = pairs([replace(decode, batch=b) for b in sizes])
+        at_ctx = pairs([replace(decode, batch=b, context=max(1, t // b))
+                        for t, b in zip(total, sizes, strict=True)])  # fmt: skip
+        self._decode = np.vstack([[0.0, 0.0], at_ctx - at_one])
         seqs = [s for s in _grid(limit) if s >= 32] or [limit]
         prefill = replace(run, phase="prefill", batch=1, context=None, logits="all")
         self.prompt = np.array([0.0, *seqs])
-        extra = [expected(replace(prefill, seq=s)) - self.linear(s) for s in seqs]
-        self.attention_s = np.maximum.accumulate(np.maximum([0.0, *extra], 0.0))
+        whole = pairs([replace(prefill, seq=s) for s in seqs])
+        lin = np.column_stack([np.interp(seqs, self.tokens, self._linear[:, j]) for j in (0, 1)])
+        self._attention = np.vstack([[0.0, 0.0], whole - lin])
+        ideal = run.ideal
+        self.share = 1.0 if ideal else sustained_share(False, False, run.sustained or share)
+        self._apply()
+
+    def _apply(self) -> None:
+        s = self.share
+        self.linear_s = self._linear[:, 0] / s + self._linear[:, 1]
+        decode = self._decode[:, 0] / s + self._decode[:, 1]
+        self.decode_s = np.maximum.accumulate(np.maximum(decode, 0.0))
+        attention = self._attention[:, 0] / s + self._attention[:, 1]
+        self.attention_s = np.maximum.accumulate(np.maximum(attention, 0.0))
+
+    def at(self, share: float) -> IterationCost:
+        """The same cost at sustained share `share` (0, 1]."""
+        if not 0 < share <= 1:
+            raise FieldError("sustained", share, "a share above 0, <= 1")
+        out = copy.copy(self)
+        out.share = share
+        out._apply()
+        return out
 
     def linear(self, tokens: float) -> float:
         return float(np.interp(tokens, self.tokens, self.linear_s))
@@ -152,7 +188,11 @@ def kv_blocks(w: Workload, run: RunConfig, device: Device, engine: Engine) -> in
     work = replace(run, phase="prefill", batch=1, seq=None, context=None)
     seq = min(engine.max_batched_tokens, w.arch.max_seq or engine.max_batched_tokens)
     m = memory_breakdown(w, replace(work, seq=seq))
-    free = device.memory_capacity_bytes * engine.memory_fraction - float(m.params + m.activations)
+    taken = float(m.params + m.activations)
+    if engine.kv_of_free:  # the share of what the weights and the work leave (TensorRT-LLM)
+        free = (device.memory_capacity_bytes - taken) * engine.memory_fraction
+    else:  # the share of the whole memory, weights and work included (vLLM, SGLang)
+        free = device.memory_capacity_bytes * engine.memory_fraction - taken
     return max(0, int(free // per_block)) if per_block > 0 else 0
 
 
@@ -173,9 +213,15 @@ def simulate(
     check_decoder(w, run, device)
     longest = int(np.argmax(requests.prompt + requests.output))
     check_lengths(w, int(requests.prompt[longest]), int(requests.output[longest]))
-    cost = cost or IterationCost(w, run, device, engine.max_batched_tokens)
+    cost = cost or IterationCost(w, run, device, engine.max_batched_tokens, engine.sustained)
     blocks = kv_blocks(w, run, device, engine) if blocks is None else blocks
     bt = engine.block_tokens
+    most = int(requests.prompt.max())
+    if not engine.chunked and most > engine.max_batched_tokens:
+        raise FieldError(
+            "max_batched_tokens", engine.max_batched_tokens, f"{engine.name} prefills a prompt "
+            f"whole, in one iteration: a prompt of {most:,} tokens needs a budget as large"
+        )  # fmt: skip
     need_most = int(np.max(-(-(requests.prompt + requests.output) // bt)))
     if blocks < need_most:
         raise FieldError(
@@ -193,7 +239,8 @@ def simulate(
     opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
     status, first, finish, preempted, log, steps = run_engine(
         arrival, prompt, output, opened, blocks, bt, engine.max_num_seqs,
-        engine.max_batched_tokens, engine.static, engine.mixed, engine.host_overhead_s,
+        engine.max_batched_tokens, engine.static, engine.mixed, engine.chunked,
+        engine.reserve_output, engine.host_overhead_s,
         cost.tokens, cost.linear_s, cost.cached, cost.decode_s, cost.prompt, cost.attention_s,
         LOG_ROWS,
     )  # fmt: skip

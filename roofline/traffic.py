@@ -25,7 +25,11 @@ class Engine:
     block_tokens: int = 16
     static: bool = False  # a batch at a time, no joining mid-batch
     host_overhead_s: float = 0.0  # per iteration, beside the forward pass
-    mixed: bool = True  # prefill chunks beside decodes (False: prefills first, alone, whole)
+    mixed: bool = True  # prefills beside decodes (False: prefill iterations first, alone)
+    chunked: bool = True  # a prompt may be split over iterations (False: whole, in one)
+    reserve_output: bool = False  # admit a request only with blocks for all its tokens
+    kv_of_free: bool = False  # memory_fraction of what weights and activations leave
+    sustained: float | None = None  # the stack's fitted share of the kernels' throughput
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -37,15 +41,21 @@ class Engine:
             raise FieldError("memory_fraction", self.memory_fraction, "a share above 0, <= 1")
         if not 0 <= self.host_overhead_s < 1:
             raise FieldError("host_overhead", self.host_overhead_s, "seconds from 0 to < 1")
+        if self.sustained is not None and not 0 < self.sustained <= 1:
+            raise FieldError("sustained", self.sustained, "a share above 0, <= 1")
 
 
 LARGE_DEVICE_BYTES = 70 * 2**30  # vLLM's threshold for its larger defaults (engines.yaml)
+SMALL_DEVICE_BYTES = 25_000 * 2**20  # SGLang's threshold for its smaller defaults (25,000 MiB)
 
 
-def engine(name: str, device: Device, max_seq: int | None = None, **overrides: object) -> Engine:
+def engine(
+    name: str, device: Device, max_seq: int | None = None, tensor: int = 1, **overrides: object
+) -> Engine:
     """An engine's shipped defaults (hardware/defaults/engines.yaml) for `device` (and a
-    model of `max_seq` tokens, where the engine sizes its budget by it), with the given
-    fields overridden (None: keep the default)."""
+    model of `max_seq` tokens, where the engine sizes its budget by it; a replica of
+    `tensor` ways, where the engine's memory share depends on it), with the given fields
+    overridden (None: keep the default)."""
     from ._paths import data_dir
     from ._schema import Fields, Problems
     from ._yaml import load_yaml_mapping
@@ -68,6 +78,24 @@ def engine(name: str, device: Device, max_seq: int | None = None, **overrides: o
     values["host_overhead_s"] = float(overhead) if isinstance(overhead, int | float) else 0.0
     values["static"] = f.flag("static", default=False)
     values["mixed"] = f.flag("mixed", default=True)
+    values["chunked"] = f.flag("chunked", default=True)
+    values["reserve_output"] = f.flag("reserve_output", default=False)
+    values["kv_of_free"] = f.flag("kv_of_free", default=False)
+    values["sustained"] = f.number("sustained", required=False)
+    f.text("fitted_on", required=False)
+    by_tensor = f.raw("memory_fraction_by_tensor", {"type": "object"})
+    if by_tensor is not None:  # {ways: share}: the share of the largest ways <= tensor
+        good = isinstance(by_tensor, dict) and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1
+            and isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1
+            for k, v in by_tensor.items()
+        )  # fmt: skip
+        if not good:
+            problems.append(f"{name}.memory_fraction_by_tensor: {{ways >= 1: share (0, 1]}}")
+        else:
+            ways = [k for k in by_tensor if k <= tensor]
+            if ways:
+                values["memory_fraction"] = float(by_tensor[max(ways)])
     if f.flag("budget_from_model", default=False) and max_seq is not None:
         values["max_batched_tokens"] = max(max_seq, int(values["max_batched_tokens"]))  # type: ignore[call-overload]
     values["source"] = f.text("source")
@@ -78,6 +106,12 @@ def engine(name: str, device: Device, max_seq: int | None = None, **overrides: o
         big = device.memory_capacity_bytes >= LARGE_DEVICE_BYTES
         if big and "a100" not in device.key.lower():
             values |= bigger
+    small = f.mapping("small_device", required=False)
+    if small is not None:
+        smaller = {k: small.integer(k) for k in ("max_batched_tokens",)}
+        small.done()
+        if device.memory_capacity_bytes < SMALL_DEVICE_BYTES:
+            values |= smaller
     f.done()
     if problems:
         raise SpecError(shown, list(problems))

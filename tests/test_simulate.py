@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from roofline.calibration import calibration
 from roofline.cli import app
+from roofline.errors import RooflineError
 from roofline.hardware import get_device
-from roofline.scenario import RunConfig
+from roofline.scenario import Layout, RunConfig
 from roofline.simulate import IterationCost, simulate
 from roofline.step import step_time
 from roofline.traffic import Engine, Requests, arrivals, engine, lengths
@@ -263,3 +265,72 @@ def test_a_long_run_keeps_every_request_and_a_thinned_log(monkeypatch):
     # the rows kept are rows of the whole log, in time order
     assert set(thin.iterations[:, 0]) <= set(whole.iterations[:, 0])
     assert np.all(np.diff(thin.iterations[:, 0]) > 0)
+
+
+def test_prefill_batches_alone_in_chunks_by_hand():
+    """SGLang's schedule (mixed: False, chunked): a budget of 256 tokens; prompts 300,
+    100, 50 arrive together, 3, 2, 2 tokens out.
+    it1: a prefill batch: r0's first 256 prompt tokens.
+    it2: a prefill batch: r0's last 44, r1's 100, r2's 50: all three first tokens.
+    it3: a decode batch of three at contexts 301, 101, 51: r1 and r2 are done.
+    it4: r0's decode at context 302."""
+    eng = Engine("test", 8, 256, 0.9, mixed=False)
+    cost = IterationCost(W, RUN, H100, 256)
+    lin, a, dec = cost.linear, cost.prompt_attention, cost.decode_attention
+    req = Requests(np.array([0.0, 0.0, 0.0]), np.array([300, 100, 50]), np.array([3, 2, 2]))
+    r = simulate(W, RUN, H100, req, eng, cost)
+    it1 = lin(256) + a(256) - a(0)
+    it2 = lin(194) + (a(300) - a(256)) + (a(100) - a(0)) + (a(50) - a(0))
+    it3 = lin(3) + dec(301 + 101 + 51)
+    it4 = lin(1) + dec(302)
+    assert r.first_token_s == pytest.approx([it1 + it2] * 3, rel=1e-12)
+    assert r.finish_s == pytest.approx([it1 + it2 + it3 + it4, it1 + it2 + it3, it1 + it2 + it3])
+    # a prompt arriving while others decode gets a prefill iteration of its own first
+    late = Requests(np.array([0.0, 1e-6]), np.array([64, 32]), np.array([4, 2]))
+    r = simulate(W, RUN, H100, late, eng, cost)
+    p0 = lin(64) + a(64)
+    p1 = lin(32) + a(32)  # alone: no decode of r0 beside it
+    d1 = lin(2) + dec(65 + 33)  # both decode
+    assert r.first_token_s == pytest.approx([p0, p0 + p1], rel=1e-12)
+    assert r.finish_s[1] == pytest.approx(p0 + p1 + d1, rel=1e-12)
+    assert r.iterations[:, 1].tolist()[:3] == [64, 32, 2]
+
+
+def test_whole_prompts_with_reserved_blocks_by_hand():
+    """TensorRT-LLM's schedule (chunked: False, reserve_output): 20 blocks of 16 tokens;
+    requests of 128 prompt + 64 output tokens reserve 12 blocks each when they start, so
+    only one runs at a time (two would need 24); none is ever preempted. Each prompt is
+    prefilled whole, beside the other requests' decodes."""
+    eng = Engine("test", 8, 2048, 0.9, chunked=False, reserve_output=True)
+    cost = IterationCost(W, RUN, H100, 2048)
+    req = Requests(np.zeros(3), np.full(3, 128), np.full(3, 64))
+    r = simulate(W, RUN, H100, req, eng, cost, blocks=20)
+    assert r.preemptions.tolist() == [0, 0, 0]
+    # one at a time: each starts when the one before is done, 12 blocks in use at most
+    assert r.first_token_s[1] > r.finish_s[0] and r.first_token_s[2] > r.finish_s[1]
+    assert r.iterations[:, 4].max() == 12
+    one = cost.linear(128) + cost.prompt_attention(128)
+    one += sum(cost.linear(1) + cost.decode_attention(128 + j) for j in range(1, 64))
+    assert r.finish_s == pytest.approx([one, 2 * one, 3 * one], rel=1e-9)
+    # a prompt longer than the budget cannot be prefilled whole: refused by name
+    with pytest.raises(RooflineError, match="max_batched_tokens"):
+        simulate(W, RUN, H100, _one(4096, 4), replace(eng, max_batched_tokens=2048), cost)
+
+
+def test_the_cost_at_another_share_is_the_step_model_at_that_share():
+    # at(s) rescales the kernels (K / s + C); building the cost at share s evaluates
+    # every step again at that share: the two agree
+    cost = IterationCost(W, RUN, H100, 2048)
+    again = IterationCost(W, replace(RUN, sustained=0.5), H100, 2048)
+    half = cost.at(0.5)
+    assert cost.share == calibration().inference_sustained  # the shipped share
+    for a, b in ((half.linear_s, again.linear_s), (half.decode_s, again.decode_s),
+                 (half.attention_s, again.attention_s)):  # fmt: skip
+        assert np.allclose(a, b, rtol=1e-12, atol=0)
+    # and on a 2-way tensor layout, whose all-reduces a share does not divide
+    tp = replace(RUN, layout=Layout(1, 2, 1))
+    cost, again = (
+        IterationCost(W, tp, H100, 2048),
+        IterationCost(W, replace(tp, sustained=0.9), H100, 2048),
+    )
+    assert np.allclose(cost.at(0.9).linear_s, again.linear_s, rtol=1e-12, atol=0)

@@ -40,7 +40,8 @@ def validate(
         typer.Option(
             "--fit",
             help="With --runs: refit the sustained shares on half the training (serving) runs and "
-            "report the error on the other half.",
+            "report the error on the other half; with --load: a share per serving stack, the same "
+            "way.",
         ),
     ] = False,
     load: Annotated[
@@ -58,8 +59,23 @@ def validate(
     and the places where the published data contradicts itself; with --runs, the expected
     time against published measured training and serving runs; with --load, the serving
     simulation against published measurements under load."""
-    if fit and not runs:
-        raise FieldError("--fit", True, "goes with --runs")
+    if fit and not (runs or load):
+        raise FieldError("--fit", True, "goes with --runs or --load")
+    if load and fit:
+        if runs:
+            raise FieldError("--load", True, "give --runs or --load, not both")
+        from ..load_runs import fit_stacks
+        from ..report import load_runs as rl
+
+        stacks = fit_stacks()
+        show(
+            fmt,
+            output,
+            data=lambda: {"stacks": rl.fit_rows(stacks)},
+            rows=lambda: rl.fit_rows(stacks),
+            table=lambda: rl.fit_table(stacks),
+        )
+        return
     if load:
         if runs:
             raise FieldError("--load", True, "give --runs or --load, not both")

@@ -41,7 +41,12 @@ def simulate(
         typer.Option(help="CSV or JSONL of arrival_s, prompt_tokens, output_tokens per request."),
     ] = None,
     engine_name: Annotated[
-        str, typer.Option("--engine", help="vllm or static (hardware/defaults/engines.yaml).")
+        str,
+        typer.Option(
+            "--engine",
+            help="vllm (V1), vllm-v0, sglang, trtllm or static: each one's scheduling defaults "
+            "(hardware/defaults/engines.yaml).",
+        ),
     ] = "vllm",
     max_num_seqs: Annotated[int | None, typer.Option(help="Requests running at once.")] = None,
     max_batched_tokens: Annotated[
@@ -91,8 +96,11 @@ def simulate(
             traffic.lengths(requests, output_tokens, kind=output_dist, spread=spread, seed=seed + 2,
                         name="output_tokens"),
         )  # fmt: skip
-    knobs = {"max_num_seqs": max_num_seqs, "max_batched_tokens": max_batched_tokens}
-    eng = traffic.engine(engine_name, device, memory_fraction=memory_fraction, **knobs)
+    eng = traffic.engine(
+        engine_name, device, max_seq=w.arch.max_seq, tensor=run.layout.tensor,
+        memory_fraction=memory_fraction, max_num_seqs=max_num_seqs,
+        max_batched_tokens=max_batched_tokens,
+    )  # fmt: skip
     result = sim.simulate(w, run, device, stream, eng)
     title = f"{w.name} on {device.name}, {run.precision}: {len(stream.arrival_s):,} requests"
     if chart is not None:

@@ -11,7 +11,7 @@ from . import new_table, seconds
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ..load_runs import LoadPrediction
+    from ..load_runs import LoadPrediction, StackFit
 
 FIGURES = (
     "ttft_mean_s",
@@ -119,3 +119,35 @@ def load_tables(predictions: list[LoadPrediction]) -> list[RenderableType]:
             "-" if err is None else f"{err:+.0%}",
         )
     return [summary, runs]
+
+
+def fit_rows(fits: list[StackFit]) -> list[dict[str, Any]]:
+    return [
+        {
+            "stack": f.stack,
+            "share": f.share,
+            "fit_runs": len(f.fit),
+            "held_out_runs": len(f.held),
+            "fit_median_abs_error": f.fit_error,
+            "held_out_median_abs_error": f.held_error,
+            "held_out_median_abs_error_shipped": f.held_error_shipped,
+            "fit_on": list(f.fit),
+        }
+        for f in fits
+    ]
+
+
+def fit_table(fits: list[StackFit]) -> list[RenderableType]:
+    t = new_table(
+        "A sustained share per serving stack: fitted on the step figures (TPOT, ITL, "
+        "saturated throughput) of half its deployments, every figure of the other half",
+        ("stack", "share", "fit runs", "held out", "fit |error|", "held-out |error|",
+         "held out, shipped share"),
+        left=("stack",),
+    )  # fmt: skip
+    for f in fits:
+        held = "-" if f.held_error is None else f"{f.held_error:.0%}"
+        shipped = "-" if f.held_error_shipped is None else f"{f.held_error_shipped:.0%}"
+        t.add_row(f.stack, f"{f.share:.2f}", str(len(f.fit)), str(len(f.held)),
+                  f"{f.fit_error:.0%}", held, shipped)  # fmt: skip
+    return [t]
