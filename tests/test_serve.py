@@ -228,7 +228,7 @@ def test_slo_plan_cli_json_and_impossible_targets():
     rows = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"not strict: {c}"))
     assert [r["device"] for r in rows] == ["a100", "v100"]
     for r in rows:  # 0.1 ms a token is beyond any layout: null figures with the reason
-        assert r["devices"] is None and r["ttft_s"] is None and r["reason"]
+        assert r["devices"] is None and r["ttft_p99_s"] is None and r["reason"]
     res = CliRunner().invoke(app, [*args, "--rate", "0"])
     assert res.exit_code == 2 and "rate 0" in res.stderr
     # a model without a KV cache is refused as serve refuses it, in one line

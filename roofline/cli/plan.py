@@ -148,10 +148,33 @@ def serve(
     ttft_percentile: Annotated[
         float | None,
         typer.Option(
-            help="With --rate: hold the TTFT target for this quantile of the queueing wait "
-            "(0.5 to 0.999, e.g. 0.99) [default: the mean]."
+            help="With --rate: hold the TTFT target at this quantile: of the simulated TTFT "
+            "(0.5, 0.9 or 0.99), or with --planner formula of the queueing wait (0.5 to "
+            "0.999) [default: the mean]."
         ),
     ] = None,
+    tpot_percentile: Annotated[
+        float | None,
+        typer.Option(
+            help="With --rate: hold the TPOT target at this quantile of the simulated TPOT "
+            "(0.5, 0.9 or 0.99) [default: the mean]."
+        ),
+    ] = None,
+    planner: Annotated[
+        str,
+        typer.Option(
+            help="With --rate: sim (each candidate checked by the iteration-level "
+            "simulation) or formula (the steady-state formula, an M/M/c queue)."
+        ),
+    ] = "sim",
+    engine_name: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="With --rate: the serving engine the simulation schedules like: vllm, "
+            "vllm-v0, sglang, trtllm or static (hardware/defaults/engines.yaml).",
+        ),
+    ] = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     prompt: Hidden = None,
@@ -183,9 +206,14 @@ def serve(
         devs = priced(devs, prices(price), currency(currency_code))
     q = ttft_percentile
     if rate is None:
-        for flag, value in (("--ttft", ttft), ("--tpot", tpot), ("--ttft-percentile", q)):
+        for flag, value in (("--ttft", ttft), ("--tpot", tpot), ("--ttft-percentile", q),
+                            ("--tpot-percentile", tpot_percentile)):  # fmt: skip
             if value is not None:
                 fail(f"{flag} {value:g}: a target of the planner; give --rate too")
+        for flag, name, default in (("--planner", planner, "sim"),
+                                    ("--engine", engine_name, "vllm")):  # fmt: skip
+            if name != default:
+                fail(f"{flag} {name}: goes with the planner; give --rate too")
         results = [serve_on(w, run_config, d, request) for d in devs]
         title = (
             f"{w.name}: serving batch {run_config.batch}, {p} tokens in, {o} out, "
@@ -209,6 +237,14 @@ def serve(
             fail(f"{flag} with --rate: the planner chooses the requests in flight and plans "
                  "tensor-parallel replicas; give --tp to fix the layout")  # fmt: skip
     ways = (run_config.layout.tensor,) if "tp" in spec.explicit else TENSOR_WAYS
+    if planner not in ("sim", "formula"):
+        fail(f"--planner {planner}: allowed: sim, formula")
+    if planner == "sim":
+        _plan_by_simulation(spec, w, run_config, devs, p, o, rate, ttft, tpot, q,
+                            tpot_percentile, ways, engine_name, fmt, output)  # fmt: skip
+        return
+    if tpot_percentile is not None or engine_name != "vllm" or "dp" in spec.explicit:
+        fail("--tpot-percentile, --engine and --dp go with --planner sim (the simulation)")
     slo = Slo(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q)
     plans = [plan(w, run_config, d, request, slo, ways) for d in devs]
     heading = (
@@ -223,4 +259,35 @@ def serve(
         data=lambda: [rs.plan_dict(x) | {"model": w.key} for x in plans],
         rows=lambda: [rs.plan_dict(x) | {"model": w.key} for x in plans],
         table=lambda: rs.plan_table(plans, heading),
+    )
+
+
+def _plan_by_simulation(
+    spec: Spec, w: Any, run: Any, devs: list[Any], p: int, o: int, rate: float,
+    ttft: float | None, tpot: float | None, q: float | None, q_tpot: float | None,
+    ways: tuple[int, ...], engine_name: str, fmt: Format, output: Any,
+) -> None:  # fmt: skip
+    """serve --rate, each candidate checked by simulation (slo.py)."""
+    from ..report import serve as rs
+    from ..slo import Targets, plan_simulated
+    from ..traffic import engine
+
+    targets = Targets(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q,
+                      q_tpot)  # fmt: skip
+    engine(engine_name, devs[0])  # an unknown engine: refused before any work
+    replicas = run.layout.data if "dp" in spec.explicit else None
+    run = replace(run, layout=replace(run.layout, data=1))
+    plans = [plan_simulated(w, run, d, p, o, targets, ways, engine_name, replicas)
+             for d in devs]  # fmt: skip
+    heading = (
+        f"{w.name}: {rate:g} requests/s (Poisson) of {p} tokens in, {o} out, {run.precision}; "
+        f"TTFT <= {targets.ttft_s:g} s at the {targets.held(targets.ttft_quantile)}, "
+        f"TPOT <= {targets.tpot_s * 1e3:g} ms at the {targets.held(targets.tpot_quantile)}"
+    )
+    show(
+        fmt,
+        output,
+        data=lambda: [rs.sim_plan_dict(x, targets) | {"model": w.key} for x in plans],
+        rows=lambda: [rs.sim_plan_dict(x, targets) | {"model": w.key} for x in plans],
+        table=lambda: rs.sim_plan_table(plans, targets, heading),
     )

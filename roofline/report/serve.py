@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..serve import Plan, ServeResult
+    from ..slo import SimPlan, Targets
 
 
 def serve_dict(r: ServeResult) -> dict[str, Any]:
@@ -166,5 +167,82 @@ def plan_table(plans: list[Plan], title: str) -> list[RenderableType]:
         "between steps; TPOT includes those prefills; TTFT is the mean wait for a free slot "
         "(Poisson arrivals, an M/M/c queue over replicas x in-flight slots) plus one "
         "prefill and a step; 'busy' is the arrival rate over what the replicas serve."
+    )
+    return [table, note]
+
+
+SIM_FIGURES = tuple(
+    f"{name}_{stat}_s" for name in ("ttft", "tpot", "e2e") for stat in ("mean", "p50", "p90", "p99")
+)
+
+
+def sim_plan_dict(p: SimPlan, targets: Targets) -> dict[str, Any]:
+    """One device type's plan checked by simulation (slo.py); figures null (with
+    `reason`) where nothing meets the targets."""
+    ok = not p.reason and p.stats is not None
+    stats = p.stats or {}
+    per_replica = targets.rate / p.replicas if p.replicas else None
+    load = None
+    if per_replica is not None and p.max_rate_per_replica:
+        load = per_replica / p.max_rate_per_replica
+    out: dict[str, Any] = {
+        "model": None,
+        "device": p.device.key,
+        "engine": p.engine,
+        "requests_per_s": targets.rate,
+        "ttft_target_s": targets.ttft_s,
+        "ttft_held_at": targets.held(targets.ttft_quantile),
+        "tpot_target_s": targets.tpot_s,
+        "tpot_held_at": targets.held(targets.tpot_quantile),
+        "tensor": p.tensor if ok else None,
+        "replicas": p.replicas if ok else None,
+        "devices": p.devices if ok else None,
+        "requests_per_s_per_replica": per_replica if ok else None,
+        # the most a replica takes within the targets (lambda*), and the load over it
+        "max_requests_per_s_per_replica": p.max_rate_per_replica if ok else None,
+        "load": load if ok else None,
+    }
+    for name in SIM_FIGURES:
+        out[name] = stats.get(name) if ok else None
+    out |= {
+        "output_tokens_per_s": (stats.get("output_tokens_per_s") or 0) * p.replicas
+        if ok and p.replicas and stats.get("output_tokens_per_s") is not None
+        else None,
+        "currency": p.device.price.currency if p.device.price and ok else None,
+        "cost_per_million_output_tokens": p.cost_per_million_output_tokens if ok else None,
+        "time_model": "simulated",
+        "reason": p.reason or None,
+        "max_requests_per_s": p.max_requests_per_s,
+    }
+    return out
+
+
+def sim_plan_table(plans: list[SimPlan], targets: Targets, title: str) -> list[RenderableType]:
+    table = new_table(
+        title,
+        ("device", "devices", "layout", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
+         "E2E p99", "load", "cost / M tokens"),
+        left=("device", "layout"),
+    )  # fmt: skip
+    for p in plans:
+        row = sim_plan_dict(p, targets)
+        if p.reason:
+            table.add_row(p.device.key, "-", p.reason, *(["-"] * 7))
+            continue
+        cost = row["cost_per_million_output_tokens"]
+        table.add_row(
+            p.device.key,
+            f"{p.devices:,}",
+            f"{p.replicas:,} x tp {p.tensor}",
+            *(seconds(row[k]) if row[k] is not None else "-" for k in
+              ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s")),
+            f"{row['load']:.0%}",
+            "-" if cost is None else f"{cost:,.2f} {row['currency']}",
+        )  # fmt: skip
+    note = (
+        f"Checked by simulation (roofline/slo.py; {p.engine if plans else 'vllm'} engine "
+        "defaults, iteration by iteration, expected-time model): each replica takes a "
+        "Poisson stream at the rate / replicas; 'load' is that rate over the most a replica "
+        "takes within the targets. Percentiles over 2,000 simulated requests."
     )
     return [table, note]
