@@ -11,15 +11,15 @@ For every (layer, device) pair:
 times each scenario's basis terms, then the same roofline per layer, summed over layers,
 and with an `Expectation` efficiency.py's expected time in the same pass.
 `expected_ladder` gives that expected time for the rows of one layer table (the per-run
-path, efficiency.expected_times): the grid kernel and it call the same compiled scalar
-helpers (_numba_kernels), so the two paths agree to the last bit.
+path, efficiency.expected_times): the grid kernel and it call the same scalar helpers
+(_numba_kernels), compiled in the grid and as plain Python here, so the two paths agree to
+the last bit (tests/test_kernels.py checks it) and one run never waits for numba.
 
 `evaluate` runs the numba kernel (parallel over layers) on large problems and the plain
 vectorised numpy version (`evaluate_numpy`, also the reference the tests compare against) on
 small ones: loading numba and its cached kernel costs about 0.3 s a process, far more than a
 few hundred evaluations take in numpy (see benchmarks/bench_engine.py for the crossover).
-numba is imported only when a numba kernel runs (a large roofline, a sweep, an expected
-time).
+numba is imported only when a numba kernel runs (a large roofline, a sweep's grid).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _numba_kernels
 from ._kernel_inputs import (
     Expectation,
     Out,
@@ -78,13 +79,13 @@ def _compiled(name: str) -> Any:
     """A numba kernel by name. numba reads its settings (NUMBA_NUM_THREADS, ...) from the
     environment when first imported; a bad one is the user's to fix, said in one line."""
     try:
-        from . import _numba_kernels
+        from . import _compiled
     except Exception as exc:  # numba raises plain ValueError/ImportError at import
         raise RooflineError(
             f"the numba engine could not start: {exc} (check the NUMBA_* environment "
             "variables, e.g. NUMBA_NUM_THREADS must be >= 1)"
         ) from None
-    return getattr(_numba_kernels, name)
+    return getattr(_compiled, name)
 
 
 def _checked(name: str, values: object, positive: bool) -> np.ndarray:
@@ -233,7 +234,8 @@ def expected_ladder(flops: object, bytes_: object, expected: Expectation) -> np.
     if devices.ceiling_flops.shape != (1, 1):
         raise ValueError("expected_ladder: one dtype and one device")
     out = np.empty((len(LADDER), f.shape[0]))
-    _compiled("ladder")(layers, devices, options, np.ones((1, 1)), 0, 0, 0, out)
+    # plain Python: a few dozen rows take well under a millisecond, numba's start ~0.3 s
+    _numba_kernels.ladder(layers, devices, options, np.ones((1, 1)), 0, 0, 0, out)
     return out
 
 

@@ -63,6 +63,14 @@ def test_a_commands_help_loads_no_numerics(command):
     assert not NUMERICS & set(report["loaded"]), report["loaded"]
 
 
+def test_a_run_does_not_load_numba():
+    # one run's expected time runs the kernels' scalar helpers as plain Python
+    args = ["run", "-m", "llama-2-7b", "--hw", "a100", "--phase", "prefill", "--seq", "1024"]
+    report = _probe(args)
+    assert report["code"] == 0 and "expected time" in str(report["stdout"])
+    assert "numba" not in report["loaded"] and "matplotlib" not in report["loaded"]
+
+
 def test_importing_the_cli_builds_nothing():
     code = (
         "import sys, roofline.cli; "
