@@ -19,7 +19,8 @@ the last bit (tests/test_kernels.py checks it) and one run never waits for numba
 vectorised numpy version (`evaluate_numpy`, also the reference the tests compare against) on
 small ones: loading numba and its cached kernel costs about 0.3 s a process, far more than a
 few hundred evaluations take in numpy (see benchmarks/bench_engine.py for the crossover).
-numba is imported only when a numba kernel runs (a large roofline, a sweep's grid).
+Likewise a sweep's grid runs compiled from AUTO_GRID_MIN_EVALUATIONS evaluations up, as
+plain Python below (a report's heatmap): numba is imported only where it pays off.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ ENGINES = ("auto", "numba", "numpy")
 # while starting numba's runtime and loading the cached kernel takes ~0.25 s a process;
 # benchmarks/bench_engine.py (c) measures where a fresh process breaks even.
 AUTO_NUMBA_MIN_EVALUATIONS = 1_000_000
+# Below this many (scenario, layer, device) evaluations a sweep's grid runs as the plain
+# Python it is written in (~15 us an evaluation: a report's heatmap of 56 scenarios x 15
+# layers takes ~12 ms), above it compiled: numba's start costs ~0.3 s a process.
+AUTO_GRID_MIN_EVALUATIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,13 @@ def _compiled(name: str) -> Any:
             "variables, e.g. NUMBA_NUM_THREADS must be >= 1)"
         ) from None
     return getattr(_compiled, name)
+
+
+def _grid(scenarios: int, layers: int, devices: int) -> Any:
+    """The grid kernel for this much work: plain Python or compiled, the same numbers."""
+    if scenarios * layers * devices < AUTO_GRID_MIN_EVALUATIONS:
+        return _numba_kernels.grid
+    return _compiled("grid")
 
 
 def _checked(name: str, values: object, positive: bool) -> np.ndarray:
@@ -200,7 +212,7 @@ def sweep(
         bundles = expectation(expected, f, y, k, io, (p, w))
     s, d = x.shape[0], w.shape[0]
     out = Out(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s), np.empty((s, d)))
-    _compiled("grid")(*bundles, x, k, out)
+    _grid(s, f.shape[0], d)(*bundles, x, k, out)
     exp = out.expected if expected is not None else None
     return SweepArrays(out.time, out.share, out.flops, out.working, exp)
 
@@ -213,7 +225,7 @@ def sweep_expected(
     layers, devices, options = expectation(expected, f, y, k, y, None)
     s, d = x.shape[0], devices.bandwidth.shape[0]
     out = Out(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty((s, d)))
-    _compiled("grid")(layers, devices, options, x, k, out)
+    _grid(s, f.shape[0], d)(layers, devices, options, x, k, out)
     return out.expected
 
 

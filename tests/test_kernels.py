@@ -381,3 +381,26 @@ def test_plain_ladder_matches_the_compiled_one_and_the_grid(seed):
     # the grid kernel (a sweep) sums the same per-layer times in layer order
     grid = sweep_expected(f, y, np.ones((1, 1)), np.zeros(1, np.int64), e)
     assert grid[0, 0] == sum(plain[-1].tolist())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_sweeps_run_plain_and_agree_with_the_compiled_grid(seed, monkeypatch):
+    import roofline.kernels as kernels
+
+    rng = np.random.default_rng(100 + seed)
+    n, s = 30, 12
+    e = _expectation(rng, n, curve=seed % 2 == 1, cpu=seed >= 2)
+    f = (10 ** rng.uniform(3, 14, n))[:, None]
+    y = (10 ** rng.uniform(3, 11, n))[None, :, None]
+    io = y * rng.uniform(0.1, 1.0, y.shape)
+    basis, k = rng.uniform(0.5, 64, (s, 1)), np.zeros(s, np.int64)
+    peak, bw = [[10 ** rng.uniform(12, 15)]], [10 ** rng.uniform(11, 12.5)]
+    runs = {}
+    for name, threshold in (("plain", 10**18), ("compiled", 0)):
+        monkeypatch.setattr(kernels, "AUTO_GRID_MIN_EVALUATIONS", threshold)
+        out = kernels.sweep(f, y, io, basis, k, peak, bw, expected=e)
+        runs[name] = (out, kernels.sweep_expected(f, y, basis, k, e))
+    (plain, plain_e), (fast, fast_e) = runs["plain"], runs["compiled"]
+    for field in ("time_s", "memory_share", "flops", "working_bytes", "expected_s"):
+        np.testing.assert_array_equal(getattr(plain, field), getattr(fast, field))
+    np.testing.assert_array_equal(plain_e, fast_e)
