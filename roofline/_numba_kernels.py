@@ -1,19 +1,25 @@
-"""numba-compiled kernels. Private: call them through `roofline.kernels`, which checks
-shapes and dtypes first. Imported only when a problem is large enough to need them, or an
-expected time is asked for.
+"""The kernels numba compiles, written as plain Python on floats and numpy arrays. Private:
+call them through `roofline.kernels`, which checks shapes and dtypes first. This module
+imports numpy only: `_compiled` compiles each function marked `@jit(FLAGS)` below (the grid
+of a sweep, the large roofline), while one run's expected time (`ladder`, from
+efficiency.expected_times through kernels.expected_ladder) runs as the plain Python it is
+written in, without the ~0.3 s that loading numba and its cached kernels costs a process.
 
 The per-layer expected time (efficiency.py's model) is written once, as small scalar
-helpers of plain floats (`tile_side` ... `layer_time`), in poliastro's way: the grid kernel
-calls them for every (scenario, layer, device) and `ladder` for the rows of one layer
-table, which is what efficiency.expected_times (the per-run path) runs.
+helpers of plain floats (`tile_side` ... `layer_time`), in poliastro's way: the compiled
+grid kernel calls their compiled versions for every (scenario, layer, device), and the plain
+`ladder` these same functions for the rows of one layer table; tests/test_kernels.py checks
+the two runs agree to the last bit. What works in both: float arithmetic in a fixed order,
+np.floor and np.ceil (exact), math.log (libm's, as numba calls it), no Python-only types.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
 
 # Compilation flags, set in one place. cache=True: a second process loads the compiled
 # kernel from disk instead of compiling again. fastmath stays off so results match numpy.
@@ -30,8 +36,22 @@ SCALAR = JIT | {"parallel": False}  # helpers called inside the parallel loops
 # slower with layer_terms called
 BUNDLE = SCALAR | {"inline": "always"}
 
+FLAGS: dict[str, dict[str, Any]] = {}  # what _compiled compiles: function name -> flags
+prange = range  # numba's parallel range where compiled (_compiled binds numba.prange)
 
-@njit(**JIT)
+
+def jit(flags: dict[str, Any]) -> Callable[[Callable[..., Any]], Any]:
+    """Mark a function for `_compiled` to compile with `flags`; here it stays as written
+    (typed Any, as numba's dispatchers are: the kernels take arrays of any shape)."""
+
+    def mark(fn: Callable[..., Any]) -> Any:
+        FLAGS[fn.__name__] = flags
+        return fn
+
+    return mark
+
+
+@jit(JIT)
 def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time, compute):  # type: ignore[no-untyped-def]
     """Fill intensity (L,), ridge (D,), attainable, time, compute (L, D); see kernels.py."""
     n_dev = peak.shape[0]
@@ -56,7 +76,7 @@ def roofline(flops, bytes_, peak, bandwidth, intensity, ridge, attainable, time,
 # --- the per-layer expected time: scalar helpers (efficiency.py's docstring names the terms)
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def tile_side(size, smallest, largest):  # type: ignore[no-untyped-def]
     """The power of two >= size, clipped to [smallest, largest] (smallest a power of two)."""
     t = smallest
@@ -65,7 +85,7 @@ def tile_side(size, smallest, largest):  # type: ignore[no-untyped-def]
     return t if t < largest else largest
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def gemm_dims(m, n, k, split_k_min, want_log):  # type: ignore[no-untyped-def]
     """A GEMM's m and n (at least 1), the most split-K parts its k allows, and (want_log)
     the log of its smallest dimension, where a measured curve is read (else 0)."""
@@ -75,11 +95,11 @@ def gemm_dims(m, n, k, split_k_min, want_log):  # type: ignore[no-untyped-def]
     log_s = 0.0
     if want_log:
         s = min(m, min(n, k))
-        log_s = np.log(s if s > 1.0 else 1.0)
+        log_s = math.log(s if s > 1.0 else 1.0)
     return m, n, k_split, log_s
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def gemm_tiles(g, m, n, tile_m, tile_n, min_tile):  # type: ignore[no-untyped-def]
     """q's device-independent part for tiles of at most tile_m x tile_n (m, n >= 1): the
     output tiles, and the share of their slots inside the matrix (the padding share)."""
@@ -89,7 +109,7 @@ def gemm_tiles(g, m, n, tile_m, tile_n, min_tile):  # type: ignore[no-untyped-de
     return t, g * m * n / (t * tm * tn)
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def gemm_waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
     """q's device part: split-K while the tiles leave units idle, then the share of the
     last wave's slots in use, times the padding share; at most 1."""
@@ -103,7 +123,7 @@ def gemm_waves(tiles, pad, k_split, units):  # type: ignore[no-untyped-def]
     return q if q < 1.0 else 1.0
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def curve_at(x, xs, ys, n):  # type: ignore[no-untyped-def]
     """ys at x, linear between the first n points (xs ascending), the end values beyond."""
     if x <= xs[0]:
@@ -114,7 +134,7 @@ def curve_at(x, xs, ys, n):  # type: ignore[no-untyped-def]
     return ys[n - 1]
 
 
-@njit(**BUNDLE)
+@jit(BUNDLE)
 def gemm_share(tiles, pad, k_split, log_s, dev, kd, j, attention):  # type: ignore[no-untyped-def]
     """q of a GEMM on device j (dtype kd): a measured curve's rate at its smallest dimension
     over the ceiling where the device has one, else the tiles in waves; times `attention`
@@ -129,7 +149,7 @@ def gemm_share(tiles, pad, k_split, log_s, dev, kd, j, attention):  # type: igno
     return q * attention
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def stream_bandwidth(bandwidth, cacheable, instance_bytes, cache_bytes, cache_bandwidth):  # type: ignore[no-untyped-def]
     """The bandwidth a layer streams at: the cache's where it reads no weights (cacheable)
     and one instance fits the cache (cache_bytes > 0) and the cache is faster."""
@@ -143,7 +163,7 @@ def stream_bandwidth(bandwidth, cacheable, instance_bytes, cache_bytes, cache_ba
     return bandwidth
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def layer_time(f, y, te, nk, inv_ceiling, q, w, trate, overhead):  # type: ignore[no-untyped-def]
     """A layer's expected time: max(f / (P_a q), y / w, te / trate), and at least one
     overhead per kernel launch (nk >= 0: a floor only where nk > 0). inv_ceiling = 1 / P_a
@@ -157,7 +177,7 @@ def layer_time(f, y, te, nk, inv_ceiling, q, w, trate, overhead):  # type: ignor
     return t if t > launch else launch
 
 
-@njit(**BUNDLE)
+@jit(BUNDLE)
 def _poly(coef, layer, basis, i):  # type: ignore[no-untyped-def]
     """Coefficients coef[layer] (L, K) at scenario i's basis terms."""
     s = 0.0
@@ -166,7 +186,7 @@ def _poly(coef, layer, basis, i):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(**BUNDLE)
+@jit(BUNDLE)
 def _poly_t(coef, kd, layer, basis, i):  # type: ignore[no-untyped-def]
     """Coefficients coef[kd, layer] (T, L, K) at scenario i's basis terms."""
     s = 0.0
@@ -175,7 +195,7 @@ def _poly_t(coef, kd, layer, basis, i):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(**BUNDLE)
+@jit(BUNDLE)
 def layer_terms(lay, layer, kd, basis, i, tensor, need_t, need_c, gemm):  # type: ignore[no-untyped-def]
     """One layer's expected-time inputs besides its FLOPs and bytes, at scenario i's basis
     terms, on one device of a tensor-parallel group: kernel launches (every device
@@ -194,7 +214,7 @@ def layer_terms(lay, layer, kd, basis, i, tensor, need_t, need_c, gemm):  # type
     return nk, te, yi, g, m, n, k
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def ladder(lay, dev, opt, basis, i, kd, j, out):  # type: ignore[no-untyped-def]
     """Each layer's expected time at scenario i's basis terms, dtype kd, on device j, with
     its terms switched on one after another (kernels.LADDER): out (6, L) rows: the
@@ -226,7 +246,7 @@ def ladder(lay, dev, opt, basis, i, kd, j, out):  # type: ignore[no-untyped-def]
         out[5, layer] = layer_time(f, y, te, nk, inv, q, w, rate, o)
 
 
-@njit(**JIT)
+@jit(JIT)
 def grid(lay, dev, opt, basis, dtype_idx, out):  # type: ignore[no-untyped-def]
     """One pass over S scenarios x L layers x D devices; see kernels.sweep and
     kernels.sweep_expected. The layers' FLOPs and bytes are evaluated from their
@@ -325,7 +345,7 @@ def grid(lay, dev, opt, basis, dtype_idx, out):  # type: ignore[no-untyped-def]
                 expected_out[i, j] = t_exp[j]
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def utilization(g, m, n, k, units, tile_m, tile_n, split_k_min, min_tile, out):  # type: ignore[no-untyped-def]
     """kernels.gemm_share: q of each GEMM (1 where g is 0) by the tile model."""
     for i in range(out.shape[0]):
@@ -336,7 +356,7 @@ def utilization(g, m, n, k, units, tile_m, tile_n, split_k_min, min_tile, out): 
             out[i] = gemm_waves(tiles, pad, k_split, units)
 
 
-@njit(**SCALAR)
+@jit(SCALAR)
 def curve(x, xs, ys, out):  # type: ignore[no-untyped-def]
     """kernels.curve: curve_at of each x."""
     for i in range(out.shape[0]):

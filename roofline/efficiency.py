@@ -61,10 +61,11 @@ ceiling` (P -> P_a or W -> W_a, by which one binds), `quantization` (q), `attent
 W_c: negative, time saved), `transcendentals` (X / R) and `kernel overhead` (n x o).
 With RunConfig.ideal every term is off: expected = bound.
 
-The formula is written once, as compiled scalar helpers (_numba_kernels: tile_side,
-gemm_tiles, gemm_waves, curve_at, gemm_share, stream_bandwidth, layer_time): the per-run
-path (`expected_times`, through kernels.expected_ladder) and the sweep's grid kernel both
-call them, and agree to the last bit. This module holds the constants and the array doors.
+The formula is written once, as scalar helpers (_numba_kernels: tile_side, gemm_tiles,
+gemm_waves, curve_at, gemm_share, stream_bandwidth, layer_time): the sweep's grid kernel
+calls them compiled by numba, the per-run path (`expected_times`, through
+kernels.expected_ladder) as plain Python (a run does not load numba), and the two agree to
+the last bit. This module holds the constants and the array doors.
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ def expected_times(
     tensor-parallel group of `tensor`. `flops` and `nbytes` are the table's totals over
     repeats (its FLOPs, bytes, transcendentals and a GEMM's n are divided by `tensor`, its
     kernel launches are not: every device launches every kernel); `bound_s` is the roofline
-    bound of each layer's share. The terms are the compiled scalar helpers the sweep's grid
-    kernel runs (kernels.expected_ladder), switched on one after another."""
+    bound of each layer's share. The terms are the scalar helpers the sweep's grid kernel
+    runs (kernels.expected_ladder), switched on one after another."""
     from .kernels import Expectation, expected_ladder
 
     c = ceilings

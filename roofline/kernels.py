@@ -11,15 +11,16 @@ For every (layer, device) pair:
 times each scenario's basis terms, then the same roofline per layer, summed over layers,
 and with an `Expectation` efficiency.py's expected time in the same pass.
 `expected_ladder` gives that expected time for the rows of one layer table (the per-run
-path, efficiency.expected_times): the grid kernel and it call the same compiled scalar
-helpers (_numba_kernels), so the two paths agree to the last bit.
+path, efficiency.expected_times): the grid kernel and it call the same scalar helpers
+(_numba_kernels), compiled in the grid and as plain Python here, so the two paths agree to
+the last bit (tests/test_kernels.py checks it) and one run never waits for numba.
 
 `evaluate` runs the numba kernel (parallel over layers) on large problems and the plain
 vectorised numpy version (`evaluate_numpy`, also the reference the tests compare against) on
 small ones: loading numba and its cached kernel costs about 0.3 s a process, far more than a
 few hundred evaluations take in numpy (see benchmarks/bench_engine.py for the crossover).
-numba is imported only when a numba kernel runs (a large roofline, a sweep, an expected
-time).
+Likewise a sweep's grid runs compiled from AUTO_GRID_MIN_EVALUATIONS evaluations up, as
+plain Python below (a report's heatmap): numba is imported only where it pays off.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _numba_kernels
 from ._kernel_inputs import (
     Expectation,
     Out,
@@ -61,6 +63,10 @@ ENGINES = ("auto", "numba", "numpy")
 # while starting numba's runtime and loading the cached kernel takes ~0.25 s a process;
 # benchmarks/bench_engine.py (c) measures where a fresh process breaks even.
 AUTO_NUMBA_MIN_EVALUATIONS = 1_000_000
+# Below this many (scenario, layer, device) evaluations a sweep's grid runs as the plain
+# Python it is written in (~15 us an evaluation: a report's heatmap of 56 scenarios x 15
+# layers takes ~12 ms), above it compiled: numba's start costs ~0.3 s a process.
+AUTO_GRID_MIN_EVALUATIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,13 +84,20 @@ def _compiled(name: str) -> Any:
     """A numba kernel by name. numba reads its settings (NUMBA_NUM_THREADS, ...) from the
     environment when first imported; a bad one is the user's to fix, said in one line."""
     try:
-        from . import _numba_kernels
+        from . import _compiled
     except Exception as exc:  # numba raises plain ValueError/ImportError at import
         raise RooflineError(
             f"the numba engine could not start: {exc} (check the NUMBA_* environment "
             "variables, e.g. NUMBA_NUM_THREADS must be >= 1)"
         ) from None
-    return getattr(_numba_kernels, name)
+    return getattr(_compiled, name)
+
+
+def _grid(scenarios: int, layers: int, devices: int) -> Any:
+    """The grid kernel for this much work: plain Python or compiled, the same numbers."""
+    if scenarios * layers * devices < AUTO_GRID_MIN_EVALUATIONS:
+        return _numba_kernels.grid
+    return _compiled("grid")
 
 
 def _checked(name: str, values: object, positive: bool) -> np.ndarray:
@@ -199,7 +212,7 @@ def sweep(
         bundles = expectation(expected, f, y, k, io, (p, w))
     s, d = x.shape[0], w.shape[0]
     out = Out(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s), np.empty((s, d)))
-    _compiled("grid")(*bundles, x, k, out)
+    _grid(s, f.shape[0], d)(*bundles, x, k, out)
     exp = out.expected if expected is not None else None
     return SweepArrays(out.time, out.share, out.flops, out.working, exp)
 
@@ -212,7 +225,7 @@ def sweep_expected(
     layers, devices, options = expectation(expected, f, y, k, y, None)
     s, d = x.shape[0], devices.bandwidth.shape[0]
     out = Out(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty((s, d)))
-    _compiled("grid")(layers, devices, options, x, k, out)
+    _grid(s, f.shape[0], d)(layers, devices, options, x, k, out)
     return out.expected
 
 
@@ -233,7 +246,8 @@ def expected_ladder(flops: object, bytes_: object, expected: Expectation) -> np.
     if devices.ceiling_flops.shape != (1, 1):
         raise ValueError("expected_ladder: one dtype and one device")
     out = np.empty((len(LADDER), f.shape[0]))
-    _compiled("ladder")(layers, devices, options, np.ones((1, 1)), 0, 0, 0, out)
+    # plain Python: a few dozen rows take well under a millisecond, numba's start ~0.3 s
+    _numba_kernels.ladder(layers, devices, options, np.ones((1, 1)), 0, 0, 0, out)
     return out
 
 

@@ -34,9 +34,25 @@ def test_engine_imports_only_numerics():
     allowed = {"__future__", "dataclasses", "typing", "numpy", "numba", "_numba_kernels", ""}
     allowed |= {"_kernel_inputs"}  # the kernels' checked input bundles (numpy only)
     allowed |= {"errors"}  # the exception family: a leaf module, no I/O
-    for module in ("kernels.py", "_numba_kernels.py", "_kernel_inputs.py"):
+    allowed |= {"math", "collections", "types", "_compiled"}  # the kernels' source, compiled
+    engine = ("kernels.py", "_numba_kernels.py", "_kernel_inputs.py", "_compiled.py",
+              "_sim_kernel.py")  # fmt: skip
+    for module in engine:
         tops = {_top(n) for n in _modules()[module]}
         assert tops <= allowed, (module, tops - allowed)
+
+
+def test_numba_is_loaded_only_where_a_kernel_runs_compiled():
+    """One run's expected time runs the kernels' source as plain Python (issue 32): numba
+    is imported by `_compiled` (the engine's compiled kernels), by `_sim_kernel` (the
+    serving simulation's loop, which only simulate and serve --rate load) and by the
+    commands that run numerics of their own (check, measure), and only the engine's door
+    imports `_compiled`."""
+    for module, names in _modules().items():
+        if any(_top(n) == "numba" for n in names):
+            assert module in ("_compiled.py", "_sim_kernel.py", "check.py", "measure.py"), module
+        if any(n.lstrip(".") == "_compiled" for n in names):
+            assert module == "kernels.py", module
 
 
 def _in_cli(module: str) -> bool:

@@ -122,7 +122,10 @@ def test_ascii_only_terminal():
 
 
 def test_bad_numba_environment_is_one_line():
-    res = _main(["whatif", "-m", "bert-large", "--hw", "a100"], NUMBA_NUM_THREADS="0")
+    # a sweep large enough to run compiled (a small one runs as plain Python, numba unused)
+    batches = ",".join(str(b) for b in range(1, 65))
+    args = ["whatif", "-m", "bert-large", "--hw", "a100,h100,mi300x", "--batch", batches]
+    res = _main([*args, "--seq", "128,256,384,512"], NUMBA_NUM_THREADS="0")
     assert res.returncode == 2, res.stderr
     (line,) = res.stderr.strip().splitlines()
     assert "NUMBA_NUM_THREADS" in line

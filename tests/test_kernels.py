@@ -44,7 +44,7 @@ def test_engines_match_naive_loops(engine):
 
 
 def test_auto_engine_switches_to_numba_on_large_problems(monkeypatch):
-    import roofline._numba_kernels as compiled
+    import roofline._compiled as compiled
 
     calls = []
     kernel = compiled.roofline
@@ -286,3 +286,121 @@ def test_sweep_expected_kernel_equals_the_per_run_model(key, run_kwargs, tensor)
     a100 = expected_times(t, f, y, zero, cs[0], run.training, tensor=tensor)
     assert (a100.losses["attention kernel"].sum() > 0) == fused
     assert e.losses["attention kernel"].sum() == 0
+
+
+# --- one run's expected time runs the scalar helpers as plain Python, a sweep's grid runs
+# them compiled (issue 32: a run does not load numba): the two must agree to the last bit
+
+SIZES = [0.0, 0.5, 1.0, 1.5, 3.0, 15.0, 16.0, 17.0, 100.0, 129.0, 255.0, 256.0, 4097.0, 3.3e7]
+
+
+def test_plain_helpers_match_the_compiled_ones_on_a_grid():
+    import itertools
+
+    import roofline._compiled as compiled
+    import roofline._numba_kernels as plain
+
+    for size, low, high in itertools.product(SIZES, [1.0, 16.0], [64.0, 128.0, 256.0]):
+        assert plain.tile_side(size, low, high) == compiled.tile_side(size, low, high)
+    for m, n, k, want_log in itertools.product(SIZES, SIZES, SIZES, [False, True]):
+        args = (m, n, k, 256.0, want_log)
+        assert plain.gemm_dims(*args) == compiled.gemm_dims(*args), args
+    units = [1.0, 7.0, 108.0, 132.0, 304.0]
+    for g, m, n, u in itertools.product([1.0, 3.0, 96.0], SIZES[2:], SIZES[2:], units):
+        tiles, pad = plain.gemm_tiles(g, m, n, 128.0, 256.0, 16.0)
+        assert (tiles, pad) == compiled.gemm_tiles(g, m, n, 128.0, 256.0, 16.0)
+        for k_split in (0.0, 1.0, 4.0, 130.0):
+            args = (tiles, pad, k_split, u)
+            assert plain.gemm_waves(*args) == compiled.gemm_waves(*args), args
+    xs, ys = np.log([1.0, 64.0, 512.0, 4096.0]), np.array([1e9, 3e11, 9e11, 1.2e12])
+    for x in [-1.0, 0.0, 2.0, 4.1588, 6.0, 8.3, 9.0, 20.0]:
+        for n_points in (1, 2, 4):
+            assert plain.curve_at(x, xs, ys, n_points) == compiled.curve_at(x, xs, ys, n_points)
+    rng = np.random.default_rng(32)
+    for _ in range(2000):
+        f, y, te, inst, cache = 10 ** rng.uniform(0, 15, 5)
+        nk, q = float(rng.integers(0, 200)), rng.uniform(0.01, 1.0)
+        inv, w, rate, o = 1 / 10 ** rng.uniform(9, 16), *10 ** rng.uniform(8, 13, 2), 4e-6
+        for r in (0.0, rate):
+            args = (f, y, te, nk, inv, q, w, r, o)
+            assert plain.layer_time(*args) == compiled.layer_time(*args), args
+        for cacheable in (False, True):
+            args = (w, cacheable, inst, cache, w * rng.uniform(0.5, 4))
+            assert plain.stream_bandwidth(*args) == compiled.stream_bandwidth(*args)
+
+
+def _expectation(rng: np.random.Generator, n: int, curve: bool, cpu: bool):
+    from roofline.kernels import Expectation
+
+    gemm = rng.random(n) < 0.6
+    shape = np.where(gemm, rng.integers(1, 64, (4, n)) ** rng.uniform(1, 2.5, (4, n)), 0.0)
+    shape[0] = np.where(gemm, rng.integers(1, 40, n), 0)
+    return Expectation(
+        shape=shape[..., None],
+        kernel_counts=rng.integers(1, 100, n)[:, None].astype(float),
+        keep=None,
+        ceiling_flops=[[10 ** rng.uniform(11, 15)]],
+        ceiling_bandwidth=[10 ** rng.uniform(10, 12.5)],
+        units=[float(rng.integers(1, 200))],
+        tile_m=[128.0],
+        tile_n=[float(rng.choice([64, 128, 256]))],
+        overhead_s=[rng.uniform(0, 1e-5)],
+        tensor=float(rng.choice([1, 2, 8])),
+        split_k_min=256.0,
+        min_tile=16.0,
+        transcendentals=(10 ** rng.uniform(0, 9, n))[:, None],
+        instance_bytes=(10 ** rng.uniform(3, 9, n))[None, :, None],
+        cacheable=rng.random(n) < 0.5,
+        curve_x=[np.log([8.0, 64.0, 512.0, 8192.0])] if curve else None,
+        curve_y=[[[1e10, 2e11, 8e11, 1e12]]] if curve else None,
+        curve_n=[4 if curve else 0],
+        transcendental_rate=[10 ** rng.uniform(8, 10) if cpu else 0.0],
+        cache_bytes=[10 ** rng.uniform(5, 8) if cpu else 0.0],
+        cache_bandwidth=[10 ** rng.uniform(11, 12) if cpu else 0.0],
+        attention_layers=rng.random(n) < 0.2,
+        attention_share=[[rng.uniform(0.3, 1.0)]],
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plain_ladder_matches_the_compiled_one_and_the_grid(seed):
+    import roofline._compiled as compiled
+    from roofline._kernel_inputs import expectation
+    from roofline.kernels import LADDER, expected_ladder, sweep_expected
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    e = _expectation(rng, n, curve=seed % 2 == 1, cpu=seed >= 3)
+    flops, nbytes = 10 ** rng.uniform(3, 14, n), 10 ** rng.uniform(3, 11, n)
+    plain = expected_ladder(flops, nbytes, e)
+    f, y = flops.reshape(-1, 1), nbytes.reshape(1, -1, 1)
+    bundles = expectation(e, f, y, np.zeros(1, np.int64), y, None)
+    fast = np.empty((len(LADDER), n))
+    compiled.ladder(*bundles, np.ones((1, 1)), 0, 0, 0, fast)
+    np.testing.assert_array_equal(plain, fast)
+    # the grid kernel (a sweep) sums the same per-layer times in layer order
+    grid = sweep_expected(f, y, np.ones((1, 1)), np.zeros(1, np.int64), e)
+    assert grid[0, 0] == sum(plain[-1].tolist())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_sweeps_run_plain_and_agree_with_the_compiled_grid(seed, monkeypatch):
+    import roofline.kernels as kernels
+
+    rng = np.random.default_rng(100 + seed)
+    n, s = 30, 12
+    e = _expectation(rng, n, curve=seed % 2 == 1, cpu=seed >= 2)
+    f = (10 ** rng.uniform(3, 14, n))[:, None]
+    y = (10 ** rng.uniform(3, 11, n))[None, :, None]
+    io = y * rng.uniform(0.1, 1.0, y.shape)
+    basis, k = rng.uniform(0.5, 64, (s, 1)), np.zeros(s, np.int64)
+    peak, bw = [[10 ** rng.uniform(12, 15)]], [10 ** rng.uniform(11, 12.5)]
+    runs = {}
+    for name, threshold in (("plain", 10**18), ("compiled", 0)):
+        monkeypatch.setattr(kernels, "AUTO_GRID_MIN_EVALUATIONS", threshold)
+        out = kernels.sweep(f, y, io, basis, k, peak, bw, expected=e)
+        runs[name] = (out, kernels.sweep_expected(f, y, basis, k, e))
+    (plain, plain_e), (fast, fast_e) = runs["plain"], runs["compiled"]
+    for field in ("time_s", "memory_share", "flops", "working_bytes", "expected_s"):
+        np.testing.assert_array_equal(getattr(plain, field), getattr(fast, field))
+    np.testing.assert_array_equal(plain_e, fast_e)

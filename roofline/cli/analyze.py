@@ -80,7 +80,7 @@ def check(
     from ..hardware import get_device
     from ..report import check as rc
     from ..workloads import get_workload
-    from .app import say
+    from .start import say
 
     result = run_check(
         get_workload(spec.need_model()),

@@ -1,15 +1,13 @@
-"""The command line's frame: the typer app and its groups, the one error boundary and the
-signal handlers. Every error a user can cause ends as one line on stderr, `roofline: error:
-...`, with exit code 2: domain errors (RooflineError; a FieldError's field is shown as its
-flag, e.g. `layout.tensor` as `--tp`) are caught by `boundary` around every command, the
-parser's own usage errors (`--batch abc`, an unknown option) by the top-level group."""
+"""The command line's frame: the typer app and its groups, and the one error boundary (the
+process around them, signals and streams, is start.py). Every error a user can cause ends
+as one line on stderr, `roofline: error: ...`, with exit code 2: domain errors
+(RooflineError; a FieldError's field is shown as its flag, e.g. `layout.tensor` as `--tp`)
+are caught by `boundary` around every command, the parser's own usage errors (`--batch
+abc`, an unknown option) by the top-level group."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -20,6 +18,7 @@ from typer.core import TyperGroup
 
 from ..errors import FieldError, RooflineError
 from .options import BY_NAME, RUN_OPTIONS
+from .start import say
 
 # the library's field names -> this CLI's flags (errors name what the user typed)
 FLAGS = (
@@ -133,12 +132,6 @@ def _root(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def say(line: str) -> None:
-    """One line on stderr, if stderr can still take it (closed or full: nothing)."""
-    with contextlib.suppress(OSError, ValueError):
-        typer.echo(line, err=True)
-
-
 def fail(message: str) -> NoReturn:
     say(f"roofline: error: {' '.join(message.split())}")
     raise typer.Exit(2)
@@ -162,104 +155,3 @@ def boundary(fn: F) -> F:
             fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
-
-
-def _above_stdio(fd: int) -> int:
-    """A descriptor moved above 0, 1 and 2: with stderr closed (`2>&-`) a new pipe would
-    take descriptor 2, and Python's stderr would write into it."""
-    import fcntl
-    import os
-
-    if fd > 2:
-        return fd
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    os.close(fd)
-    return moved
-
-
-def _watch_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP (those not ignored when the command started: `nohup`
-    keeps working) end the command from a thread of their own: the signal's C handler, in
-    whichever thread receives it, writes its number to a pipe (signal.set_wakeup_fd); the
-    thread reading it removes the temp files of any write under way and ends the command
-    with one line, exit code 128 + the signal, even while the main thread is blocked in a
-    write (a full pipe) or a second signal comes."""
-    import os
-    import threading
-
-    from ..report.output import remove_temp_files
-
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    wanted = [s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN]
-    if not wanted:
-        return
-    read, write = (_above_stdio(fd) for fd in os.pipe())
-    os.set_blocking(write, False)
-    for signum in wanted:
-        signal.signal(signum, lambda number, frame: None)  # the watcher does the work
-    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-
-    def watch() -> None:
-        while True:
-            data = os.read(read, 1)
-            if data and data[0] in wanted:
-                break
-        signum = data[0]
-        remove_temp_files()
-        with contextlib.suppress(OSError):
-            os.write(2, f"roofline: interrupted by {signal.Signals(signum).name}\n".encode())
-        os._exit(128 + signum)
-
-    threading.Thread(target=watch, name="roofline-signals", daemon=True).start()
-
-
-class _Closed:
-    """Standard output when it is closed (`>&-`): every write fails with one line."""
-
-    closed = True
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "standard output is closed")
-
-    def flush(self) -> None:
-        return None
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        raise OSError(errno.EBADF, "standard output is closed")
-
-    @property
-    def buffer(self) -> _Closed:  # the binary side (what-if rows): closed as well
-        return self
-
-
-def main() -> None:
-    _watch_signals()
-    if sys.stdout is None:
-        sys.stdout = _Closed()
-    try:
-        _main()
-    finally:  # the interpreter's last flush of a broken, full or closed stream: quietly
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            stream = getattr(sys, name)
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:
-                null = os.open(os.devnull, os.O_WRONLY)
-                with contextlib.suppress(OSError):
-                    os.dup2(null, fd)  # what is left in the buffers goes nowhere
-                os.close(null)
-                setattr(sys, name, None)
-
-
-def _main() -> None:
-    # a terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii) shows '?'
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="replace")
-    app()

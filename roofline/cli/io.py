@@ -14,8 +14,9 @@ from typing import Annotated, Any, NoReturn, TextIO
 import typer
 
 from ..report.output import write_text, write_whole
-from .app import fail, say
+from .app import fail
 from .paths import output_option
+from .start import say
 
 
 class Format(str, Enum):

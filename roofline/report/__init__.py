@@ -15,8 +15,6 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
@@ -27,6 +25,8 @@ if TYPE_CHECKING:
 def plain(obj: Any) -> Any:
     """JSON-ready data: dataclasses and numpy values as plain Python, non-finite floats as
     None (a figure that does not exist)."""
+    import numpy as np  # here, not at the top: the command line's frame imports report.output
+
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
