@@ -113,7 +113,7 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
     for flag, on in (
         ("sequence_parallel", True),
         ("fused_epilogues", False),
-        ("first_input_grad", True),
+        ("first_input_grad", False),
         ("master_weights", True),
         ("ideal", False),
     ):

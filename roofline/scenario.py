@@ -141,11 +141,12 @@ class RunConfig:
     # the GEMM's output through DRAM and no kernel of their own. Which rows may fuse is the
     # family's builder's to say (LayerTable.fuse_aux)
     fused_epilogues: bool = False
-    # the input gradient of the first layer: computed (True, as if the model's input needed
-    # it) or not (False: what frameworks do, since the input is data; a first GEMM-like
-    # layer then runs one GEMM in its backward pass (dW), not two; a text model's first
-    # layer is an embedding lookup, which has no input gradient either way)
-    first_input_grad: bool = True
+    # the input gradient of the first layer: not computed (False, the default: what
+    # frameworks do, since the input is data that needs no gradient; a first GEMM-like
+    # layer runs one GEMM in its backward pass (dW), not two) or computed (True, as if the
+    # model's input were an activation). A text model's first layer is an embedding
+    # lookup, which has no input gradient either way
+    first_input_grad: bool = False
     # set by `replica()`, not by users: the tensor degree over which the rows sequence
     # parallelism would split run whole on every rank (1: none, with sequence parallelism or
     # at tensor 1). A replica's layer table counts those rows once per rank, so that its

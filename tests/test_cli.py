@@ -117,7 +117,7 @@ def test_run_scenario_options():
         "logits": "all",
         "fused_epilogues": False,
         "layout": {"data": 1, "tensor": 1, "pipeline": 1, "zero": 0},
-        "first_input_grad": True,
+        "first_input_grad": False,
     }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
     # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's

@@ -58,7 +58,9 @@ def test_fused_epilogues_conv_and_relu_vgg_but_not_across_a_norm():
     assert fused.name[0] == "block1.conv1+act"
     out = 64 * 224 * 224
     assert plain.bytes[:2].sum() - fused.bytes[0] == pytest.approx(2 * out * 2, rel=1e-12)
-    train = replace(run, phase="training", optimizer=None)
+    # the first layer's input gradient computed: skipped, the fused row (one GEMM row)
+    # would skip the ReLU's share of the backward along with the convolution's dX
+    train = replace(run, phase="training", optimizer=None, first_input_grad=True)
     from roofline.layers import fuse_epilogues
 
     forward = fuse_epilogues(w.arch.build(train, w.key), training=True)
@@ -91,7 +93,8 @@ def test_first_layer_input_gradient_skipped_resnet():
     multiply-adds an image): without its input gradient the training step runs 2x its
     forward FLOPs, not 3x: 236,027,904 FLOPs an image fewer."""
     w = get_workload("resnet-50")
-    run = RunConfig(batch=8, dtype="fp16", phase="training")
+    run = RunConfig(batch=8, dtype="fp16", phase="training", first_input_grad=True)
+    assert not RunConfig().first_input_grad  # off unless asked for, as frameworks do
     full = w.layers(run).total_flops.sum()
     skip = w.layers(replace(run, first_input_grad=False)).total_flops.sum()
     assert full - skip == pytest.approx(8 * 2 * 118_013_952, rel=1e-12)

@@ -80,8 +80,8 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "(attention) or full.", str, "none", "recompute", TRAINING),
     Opt("dp_overlap", "--dp-overlap", "Training: share of the gradient all-reduce hidden "
         "by the backward pass (0-1).", float, 0.0, "dp_overlap", TRAINING),
-    Opt("first_input_grad", "--first-input-grad", "Training: compute the first layer's "
-        "input gradient (off: frameworks skip it, the input being data).", bool, True,
+    Opt("first_input_grad", "--first-input-grad", "Training: also compute the first layer's "
+        "input gradient (off: as frameworks do, the input being data).", bool, False,
         "first_input_grad", TRAINING),
     Opt("attention", "--attention", "eager: scores, softmax, context as 3 kernels; flash: "
         "one fused kernel.", str, "eager", "attention"),
