@@ -196,6 +196,32 @@ def test_measured_ceilings_win_over_vendor_defaults(tmp_path):
     assert c32.default and c32.flops_per_s < 10e12 and "default for NVIDIA" in c32.source
 
 
+def test_a_16_bit_measurement_stands_for_the_other_on_one_tensor_core_path(tmp_path):
+    """hardware/a100.yaml measures bf16 GEMMs only (271.2 TFLOP/s, stas00/ml-engineering's
+    table); NVIDIA runs fp16 and bf16 on the same tensor-core path at the same 312 TFLOP/s
+    peak (A100 whitepaper), so fp16 takes the bf16 figure, not 80 % x 312 = 249.6, and
+    BERT-Large's expected time is the same in both (3.62 vs 3.44 ms before)."""
+    a100 = get_device("a100")
+    c16, cb = ceilings(a100, "fp16"), ceilings(a100, "bf16")
+    assert c16.flops_per_s == cb.flops_per_s == 271.2e12
+    assert c16.gemm_measured and "the bf16 measurement" in c16.source
+    run = RunConfig(batch=1, seq=512)
+    t16 = analyze("bert-large", "a100", run).expected_time_s
+    tb = analyze("bert-large", "a100", replace(run, dtype="bf16")).expected_time_s
+    assert t16 == pytest.approx(tb, rel=1e-12)
+    # only at equal peaks: a device whose bf16 peak differs keeps the vendor default for fp16
+    path = tmp_path / "gpu.yaml"
+    path.write_text(
+        DEVICE.replace("{fp16: 100 TFLOP/s,", "{fp16: 100 TFLOP/s, bf16: 50 TFLOP/s,")
+        + 'efficiency: {gemm: {bf16: 45 TFLOP/s}, source: "bench"}\n'
+    )
+    assert ceilings(load_device_file(path), "fp16").flops_per_s == pytest.approx(0.80 * 100e12)
+    # and only for a vendor that says so (hardware/defaults/efficiency.yaml `same_path`):
+    # the MI300X's fp16 stays at AMD's default share of its peak, not its bf16 measurement
+    mi = get_device("mi300x")
+    assert ceilings(mi, "fp16").flops_per_s == pytest.approx(0.60 * mi.peak("fp16"))
+
+
 @pytest.mark.parametrize(
     ("block", "message"),
     [
