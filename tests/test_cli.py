@@ -221,3 +221,16 @@ def test_models_list_and_show():
     assert data["params"] == 335_141_888
     bad = invoke("models", "show", "bert-lage")
     assert bad.exit_code == 2 and "did you mean bert-large" in bad.stderr
+
+
+def test_a_saved_run_at_batch_1_reads_back(tmp_path):
+    """--save-run writes the batch even at its default of 1: the reader requires it (a
+    file saved without it was refused by --run: `run.batch: missing`)."""
+    saved = tmp_path / "run.yaml"
+    args = ["run", "-m", "bert-large", "--hw", "a100", "-f", "json"]
+    first = invoke(*args, "--save-run", str(saved))
+    assert first.exit_code == 0, first.output
+    assert "batch: 1" in saved.read_text()
+    again = invoke("run", "--run", str(saved), "-f", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["summary"] == json.loads(first.stdout)["summary"]
