@@ -26,6 +26,31 @@ def check_dtype(dtype: str, field: str = "dtype") -> str:
     return dtype
 
 
+# The datatypes whose runs quantize the GEMMs alone: the attention core (the fused
+# FlashAttention kernel) stays in 16 bits unless an 8-bit attention kernel is asked for.
+# FP8 training: Transformer Engine's recipes run the Linear GEMMs in FP8 and leave dot-product
+# attention in 16 bits unless `fp8_dpa` is set (default False; transformer_engine.common.
+# recipe, docs.nvidia.com/deeplearning/transformer-engine, Common API); FP8 and INT8 serving:
+# TensorRT-LLM's FP8 context attention is its own opt-in (`use_fp8_context_fmha`; release
+# 0.9.0's notes call its FP8 FMHA experimental, "the performance is not optimal"), vLLM's FP8
+# checkpoints quantize the linear layers' weights and activations, attention computing in the
+# model's 16-bit type (an FP8 KV cache is dequantized on load: `kv_dtype`).
+GEMM_ONLY = frozenset({"fp8", "int8"})
+SIXTEEN_BIT = ("bf16", "fp16")  # in this order of preference for such a run's attention
+
+
+def attention_dtype(dtype: str, asked: str | None, available: tuple[str, ...]) -> str:
+    """The datatype a run's attention core computes in on a device with peaks for
+    `available`: `asked` where given (RunConfig.attention_dtype); else the run's `dtype`,
+    but for an 8-bit GEMM datatype (GEMM_ONLY) the device's 16-bit one (bf16, else fp16;
+    the run's own where the device has neither)."""
+    if asked is not None:
+        return asked
+    if dtype in GEMM_ONLY:
+        return next((d for d in SIXTEEN_BIT if d in available), dtype)
+    return dtype
+
+
 # Storage formats of the weights alone (weight-only quantization: the GEMMs compute in the
 # run's dtype after dequantizing in registers, so only the bytes read and held change).
 # int4 packs two values a byte (AWQ/GPTQ); the per-group scales (one fp16 per 128 weights,

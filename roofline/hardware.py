@@ -20,7 +20,7 @@ machine it runs on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -32,10 +32,10 @@ from ._catalog import Catalog
 from ._paths import data_dir
 from ._schema import Fields, Problems, quantity_schema
 from ._yaml import load_yaml_mapping
-from .dtypes import DTYPES, check_dtype
+from .dtypes import DTYPES, attention_dtype, check_dtype
 from .efficiency import Ceilings
 from .errors import FieldError, SpecError, shown
-from .scenario import Cluster
+from .scenario import Cluster, RunConfig
 from .units import parse_quantity
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
@@ -588,6 +588,32 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         cache_bandwidth_bytes_per_s=m.cache_bandwidth_bytes_per_s if m else None,
         gemm_curve=m.gemm_curve.get(dtype) if m else None,
         attention_flops_per_s=attention,
+    )
+
+
+def run_ceilings(device: Device, run: RunConfig) -> Ceilings:
+    """`ceilings` at the run's datatype, with the attention rate of the datatype its
+    attention computes in (dtypes.attention_dtype: bf16 for an fp8 run unless the run asks
+    for fp8 attention): that datatype's measured attention rate, else its GEMM ceiling."""
+    c = ceilings(device, run.dtype)
+    att = attention_dtype(run.dtype, run.attention_dtype, device.dtypes)
+    if att == run.dtype:
+        return c
+    if att not in device.peak_flops_per_s:
+        raise FieldError(
+            "attention_dtype",
+            att,
+            f"{device.name} ({device.key}) has no {att} peak; it supports "
+            f"{', '.join(device.dtypes)}",
+        )
+    other = ceilings(device, att)
+    measured = other.attention_flops_per_s
+    return replace(
+        c,
+        attention_flops_per_s=measured if measured else other.flops_per_s,
+        attention_kernel=bool(measured),
+        attention_dtype=att,
+        source=f"{c.source}; attention in {att}",
     )
 
 

@@ -118,6 +118,9 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
         ("ideal", False),
     ):
         values[flag] = f.flag(flag, default=on)
+    attention_dtype = f.choice("attention_dtype", DTYPES, required=False)
+    if attention_dtype:
+        values["attention_dtype"] = attention_dtype
     for key, formats in (("weights", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
         stored = f.choice(key, tuple(formats), required=False)
         if stored:

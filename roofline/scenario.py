@@ -113,6 +113,11 @@ class RunConfig:
     layout: Layout = field(default=SINGLE)
     ideal: bool = False  # expected times = the roofline bound (no efficiency terms)
     attention: str = "eager"
+    # the datatype attention's core computes in (None: the run's `dtype`, but bf16, else
+    # fp16, for an fp8 or int8 run, whose stacks quantize the GEMMs only: dtypes.
+    # attention_dtype); "fp8" states an FP8 attention kernel (FlashAttention-3's, TensorRT-
+    # LLM's use_fp8_context_fmha)
+    attention_dtype: str | None = None
     logits: str = "all"
     # pipeline micro-batch (samples); None: the local batch when layout.pipeline is 1 (no
     # pipelining), 1 otherwise
@@ -159,6 +164,8 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_size(name, getattr(self, name))
         check_dtype(self.dtype)
+        if self.attention_dtype is not None:
+            check_dtype(self.attention_dtype, "attention_dtype")
         if self.weights is not None:
             check_storage(self.weights, "weights", WEIGHT_BYTES)
             if self.phase == "training":
@@ -238,6 +245,8 @@ class RunConfig:
             parts.append(f"{self.weights} weights")
         if self.kv_dtype not in (None, self.dtype):
             parts.append(f"{self.kv_dtype} KV cache")
+        if self.attention_dtype not in (None, self.dtype):
+            parts.append(f"{self.attention_dtype} attention")
         return ", ".join(parts)
 
     @property

@@ -85,6 +85,10 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "first_input_grad", TRAINING),
     Opt("attention", "--attention", "eager: scores, softmax, context as 3 kernels; flash: "
         "one fused kernel.", str, "eager", "attention"),
+    Opt("attention_dtype", "--attention-dtype", "The datatype attention computes in "
+        "[default: --dtype; bf16 (fp16 without bf16) for fp8 and int8, whose stacks quantize "
+        "the GEMMs only]; fp8 states an FP8 attention kernel.", str | None, None,
+        "attention_dtype"),
     Opt("logits", "--logits", "Inference/prefill: logits of every position (all), or the "
         "last only.", str, "all", "logits", FORWARD),
     Opt("sequence_parallel", "--sequence-parallel", "With --tp: norms, residual adds and "
@@ -106,7 +110,8 @@ RUN_OPTIONS: tuple[Opt, ...] = (
 )  # fmt: skip
 BY_NAME = {o.name: o for o in RUN_OPTIONS}
 SERVING = frozenset(
-    {"batch", "dtype", "tp", "pp", "attention", "sequence_parallel", "fuse_epilogues"}
+    {"batch", "dtype", "tp", "pp", "attention", "attention_dtype", "sequence_parallel"}
+    | {"fuse_epilogues"}
     | {"weights", "kv_dtype", "sustained", "ideal"}
 )
 NUMPY = frozenset({"batch", "seq", "context", "dtype", "phase"})  # what `check` runs
@@ -128,7 +133,7 @@ ALIASES = {
     },
     "phase": {"train": "training", "infer": "inference", "generate": "decode"},
 }
-ALIASES["weights"] = ALIASES["kv_dtype"] = ALIASES["dtype"]
+ALIASES["weights"] = ALIASES["kv_dtype"] = ALIASES["attention_dtype"] = ALIASES["dtype"]
 
 
 def canonical(name: str, value: Any) -> Any:
