@@ -5,13 +5,14 @@ predictions and the fit that use it (runfile.py reads a user's run with the same
 
 A run file says what ran (a catalog model, a device type and count), how it ran (the
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
-attention kernel, overlap, the cluster's network), what was measured, and where it was
-published. `validate_runs` predicts each measured figure from the expected step time
-(step.py) and reports the relative error. Two parameters of the model are fitted on them:
-the sustained share of a training step and of an inference step (calibration.py), each on
-the fit half of its runs (training, serving), with its error reported on the held-out half
-(`fit_sustained`). Every run stays in the
-set, with its error shown, whether the model gets it right or not.
+attention kernel and its datatype (`attention_dtype`), overlap, the storage formats
+`weights` (with `group_size`) and `kv_dtype`, the cluster's network), what was measured,
+and where it was published. `validate_runs` predicts each measured figure from the expected
+step time (step.py) and reports the relative error. Two parameters of the model are fitted
+on them: the sustained share of a training step and of an inference step (calibration.py),
+each on the fit half of its runs (training, serving), with its error reported on the held-
+out half (`fit_sustained`). Every run stays in the set, with its error shown, whether the
+model gets it right or not.
 
 Metrics (`measured.metric`), and how each is predicted from the expected step time T of one
 step of `run` (a global batch of B samples of S tokens on N devices):
@@ -97,7 +98,7 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
     """The `run:` mapping as a RunConfig (the same field names), in a published run file
     and in a user's run file (runfile.py) alike."""
     values: dict[str, Any] = {}
-    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages"):
+    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages", "group_size"):
         size = f.integer(key, required=key == "batch")
         if size is not None:
             values[key] = size

@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .dtypes import BYTES_PER_ELEMENT, KV_BYTES, WEIGHT_BYTES, check_dtype, check_storage
+from .dtypes import (
+    BYTES_PER_ELEMENT,
+    KV_BYTES,
+    WEIGHT_BYTES,
+    WEIGHT_FORMATS,
+    check_dtype,
+    check_storage,
+)
 from .errors import FieldError
 
 # inference: one forward pass over batch x seq tokens (for a decoder this is the prefill);
@@ -130,6 +137,9 @@ class RunConfig:
     # (int8, int4, fp8...) and the KV cache's format (fp8, int8); compute stays in `dtype`
     weights: str | None = None
     kv_dtype: str | None = None
+    # a grouped weight format's group size (weights that share one scale and zero point;
+    # None: the format's default, 128 for int4: dtypes.WEIGHT_FORMATS)
+    group_size: int | None = None
     # interleaved 1F1B (Narayanan et al. 2021): model chunks a pipeline rank holds; the
     # bubble shrinks v-fold and each micro-batch crosses v x as many stage boundaries
     virtual_stages: int = 1
@@ -171,6 +181,14 @@ class RunConfig:
             if self.phase == "training":
                 raise FieldError(
                     "weights", self.weights, "weight-only quantization is for inference phases"
+                )
+        if self.group_size is not None:
+            check_size("group_size", self.group_size, maximum=2**20)
+            if self.weights is None or not WEIGHT_FORMATS[self.weights].grouped:
+                raise FieldError(
+                    "group_size",
+                    self.group_size,
+                    "applies to grouped weight formats (weights int4, int8)",
                 )
         if self.kv_dtype is not None:
             check_storage(self.kv_dtype, "kv_dtype", KV_BYTES)
@@ -232,7 +250,9 @@ class RunConfig:
     def element_bytes(self) -> tuple[float, float, float]:
         """Bytes an element of (activations, weights, KV cache) as this run stores them."""
         nb = float(BYTES_PER_ELEMENT[self.dtype])
-        weights = WEIGHT_BYTES[self.weights] if self.weights is not None else nb
+        weights = nb
+        if self.weights is not None:
+            weights = WEIGHT_FORMATS[self.weights].bytes_per_weight(self.group_size)
         kv = KV_BYTES[self.kv_dtype] if self.kv_dtype is not None else nb
         return nb, weights, kv
 
@@ -242,7 +262,8 @@ class RunConfig:
         'fp16', 'fp16, int4 weights, fp8 KV cache'."""
         parts = [self.dtype]
         if self.weights not in (None, self.dtype):
-            parts.append(f"{self.weights} weights")
+            groups = f" in groups of {self.group_size}" if self.group_size else ""
+            parts.append(f"{self.weights} weights{groups}")
         if self.kv_dtype not in (None, self.dtype):
             parts.append(f"{self.kv_dtype} KV cache")
         if self.attention_dtype not in (None, self.dtype):

@@ -152,3 +152,56 @@ def test_the_options_on_the_command_line():
     assert fused.exit_code == 0, fused.output
     names = [row["name"] for row in json.loads(fused.output)["layers"]]
     assert "block.ffn_up+ffn_act" in names and "block.ffn_act" not in names
+
+
+@pytest.mark.parametrize(
+    ("weights", "group", "per_weight"),
+    [
+        # GPTQ/AWQ int4: 4 bits, and per group of 128 an fp16 scale (2 bytes) and a 4-bit
+        # zero point (0.5 bytes): 0.5 + 2.5 / 128
+        ("int4", None, 0.5 + 2.5 / 128),
+        ("int4", 32, 0.5 + 2.5 / 32),
+        ("int4", 64, 0.5 + 2.5 / 64),
+        # int8 weight-only: per-channel scales not counted; grouped: an fp16 scale, no zero
+        ("int8", None, 1.0),
+        ("int8", 128, 1.0 + 2 / 128),
+        ("fp8", None, 1.0),
+        ("fp16", None, 2.0),
+    ],
+)
+def test_weight_bytes_with_group_scales_by_hand(weights, group, per_weight):
+    """Bytes a weight = bits / 8 + (scale + zero-point bytes) / group; Llama-2-7B's
+    6,738,415,616 parameters (the published count) held in that format."""
+    from roofline.memory import memory_breakdown
+
+    run = RunConfig(phase="decode", context=128, weights=weights, group_size=group)
+    assert run.element_bytes[1] == per_weight
+    m = memory_breakdown(get_workload("llama-2-7b"), run)
+    assert float(m.params) == pytest.approx(6_738_415_616 * per_weight, rel=1e-12)
+
+
+def test_group_size_refused_where_it_has_no_meaning(tmp_path):
+    from typer.testing import CliRunner
+
+    from roofline.cli import app
+    from roofline.errors import FieldError
+
+    with pytest.raises(FieldError, match="group_size 64: applies to grouped weight formats"):
+        RunConfig(group_size=64)  # the weights are the fp16 of the run
+    with pytest.raises(FieldError, match="group_size 64: applies to grouped"):
+        RunConfig(weights="fp8", group_size=64)
+    with pytest.raises(FieldError, match="group_size 0: must be a whole number"):
+        RunConfig(weights="int4", group_size=0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", "-m", "llama-2-7b", "--hw", "a100", "--group-size", "64"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        "roofline: error: --group-size 64: applies to grouped weight formats (weights int4, int8)"
+    )
+    # a run file: one line naming the file and the field
+    bad = tmp_path / "run.yaml"
+    bad.write_text("model: llama-2-7b\nrun: {batch: 1, phase: decode, weights: int4, "
+                   "group_size: -8}\n")  # fmt: skip
+    res = runner.invoke(app, ["run", "--run", str(bad), "--hw", "a100"])
+    assert res.exit_code == 2
+    assert f"{bad}: run.group_size" in res.output and len(res.output.strip().splitlines()) == 1

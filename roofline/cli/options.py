@@ -100,6 +100,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt("weights", "--weights", "Inference: the weights' storage (weight-only quantization): "
         "fp32, fp16, bf16, fp8, int8, int4 [default: --dtype].", str | None, None, "weights",
         INFERENCE),
+    Opt("group_size", "--group-size", "Inference: weights sharing one scale and zero point "
+        "in a grouped --weights format [default: int4 128, GPTQ/AWQ; int8 per channel].",
+        int | None, None, "group_size", INFERENCE),
     Opt("kv_dtype", "--kv-dtype", "Inference: the KV cache's storage: fp32, fp16, bf16, fp8, "
         "int8 [default: --dtype].", str | None, None, "kv_dtype", INFERENCE),
     Opt("sustained", "--sustained", "Share of the kernels' expected throughput a step "
@@ -112,7 +115,7 @@ BY_NAME = {o.name: o for o in RUN_OPTIONS}
 SERVING = frozenset(
     {"batch", "dtype", "tp", "pp", "attention", "attention_dtype", "sequence_parallel"}
     | {"fuse_epilogues"}
-    | {"weights", "kv_dtype", "sustained", "ideal"}
+    | {"weights", "group_size", "kv_dtype", "sustained", "ideal"}
 )
 NUMPY = frozenset({"batch", "seq", "context", "dtype", "phase"})  # what `check` runs
 ALL = frozenset(BY_NAME)
