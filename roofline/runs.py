@@ -247,6 +247,29 @@ def list_runs(folder: str | os.PathLike[str] | None = None) -> list[MeasuredRun]
     return sorted(runs, key=lambda r: (r.date, r.key))
 
 
+def runs_from(paths: list[str | os.PathLike[str]]) -> list[MeasuredRun]:
+    """The run files at `paths` (a user's own, to score beside or instead of the shipped
+    set): a file, or a folder's every *.yaml; each read as a published run is (its model
+    file relative to its own folder), by date. A path that is neither, a folder without run
+    files, or a bad file: one SpecError naming the path (and the field)."""
+    runs: dict[Path, MeasuredRun] = {}
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.glob("*.yaml"))
+            if not found:
+                raise SpecError(str(path), ["no run files (*.yaml) in this folder"])
+        elif path.is_file():
+            found = [path]
+        else:
+            raise SpecError(str(path), ["no such file or folder"])
+        for f in found:
+            if f.resolve() not in runs:
+                data = load_yaml_mapping(f, str(f))
+                runs[f.resolve()] = parse_run(data, str(f), f.stem, f.parent)
+    return sorted(runs.values(), key=lambda r: (r.date, r.key))
+
+
 @dataclass(frozen=True)
 class Prediction:
     run: MeasuredRun
