@@ -9,7 +9,7 @@ import numpy as np
 
 from .calibration import sustained_share
 from .efficiency import LOSSES, Ceilings, expected_times
-from .hardware import Device, ceilings, get_device
+from .hardware import Device, get_device, run_ceilings
 from .kernels import RooflineArrays, evaluate
 from .layers import LayerTable
 from .scenario import RunConfig
@@ -128,7 +128,7 @@ def analyze(workload: Workload | str, device: Device | str, run: RunConfig | Non
         expected = bound.copy()
         losses = {name: np.zeros_like(bound) for name in (*LOSSES, SUSTAINED)}
     else:
-        ceiling = ceilings(d, run.dtype)
+        ceiling = run_ceilings(d, run)
         whole = (table.total_flops, table.total_bytes)
         e = expected_times(table, *whole, bound, ceiling, run.training, tensor=t)
         # each layer's kernel time / the share a whole step sustains (step.assemble's

@@ -29,6 +29,10 @@ the device reaches, and adds what every kernel costs:
         reach (`efficiency.attention`; FlashAttention-2's published rates), and in training
         x ATTENTION_TRAINING (3 / 3.5: the published rate counts a backward of 2.5
         forwards, the table 2); the loss `attention kernel`. Without A: the GEMM ceiling.
+        Attention computes in its own datatype (RunConfig.attention_dtype; by default an
+        fp8 or int8 run's attention is bf16, as its stack runs it): A is then that
+        datatype's measured attention rate, else its GEMM ceiling (no training factor), so
+        an fp8 run's attention row takes the time it takes at bf16 (its bytes aside).
   W     W_a, or the cache's bandwidth W_c when the layer reads no weights and one
         instance of it (inputs and outputs: B / n) fits the cache of C bytes: the previous
         layer has just written its input there and its output stays there for the next.
@@ -116,6 +120,12 @@ class Ceilings:
     gemm_curve: tuple[tuple[float, float], ...] | None = None
     # what a fused FlashAttention kernel reaches (None: not measured, the GEMM ceiling)
     attention_flops_per_s: float | None = None
+    # attention_flops_per_s is a measured fused kernel's rate, counted as FlashAttention
+    # counts a backward pass (x ATTENTION_TRAINING in training); False: it is the GEMM
+    # ceiling of the datatype attention computes in (another than the GEMMs': an fp8 run's
+    # attention at the bf16 ceiling, hardware.run_ceilings)
+    attention_kernel: bool = True
+    attention_dtype: str = ""  # the datatype attention computes in ("": the GEMMs')
 
     @property
     def attention_ratio(self) -> float:
@@ -135,12 +145,14 @@ def gemm_utilization(
     return gemm_share(groups, m, n, k, units, tile_m, tile_n, SPLIT_K_MIN, MIN_TILE)
 
 
-def attention_factor(ratio: Array, training: bool) -> Array:
-    """The measured attention rate over the GEMM ceiling (at most 1), as a share of that
-    ceiling for a row of this table's FLOP count: in training x ATTENTION_TRAINING. A ratio
-    of 0 means not measured: 1, the GEMM ceiling."""
+def attention_factor(ratio: Array, training: bool, kernel: Array = True) -> Array:
+    """The attention rate over the GEMM ceiling (at most 1), as a share of that ceiling for
+    a row of this table's FLOP count: a measured fused kernel's (`kernel`) in training x
+    ATTENTION_TRAINING; another datatype's GEMM ceiling (not `kernel`) as it is. A ratio of
+    0 means not measured: 1, the GEMM ceiling."""
     ratio = np.asarray(ratio, dtype=np.float64)
-    share = np.minimum(1.0, ratio) * (ATTENTION_TRAINING if training else 1.0)
+    counted = np.where(kernel, ATTENTION_TRAINING if training else 1.0, 1.0)
+    share = np.minimum(1.0, ratio) * counted
     return np.where(ratio > 0, share, 1.0)
 
 
@@ -214,7 +226,7 @@ def expected_times(
         cache_bytes=[c.cache_bytes or 0.0],
         cache_bandwidth=[c.cache_bandwidth_bytes_per_s or 0.0],
         attention_layers=fused_attention(table.name),
-        attention_share=[[attention_factor(c.attention_ratio, training)]],
+        attention_share=[[attention_factor(c.attention_ratio, training, c.attention_kernel)]],
     )
     c1, c2q, c2, c3, c4, total = expected_ladder(flops, nbytes, e)
     compute_binds = flops / c.flops_per_s >= nbytes / c.bandwidth_bytes_per_s

@@ -20,7 +20,7 @@ machine it runs on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -32,10 +32,10 @@ from ._catalog import Catalog
 from ._paths import data_dir
 from ._schema import Fields, Problems, quantity_schema
 from ._yaml import load_yaml_mapping
-from .dtypes import DTYPES, check_dtype
+from .dtypes import DTYPES, attention_dtype, check_dtype
 from .efficiency import Ceilings
 from .errors import FieldError, SpecError, shown
-from .scenario import Cluster
+from .scenario import Cluster, RunConfig
 from .units import parse_quantity
 
 INTERCONNECT_COUNTING = ("bidirectional", "per-direction", "aggregate")
@@ -431,6 +431,10 @@ class VendorDefaults:
     collective_latency_s: float  # the fixed cost of one collective call, whatever its steps
     cluster: Cluster  # node size and network where the device file gives none
     source: str
+    # groups of datatypes the vendor's hardware runs on one path at one rate (fp16 and bf16
+    # on NVIDIA tensor cores): a measured ceiling of one stands for the others of its group
+    # on a device whose peaks for them are equal (`ceilings`)
+    same_path: tuple[tuple[str, ...], ...] = ()
 
 
 DEFAULTS_FILE = "defaults/efficiency.yaml"
@@ -460,6 +464,7 @@ def vendor_defaults() -> dict[str, VendorDefaults]:
         link_latency = f.quantity("link_latency", "time")
         call_latency = f.quantity("collective_latency", "time")
         cluster = _network(f.mapping("network"))
+        same_path = _same_path(f)
         text = f.text("source")
         f.done()
         for name, value in (
@@ -471,10 +476,49 @@ def vendor_defaults() -> dict[str, VendorDefaults]:
                 f.fail(name, f"a fraction of the datasheet figure, <= 1; got {value}")
         values = (gemm, bw, overhead, tile, units, coll, link_latency, call_latency, cluster, text)
         if None not in values:
-            out[str(vendor)] = VendorDefaults(*values)  # type: ignore[arg-type]
+            out[str(vendor)] = VendorDefaults(*values, same_path)  # type: ignore[arg-type]
     if problems:
         raise SpecError(shown, problems)
     return out
+
+
+_SAME_PATH_SCHEMA = {
+    "type": "array",
+    "items": {"type": "array", "items": {"enum": list(DTYPES)}, "minItems": 2},
+    "description": "groups of datatypes run on one hardware path at one rate, e.g. [[fp16, bf16]]",
+}
+
+
+def _same_path(f: Fields) -> tuple[tuple[str, ...], ...]:
+    """`same_path:` of a vendor's defaults: [[fp16, bf16], ...], each a known datatype."""
+    raw = f.raw("same_path", _SAME_PATH_SCHEMA)
+    if raw is None:
+        return ()
+    ok = isinstance(raw, list) and all(
+        isinstance(g, list) and len(g) >= 2 and all(isinstance(d, str) and d in DTYPES for d in g)
+        for g in raw
+    )
+    if not ok:
+        f.fail("same_path", f"expected groups of datatypes, e.g. [[fp16, bf16]], got {shown(raw)}")
+        return ()
+    return tuple(tuple(g) for g in raw)
+
+
+def _on_path(
+    rates: MappingProxyType[str, float], dtype: str, device: Device, base: VendorDefaults
+) -> tuple[float | None, str]:
+    """A measured rate for `dtype`: the file's own, else that of a datatype the vendor runs
+    on the same path at the same peak (`VendorDefaults.same_path`); and the datatype it was
+    measured in ("" for none)."""
+    if dtype in rates:
+        return rates[dtype], dtype
+    peak = device.peak_flops_per_s.get(dtype)
+    for group in base.same_path:
+        if dtype in group:
+            for other in group:
+                if other in rates and device.peak_flops_per_s.get(other) == peak:
+                    return rates[other], other
+    return None, ""
 
 
 def cluster(device: Device, run_cluster: Cluster | None = None) -> Cluster:
@@ -498,17 +542,26 @@ def link_terms(device: Device) -> tuple[float, float, float]:
 
 def ceilings(device: Device, dtype: str) -> Ceilings:
     """What `device` reaches in practice at `dtype`: its measured figures where its file
-    gives them, its vendor's defaults (hardware/defaults/efficiency.yaml) otherwise."""
+    gives them, its vendor's defaults (hardware/defaults/efficiency.yaml) otherwise. A GEMM
+    or attention rate measured in another datatype of the same hardware path at the same
+    peak (the vendor's `same_path`: fp16 and bf16 on NVIDIA tensor cores) stands for this
+    one's, labelled as such in the source."""
     peak = device.peak(dtype)
     table = vendor_defaults()
     base = table.get(device.vendor, table["*"])
     m = device.measured
-    gemm = m.gemm_flops_per_s.get(dtype) if m else None
+    gemm, gemm_dtype = _on_path(m.gemm_flops_per_s, dtype, device, base) if m else (None, "")
+    attention = _on_path(m.attention_flops_per_s, dtype, device, base)[0] if m else None
     bw = m.bandwidth_bytes_per_s if m else None
     overhead = m.kernel_overhead_s if m else None
     tile = m.tile if m else None
     default = gemm is None or bw is None
     sources = []
+    if gemm_dtype not in ("", dtype):
+        sources.append(
+            f"{dtype} GEMM: the {gemm_dtype} measurement (one {device.vendor} hardware path "
+            "at the same peak)"
+        )
     if m and not default:
         sources.append(f"measured: {m.source}")
     elif m:
@@ -534,7 +587,33 @@ def ceilings(device: Device, dtype: str) -> Ceilings:
         cache_bytes=m.cache_bytes if m else None,
         cache_bandwidth_bytes_per_s=m.cache_bandwidth_bytes_per_s if m else None,
         gemm_curve=m.gemm_curve.get(dtype) if m else None,
-        attention_flops_per_s=m.attention_flops_per_s.get(dtype) if m else None,
+        attention_flops_per_s=attention,
+    )
+
+
+def run_ceilings(device: Device, run: RunConfig) -> Ceilings:
+    """`ceilings` at the run's datatype, with the attention rate of the datatype its
+    attention computes in (dtypes.attention_dtype: bf16 for an fp8 run unless the run asks
+    for fp8 attention): that datatype's measured attention rate, else its GEMM ceiling."""
+    c = ceilings(device, run.dtype)
+    att = attention_dtype(run.dtype, run.attention_dtype, device.dtypes)
+    if att == run.dtype:
+        return c
+    if att not in device.peak_flops_per_s:
+        raise FieldError(
+            "attention_dtype",
+            att,
+            f"{device.name} ({device.key}) has no {att} peak; it supports "
+            f"{', '.join(device.dtypes)}",
+        )
+    other = ceilings(device, att)
+    measured = other.attention_flops_per_s
+    return replace(
+        c,
+        attention_flops_per_s=measured if measured else other.flops_per_s,
+        attention_kernel=bool(measured),
+        attention_dtype=att,
+        source=f"{c.source}; attention in {att}",
     )
 
 

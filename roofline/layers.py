@@ -271,7 +271,7 @@ def fuse_epilogues(table: LayerTable, training: bool) -> LayerTable:
     )
 
 
-def with_backward(table: LayerTable, first_input_grad: bool = True) -> LayerTable:
+def with_backward(table: LayerTable, first_input_grad: bool) -> LayerTable:
     """Training step costs per layer: the forward pass plus its backward pass.
 
     GEMM-like layers (Y = A.B, B being weights or a second activation) need dA = dY.B^T and
@@ -308,7 +308,7 @@ def training_step(
     table: LayerTable,
     bytes_per_element: int,
     optimizer: str | None,
-    first_input_grad: bool = True,
+    first_input_grad: bool,
 ) -> LayerTable:
     """Forward + backward (`with_backward`) + the optimizer update of each layer's parameters:
     the update's FLOPs and its reads and writes of gradients, weights, fp32 master copy and

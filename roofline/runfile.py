@@ -96,14 +96,15 @@ def run_file_text(
     request: tuple[int, int] | None = None,
 ) -> str:
     """The run file of a run: every field that differs from RunConfig's defaults, and the
-    phase always (a file without one reads as training)."""
+    phase and batch always (a file without a phase reads as training; the batch is
+    required)."""
     defaults = RunConfig()
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(RunConfig):
         value = getattr(run, f.name)
         if f.name in ("layout", "cluster", "replicated_over"):
             continue
-        if f.name == "phase" or value != getattr(defaults, f.name):
+        if f.name in ("phase", "batch") or value != getattr(defaults, f.name):
             fields[f.name] = value
     layout = dataclasses.asdict(run.layout)
     if run.layout != defaults.layout:

@@ -5,13 +5,14 @@ predictions and the fit that use it (runfile.py reads a user's run with the same
 
 A run file says what ran (a catalog model, a device type and count), how it ran (the
 RunConfig fields: batch, sequence, datatype, phase, layout, micro-batch, recomputation,
-attention kernel, overlap, the cluster's network), what was measured, and where it was
-published. `validate_runs` predicts each measured figure from the expected step time
-(step.py) and reports the relative error. Two parameters of the model are fitted on them:
-the sustained share of a training step and of an inference step (calibration.py), each on
-the fit half of its runs (training, serving), with its error reported on the held-out half
-(`fit_sustained`). Every run stays in the
-set, with its error shown, whether the model gets it right or not.
+attention kernel and its datatype (`attention_dtype`), overlap, the storage formats
+`weights` (with `group_size`) and `kv_dtype`, the cluster's network), what was measured,
+and where it was published. `validate_runs` predicts each measured figure from the expected
+step time (step.py) and reports the relative error. Two parameters of the model are fitted
+on them: the sustained share of a training step and of an inference step (calibration.py),
+each on the fit half of its runs (training, serving), with its error reported on the held-
+out half (`fit_sustained`). Every run stays in the set, with its error shown, whether the
+model gets it right or not.
 
 Metrics (`measured.metric`), and how each is predicted from the expected step time T of one
 step of `run` (a global batch of B samples of S tokens on N devices):
@@ -97,7 +98,7 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
     """The `run:` mapping as a RunConfig (the same field names), in a published run file
     and in a user's run file (runfile.py) alike."""
     values: dict[str, Any] = {}
-    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages"):
+    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages", "group_size"):
         size = f.integer(key, required=key == "batch")
         if size is not None:
             values[key] = size
@@ -113,11 +114,14 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
     for flag, on in (
         ("sequence_parallel", True),
         ("fused_epilogues", False),
-        ("first_input_grad", True),
+        ("first_input_grad", False),
         ("master_weights", True),
         ("ideal", False),
     ):
         values[flag] = f.flag(flag, default=on)
+    attention_dtype = f.choice("attention_dtype", DTYPES, required=False)
+    if attention_dtype:
+        values["attention_dtype"] = attention_dtype
     for key, formats in (("weights", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
         stored = f.choice(key, tuple(formats), required=False)
         if stored:
@@ -241,6 +245,29 @@ def list_runs(folder: str | os.PathLike[str] | None = None) -> list[MeasuredRun]
         shown = f"workloads/runs/{path.name}" if folder is None else str(path)
         runs.append(parse_run(load_yaml_mapping(path, shown), shown, path.stem, path.parent))
     return sorted(runs, key=lambda r: (r.date, r.key))
+
+
+def runs_from(paths: list[str | os.PathLike[str]]) -> list[MeasuredRun]:
+    """The run files at `paths` (a user's own, to score beside or instead of the shipped
+    set): a file, or a folder's every *.yaml; each read as a published run is (its model
+    file relative to its own folder), by date. A path that is neither, a folder without run
+    files, or a bad file: one SpecError naming the path (and the field)."""
+    runs: dict[Path, MeasuredRun] = {}
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.glob("*.yaml"))
+            if not found:
+                raise SpecError(str(path), ["no run files (*.yaml) in this folder"])
+        elif path.is_file():
+            found = [path]
+        else:
+            raise SpecError(str(path), ["no such file or folder"])
+        for f in found:
+            if f.resolve() not in runs:
+                data = load_yaml_mapping(f, str(f))
+                runs[f.resolve()] = parse_run(data, str(f), f.stem, f.parent)
+    return sorted(runs.values(), key=lambda r: (r.date, r.key))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .dtypes import BYTES_PER_ELEMENT, KV_BYTES, WEIGHT_BYTES, check_dtype, check_storage
+from .dtypes import (
+    BYTES_PER_ELEMENT,
+    KV_BYTES,
+    WEIGHT_BYTES,
+    WEIGHT_FORMATS,
+    check_dtype,
+    check_storage,
+)
 from .errors import FieldError
 
 # inference: one forward pass over batch x seq tokens (for a decoder this is the prefill);
@@ -113,6 +120,11 @@ class RunConfig:
     layout: Layout = field(default=SINGLE)
     ideal: bool = False  # expected times = the roofline bound (no efficiency terms)
     attention: str = "eager"
+    # the datatype attention's core computes in (None: the run's `dtype`, but bf16, else
+    # fp16, for an fp8 or int8 run, whose stacks quantize the GEMMs only: dtypes.
+    # attention_dtype); "fp8" states an FP8 attention kernel (FlashAttention-3's, TensorRT-
+    # LLM's use_fp8_context_fmha)
+    attention_dtype: str | None = None
     logits: str = "all"
     # pipeline micro-batch (samples); None: the local batch when layout.pipeline is 1 (no
     # pipelining), 1 otherwise
@@ -125,6 +137,9 @@ class RunConfig:
     # (int8, int4, fp8...) and the KV cache's format (fp8, int8); compute stays in `dtype`
     weights: str | None = None
     kv_dtype: str | None = None
+    # a grouped weight format's group size (weights that share one scale and zero point;
+    # None: the format's default, 128 for int4: dtypes.WEIGHT_FORMATS)
+    group_size: int | None = None
     # interleaved 1F1B (Narayanan et al. 2021): model chunks a pipeline rank holds; the
     # bubble shrinks v-fold and each micro-batch crosses v x as many stage boundaries
     virtual_stages: int = 1
@@ -141,11 +156,12 @@ class RunConfig:
     # the GEMM's output through DRAM and no kernel of their own. Which rows may fuse is the
     # family's builder's to say (LayerTable.fuse_aux)
     fused_epilogues: bool = False
-    # the input gradient of the first layer: computed (True, as if the model's input needed
-    # it) or not (False: what frameworks do, since the input is data; a first GEMM-like
-    # layer then runs one GEMM in its backward pass (dW), not two; a text model's first
-    # layer is an embedding lookup, which has no input gradient either way)
-    first_input_grad: bool = True
+    # the input gradient of the first layer: not computed (False, the default: what
+    # frameworks do, since the input is data that needs no gradient; a first GEMM-like
+    # layer runs one GEMM in its backward pass (dW), not two) or computed (True, as if the
+    # model's input were an activation). A text model's first layer is an embedding
+    # lookup, which has no input gradient either way
+    first_input_grad: bool = False
     # set by `replica()`, not by users: the tensor degree over which the rows sequence
     # parallelism would split run whole on every rank (1: none, with sequence parallelism or
     # at tensor 1). A replica's layer table counts those rows once per rank, so that its
@@ -158,11 +174,21 @@ class RunConfig:
             if getattr(self, name) is not None:
                 check_size(name, getattr(self, name))
         check_dtype(self.dtype)
+        if self.attention_dtype is not None:
+            check_dtype(self.attention_dtype, "attention_dtype")
         if self.weights is not None:
             check_storage(self.weights, "weights", WEIGHT_BYTES)
             if self.phase == "training":
                 raise FieldError(
                     "weights", self.weights, "weight-only quantization is for inference phases"
+                )
+        if self.group_size is not None:
+            check_size("group_size", self.group_size, maximum=2**20)
+            if self.weights is None or not WEIGHT_FORMATS[self.weights].grouped:
+                raise FieldError(
+                    "group_size",
+                    self.group_size,
+                    "applies to grouped weight formats (weights int4, int8)",
                 )
         if self.kv_dtype is not None:
             check_storage(self.kv_dtype, "kv_dtype", KV_BYTES)
@@ -224,7 +250,9 @@ class RunConfig:
     def element_bytes(self) -> tuple[float, float, float]:
         """Bytes an element of (activations, weights, KV cache) as this run stores them."""
         nb = float(BYTES_PER_ELEMENT[self.dtype])
-        weights = WEIGHT_BYTES[self.weights] if self.weights is not None else nb
+        weights = nb
+        if self.weights is not None:
+            weights = WEIGHT_FORMATS[self.weights].bytes_per_weight(self.group_size)
         kv = KV_BYTES[self.kv_dtype] if self.kv_dtype is not None else nb
         return nb, weights, kv
 
@@ -234,9 +262,12 @@ class RunConfig:
         'fp16', 'fp16, int4 weights, fp8 KV cache'."""
         parts = [self.dtype]
         if self.weights not in (None, self.dtype):
-            parts.append(f"{self.weights} weights")
+            groups = f" in groups of {self.group_size}" if self.group_size else ""
+            parts.append(f"{self.weights} weights{groups}")
         if self.kv_dtype not in (None, self.dtype):
             parts.append(f"{self.kv_dtype} KV cache")
+        if self.attention_dtype not in (None, self.dtype):
+            parts.append(f"{self.attention_dtype} attention")
         return ", ".join(parts)
 
     @property

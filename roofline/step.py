@@ -48,7 +48,7 @@ import numpy as np
 from .calibration import sustained_share
 from .efficiency import expected_times
 from .errors import FieldError
-from .hardware import Device, ceilings, cluster, link_terms
+from .hardware import Device, cluster, link_terms, run_ceilings
 from .kernels import evaluate
 from .parallel import Collective, Communication, communication
 from .scenario import RunConfig
@@ -100,7 +100,7 @@ def _stage(w: Workload, run: RunConfig, device: Device, rows: str) -> tuple[floa
     if run.ideal:
         expected = bound
     else:
-        c = ceilings(device, run.dtype)
+        c = run_ceilings(device, run)
         whole = (table.total_flops, table.total_bytes)
         expected = expected_times(table, *whole, bound, c, micro.training, tensor=t).time_s
     return (

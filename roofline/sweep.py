@@ -52,6 +52,9 @@ class DeviceCeilings:
     curve_n: np.ndarray | None = None  # (D,) points (0: none)
     # (n_dtypes, D) measured fused attention FLOP/s / GEMM ceiling (0: not measured)
     attention_share: np.ndarray | None = None
+    # (n_dtypes, D) the attention rate is a measured fused kernel's (Ceilings.
+    # attention_kernel; None: all are)
+    attention_kernel: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,11 @@ def _expectation(model: CostModel, p: Pass | None, grid: Grid) -> Expectation | 
         attention_share=(
             None
             if ideal or c.attention_share is None
-            else attention_factor(c.attention_share, run.training and p is model.step)
+            else attention_factor(
+                c.attention_share,
+                run.training and p is model.step,
+                True if c.attention_kernel is None else c.attention_kernel,
+            )
         ),
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 from .costmodel import CostModel, NotPolynomial, cost_model, exact_model
 from .dtypes import check_dtype
 from .errors import FieldError
-from .hardware import Device, DeviceTable, ceilings
+from .hardware import Device, DeviceTable, run_ceilings
 from .scenario import MAX_DEVICES, RunConfig, check_size
 from .step import Links, links
 from .sweep import DeviceCeilings, Grid, SweepOutput, evaluate_grid
@@ -162,7 +162,7 @@ def device_ceilings(
     devices: list[Device], dtypes: tuple[str, ...], run: RunConfig
 ) -> DeviceCeilings:
     """hardware.ceilings and step.links of every device, as arrays."""
-    per = [[ceilings(d, dt) for d in devices] for dt in dtypes]
+    per = [[run_ceilings(d, replace(run, dtype=dt)) for d in devices] for dt in dtypes]
     first = per[0]
     # measured GEMM curves, padded to the longest (a device's own count says how many)
     curves = [[c.gemm_curve or () for c in row] for row in per]
@@ -191,6 +191,7 @@ def device_ceilings(
         curve_y=curve_y,
         curve_n=curve_n,
         attention_share=np.array([[c.attention_ratio for c in row] for row in per]),
+        attention_kernel=np.array([[c.attention_kernel for c in row] for row in per]),
         links=Links(
             *(
                 np.array([getattr(x, f) for x in each], dtype=np.float64)

@@ -117,7 +117,7 @@ def test_run_scenario_options():
         "logits": "all",
         "fused_epilogues": False,
         "layout": {"data": 1, "tensor": 1, "pipeline": 1, "zero": 0},
-        "first_input_grad": True,
+        "first_input_grad": False,
     }
     ffn_up = next(x for x in data["layers"] if x["name"] == "block.ffn_up")
     # training = forward + backward = 3x the forward GEMM, + Adam's update of the layer's
@@ -221,3 +221,46 @@ def test_models_list_and_show():
     assert data["params"] == 335_141_888
     bad = invoke("models", "show", "bert-lage")
     assert bad.exit_code == 2 and "did you mean bert-large" in bad.stderr
+
+
+def test_attention_dtype_option_and_run_file(tmp_path):
+    """An fp8 prefill on an H100 prints attention's own datatype and rate (the bf16
+    FlashAttention-2 kernel's 299 TFLOP/s, hardware/h100.yaml) beside the fp8 GEMM ceiling
+    (1402.6 TFLOP/s); --attention-dtype fp8 states an FP8 kernel (none measured: the GEMM
+    ceiling); a device without the datatype is refused in one line naming the flag."""
+    base = ["run", "-m", "llama-2-7b", "--hw", "h100", "--phase", "prefill", "--seq", "4096"]
+    base += ["--attention", "flash", "--dtype", "fp8"]
+    res = invoke(*base)
+    assert res.exit_code == 0, res.output
+    assert "1.4 PFLOP/s GEMM, attention in bf16 299 TFLOP/s," in res.stdout
+    data = json.loads(invoke(*base, "-f", "json").stdout)
+    assert data["summary"]["ceilings"]["attention_dtype"] == "bf16"
+    assert data["summary"]["ceilings"]["attention_flops_per_s"] == 299e12
+    fp8 = json.loads(invoke(*base, "--attention-dtype", "e4m3", "-f", "json").stdout)
+    assert fp8["summary"]["ceilings"]["attention_dtype"] is None  # the GEMMs' own: fp8
+    assert fp8["summary"]["expected_time_s"] < data["summary"]["expected_time_s"]
+    bad = invoke("run", "-m", "llama-2-7b", "--hw", "a100", "--attention-dtype", "fp8")
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines() == [
+        "roofline: error: --attention-dtype fp8: NVIDIA A100 SXM4 80GB (a100) has no fp8 "
+        "peak; it supports fp64, fp32, tf32, fp16, bf16, int8"
+    ]
+    # a run file carries it (--save-run writes it, --run reads it back)
+    saved = tmp_path / "run.yaml"
+    assert invoke(*base, "--attention-dtype", "fp8", "--save-run", str(saved)).exit_code == 0
+    assert "attention_dtype: fp8" in saved.read_text()
+    again = json.loads(invoke("run", "--run", str(saved), "-f", "json").stdout)
+    assert again["summary"]["expected_time_s"] == fp8["summary"]["expected_time_s"]
+
+
+def test_a_saved_run_at_batch_1_reads_back(tmp_path):
+    """--save-run writes the batch even at its default of 1: the reader requires it (a
+    file saved without it was refused by --run: `run.batch: missing`)."""
+    saved = tmp_path / "run.yaml"
+    args = ["run", "-m", "bert-large", "--hw", "a100", "-f", "json"]
+    first = invoke(*args, "--save-run", str(saved))
+    assert first.exit_code == 0, first.output
+    assert "batch: 1" in saved.read_text()
+    again = invoke("run", "--run", str(saved), "-f", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["summary"] == json.loads(first.stdout)["summary"]

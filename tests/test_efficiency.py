@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from roofline import RunConfig, analyze, get_device
 from roofline.cli import app
 from roofline.efficiency import Ceilings, expected_times, gemm_utilization
-from roofline.errors import SpecError
+from roofline.errors import FieldError, SpecError
 from roofline.hardware import ceilings, load_device_file
 from roofline.layers import LayerTableBuilder
 
@@ -196,6 +196,32 @@ def test_measured_ceilings_win_over_vendor_defaults(tmp_path):
     assert c32.default and c32.flops_per_s < 10e12 and "default for NVIDIA" in c32.source
 
 
+def test_a_16_bit_measurement_stands_for_the_other_on_one_tensor_core_path(tmp_path):
+    """hardware/a100.yaml measures bf16 GEMMs only (271.2 TFLOP/s, stas00/ml-engineering's
+    table); NVIDIA runs fp16 and bf16 on the same tensor-core path at the same 312 TFLOP/s
+    peak (A100 whitepaper), so fp16 takes the bf16 figure, not 80 % x 312 = 249.6, and
+    BERT-Large's expected time is the same in both (3.62 vs 3.44 ms before)."""
+    a100 = get_device("a100")
+    c16, cb = ceilings(a100, "fp16"), ceilings(a100, "bf16")
+    assert c16.flops_per_s == cb.flops_per_s == 271.2e12
+    assert c16.gemm_measured and "the bf16 measurement" in c16.source
+    run = RunConfig(batch=1, seq=512)
+    t16 = analyze("bert-large", "a100", run).expected_time_s
+    tb = analyze("bert-large", "a100", replace(run, dtype="bf16")).expected_time_s
+    assert t16 == pytest.approx(tb, rel=1e-12)
+    # only at equal peaks: a device whose bf16 peak differs keeps the vendor default for fp16
+    path = tmp_path / "gpu.yaml"
+    path.write_text(
+        DEVICE.replace("{fp16: 100 TFLOP/s,", "{fp16: 100 TFLOP/s, bf16: 50 TFLOP/s,")
+        + 'efficiency: {gemm: {bf16: 45 TFLOP/s}, source: "bench"}\n'
+    )
+    assert ceilings(load_device_file(path), "fp16").flops_per_s == pytest.approx(0.80 * 100e12)
+    # and only for a vendor that says so (hardware/defaults/efficiency.yaml `same_path`):
+    # the MI300X's fp16 stays at AMD's default share of its peak, not its bf16 measurement
+    mi = get_device("mi300x")
+    assert ceilings(mi, "fp16").flops_per_s == pytest.approx(0.60 * mi.peak("fp16"))
+
+
 @pytest.mark.parametrize(
     ("block", "message"),
     [
@@ -324,3 +350,56 @@ def test_flash_attention_runs_at_its_measured_ceiling_by_hand():
     s = calibration().training_sustained
     assert a.expected_time_s[i] == pytest.approx(32 * per_layer / s, rel=1e-9)
     assert a.ceilings is not None and a.ceilings.attention_flops_per_s == 299e12
+
+
+def test_fp8_attention_runs_at_the_bf16_rate_by_hand():
+    """FP8 training quantizes the GEMMs, not attention (Transformer Engine: fp8_dpa off by
+    default): Llama-2-7B, batch 1 x 4096 tokens, training, FlashAttention on an H100 in
+    fp8. The GEMM ceiling is 1402.6 TFLOP/s (mamf-finder's fp8 row), but the fused
+    attention runs at the bf16 kernel's 299 TFLOP/s (FlashAttention-2, Dao 2023 Fig.
+    7(d)), x 3 / 3.5 in training: the same time as in a bf16 run. Tiles as in the bf16
+    test above: q = 1024 / (8 x 132); forward FLOPs 4096^2 x 32 x (4 x 128 + 6) x 4097 /
+    8192, x 3 in training; 32 layers; / the training share."""
+    from roofline import RunConfig, get_device, get_workload
+    from roofline.analysis import analyze
+    from roofline.calibration import calibration
+
+    w, h100 = get_workload("llama-2-7b"), get_device("h100")
+    run = RunConfig(batch=1, seq=4096, phase="training", dtype="fp8", attention="flash")
+    a = analyze(w, h100, run)
+    i = list(a.layers.name).index("block.attn.flash")
+    fwd = 4096**2 * 32 * (4 * 128 + 6) * 4097 / 8192
+    q = 1024 / (8 * 132)
+    s = calibration().training_sustained
+    by_hand = 32 * 3 * fwd / (299e12 * q * 3 / 3.5) / s
+    assert a.expected_time_s[i] == pytest.approx(by_hand, rel=1e-9)
+    bf16 = analyze(w, h100, replace(run, dtype="bf16"))
+    assert a.expected_time_s[i] == pytest.approx(bf16.expected_time_s[i], rel=1e-12)
+    assert a.ceilings is not None and a.ceilings.attention_dtype == "bf16"
+    assert a.ceilings.flops_per_s == 1402.6e12  # the GEMMs stay at the fp8 ceiling
+    # an FP8 attention kernel stated (--attention-dtype fp8): the H100's file gives no fp8
+    # attention rate, so the fp8 GEMM ceiling, as for any fp8 GEMM
+    fp8 = analyze(w, h100, replace(run, attention_dtype="fp8"))
+    assert fp8.expected_time_s[i] == pytest.approx(32 * 3 * fwd / (1402.6e12 * q) / s, rel=1e-9)
+
+
+def test_fp8_attention_without_a_measured_kernel_runs_at_the_bf16_gemm_ceiling():
+    """An L40S measures nothing: an fp8 prefill's fused attention runs at the bf16 GEMM
+    ceiling (NVIDIA's default 80 % of the 362.05 TFLOP/s bf16 peak), with no training-style
+    kernel factor: its time is the bf16 run's, not 80 % of the 733 TFLOP/s fp8 peak's."""
+    from roofline import RunConfig, get_device, get_workload
+    from roofline.analysis import analyze
+
+    w, l40s = get_workload("llama-2-7b"), get_device("l40s")
+    run = RunConfig(batch=1, seq=4096, phase="prefill", dtype="fp8", attention="flash")
+    a, b = analyze(w, l40s, run), analyze(w, l40s, replace(run, dtype="bf16"))
+    i = list(a.layers.name).index("block.attn.flash")
+    assert a.ceilings is not None and not a.ceilings.attention_kernel
+    assert a.ceilings.attention_flops_per_s == pytest.approx(0.8 * l40s.peak("bf16"))
+    assert a.expected_time_s[i] == pytest.approx(b.expected_time_s[i], rel=1e-12)
+    # int8 (SmoothQuant-style serving) likewise; a device without the datatype named is
+    # refused by the field's name
+    c = analyze(w, l40s, replace(run, dtype="int8"))
+    assert c.expected_time_s[i] == pytest.approx(b.expected_time_s[i], rel=1e-12)
+    with pytest.raises(FieldError, match=r"attention_dtype.*no fp8 peak"):
+        analyze(w, get_device("a100"), replace(run, dtype="fp16", attention_dtype="fp8"))

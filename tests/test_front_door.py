@@ -88,7 +88,7 @@ def test_no_option_declared_twice_in_the_cli_package():
 
 RUNS = [
     ["run", "-m", "llama-2-7b", "--hw", "a100", "--batch", "4", "--seq", "1024", "--dtype",
-     "bf16", "--phase", "training", "--recompute", "selective", "--no-first-input-grad"],
+     "bf16", "--phase", "training", "--recompute", "selective", "--first-input-grad"],
     ["memory", "-m", "gpt-3", "--hw", "a100", "--batch", "1536", "--seq", "2048", "--dp",
      "16", "--tp", "8", "--pp", "8", "--virtual-stages", "3", "--micro-batch", "1"],
     ["serve", "-m", "llama-2-70b", "--hw", "h100", "--tp", "4", "--batch", "16",

@@ -66,7 +66,7 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
     # how real stacks run: fused epilogues, no first-layer input gradient, plain tensor
     # parallelism (every family takes the options; those without the ops ignore them)
     fused = ("--fuse-epilogues", "-f", "json")
-    for phase, extra in (("inference", ()), ("training", ("--no-first-input-grad",))):
+    for phase, extra in (("inference", ()), ("training", ("--first-input-grad",))):
         check(
             f"run fused {phase}",
             ["run", "-m", model, "--hw", "h100", "--phase", phase, *fused, *extra],

@@ -521,8 +521,8 @@ def test_a_run_file_whose_kind_contradicts_its_phase(tmp_path):
             "--dp-overlap 0.5: applies to phase training only",
         ),
         (
-            ["run", "-m", "bert-large", "--hw", "a100", "--no-first-input-grad"],
-            "--no-first-input-grad: applies to phase training only",
+            ["run", "-m", "bert-large", "--hw", "a100", "--first-input-grad"],
+            "--first-input-grad: applies to phase training only",
         ),
         (
             ["run", "-m", "bert-large", "--hw", "a100", "--phase", "training", "--logits", "last"],

@@ -153,7 +153,8 @@ def test_roofline_figure_holds_the_data():
 
 def test_measured_ceilings_drawn_under_the_datasheet_roof():
     # hardware/a100.yaml measures bf16 GEMM at 271.2 TFLOP/s (mamf-finder): 271.2 / 312 =
-    # 86.9 % of the dense peak; its fp16 GEMM and its bandwidth are not measured
+    # 86.9 % of the dense peak; its bandwidth is not measured, and fp16 runs on the same
+    # tensor-core path at the same peak, so it draws the same measured roof
     bf16 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="bf16"))])
     ax = bf16.axes[0]
     dashdot = [line for line in ax.get_lines() if line.get_linestyle() == "-."]
@@ -163,7 +164,11 @@ def test_measured_ceilings_drawn_under_the_datasheet_roof():
     notes = [t.get_text() for t in ax.texts if t.get_text().startswith("measured")]
     assert notes == ["measured: GEMM 271 TFLOP/s (87% of peak)"]
     fp16 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="fp16"))])
-    assert not [line for line in fp16.axes[0].get_lines() if line.get_linestyle() == "-."]
+    drawn = [line for line in fp16.axes[0].get_lines() if line.get_linestyle() == "-."]
+    assert len(drawn) == 1 and drawn[0].get_data()[1][-1] == pytest.approx(271.2)
+    # fp32 is measured neither way: no measured roof
+    fp32 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="fp32"))])
+    assert not [line for line in fp32.axes[0].get_lines() if line.get_linestyle() == "-."]
 
 
 def test_decode_roofline_title_names_the_context():

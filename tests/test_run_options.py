@@ -58,7 +58,9 @@ def test_fused_epilogues_conv_and_relu_vgg_but_not_across_a_norm():
     assert fused.name[0] == "block1.conv1+act"
     out = 64 * 224 * 224
     assert plain.bytes[:2].sum() - fused.bytes[0] == pytest.approx(2 * out * 2, rel=1e-12)
-    train = replace(run, phase="training", optimizer=None)
+    # the first layer's input gradient computed: skipped, the fused row (one GEMM row)
+    # would skip the ReLU's share of the backward along with the convolution's dX
+    train = replace(run, phase="training", optimizer=None, first_input_grad=True)
     from roofline.layers import fuse_epilogues
 
     forward = fuse_epilogues(w.arch.build(train, w.key), training=True)
@@ -91,7 +93,8 @@ def test_first_layer_input_gradient_skipped_resnet():
     multiply-adds an image): without its input gradient the training step runs 2x its
     forward FLOPs, not 3x: 236,027,904 FLOPs an image fewer."""
     w = get_workload("resnet-50")
-    run = RunConfig(batch=8, dtype="fp16", phase="training")
+    run = RunConfig(batch=8, dtype="fp16", phase="training", first_input_grad=True)
+    assert not RunConfig().first_input_grad  # off unless asked for, as frameworks do
     full = w.layers(run).total_flops.sum()
     skip = w.layers(replace(run, first_input_grad=False)).total_flops.sum()
     assert full - skip == pytest.approx(8 * 2 * 118_013_952, rel=1e-12)
@@ -149,3 +152,56 @@ def test_the_options_on_the_command_line():
     assert fused.exit_code == 0, fused.output
     names = [row["name"] for row in json.loads(fused.output)["layers"]]
     assert "block.ffn_up+ffn_act" in names and "block.ffn_act" not in names
+
+
+@pytest.mark.parametrize(
+    ("weights", "group", "per_weight"),
+    [
+        # GPTQ/AWQ int4: 4 bits, and per group of 128 an fp16 scale (2 bytes) and a 4-bit
+        # zero point (0.5 bytes): 0.5 + 2.5 / 128
+        ("int4", None, 0.5 + 2.5 / 128),
+        ("int4", 32, 0.5 + 2.5 / 32),
+        ("int4", 64, 0.5 + 2.5 / 64),
+        # int8 weight-only: per-channel scales not counted; grouped: an fp16 scale, no zero
+        ("int8", None, 1.0),
+        ("int8", 128, 1.0 + 2 / 128),
+        ("fp8", None, 1.0),
+        ("fp16", None, 2.0),
+    ],
+)
+def test_weight_bytes_with_group_scales_by_hand(weights, group, per_weight):
+    """Bytes a weight = bits / 8 + (scale + zero-point bytes) / group; Llama-2-7B's
+    6,738,415,616 parameters (the published count) held in that format."""
+    from roofline.memory import memory_breakdown
+
+    run = RunConfig(phase="decode", context=128, weights=weights, group_size=group)
+    assert run.element_bytes[1] == per_weight
+    m = memory_breakdown(get_workload("llama-2-7b"), run)
+    assert float(m.params) == pytest.approx(6_738_415_616 * per_weight, rel=1e-12)
+
+
+def test_group_size_refused_where_it_has_no_meaning(tmp_path):
+    from typer.testing import CliRunner
+
+    from roofline.cli import app
+    from roofline.errors import FieldError
+
+    with pytest.raises(FieldError, match="group_size 64: applies to grouped weight formats"):
+        RunConfig(group_size=64)  # the weights are the fp16 of the run
+    with pytest.raises(FieldError, match="group_size 64: applies to grouped"):
+        RunConfig(weights="fp8", group_size=64)
+    with pytest.raises(FieldError, match="group_size 0: must be a whole number"):
+        RunConfig(weights="int4", group_size=0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", "-m", "llama-2-7b", "--hw", "a100", "--group-size", "64"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        "roofline: error: --group-size 64: applies to grouped weight formats (weights int4, int8)"
+    )
+    # a run file: one line naming the file and the field
+    bad = tmp_path / "run.yaml"
+    bad.write_text("model: llama-2-7b\nrun: {batch: 1, phase: decode, weights: int4, "
+                   "group_size: -8}\n")  # fmt: skip
+    res = runner.invoke(app, ["run", "--run", str(bad), "--hw", "a100"])
+    assert res.exit_code == 2
+    assert f"{bad}: run.group_size" in res.output and len(res.output.strip().splitlines()) == 1

@@ -253,3 +253,63 @@ def test_error_summary_separates_runs_beyond_their_bound():
     w = s["within_bound"]
     assert w["runs"] == 3 and w["median_abs_error"] == pytest.approx(0.40)
     assert w["beyond_35_percent"] == ["b", "c"]
+
+
+def _write_run(path, **changes):
+    from roofline._yaml import dump_yaml
+
+    path.write_text(dump_yaml(RUN | changes))
+    return path
+
+
+def test_validate_runs_scores_your_own_files_beside_or_instead_of_the_shipped(tmp_path):
+    """`validate --runs PATH...`: a file and a folder of the published runs' schema, scored
+    as the shipped runs are. The test run's prediction is tokens/s = 64 x 1024 / the
+    expected step time (the by-hand test above); measured at half and at twice that, its
+    errors are +100 % and -50 %, median absolute 75 %."""
+    (p,) = validate_runs([parse_run(RUN, "test.yaml", "test")])
+    tokens = p.predicted
+    one = _write_run(
+        tmp_path / "one.yaml", measured={"metric": "tokens_per_s", "value": tokens / 2}
+    )
+    folder = tmp_path / "more"
+    folder.mkdir()
+    _write_run(folder / "two.yaml", measured={"metric": "tokens_per_s", "value": tokens * 2})
+    shipped = len(list_runs())
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate", "--runs", str(one), str(folder), "--only", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [r["file"] for r in data["runs"]] == [str(one), str(folder / "two.yaml")]
+    assert [r["rel_error"] for r in data["runs"]] == pytest.approx([1.0, -0.5])
+    assert data["given"]["runs"] == 2
+    assert data["given"]["median_abs_error"] == pytest.approx(0.75)
+    both = json.loads(runner.invoke(app, ["validate", "--runs", str(folder), "-f", "json"]).stdout)
+    assert len(both["runs"]) == shipped + 1 and both["runs"][-1]["run"] == "two"
+    assert both["given"]["median_abs_error"] == pytest.approx(0.5)
+    table = runner.invoke(app, ["validate", "--runs", str(one)])
+    assert "Your 1 run (the files given): median absolute error 100.0%" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # a bad file: one line naming the file and the field
+        (["--runs", "{bad}"], "{bad}: measured.metric: must be one of"),
+        (["--runs", "{missing}"], "{missing}: no such file or folder"),
+        (["--runs", "{empty}"], "{empty}: no run files (*.yaml) in this folder"),
+        (["{bad}"], "bad.yaml': run files to score go with --runs"),
+        (["--runs", "--only"], "--only True: goes with --runs PATH..."),
+        (["--runs", "--fit", "{bad}"], "--fit True: refits on the shipped runs; give no PATH"),
+    ],
+)
+def test_validate_runs_refuses_bad_paths_in_one_line(tmp_path, args, message):
+    bad = _write_run(tmp_path / "bad.yaml", measured={"metric": "speed", "value": 1})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    names = {"bad": str(bad), "missing": str(tmp_path / "nope.yaml"), "empty": str(empty)}
+    res = CliRunner().invoke(app, ["validate", *(a.format(**names) for a in args)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("roofline: error: ")
+    assert message.format(**names) in lines[0]

@@ -451,25 +451,27 @@ def test_serve_rate_100000_finishes_and_plans_each_type_apart():
 # ---------------------------------------------------------------- storage formats
 def test_int4_weights_and_fp8_kv_cache_by_hand():
     """Weight-only int4 and an fp8 KV cache, Llama-2-7B decode at batch 8 over 1024 cached
-    tokens: the weights take 6,738,415,616 x 0.5 bytes (two int4 a byte; the published
-    parameter count), the cache 8 x 2 (K, V) x 32 layers x 4096 x 1025 tokens x 1 byte;
-    the GEMMs still compute in fp16, so the FLOPs do not change."""
+    tokens: the weights take 6,738,415,616 x (0.5 + 2.5 / 128) bytes (two int4 a byte, and
+    per group of 128 an fp16 scale and a 4-bit zero point, as GPTQ and AWQ store them; the
+    published parameter count), the cache 8 x 2 (K, V) x 32 layers x 4096 x 1025 tokens x 1
+    byte; the GEMMs still compute in fp16, so the FLOPs do not change."""
     from roofline.analysis import analyze
     from roofline.memory import memory_breakdown
 
     base = RunConfig(batch=8, phase="decode", context=1024)
     quant = replace(base, weights="int4", kv_dtype="fp8")
     m = memory_breakdown(W, quant)
-    assert float(m.params) == pytest.approx(6_738_415_616 * 0.5)
+    int4 = 0.5 + 2.5 / 128  # 0.51953125 bytes a weight
+    assert float(m.params) == pytest.approx(6_738_415_616 * int4)
     assert float(m.kv_cache) == pytest.approx(8 * 2 * 32 * 4096 * 1025 * 1)
     fp16, q = analyze(W, A100, base), analyze(W, A100, quant)
     assert q.total_flops == fp16.total_flops
-    # bytes saved: 1.5 bytes a weight read and 1 byte a cached element; a decode step reads
+    # bytes saved: 2 - int4 bytes a weight read and 1 byte a cached element; a decode step reads
     # every weight but the input embedding table's 32000 x 4096 (it gathers 8 rows of it),
     # and attention reads the 1025 keys and values from the cache (the new token's written
     # there first, as paged-attention kernels do)
     read = 6_738_415_616 - 32000 * 4096 + 8 * 4096
-    saved = read * 1.5 + 8 * 2 * 32 * 4096 * 1025 * 1
+    saved = read * (2 - int4) + 8 * 2 * 32 * 4096 * 1025 * 1
     assert fp16.bytes.sum() - q.bytes.sum() == pytest.approx(saved, rel=1e-12)
     assert q.time_s.sum() < 0.5 * fp16.time_s.sum()  # decode is memory-bound
 
@@ -505,17 +507,19 @@ def test_serve_json_names_its_storage_formats():
 
 def test_readme_llama_2_70b_int4_decode_by_hand():
     """README's example: Llama-2-70B decode, batch 8 over 4096 cached tokens on an H100, int4
-    weights (68,976,648,192 parameters x 0.5 bytes) and an fp8 cache (80 layers x 8 KV heads
-    x 128 x 2 (K, V) x 4097 tokens x 8 samples x 1 byte); the step reads 41.5 GB, memory-bound
-    at the H100 SXM's 3.35 TB/s: 12.4 ms."""
+    weights (68,976,648,192 parameters x (0.5 + 2.5 / 128) bytes: GPTQ/AWQ's groups of 128
+    with an fp16 scale and a 4-bit zero point) and an fp8 cache (80 layers x 8 KV heads x
+    128 x 2 (K, V) x 4097 tokens x 8 samples x 1 byte); the step reads 42.8 GB, memory-bound
+    at the H100 SXM's 3.35 TB/s: 12.8 ms."""
     from roofline.analysis import analyze
     from roofline.memory import memory_breakdown
 
     w70, h100 = get_workload("llama-2-70b"), get_device("h100")
     run = RunConfig(batch=8, phase="decode", context=4096, weights="int4", kv_dtype="fp8")
     m = memory_breakdown(w70, run)
-    assert float(m.params) == pytest.approx(68_976_648_192 * 0.5)
+    assert float(m.params) == pytest.approx(68_976_648_192 * (0.5 + 2.5 / 128))
     assert float(m.kv_cache) == pytest.approx(80 * 8 * 128 * 2 * 4097 * 8 * 1)
     r = analyze(w70, h100, run)
-    assert r.bytes.sum() == pytest.approx(41.5e9, rel=2e-3)
+    assert r.bytes.sum() == pytest.approx(42.8e9, rel=2e-3)
+    assert r.time_s.sum() == pytest.approx(12.8e-3, rel=2e-3)
     assert r.time_s.sum() == pytest.approx(r.bytes.sum() / 3.35e12, rel=1e-3)

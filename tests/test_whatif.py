@@ -566,6 +566,30 @@ def test_sweep_equals_the_per_run_path_for_tensor_parallel_decode(device, storag
         assert out.expected_time_s[i, 0] == pytest.approx(step.expected_s, rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("device", "phase", "attention_dtype"),
+    [("h100", "prefill", None), ("h100", "prefill", "fp8"), ("l40s", "training", None)],
+)
+def test_sweep_equals_the_per_run_path_for_fp8_attention(device, phase, attention_dtype):
+    """An fp8 run's fused attention at the bf16 rate (a measured kernel on the H100, the
+    bf16 GEMM ceiling on the L40S, FP8 where asked): the sweep's grid kernel gives the
+    per-run path's expected time, fp8 and bf16 side by side in one sweep."""
+    w = get_workload("llama-2-7b")
+    base = RunConfig(phase=phase, attention="flash", attention_dtype=attention_dtype)
+    dev = get_device(device)
+    sweep = build_sweep(
+        w, [dev], base, batches=[1, 4], seqs=[1024, 4096], contexts=[None],
+        dtypes=["fp8", "bf16"], replicas=[1],
+    )  # fmt: skip
+    out = run_sweep(sweep)
+    g = sweep.grid
+    for i in range(g.scenarios):
+        dtype = g.dtypes[int(g.dtype[i])]
+        run = replace(base, batch=int(g.batch[i]), seq=int(g.seq[i]), dtype=dtype)
+        step = step_time(w, run, dev)
+        assert out.expected_time_s[i, 0] == pytest.approx(step.expected_s, rel=1e-9)
+
+
 def test_whatif_csv_of_any_size_is_streamed(tmp_path, monkeypatch):
     """Beyond the in-memory limit a what-if's CSV is written chunk by chunk: the same rows
     as the in-memory path, every one of them, never an empty file."""

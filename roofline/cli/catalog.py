@@ -4,6 +4,7 @@ machine as a device file), hardware list/show, models list/show, schema."""
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,15 +53,34 @@ def validate(
             "(workloads/load_runs/).",
         ),
     ] = False,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="With --runs: your own run files or folders of them (the published runs' "
+            "schema: `roofline schema run`), scored beside the shipped set.",
+            show_default=False,
+        ),
+    ] = None,
+    only: Annotated[
+        bool,
+        typer.Option("--only", help="With --runs PATH...: score only the files given."),
+    ] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Computed params, inference and training FLOPs of every model vs the published dataset,
     and the places where the published data contradicts itself; with --runs, the expected
-    time against published measured training and serving runs; with --load, the serving
-    simulation against published measurements under load."""
+    time against published measured training and serving runs (and your own run files
+    given as PATH); with --load, the serving simulation against published measurements
+    under load."""
     if fit and not (runs or load):
         raise FieldError("--fit", True, "goes with --runs or --load")
+    if paths and not runs:
+        raise FieldError("PATH", str(paths[0]), "run files to score go with --runs")
+    if only and not paths:
+        raise FieldError("--only", True, "goes with --runs PATH...")
+    if fit and paths:
+        raise FieldError("--fit", True, "refits on the shipped runs; give no PATH")
     if load and fit:
         if runs:
             raise FieldError("--load", True, "give --runs or --load, not both")
@@ -113,9 +133,18 @@ def validate(
         return
     if runs:
         from ..report import runs as rr
-        from ..runs import by_source, error_summary, median_abs_error, validate_runs
+        from ..runs import (
+            by_source,
+            error_summary,
+            list_runs,
+            median_abs_error,
+            runs_from,
+            validate_runs,
+        )
 
-        predictions = validate_runs()
+        mine = runs_from(list(paths)) if paths else []
+        predictions = validate_runs(([] if only else list_runs()) + mine)
+        given = predictions[len(predictions) - len(mine) :]
         median = median_abs_error(predictions)
         show(
             fmt,
@@ -123,11 +152,12 @@ def validate(
             data=lambda: {
                 "median_abs_error": median,
                 "errors": error_summary(predictions),
+                "given": error_summary(given)["all"] if mine else None,
                 "by_source": by_source(predictions),
                 "runs": rr.run_rows(predictions),
             },
             rows=lambda: rr.run_rows(predictions),
-            table=lambda: rr.runs_table(predictions, median),
+            table=lambda: rr.runs_table(predictions, median, len(mine)),
         )
         return
     from ..report import validation as rv

@@ -80,11 +80,15 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "(attention) or full.", str, "none", "recompute", TRAINING),
     Opt("dp_overlap", "--dp-overlap", "Training: share of the gradient all-reduce hidden "
         "by the backward pass (0-1).", float, 0.0, "dp_overlap", TRAINING),
-    Opt("first_input_grad", "--first-input-grad", "Training: compute the first layer's "
-        "input gradient (off: frameworks skip it, the input being data).", bool, True,
+    Opt("first_input_grad", "--first-input-grad", "Training: also compute the first layer's "
+        "input gradient (off: as frameworks do, the input being data).", bool, False,
         "first_input_grad", TRAINING),
     Opt("attention", "--attention", "eager: scores, softmax, context as 3 kernels; flash: "
         "one fused kernel.", str, "eager", "attention"),
+    Opt("attention_dtype", "--attention-dtype", "The datatype attention computes in "
+        "[default: --dtype; bf16 (fp16 without bf16) for fp8 and int8, whose stacks quantize "
+        "the GEMMs only]; fp8 states an FP8 attention kernel.", str | None, None,
+        "attention_dtype"),
     Opt("logits", "--logits", "Inference/prefill: logits of every position (all), or the "
         "last only.", str, "all", "logits", FORWARD),
     Opt("sequence_parallel", "--sequence-parallel", "With --tp: norms, residual adds and "
@@ -96,6 +100,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt("weights", "--weights", "Inference: the weights' storage (weight-only quantization): "
         "fp32, fp16, bf16, fp8, int8, int4 [default: --dtype].", str | None, None, "weights",
         INFERENCE),
+    Opt("group_size", "--group-size", "Inference: weights sharing one scale and zero point "
+        "in a grouped --weights format [default: int4 128, GPTQ/AWQ; int8 per channel].",
+        int | None, None, "group_size", INFERENCE),
     Opt("kv_dtype", "--kv-dtype", "Inference: the KV cache's storage: fp32, fp16, bf16, fp8, "
         "int8 [default: --dtype].", str | None, None, "kv_dtype", INFERENCE),
     Opt("sustained", "--sustained", "Share of the kernels' expected throughput a step "
@@ -106,8 +113,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
 )  # fmt: skip
 BY_NAME = {o.name: o for o in RUN_OPTIONS}
 SERVING = frozenset(
-    {"batch", "dtype", "tp", "pp", "attention", "sequence_parallel", "fuse_epilogues"}
-    | {"weights", "kv_dtype", "sustained", "ideal"}
+    {"batch", "dtype", "tp", "pp", "attention", "attention_dtype", "sequence_parallel"}
+    | {"fuse_epilogues"}
+    | {"weights", "group_size", "kv_dtype", "sustained", "ideal"}
 )
 NUMPY = frozenset({"batch", "seq", "context", "dtype", "phase"})  # what `check` runs
 ALL = frozenset(BY_NAME)
@@ -128,7 +136,7 @@ ALIASES = {
     },
     "phase": {"train": "training", "infer": "inference", "generate": "decode"},
 }
-ALIASES["weights"] = ALIASES["kv_dtype"] = ALIASES["dtype"]
+ALIASES["weights"] = ALIASES["kv_dtype"] = ALIASES["attention_dtype"] = ALIASES["dtype"]
 
 
 def canonical(name: str, value: Any) -> Any:

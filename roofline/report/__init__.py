@@ -50,6 +50,7 @@ def ceiling_dict(c: Ceilings) -> dict[str, Any]:
     return {
         "gemm_flops_per_s": c.flops_per_s,
         "attention_flops_per_s": c.attention_flops_per_s,
+        "attention_dtype": c.attention_dtype or None,  # None: the GEMMs' datatype
         "memory_bandwidth_bytes_per_s": c.bandwidth_bytes_per_s,
         "compute_units": c.compute_units,
         "gemm_tile": [c.tile_m, c.tile_n],

@@ -167,9 +167,14 @@ def result_table(result: Result) -> list[RenderableType]:
         )
         c = r.ceilings
         label = "measured GEMM" if c.gemm_measured else "default"
+        attention = ""
+        if c.attention_dtype and c.attention_flops_per_s:
+            attention = (
+                f", attention in {c.attention_dtype} {si(c.attention_flops_per_s, 'FLOP/s')}"
+            )
         lines += [
             f"why slower      {gap or 'nothing of note'}",
-            f"ceilings        {si(c.flops_per_s, 'FLOP/s')} GEMM, "
+            f"ceilings        {si(c.flops_per_s, 'FLOP/s')} GEMM{attention}, "
             f"{si(c.bandwidth_bytes_per_s, 'B/s')} memory, {c.compute_units} units, "
             f"{seconds(c.kernel_overhead_s)} a kernel ({label}; `roofline hardware show`)",
         ]

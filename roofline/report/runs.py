@@ -50,6 +50,7 @@ def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
                 "reason": p.reason or None,
                 "beats_bound": p.beats_bound,
                 "source": r.source,
+                "file": r.path,
             }
         )
     return rows
@@ -62,7 +63,11 @@ def _show(value: float | None, metric: str) -> str:
     return f"{value / scale:,.3g} {unit}"
 
 
-def runs_table(predictions: list[Prediction], median: float | None) -> list[RenderableType]:
+def runs_table(
+    predictions: list[Prediction], median: float | None, given: int = 0
+) -> list[RenderableType]:
+    """The runs, the error summary, and the errors by source; `given`: the last `given`
+    predictions are the user's own files (`validate --runs PATH`), summed up apart."""
     table = new_table(
         "Published measured runs: predicted (expected time) vs measured; the roofline bound "
         "for reference",
@@ -110,7 +115,14 @@ def runs_table(predictions: list[Prediction], median: float | None) -> list[Rend
     wide = s["within_bound"]["beyond_35_percent"]
     if wide:
         summary += f" ({', '.join(wide)})"
-    return [table, summary + ". Sources in workloads/runs/*.yaml", sources_table(predictions)]
+    where = "workloads/runs/*.yaml" + (" and the files given" if given else "")
+    if given == len(predictions):
+        where = "the files given"
+    out: list[RenderableType] = [table, f"{summary}. Sources in {where}"]
+    if given:
+        mine = error_summary(predictions[-given:])["all"]
+        out.append(f"Your {given} run{'s' if given > 1 else ''} (the files given): " + errors(mine))
+    return [*out, sources_table(predictions)]
 
 
 def sources_table(predictions: list[Prediction]) -> RenderableType:
