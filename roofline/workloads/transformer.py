@@ -384,9 +384,14 @@ class _Stack:
         q_len x kv_len matrix. With a causal mask the blocks above the diagonal are skipped:
         (kv_len + 1) / (2 kv_len) of the work. Backward keeps Q, K, V and the softmax
         statistics (one fp32 value a query and head) and recomputes the scores; the output
-        is kept by the projection after it. Dropout masks are regenerated, not kept."""
+        is kept by the projection after it. Dropout masks are regenerated, not kept.
+        As two chained GEMMs a head group at a time: the query heads that share a key/value
+        head (grouped-query attention) are rows of one tile with the group's queries, as
+        FlashAttention-3 (pack_gqa), FlashInfer and vLLM's paged-attention kernels run them,
+        so a decode step's one query a head does not pad a tile alone."""
         a, b = self.a, self.b
         t = b * q_len
+        group = a.heads // a.kv_heads
         share = (kv_len + 1) / (2 * kv_len) if causal else 1.0
         scores = b * a.heads * q_len * kv_len
         kv = 2 * b * kv_len * a.kv_dim
@@ -399,7 +404,7 @@ class _Stack:
             count=count,
             saved=t * a.q_dim + kv,  # Q, K, V
             masks=4 * b * a.heads * q_len,  # the fp32 log-sum-exp of each query and head
-            gemm=(b * a.heads, q_len, a.head_dim, share * 2 * kv_len),  # two chained GEMMs
+            gemm=(b * a.kv_heads, group * q_len, a.head_dim, share * 2 * kv_len),
             transcendentals=share * costs.SOFTMAX_TRANSCENDENTALS * scores,
             cached=cached * kv,
         )
