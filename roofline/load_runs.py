@@ -283,6 +283,11 @@ def prepare(r: LoadRun, seed: int = 0) -> Prepared | str:
 
     if r.prompt is None or r.output is None:
         return "the file gives no mean prompt or output length"
+    if r.tensor * r.pipeline * r.replicas != r.devices:
+        return (
+            f"the file's layout (tensor {r.tensor} x pipeline {r.pipeline} x {r.replicas} "
+            f"replicas) does not cover its {r.devices} devices"
+        )
     try:
         w, device = get_workload(r.model), get_device(r.device)
         run = RunConfig(phase="decode", dtype=r.dtype,
