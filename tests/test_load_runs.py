@@ -69,7 +69,7 @@ def test_replicas_share_the_rate():
     one replica's at that half rate."""
     base = replace(_low_rate_run(), rate=2.0, requests=200)
     one = predict_load(replace(base, rate=1.0))
-    two = predict_load(replace(base, replicas=2))
+    two = predict_load(replace(base, replicas=2, devices=2))
     assert two.predicted["requests_per_s"] == pytest.approx(2 * one.predicted["requests_per_s"])
     assert two.predicted["tpot_mean_s"] == pytest.approx(one.predicted["tpot_mean_s"])
 
