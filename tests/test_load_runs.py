@@ -83,3 +83,53 @@ def test_validate_load_json_keeps_every_run():
     not_predicted = [row for row in data["runs"] if row["reason"]]
     assert all(row["predicted"] is None for row in not_predicted)
     assert data["by_figure"]["tpot_mean_s"]["runs"] >= 20
+
+
+def test_a_layout_that_does_not_cover_the_devices_is_not_predicted():
+    base = _low_rate_run()
+    p = predict_load(replace(base, devices=8))  # one replica of tp 1 said to use 8 devices
+    assert p.predicted == {} and "does not cover its 8 devices" in p.reason
+
+
+def test_lengths_are_drawn_with_the_datasets_spread():
+    """datasets.yaml: ShareGPT outputs have a cv of 1.3, cut at 2,044 tokens; the prompts'
+    spread is not published, so they stay at their mean. A lognormal of mean 200 and cv
+    1.3 has sigma^2 = ln(1 + 1.3^2) = 0.990 and a median of 200 / sqrt(1 + 1.69) = 121.9."""
+    from roofline.load_runs import _draw, datasets
+
+    shapes = datasets()["sharegpt"]
+    assert shapes["output_tokens"].cv == pytest.approx(1.3)
+    assert shapes["output_tokens"].most == 2044 and shapes["prompt_tokens"].cv is None
+    x = _draw(200, shapes["output_tokens"], 200_000, seed=1)
+    assert x.max() <= 2044 and x.min() >= 1
+    assert np.median(x) == pytest.approx(200 / np.sqrt(1 + 1.3**2), rel=0.02)
+    assert (_draw(202.4, shapes["prompt_tokens"], 5, seed=1) == 202).all()
+
+
+def test_the_calibration_split_keeps_each_deployment_on_one_side():
+    from roofline.load_runs import deployment, engine_of, split
+
+    runs = list_load_runs()
+    halves = split(runs)
+    assert set(halves) == {"vllm", "vllm-v0", "sglang", "trtllm"}
+    for stack, (fit, held) in halves.items():
+        assert {engine_of(r) for r in fit + held} == {stack}
+        assert not {deployment(r) for r in fit} & {deployment(r) for r in held}
+    assert sum(len(f) + len(h) for f, h in halves.values()) == len(runs)
+
+
+def test_a_share_is_fitted_on_the_figures_that_measure_the_step():
+    """step_figures: TPOT and ITL (mean, median) of every run, and the throughput of a run
+    held at saturation; _loss sums |log(predicted / measured)| over them, a run not
+    predicted counting 10."""
+    from roofline.load_runs import LoadPrediction, _loss, step_figures
+
+    base = _low_rate_run()  # IOG's result file: TPOT and ITL mean and median, TTFT, p99s
+    assert step_figures(base) == ("tpot_mean_s", "tpot_p50_s", "itl_mean_s", "itl_p50_s")
+    offline = replace(base, kind="offline", measured={"tpot_mean_s": 0.02,
+                      "output_tokens_per_s": 1000.0, "ttft_mean_s": 1.0})  # fmt: skip
+    assert step_figures(offline) == ("tpot_mean_s", "output_tokens_per_s")
+    p = LoadPrediction(offline, {"tpot_mean_s": 0.04, "output_tokens_per_s": 500.0,
+                                 "ttft_mean_s": 9.0})  # fmt: skip
+    assert _loss([p]) == pytest.approx(2 * np.log(2))  # the TTFT is not counted
+    assert _loss([LoadPrediction(offline, {}, "no")]) == 10.0
