@@ -26,8 +26,10 @@ OK, NO_ROOM = 0, 1
 
 
 @njit(cache=True)
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+def _need(tokens: int, bt: int, shared: int) -> int:
+    """Blocks a request holds for `tokens` tokens: its own, past the `shared` prefix blocks
+    that every request reads from the cache (prefix caching)."""
+    return max(0, -(-tokens // bt) - shared)
 
 
 @njit(cache=True)
@@ -46,7 +48,8 @@ def _push_back(queue: np.ndarray, st: np.ndarray, r: int) -> None:
 
 @njit(cache=True)
 def _admit(
-    budget: int, whole: bool, reserve: bool, max_seqs: int, bt: int, queue: np.ndarray,
+    budget: int, whole: bool, reserve: bool, max_seqs: int, bt: int, shared: int,
+    queue: np.ndarray,
     st: np.ndarray, running: np.ndarray, sched_r: np.ndarray, sched_n: np.ndarray,
     computed: np.ndarray, target: np.ndarray, held: np.ndarray, output: np.ndarray,
     made: np.ndarray,
@@ -60,9 +63,9 @@ def _admit(
         need = target[r] - computed[r]
         n_tok = need if whole else min(need, budget)
         if reserve:
-            want = _ceil_div(target[r] + output[r] - made[r], bt)
+            want = _need(target[r] + output[r] - made[r], bt, shared)
         else:
-            want = _ceil_div(computed[r] + n_tok, bt)
+            want = _need(computed[r] + n_tok, bt, shared)
         if n_tok > budget or want > st[FREE]:
             break
         st[HEAD] = (st[HEAD] + 1) % len(queue)
@@ -104,6 +107,7 @@ def run_engine(
     opened: int,  # requests whose arrival is known (the rest are a closed loop's)
     blocks: int,
     bt: int,
+    shared: int,  # KV blocks of a prefix every prompt shares, cached once (prefix caching)
     max_seqs: int,
     max_tokens: int,
     static: bool,
@@ -124,7 +128,7 @@ def run_engine(
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     preempted = np.zeros(n, dtype=np.int64)
-    computed = np.zeros(n, dtype=np.int64)
+    computed = np.full(n, shared * bt, dtype=np.int64)  # the shared prefix: cached
     target = prompt.astype(np.int64).copy()
     made = np.zeros(n, dtype=np.int64)
     held = np.zeros(n, dtype=np.int64)
@@ -169,14 +173,14 @@ def run_engine(
                     need = 0
                     for i in range(b):
                         r = running[i]
-                        need += _ceil_div(computed[r] + k, bt) - held[r]
+                        need += _need(computed[r] + k, bt, shared) - held[r]
                     if need > st[FREE]:  # the most steps the free blocks allow
                         while hi - lo > 1:
                             mid = (lo + hi) // 2
                             need = 0
                             for i in range(b):
                                 r = running[i]
-                                need += _ceil_div(computed[r] + mid, bt) - held[r]
+                                need += _need(computed[r] + mid, bt, shared) - held[r]
                             if need <= st[FREE]:
                                 lo = mid
                             else:
@@ -202,7 +206,7 @@ def run_engine(
                 r = running[i]
                 computed[r] += k
                 made[r] += k
-                want = _ceil_div(computed[r], bt) - held[r]
+                want = _need(computed[r], bt, shared) - held[r]
                 if want > 0:  # (a reserving engine holds them already)
                     held[r] += want
                     st[FREE] -= want
@@ -229,7 +233,7 @@ def run_engine(
         if static and st[RUNNING] == 0:  # a new batch: all its prompts at once
             while st[QUEUED] > 0 and st[RUNNING] < max_seqs:
                 r = queue[st[HEAD]]
-                want = _ceil_div(prompt[r] + output[r], bt)
+                want = _need(prompt[r] + output[r], bt, shared)
                 if want > st[FREE]:
                     break
                 st[HEAD] = (st[HEAD] + 1) % len(queue)
@@ -245,7 +249,7 @@ def run_engine(
                 if computed[r] >= target[r] or budget <= 0:
                     continue
                 n_tok = min(target[r] - computed[r], budget)
-                want = _ceil_div(computed[r] + n_tok, bt) - held[r]
+                want = _need(computed[r] + n_tok, bt, shared) - held[r]
                 if want > st[FREE]:
                     break
                 if want > 0:
@@ -256,22 +260,23 @@ def run_engine(
                 st[SCHEDULED] += 1
                 budget -= n_tok
             if st[QUEUED] > 0:
-                budget = _admit(budget, not chunked, reserve, max_seqs, bt, queue, st, running,
-                                sched_r, sched_n, computed, target, held, output, made)  # fmt: skip
+                budget = _admit(budget, not chunked, reserve, max_seqs, bt, shared, queue, st,
+                                running, sched_r, sched_n, computed, target, held, output,
+                                made)  # fmt: skip
             if st[SCHEDULED] > 0:
                 budget = 0  # no decodes beside them
         i = 0
         while i < st[RUNNING] and budget > 0:
             r = running[i]
             n_tok = min(target[r] - computed[r], budget) if computed[r] < target[r] else 1
-            want = _ceil_div(computed[r] + n_tok, bt) - held[r]
+            want = _need(computed[r] + n_tok, bt, shared) - held[r]
             victim = -1
             while want > st[FREE] and victim != r and not static:  # preempt the last admitted
                 st[RUNNING] -= 1
                 victim = running[st[RUNNING]]
                 st[FREE] += held[victim]
                 held[victim] = 0
-                computed[victim] = 0
+                computed[victim] = shared * bt  # the shared prefix stays cached
                 target[victim] = prompt[victim] + made[victim]
                 preempted[victim] += 1
                 _push_front(queue, st, victim)
@@ -286,8 +291,9 @@ def run_engine(
             budget -= n_tok
             i += 1
         if mixed and not static:  # then prompts (chunked: or their first chunk)
-            budget = _admit(budget, not chunked, reserve, max_seqs, bt, queue, st, running,
-                            sched_r, sched_n, computed, target, held, output, made)  # fmt: skip
+            budget = _admit(budget, not chunked, reserve, max_seqs, bt, shared, queue, st,
+                            running, sched_r, sched_n, computed, target, held, output,
+                            made)  # fmt: skip
         if st[SCHEDULED] == 0:  # nothing fits: wait for the next arrival
             if nxt >= n:
                 return NO_ROOM, first, finish, preempted, log[: meta[0]], steps

@@ -48,6 +48,7 @@ Results per request (arrival, first token, finish, tokens, preemptions) and per 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -205,6 +206,7 @@ def simulate(
     cost: IterationCost | None = None,
     blocks: int | None = None,
     concurrency: int | None = None,
+    prefix_tokens: int = 0,
 ) -> SimulationResult:
     """Run the request stream through one replica (see the module docstring); `blocks`:
     the KV blocks it holds [default: what the memory leaves, kv_blocks]. `concurrency`: a
@@ -222,6 +224,9 @@ def simulate(
             "max_batched_tokens", engine.max_batched_tokens, f"{engine.name} prefills a prompt "
             f"whole, in one iteration: a prompt of {most:,} tokens needs a budget as large"
         )  # fmt: skip
+    if not (isinstance(prefix_tokens, int) and prefix_tokens >= 0):
+        raise FieldError("prefix_tokens", prefix_tokens, "a whole number of tokens >= 0")
+    shared = min(prefix_tokens, int(requests.prompt.min()) - 1) // bt  # whole blocks only
     need_most = int(np.max(-(-(requests.prompt + requests.output) // bt)))
     if blocks < need_most:
         raise FieldError(
@@ -238,7 +243,7 @@ def simulate(
         arrival[: min(concurrency, n)] = 0.0
     opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
     status, first, finish, preempted, log, steps = run_engine(
-        arrival, prompt, output, opened, blocks, bt, engine.max_num_seqs,
+        arrival, prompt, output, opened, blocks - shared, bt, shared, engine.max_num_seqs,
         engine.max_batched_tokens, engine.static, engine.mixed, engine.chunked,
         engine.reserve_output, engine.host_overhead_s,
         cost.tokens, cost.linear_s, cost.cached, cost.decode_s, cost.prompt, cost.attention_s,
@@ -246,11 +251,13 @@ def simulate(
     )  # fmt: skip
     if status == NO_ROOM:
         raise FieldError("requests", None, "the KV cache cannot hold any request")
+    log[:, 4] += shared  # blocks in use: the shared prefix's too
     result = SimulationResult(
         engine, blocks, arrival, first, finish, requests.prompt, requests.output, preempted,
         log,
     )  # fmt: skip
-    result.stats = summary(result) | {"iterations": float(steps)}
+    result.stats = summary(result) | {"iterations": float(steps),
+                                      "prefix_cached_tokens": float(shared * bt)}  # fmt: skip
     return result
 
 
@@ -299,3 +306,41 @@ def summary(r: SimulationResult) -> dict[str, float | None]:
     stats["iterations"] = float(len(r.iterations))
     stats["kv_blocks"] = float(r.blocks)
     return stats
+
+
+def stage_stats(r: SimulationResult, edges: np.ndarray) -> list[dict[str, float | None]]:
+    """The latencies of the requests that arrived in each stage (edges: the stages' start
+    times and the end), with the rate offered and the requests finished within the stage."""
+    out = []
+    for start, end in itertools.pairwise(edges):
+        inside = (r.arrival_s >= start) & (r.arrival_s < end)
+        ttft = (r.first_token_s - r.arrival_s)[inside]
+        e2e = (r.finish_s - r.arrival_s)[inside]
+        several = inside & (r.output > 1)
+        tpot = ((r.finish_s - r.first_token_s) / np.maximum(r.output - 1, 1))[several]
+        row: dict[str, float | None] = {
+            "start_s": float(start),
+            "end_s": float(end),
+            "requests": float(inside.sum()),
+            "offered_requests_per_s": float(inside.sum()) / float(end - start),
+            "finished_in_stage": float(np.sum(inside & (r.finish_s < end))),
+        }
+        row |= _quantiles(ttft, "ttft") | _quantiles(tpot, "tpot") | _quantiles(e2e, "e2e")
+        out.append(row)
+    return out
+
+
+def goodput(r: SimulationResult, ttft_s: float | None, tpot_s: float | None) -> dict[str, float]:
+    """Requests a second that met both targets (a request's TTFT, and its TPOT when it made
+    more than one token), over the run's span; and the share of requests that met them."""
+    ok = np.isfinite(r.finish_s)
+    if ttft_s is not None:
+        ok &= (r.first_token_s - r.arrival_s) <= ttft_s
+    if tpot_s is not None:
+        tpot = (r.finish_s - r.first_token_s) / np.maximum(r.output - 1, 1)
+        ok &= (r.output <= 1) | (tpot <= tpot_s)
+    span = float(np.nanmax(r.finish_s) - r.arrival_s[0])
+    return {
+        "goodput_requests_per_s": float(ok.sum()) / span if span > 0 else 0.0,
+        "slo_attainment": float(ok.mean()),
+    }

@@ -167,6 +167,34 @@ def arrivals(
     return times
 
 
+def staged_arrivals(
+    stages: list[tuple[float, float]], *, kind: str = "poisson", cv: float = 1.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival times of a load in stages, each (rate a second, seconds) after the one
+    before: within a stage the gaps are `kind`'s (arrivals) at its rate, the first a gap
+    after the stage starts. Returns (times, the stages' start times and the end)."""
+    if not stages or len(stages) > 1000:
+        raise FieldError("stages", len(stages), "1 to 1,000 stages of rate:seconds")
+    times, edges, start = [], [0.0], 0.0
+    for i, (rate, seconds) in enumerate(stages):
+        if not (0 < seconds <= 1e7):
+            raise FieldError("stages", seconds, "a stage lasts above 0, at most 1e7 s")
+        n = max(16, int(rate * seconds * 1.2) + 16)
+        while True:
+            gaps = np.diff(arrivals(n + 1, rate, kind=kind, cv=cv, seed=seed + i), prepend=0.0)
+            t = start + np.cumsum(gaps[1:])
+            if t[-1] >= start + seconds or n > 10**7:
+                break
+            n *= 2
+        times.append(t[t < start + seconds])
+        start += seconds
+        edges.append(start)
+    out = np.concatenate(times)
+    if len(out) > 10**7:
+        raise FieldError("stages", len(out), "at most 10,000,000 requests in all")
+    return out, np.array(edges)
+
+
 def lengths(n: int, mean: int, *, kind: str = "fixed", spread: float = 0.0, seed: int = 0,
             name: str = "tokens") -> np.ndarray:  # fmt: skip
     """n token counts of mean `mean`: fixed; uniform over mean +- spread x mean; normal or

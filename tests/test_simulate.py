@@ -334,3 +334,79 @@ def test_the_cost_at_another_share_is_the_step_model_at_that_share():
         IterationCost(W, replace(tp, sustained=0.9), H100, 2048),
     )
     assert np.allclose(cost.at(0.9).linear_s, again.linear_s, rtol=1e-12, atol=0)
+
+
+def test_a_shared_prefix_is_cached_once_and_not_prefilled_again():
+    """Prefix caching: prompts of 1,024 tokens whose first 520 are a shared system prompt.
+    Whole blocks only are shared: 520 // 16 = 32 blocks (512 tokens). A request alone
+    prefills its other 512 tokens, whose queries attend to all 1,024 keys: linear(512) +
+    A(1024) - A(512). Two requests at once hold the 32 shared blocks once, each its own
+    ceil((1024 + 4) / 16) - 32 = 33 blocks at the end: 98 in all."""
+    cost = IterationCost(W, RUN, H100, 2048)
+    one = simulate(W, RUN, H100, _one(1024, 4), VLLM, cost, prefix_tokens=520)
+    ttft = cost.linear(512) + cost.prompt_attention(1024) - cost.prompt_attention(512)
+    assert one.first_token_s[0] == pytest.approx(ttft, rel=1e-12)
+    assert one.stats["prefix_cached_tokens"] == 512
+    two = Requests(np.zeros(2), np.full(2, 1024), np.full(2, 4))
+    r = simulate(W, RUN, H100, two, VLLM, cost, prefix_tokens=520)
+    assert r.iterations[:, 4].max() == 32 + 2 * 33
+    assert r.first_token_s[0] == pytest.approx(
+        cost.linear(1024) + 2 * (cost.prompt_attention(1024) - cost.prompt_attention(512)),
+        rel=1e-12,
+    )
+    # without the prefix: the whole prompts, 2 x 65 blocks
+    r = simulate(W, RUN, H100, two, VLLM, cost)
+    assert r.iterations[:, 4].max() == 2 * 65
+
+
+def test_a_load_in_stages_by_hand():
+    """Fixed gaps: 2 a second for 3 s, then 4 a second for 1 s: arrivals a gap after each
+    stage starts, before it ends: 0.5, 1, 1.5, 2, 2.5 then 3.25, 3.5, 3.75."""
+    from roofline.simulate import stage_stats
+    from roofline.traffic import staged_arrivals
+
+    times, edges = staged_arrivals([(2.0, 3.0), (4.0, 1.0)], kind="fixed")
+    assert times.tolist() == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.25, 3.5, 3.75])
+    assert edges.tolist() == [0.0, 3.0, 4.0]
+    n = len(times)
+    r = simulate(W, RUN, H100, Requests(times, np.full(n, 64), np.full(n, 2)), VLLM)
+    first, second = stage_stats(r, edges)
+    assert (first["requests"], second["requests"]) == (5, 3)
+    assert first["offered_requests_per_s"] == pytest.approx(5 / 3)
+    assert second["offered_requests_per_s"] == pytest.approx(3.0)
+    # each request alone (64 tokens take a few ms): its TTFT is its prefill
+    cost = IterationCost(W, RUN, H100, 2048)
+    assert first["ttft_p50_s"] == pytest.approx(cost.linear(64) + cost.prompt_attention(64))
+
+
+def test_goodput_counts_the_requests_within_both_targets():
+    from roofline.simulate import goodput
+
+    cost = IterationCost(W, RUN, H100, 2048)
+    n = 10
+    r = simulate(W, RUN, H100, Requests(np.arange(n) * 10.0, np.full(n, 64), np.full(n, 8)),
+                 VLLM, cost)  # fmt: skip
+    prefill = cost.linear(64) + cost.prompt_attention(64)  # every TTFT: alone
+    span = r.finish_s[-1]  # from the first arrival at 0
+    met = goodput(r, prefill * 1.001, None)
+    assert met == {"goodput_requests_per_s": pytest.approx(n / span), "slo_attainment": 1.0}
+    assert goodput(r, prefill * 0.999, None)["slo_attainment"] == 0.0
+    assert goodput(r, None, 1e-6)["goodput_requests_per_s"] == 0.0  # no TPOT of a microsecond
+
+
+def test_simulate_stages_goodput_and_prefix_on_the_command_line():
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--stages", "2:10,4:10",
+            "--prompt-tokens", "256", "--output-tokens", "16", "--ttft", "1", "--tpot", "0.05",
+            "--prefix-tokens", "128", "-f", "json"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [s["start_s"] for s in data["stages"]] == [0.0, 10.0]
+    assert data["goodput"]["slo_attainment"] == 1.0
+    assert data["stats"]["prefix_cached_tokens"] == 128
+    for extra, message in (
+        (["--rate", "5"], "--stages 2:10,4:10: a load of its own"),
+        (["--stages", "2:10,x"], "'x': RATE:SECONDS"),
+    ):
+        res = CliRunner().invoke(app, [*args, *extra])
+        assert res.exit_code == 2 and message in res.stderr, res.stderr

@@ -55,6 +55,10 @@ FLAGS = (
         "max_num_seqs": "--max-num-seqs",
         "max_batched_tokens": "--max-batched-tokens",
         "memory_fraction": "--memory-fraction",
+        "stages": "--stages",
+        "prefix_tokens": "--prefix-tokens",
+        "tpot_percentile": "--tpot-percentile",
+        "concurrency": "--concurrency",
     }
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,6 +56,29 @@ def simulate(
         float | None, typer.Option(help="Share of each device's memory the engine takes.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the arrivals and lengths.")] = 0,
+    stages: Annotated[
+        str | None,
+        typer.Option(
+            help="A load in stages instead of --rate: RATE:SECONDS,RATE:SECONDS,... (e.g. "
+            "5:60,20:120,5:60), --arrival's gaps within each; a summary a stage "
+            "(--requests does not apply)."
+        ),
+    ] = None,
+    prefix_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Tokens of a prefix every prompt shares (a system prompt), kept in the KV "
+            "cache once and not prefilled again (prefix caching; whole blocks)."
+        ),
+    ] = 0,
+    ttft: Annotated[
+        float | None,
+        typer.Option(help="A TTFT target, s: goodput counts the requests that meet it."),
+    ] = None,
+    tpot: Annotated[
+        float | None,
+        typer.Option(help="A TPOT target, s: goodput counts the requests that meet it."),
+    ] = None,
     chart: Annotated[
         Path | None,
         output_option(
@@ -86,11 +109,24 @@ def simulate(
         from ..trace import read_trace
 
         stream = read_trace(trace)
-    else:
-        if rate is None:
-            raise FieldError("rate", None, "give --rate (requests a second) or --trace FILE")
+    edges = None
+    if stages is not None and (rate is not None or trace is not None):
+        raise FieldError("stages", stages, "a load of its own: give --stages, --rate or --trace")
+    for name, target in (("ttft", ttft), ("tpot", tpot)):
+        if target is not None and not (1e-6 <= target <= 1e9):
+            raise FieldError(name, target, "a target in seconds, from 1e-06 to 1e+09")
+    if trace is None:
+        if stages is not None:
+            times, edges = traffic.staged_arrivals(_stages(stages), kind=arrival, cv=cv, seed=seed)
+            requests = len(times)
+            if requests == 0:
+                raise FieldError("stages", stages, "no request arrives in these stages")
+        elif rate is None:
+            raise FieldError("rate", None, "give --rate (requests a second), --stages or --trace")
+        else:
+            times = traffic.arrivals(requests, rate, kind=arrival, cv=cv, seed=seed)
         stream = traffic.Requests(
-            traffic.arrivals(requests, rate, kind=arrival, cv=cv, seed=seed),
+            times,
             traffic.lengths(requests, prompt_tokens, kind=prompt_dist, spread=spread, seed=seed + 1,
                         name="prompt"),
             traffic.lengths(requests, output_tokens, kind=output_dist, spread=spread, seed=seed + 2,
@@ -101,7 +137,14 @@ def simulate(
         memory_fraction=memory_fraction, max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
     )  # fmt: skip
-    result = sim.simulate(w, run, device, stream, eng)
+    result = sim.simulate(w, run, device, stream, eng, prefix_tokens=prefix_tokens)
+    extra: dict[str, Any] = {}
+    if edges is not None:
+        extra["stages"] = sim.stage_stats(result, edges)
+    if ttft is not None or tpot is not None:
+        extra["goodput"] = {"ttft_target_s": ttft, "tpot_target_s": tpot} | sim.goodput(
+            result, ttft, tpot
+        )
     title = f"{w.name} on {device.name}, {run.precision}: {len(stream.arrival_s):,} requests"
     if chart is not None:
         from .io import matplotlib_home, save_figure
@@ -117,7 +160,27 @@ def simulate(
     show(
         fmt,
         output,
-        data=lambda: rs.simulation_dict(result, w.key, device.key),
+        data=lambda: rs.simulation_dict(result, w.key, device.key) | extra,
         rows=lambda: rs.record_rows(result),
-        table=lambda: rs.simulation_table(result, title),
+        table=lambda: rs.simulation_table(result, title, extra),
     )
+
+
+def _stages(text: str) -> list[tuple[float, float]]:
+    """RATE:SECONDS,... as (rate, seconds) pairs."""
+    from ..errors import FieldError
+
+    out = []
+    for part in text.split(","):
+        rate_text, sep, seconds_text = part.strip().partition(":")
+        try:
+            rate, seconds = float(rate_text), float(seconds_text)
+        except ValueError:
+            rate = seconds = float("nan")
+        if not sep or not (1e-6 <= rate <= 1e6) or not (0 < seconds <= 1e7):
+            raise FieldError(
+                "stages", text, f"{part.strip()!r}: RATE:SECONDS, a rate from 1e-06 to 1e6 "
+                "requests a second and a duration above 0 to 1e7 s"
+            )  # fmt: skip
+        out.append((rate, seconds))
+    return out

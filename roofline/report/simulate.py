@@ -72,7 +72,9 @@ def simulation_dict(r: SimulationResult, model: str, device: str) -> dict[str, A
     }
 
 
-def simulation_table(r: SimulationResult, title: str) -> list[RenderableType]:
+def simulation_table(
+    r: SimulationResult, title: str, extra: dict[str, Any] | None = None
+) -> list[RenderableType]:
     s = r.stats
     table = new_table(title, ("latency", "mean", "p50", "p90", "p99"), left=("latency",))
     for name, key in (("time to first token", "ttft"), ("time per output token", "tpot"),
@@ -96,6 +98,35 @@ def simulation_table(r: SimulationResult, title: str) -> list[RenderableType]:
             f"{s['served_while_arriving_per_s']:.3g} a second were served while they came: the "
             "queue grows as long as the rate lasts (latencies depend on the run's length)"
         )
+    if s.get("prefix_cached_tokens"):
+        lines.append(f"prefix cache  {s['prefix_cached_tokens']:,.0f} tokens of every prompt "
+                     "cached once, not prefilled")  # fmt: skip
+    extra = extra or {}
+    good = extra.get("goodput")
+    if good:
+        held = ", ".join(
+            f"{name} <= {seconds(good[key])}" for name, key in
+            (("TTFT", "ttft_target_s"), ("TPOT", "tpot_target_s")) if good[key] is not None
+        )  # fmt: skip
+        lines.append(f"goodput       {good['goodput_requests_per_s']:.3g} requests/s met {held} "
+                     f"({good['slo_attainment']:.1%} of the requests)")  # fmt: skip
     from rich.text import Text
 
-    return [table, Text("\n".join(lines))]
+    out: list[RenderableType] = [table, Text("\n".join(lines))]
+    if extra.get("stages"):
+        st = new_table(
+            "By stage (the requests that arrived in it)",
+            ("stage", "from", "to", "requests/s", "TTFT p50", "TTFT p99", "TPOT p50",
+             "TPOT p99", "E2E p99"),
+            left=("stage",),
+        )  # fmt: skip
+        for i, row in enumerate(extra["stages"], 1):
+            figures = [row.get(k) for k in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
+                                            "tpot_p99_s", "e2e_p99_s")]  # fmt: skip
+            st.add_row(
+                str(i), f"{row['start_s']:g} s", f"{row['end_s']:g} s",
+                f"{row['offered_requests_per_s']:.3g}",
+                *("-" if v is None else seconds(v) for v in figures),
+            )  # fmt: skip
+        out.append(st)
+    return out
