@@ -87,6 +87,17 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Power:
+    """A device file's `power:` block: the board power at idle and at its most (a measured
+    maximum, or the TDP), W, with their source; either may be left out (energy.py fills it
+    from hardware/defaults/power.yaml and the TDP)."""
+
+    idle_w: float | None
+    max_w: float | None
+    source: str
+
+
+@dataclass(frozen=True)
 class Device:
     """One accelerator or processor, in SI units. Peaks are dense (no 2:4 sparsity)."""
 
@@ -113,6 +124,7 @@ class Device:
     is_measured: bool = False  # written by `roofline measure` (no datasheet behind it)
     price: Price | None = None  # per device-hour, with its source and date
     machine: Machine | None = None  # the machine measured (`roofline measure` files only)
+    power: Power | None = None  # idle and maximum board power, where sourced
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -208,6 +220,7 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         link_type = link.text("type")
         link.done()
     tdp = top.quantity("tdp", "power", nullable=True)
+    power = _power(top.mapping("power", required=False))
     units = top.integer("compute_units", required=False)
     is_measured = top.flag("measured", default=False)
     machine = _machine(top.mapping("machine", required=False))
@@ -244,7 +257,24 @@ def parse_device(data: dict[str, Any], source: str, key: str) -> Device:
         is_measured=is_measured,
         price=price,
         machine=machine,
+        power=power,
     )
+
+
+def _power(f: Fields | None) -> Power | None:
+    """`power: {idle: W, max: W, source}`: idle below max, a source for what is given."""
+    if f is None:
+        return None
+    idle = f.quantity("idle", "power", required=False)
+    most = f.quantity("max", "power", required=False)
+    text = f.text("source")
+    f.done()
+    if idle is not None and most is not None and idle >= most:
+        f.fail("idle", f"{idle:g} W must be below max ({most:g} W)")
+        return None
+    if text is None:
+        return None
+    return Power(idle, most, text)
 
 
 def _machine(f: Fields | None) -> Machine | None:

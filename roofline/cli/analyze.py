@@ -12,7 +12,7 @@ from .app import app
 from .io import Format, FormatOpt, OutputOpt, show_of
 from .options import NUMPY, scenario_command
 from .spec import Spec
-from .values import devices
+from .values import GridOpt, NodePowerOpt, PueOpt, devices
 
 DeviceOpt = Annotated[
     str | None, typer.Option("--hw", help="Device name or alias, or a device YAML [or --run's].")
@@ -21,16 +21,33 @@ DeviceOpt = Annotated[
 
 @scenario_command(app, "run")
 def run(
-    spec: Spec, hw: DeviceOpt = None, fmt: FormatOpt = Format.table, output: OutputOpt = None
+    spec: Spec,
+    hw: DeviceOpt = None,
+    pue: PueOpt = None,
+    node_power: NodePowerOpt = None,
+    grid_intensity: GridOpt = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
 ) -> None:
     """Per-layer roofline of MODEL on device HW, with a summary: the bound, the expected
     time on the real device and the losses between them (with --dp/--tp/--pp: one device's
-    share of each layer)."""
+    share of each layer), and the step's energy, power and carbon on the layout's devices."""
     from ..analysis import analyze
+    from ..energy import result_energy, site
+    from ..report import energy as re_
     from ..report import run as rr
 
     result = analyze(spec.need_model(), spec.need_hw(), spec.run)
-    show_of(fmt, output, result, rr.result_dict, rr.layer_rows, rr.result_table)
+    e = result_energy(result, site(pue, node_power, grid_intensity))
+    tokens = re_.step_tokens(result)
+    show_of(
+        fmt,
+        output,
+        result,
+        lambda r: rr.result_dict(r) | {"energy": re_.step_dict(e, tokens)},
+        rr.layer_rows,
+        lambda r: [*rr.result_table(r), "\n".join(re_.energy_lines(e, tokens, "token"))],
+    )
 
 
 @scenario_command(app, "memory", defaults={"phase": "training"})

@@ -65,6 +65,14 @@ def validate(
         bool,
         typer.Option("--only", help="With --runs PATH...: score only the files given."),
     ] = False,
+    energy: Annotated[
+        bool,
+        typer.Option(
+            "--energy",
+            help="Training GPU-hours, energy and tCO2eq, and serving J per output token, "
+            "against published figures (workloads/energy_runs/).",
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -73,6 +81,25 @@ def validate(
     time against published measured training and serving runs (and your own run files
     given as PATH); with --load, the serving simulation against published measurements
     under load."""
+    if energy:
+        if runs or load or fit or paths:
+            raise FieldError("--energy", True, "give --energy alone")
+        from ..energy_runs import summary, validate_energy
+        from ..report import energy as re_
+
+        energy_checks = validate_energy()
+        medians = summary(energy_checks)
+        show(
+            fmt,
+            output,
+            data=lambda: {
+                "median_abs_error": medians,
+                "runs": re_.validate_rows(energy_checks),
+            },
+            rows=lambda: re_.validate_rows(energy_checks),
+            table=lambda: re_.validate_table(energy_checks, medians),
+        )
+        return
     if fit and not (runs or load):
         raise FieldError("--fit", True, "goes with --runs or --load")
     if paths and not runs:

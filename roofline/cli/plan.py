@@ -14,9 +14,12 @@ from .options import BY_NAME, SERVING, scenario_command
 from .spec import Spec
 from .values import (
     CurrencyOpt,
+    GridOpt,
+    NodePowerOpt,
     OutputTokensOpt,
     PriceOpt,
     PromptTokensOpt,
+    PueOpt,
     currency,
     devices,
     prices,
@@ -175,6 +178,9 @@ def serve(
             "vllm-v0, sglang, trtllm or static (hardware/defaults/engines.yaml).",
         ),
     ] = "vllm",
+    pue: PueOpt = None,
+    node_power: NodePowerOpt = None,
+    grid_intensity: GridOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     prompt: Hidden = None,
@@ -214,21 +220,27 @@ def serve(
                                     ("--engine", engine_name, "vllm")):  # fmt: skip
             if name != default:
                 fail(f"{flag} {name}: goes with the planner; give --rate too")
+        from ..energy import serving_energy, site
+        from ..report import energy as re_
+
+        where = site(pue, node_power, grid_intensity)
         results = [serve_on(w, run_config, d, request) for d in devs]
+        energies = [serving_energy(r, where) for r in results]
         title = (
             f"{w.name}: serving batch {run_config.batch}, {p} tokens in, {o} out, "
             f"{run_config.precision}, {run_config.attention} attention"
         )
+        dicts = [rs.serve_dict(r) | {"model": w.key, "energy": e.as_dict()}
+                 for r, e in zip(results, energies)]  # fmt: skip
         show(
             fmt,
             output,
-            data=lambda: (
-                [rs.serve_dict(r) | {"model": w.key} for r in results]
-                if len(results) > 1
-                else rs.serve_dict(results[0]) | {"model": w.key}
-            ),
-            rows=lambda: rs.serve_rows(results, w.key),
-            table=lambda: rs.serve_table(results, title),
+            data=lambda: dicts if len(dicts) > 1 else dicts[0],
+            rows=lambda: [
+                row | re_.serving_columns(e)
+                for row, e in zip(rs.serve_rows(results, w.key), energies)
+            ],
+            table=lambda: rs.serve_table(results, title) + re_.serving_lines(results, energies),
         )
         return
     for name in ("batch", "pp"):
@@ -236,6 +248,10 @@ def serve(
             flag = BY_NAME[name].flag
             fail(f"{flag} with --rate: the planner chooses the requests in flight and plans "
                  "tensor-parallel replicas; give --tp to fix the layout")  # fmt: skip
+    for flag, given in (("--pue", pue), ("--node-power", node_power),
+                        ("--grid-intensity", grid_intensity)):  # fmt: skip
+        if given is not None:
+            fail(f"{flag} {given}: energy of the planner's plans is not wired yet; drop --rate")
     ways = (run_config.layout.tensor,) if "tp" in spec.explicit else TENSOR_WAYS
     if planner not in ("sim", "formula"):
         fail(f"--planner {planner}: allowed: sim, formula")

@@ -16,6 +16,26 @@ PriceOpt = Annotated[
         "(h100=2.5,a100=1.2) [default: each device file's price, where it has one]."
     ),
 ]
+PueOpt = Annotated[
+    float | None,
+    typer.Option(help="Data-centre PUE, facility / IT energy [default: 1.1, sourced].", min=1),
+]
+NodePowerOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--node-power",
+        help="A node's non-accelerator power (CPUs, memory, network), W per device "
+        "[default: 0, the model cards' GPU-only boundary].",
+    ),
+]
+GridOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grid-intensity",
+        help="Grid carbon intensity, gCO2eq/kWh, or a region: world, us, france, opt-us "
+        "(location-based) [default: world, 475].",
+    ),
+]
 PromptTokensOpt = Annotated[int, typer.Option(help="Prompt tokens a request (the mean).")]
 OutputTokensOpt = Annotated[int, typer.Option(help="Output tokens a request (the mean).")]
 CurrencyOpt = Annotated[
