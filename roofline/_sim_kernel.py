@@ -121,9 +121,13 @@ def run_engine(
     dec_y: np.ndarray,
     att_x: np.ndarray,
     att_y: np.ndarray,
+    lin_b: np.ndarray,  # the roofline bound of the same parts, on the same grids
+    dec_b: np.ndarray,
+    att_b: np.ndarray,
     log_cap: int,
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Returns (status, first token times, finish times, preemptions, the log, steps)."""
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float, float]:
+    """Returns (status, first token times, finish times, preemptions, the log, steps, the
+    iterations' time summed, their bound summed)."""
     n = len(arrival)
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
@@ -142,6 +146,7 @@ def run_engine(
     log = np.zeros((max(2, log_cap), 6))
     meta = np.array([0, 1, 0], dtype=np.int64)
     now, nxt, steps = 0.0, 0, 0
+    busy, bound = 0.0, 0.0
     while nxt < n or st[QUEUED] > 0 or st[RUNNING] > 0:
         while nxt < n and arrival[nxt] <= now:
             _push_back(queue, st, nxt)
@@ -152,6 +157,7 @@ def run_engine(
         coming = arrival[nxt] if nxt < n else np.inf
         b = st[RUNNING]
         total = 0.0
+        total_b = 0.0
         # steady decode steps: every running request decoding, none finishing before the
         # last step, no arrival admitted before it, blocks for all: run them at once
         k = 0
@@ -193,15 +199,20 @@ def run_engine(
                     for i in range(b):
                         ctx0 += computed[running[i]]
                     each = np.interp(float(b), lin_x, lin_y) + host_s
+                    each_b = np.interp(float(b), lin_x, lin_b)
                     total = 0.0
+                    total_b = 0.0
                     limit = coming - now
                     for j in range(1, k + 1):
                         total += each + np.interp(ctx0 + j * b, dec_x, dec_y)
+                        total_b += each_b + np.interp(ctx0 + j * b, dec_x, dec_b)
                         if admitting and total >= limit:
                             k = j
                             break
         if k >= 2:
             now += total
+            busy += total
+            bound += total_b
             for i in range(b):
                 r = running[i]
                 computed[r] += k
@@ -296,22 +307,24 @@ def run_engine(
                             made)  # fmt: skip
         if st[SCHEDULED] == 0:  # nothing fits: wait for the next arrival
             if nxt >= n:
-                return NO_ROOM, first, finish, preempted, log[: meta[0]], steps
+                return NO_ROOM, first, finish, preempted, log[: meta[0]], steps, busy, bound
             now = max(now, arrival[nxt])
             continue
-        tokens, ctx, chunk_s = 0, 0.0, 0.0
+        tokens, ctx, chunk_s, chunk_b = 0, 0.0, 0.0, 0.0
         for j in range(st[SCHEDULED]):
             r, n_tok = sched_r[j], sched_n[j]
             tokens += n_tok
             if computed[r] < target[r]:
-                chunk_s += np.interp(float(computed[r] + n_tok), att_x, att_y) - np.interp(
-                    float(computed[r]), att_x, att_y
-                )
+                c0, c1 = float(computed[r]), float(computed[r] + n_tok)
+                chunk_s += np.interp(c1, att_x, att_y) - np.interp(c0, att_x, att_y)
+                chunk_b += np.interp(c1, att_x, att_b) - np.interp(c0, att_x, att_b)
             else:
                 ctx += computed[r] + 1
         step = np.interp(float(tokens), lin_x, lin_y) + np.interp(ctx, dec_x, dec_y)
         step += chunk_s + host_s
         now += step
+        busy += step
+        bound += np.interp(float(tokens), lin_x, lin_b) + np.interp(ctx, dec_x, dec_b) + chunk_b
         finished = False
         for j in range(st[SCHEDULED]):
             r, n_tok = sched_r[j], sched_n[j]
@@ -343,4 +356,4 @@ def run_engine(
         steps += 1
         row = (now, float(tokens), float(during), float(st[QUEUED]), float(used), step)
         _log(log, meta, row)
-    return OK, first, finish, preempted, log[: meta[0]], steps
+    return OK, first, finish, preempted, log[: meta[0]], steps, busy, bound

@@ -51,11 +51,13 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from ._sim_kernel import NO_ROOM, run_engine
 from .calibration import sustained_share
+from .energy import Energy, Site, iteration_energy
 from .errors import FieldError
 from .hardware import Device
 from .memory import kv_cache_bytes, memory_breakdown
@@ -86,16 +88,16 @@ class IterationCost:
     ) -> None:  # fmt: skip
         decode = replace(run, phase="decode", seq=None, batch=1, context=1)
 
-        def parts(r: RunConfig) -> tuple[float, float]:
+        def parts(r: RunConfig) -> tuple[float, float, float]:
             step = step_time(w, replace(r, sustained=1.0), device)
             if step.expected_s is None:
                 raise FieldError("device", device.key, step.reason or "no expected time")
             named = dict(step.parts)
             kernels = sum(named.get(k, 0.0) for k in KERNELS)
-            return kernels, step.expected_s - kernels
+            return kernels, step.expected_s - kernels, step.total_s or 0.0
 
         def pairs(runs: list[RunConfig]) -> np.ndarray:
-            return np.array([parts(r) for r in runs], dtype=np.float64).reshape(-1, 2)
+            return np.array([parts(r) for r in runs], dtype=np.float64).reshape(-1, 3)
 
         self.tokens = np.array(_grid(max_tokens), dtype=np.float64)
         self._linear = pairs([replace(decode, batch=int(t)) for t in self.tokens])
@@ -108,13 +110,18 @@ class IterationCost:
         at_one = pairs([replace(decode, batch=b) for b in sizes])
         at_ctx = pairs([replace(decode, batch=b, context=max(1, t // b))
                         for t, b in zip(total, sizes, strict=True)])  # fmt: skip
-        self._decode = np.vstack([[0.0, 0.0], at_ctx - at_one])
+        self._decode = np.vstack([[0.0, 0.0, 0.0], at_ctx - at_one])
         seqs = [s for s in _grid(limit) if s >= 32] or [limit]
         prefill = replace(run, phase="prefill", batch=1, context=None, logits="all")
         self.prompt = np.array([0.0, *seqs])
         whole = pairs([replace(prefill, seq=s) for s in seqs])
-        lin = np.column_stack([np.interp(seqs, self.tokens, self._linear[:, j]) for j in (0, 1)])
-        self._attention = np.vstack([[0.0, 0.0], whole - lin])
+        lin = np.column_stack([np.interp(seqs, self.tokens, self._linear[:, j]) for j in (0, 1, 2)])
+        self._attention = np.vstack([[0.0, 0.0, 0.0], whole - lin])
+        # the roofline bound of the same parts (a share does not change it): an iteration's
+        # bound over its expected time is the activity the power model needs (energy.py)
+        self.linear_bound_s = self._linear[:, 2]
+        self.decode_bound_s = np.maximum.accumulate(np.maximum(self._decode[:, 2], 0.0))
+        self.attention_bound_s = np.maximum.accumulate(np.maximum(self._attention[:, 2], 0.0))
         ideal = run.ideal
         self.share = 1.0 if ideal else sustained_share(False, False, run.sustained or share)
         self._apply()
@@ -178,6 +185,8 @@ class SimulationResult:
     # one step), requests running and waiting, KV blocks in use, duration (s)
     iterations: np.ndarray
     stats: dict[str, float | None] = field(default_factory=dict)
+    busy_s: float = 0.0  # the iterations' expected time, summed (the rest of the span: idle)
+    bound_s: float = 0.0  # their roofline bound, summed (energy.py: the activity)
 
 
 def kv_blocks(w: Workload, run: RunConfig, device: Device, engine: Engine) -> int:
@@ -230,8 +239,9 @@ def simulate(
     need_most = int(np.max(-(-(requests.prompt + requests.output) // bt)))
     if blocks < need_most:
         raise FieldError(
-            "requests", None, f"a request of {need_most * bt} tokens needs {need_most} KV "
-            f"blocks; {device.key} holds {blocks} beside the weights"
+            "device", device.key, f"a request of {need_most * bt} tokens needs {need_most} KV "
+            f"blocks; the devices hold {blocks} beside the weights (the engine takes "
+            f"{engine.memory_fraction:.0%} of the memory)"
         )  # fmt: skip
     n = len(requests.arrival_s)
     arrival = requests.arrival_s.astype(np.float64)  # a copy: a closed loop fills it in
@@ -242,11 +252,12 @@ def simulate(
         arrival[:] = np.inf  # set as requests finish
         arrival[: min(concurrency, n)] = 0.0
     opened = min(concurrency, n) if concurrency is not None else n  # arrival times known
-    status, first, finish, preempted, log, steps = run_engine(
+    status, first, finish, preempted, log, steps, busy, bound = run_engine(
         arrival, prompt, output, opened, blocks - shared, bt, shared, engine.max_num_seqs,
         engine.max_batched_tokens, engine.static, engine.mixed, engine.chunked,
         engine.reserve_output, engine.host_overhead_s,
         cost.tokens, cost.linear_s, cost.cached, cost.decode_s, cost.prompt, cost.attention_s,
+        cost.linear_bound_s, cost.decode_bound_s, cost.attention_bound_s,
         LOG_ROWS,
     )  # fmt: skip
     if status == NO_ROOM:
@@ -256,8 +267,10 @@ def simulate(
         engine, blocks, arrival, first, finish, requests.prompt, requests.output, preempted,
         log,
     )  # fmt: skip
+    result.busy_s, result.bound_s = busy, bound
     result.stats = summary(result) | {"iterations": float(steps),
-                                      "prefix_cached_tokens": float(shared * bt)}  # fmt: skip
+                                      "prefix_cached_tokens": float(shared * bt),
+                                      "busy_s": busy}  # fmt: skip
     return result
 
 
@@ -343,4 +356,26 @@ def goodput(r: SimulationResult, ttft_s: float | None, tpot_s: float | None) -> 
     return {
         "goodput_requests_per_s": float(ok.sum()) / span if span > 0 else 0.0,
         "slo_attainment": float(ok.mean()),
+    }
+
+
+def simulation_energy(r: SimulationResult, device: Device, devices: int,
+                      at: Site | None = None) -> Energy:  # fmt: skip
+    """The energy of a replica of `devices` devices over the run (first arrival to last
+    finish): P = idle + (max - idle) x u summed over the iterations is idle x span +
+    (max - idle) x their bound summed (energy.py), gaps without work idle."""
+    span = float(np.nanmax(r.finish_s) - r.arrival_s[0])
+    return iteration_energy(device, max(span, 1e-12), r.bound_s, devices, at)
+
+
+def energy_figures(e: Energy, r: SimulationResult, replicas: int = 1) -> dict[str, Any]:
+    """The energy block of a simulation's answer: the facility's energy, per output token,
+    the deployment's average power (replicas of the simulated one)."""
+    tokens = float(r.output.sum())
+    co2 = None if e.co2_g is None else e.co2_g / tokens
+    power = e.average_power_w
+    return e.as_dict() | {
+        "joules_per_output_token": e.per(tokens),
+        "co2_g_per_output_token": co2,
+        "deployment_average_power_w": None if power is None else power * replicas,
     }

@@ -25,14 +25,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
+from .energy import Site
 from .errors import FieldError, RooflineError
 from .hardware import Device
 from .scenario import RunConfig
 from .serve import MAX_DEVICES, TENSOR_WAYS, check_decoder, check_lengths
-from .simulate import IterationCost, SimulationResult, kv_blocks, simulate
+from .simulate import (
+    IterationCost,
+    SimulationResult,
+    energy_figures,
+    kv_blocks,
+    simulate,
+    simulation_energy,
+)
 from .traffic import Engine, Requests, arrivals, engine
 from .workloads import Workload
 
@@ -98,6 +107,7 @@ class SimPlan:
     cost_per_million_output_tokens: float | None = None
     reason: str = ""
     max_requests_per_s: float | None = None  # when refused: the most it serves
+    energy: dict[str, Any] | None = None  # simulate.energy_figures of the plan's replicas
 
 
 @dataclass
@@ -160,9 +170,11 @@ def plan_simulated(
     engine_name: str = "vllm",
     replicas: int | None = None,
     seed: int = 0,
+    at: Site | None = None,
 ) -> SimPlan:
     """The fewest `device`s that serve targets.rate within the targets (module docstring);
-    `replicas` fixed: whether that many meet them."""
+    `replicas` fixed: whether that many meet them. `at`: the site the energy is counted at
+    [default: energy.site()'s sourced defaults]."""
     check_decoder(w, run, device)
     check_lengths(w, prompt, output)
     found: list[tuple[_Replica, float]] = []  # (replica, lambda*) of each layout
@@ -220,10 +232,11 @@ def plan_simulated(
     devices = n * size(rep)
     result = _simulate(w, device, rep, _stream(SIM_REQUESTS, targets.rate / n, prompt, output,
                                                 seed))  # fmt: skip
+    energy = energy_figures(simulation_energy(result, device, size(rep), at), result, n)
     per_million = None
     if device.price is not None:
         per_million = devices * device.price.per_hour / 3600 / (targets.rate * output) * 1e6
     return SimPlan(
         device, engine_name, rep.tensor, n, devices, most, result.stats, per_million, reason,
-        max_requests_per_s=n * most if reason else None,
+        max_requests_per_s=n * most if reason else None, energy=energy,
     )  # fmt: skip

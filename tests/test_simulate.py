@@ -410,3 +410,27 @@ def test_simulate_stages_goodput_and_prefix_on_the_command_line():
     ):
         res = CliRunner().invoke(app, [*args, *extra])
         assert res.exit_code == 2 and message in res.stderr, res.stderr
+
+
+def test_a_simulation_s_energy_is_idle_power_over_the_span_plus_dynamic_over_the_bound():
+    """One request alone, then 10 s of nothing: P = idle + (max - idle) x u over each
+    iteration (u = bound / expected) sums to idle x span + (max - idle) x the iterations'
+    bound; the idle tail counts idle only. The bound by hand: the prefill step's roofline
+    bound and each decode step's (step.step_time's total_s), the PUE on top."""
+    from roofline.energy import power_model, site
+    from roofline.simulate import simulation_energy
+
+    p, o = 512, 16
+    req = Requests(np.array([0.0, 10.0]), np.array([p, p]), np.array([o, o]))
+    r = simulate(W, RUN, H100, req, VLLM)
+    prefill = step_time(W, replace(RUN, phase="prefill", batch=1, seq=p, logits="all"), H100)
+    decodes = [step_time(W, replace(RUN, phase="decode", batch=1, context=p + j), H100)
+               for j in range(1, o)]  # fmt: skip
+    bound = 2 * (prefill.total_s + sum(d.total_s for d in decodes))
+    assert r.bound_s == pytest.approx(bound, rel=2e-3)  # the decode grid interpolates
+    span = r.finish_s[1] - r.arrival_s[0]
+    model, where = power_model(H100), site(pue=1.2)
+    e = simulation_energy(r, H100, 1, where)
+    by_hand = (model.idle_w * span + (model.max_w - model.idle_w) * r.bound_s) * 1.2
+    assert e.energy_j == pytest.approx(by_hand, rel=1e-12)
+    assert e.average_power_w == pytest.approx(by_hand / span, rel=1e-12)

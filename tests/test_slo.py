@@ -128,3 +128,20 @@ def test_serve_rate_json_gives_percentiles_and_the_formula_stays_available():
     ):
         res = CliRunner().invoke(app, [*args, *extra])
         assert res.exit_code == 2 and message in res.stderr, res.stderr
+
+
+def test_a_plan_counts_its_energy_per_output_token():
+    """The plan's replicas at their rate: the facility's joules an output token (the
+    replica's simulation, energy.py's power model), the deployment's power x replicas."""
+    from roofline.energy import site
+
+    plan = plan_simulated(W, RUN, H100, PROMPT, OUT, Targets(30, 0.5, 0.03), tensor_ways=(1,),
+                          at=site(grid="france"))  # fmt: skip
+    again = _stats(30 / plan.replicas)
+    assert plan.stats == again
+    e = plan.energy
+    assert e["joules_per_output_token"] > 0 and e["site"]["grid"] == "france"
+    assert e["deployment_average_power_w"] == pytest.approx(plan.replicas * e["average_power_w"])
+    assert e["co2_g_per_output_token"] == pytest.approx(
+        e["joules_per_output_token"] / 3.6e6 * e["site"]["grid_g_co2_per_kwh"]
+    )

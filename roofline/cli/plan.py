@@ -248,17 +248,20 @@ def serve(
             flag = BY_NAME[name].flag
             fail(f"{flag} with --rate: the planner chooses the requests in flight and plans "
                  "tensor-parallel replicas; give --tp to fix the layout")  # fmt: skip
-    for flag, given in (("--pue", pue), ("--node-power", node_power),
-                        ("--grid-intensity", grid_intensity)):  # fmt: skip
-        if given is not None:
-            fail(f"{flag} {given}: energy of the planner's plans is not wired yet; drop --rate")
     ways = (run_config.layout.tensor,) if "tp" in spec.explicit else TENSOR_WAYS
     if planner not in ("sim", "formula"):
         fail(f"--planner {planner}: allowed: sim, formula")
     if planner == "sim":
+        from ..energy import site
+
+        where = site(pue, node_power, grid_intensity)
         _plan_by_simulation(spec, w, run_config, devs, p, o, rate, ttft, tpot, q,
-                            tpot_percentile, ways, engine_name, fmt, output)  # fmt: skip
+                            tpot_percentile, ways, engine_name, fmt, output, where)  # fmt: skip
         return
+    for flag, given in (("--pue", pue), ("--node-power", node_power),
+                        ("--grid-intensity", grid_intensity)):  # fmt: skip
+        if given is not None:
+            fail(f"{flag} {given}: the formula planner counts no energy; use --planner sim")
     if tpot_percentile is not None or engine_name != "vllm" or "dp" in spec.explicit:
         fail("--tpot-percentile, --engine and --dp go with --planner sim (the simulation)")
     slo = Slo(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q)
@@ -281,7 +284,7 @@ def serve(
 def _plan_by_simulation(
     spec: Spec, w: Any, run: Any, devs: list[Any], p: int, o: int, rate: float,
     ttft: float | None, tpot: float | None, q: float | None, q_tpot: float | None,
-    ways: tuple[int, ...], engine_name: str, fmt: Format, output: Any,
+    ways: tuple[int, ...], engine_name: str, fmt: Format, output: Any, where: Any = None,
 ) -> None:  # fmt: skip
     """serve --rate, each candidate checked by simulation (slo.py)."""
     from ..report import serve as rs
@@ -293,7 +296,7 @@ def _plan_by_simulation(
     engine(engine_name, devs[0])  # an unknown engine: refused before any work
     replicas = run.layout.data if "dp" in spec.explicit else None
     run = replace(run, layout=replace(run.layout, data=1))
-    plans = [plan_simulated(w, run, d, p, o, targets, ways, engine_name, replicas)
+    plans = [plan_simulated(w, run, d, p, o, targets, ways, engine_name, replicas, at=where)
              for d in devs]  # fmt: skip
     heading = (
         f"{w.name}: {rate:g} requests/s (Poisson) of {p} tokens in, {o} out, {run.precision}; "

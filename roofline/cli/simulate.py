@@ -13,7 +13,7 @@ from .io import Format, FormatOpt, OutputOpt, show
 from .options import SERVING, scenario_command
 from .paths import output_option
 from .spec import Spec
-from .values import OutputTokensOpt, PromptTokensOpt
+from .values import GridOpt, NodePowerOpt, OutputTokensOpt, PromptTokensOpt, PueOpt
 
 Dist = Annotated[str, typer.Option(help="fixed, uniform, normal or lognormal.")]
 
@@ -87,6 +87,9 @@ def simulate(
             "--chart",
         ),
     ] = None,
+    pue: PueOpt = None,
+    node_power: NodePowerOpt = None,
+    grid_intensity: GridOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -137,8 +140,13 @@ def simulate(
         memory_fraction=memory_fraction, max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
     )  # fmt: skip
+    from ..energy import site
+
+    where = site(pue, node_power, grid_intensity)
     result = sim.simulate(w, run, device, stream, eng, prefix_tokens=prefix_tokens)
     extra: dict[str, Any] = {}
+    energy = sim.simulation_energy(result, device, run.layout.model_split, where)
+    extra["energy"] = sim.energy_figures(energy, result)
     if edges is not None:
         extra["stages"] = sim.stage_stats(result, edges)
     if ttft is not None or tpot is not None:

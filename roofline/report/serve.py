@@ -210,6 +210,7 @@ def sim_plan_dict(p: SimPlan, targets: Targets) -> dict[str, Any]:
         else None,
         "currency": p.device.price.currency if p.device.price and ok else None,
         "cost_per_million_output_tokens": p.cost_per_million_output_tokens if ok else None,
+        "energy": p.energy if ok else None,
         "time_model": "simulated",
         "reason": p.reason or None,
         "max_requests_per_s": p.max_requests_per_s,
@@ -221,13 +222,13 @@ def sim_plan_table(plans: list[SimPlan], targets: Targets, title: str) -> list[R
     table = new_table(
         title,
         ("device", "devices", "layout", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
-         "E2E p99", "load", "cost / M tokens"),
+         "E2E p99", "load", "J / token", "cost / M tokens"),
         left=("device", "layout"),
     )  # fmt: skip
     for p in plans:
         row = sim_plan_dict(p, targets)
         if p.reason:
-            table.add_row(p.device.key, "-", p.reason, *(["-"] * 7))
+            table.add_row(p.device.key, "-", p.reason, *(["-"] * 8))
             continue
         cost = row["cost_per_million_output_tokens"]
         table.add_row(
@@ -237,12 +238,20 @@ def sim_plan_table(plans: list[SimPlan], targets: Targets, title: str) -> list[R
             *(seconds(row[k]) if row[k] is not None else "-" for k in
               ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s")),
             f"{row['load']:.0%}",
+            _joules(p.energy),
             "-" if cost is None else f"{cost:,.2f} {row['currency']}",
         )  # fmt: skip
     note = (
         f"Checked by simulation (roofline/slo.py; {p.engine if plans else 'vllm'} engine "
         "defaults, iteration by iteration, expected-time model): each replica takes a "
         "Poisson stream at the rate / replicas; 'load' is that rate over the most a replica "
-        "takes within the targets. Percentiles over 2,000 simulated requests."
+        "takes within the targets. Percentiles over 2,000 simulated requests. J / token: "
+        "the facility's energy an output token (the power model of roofline/energy.py, its "
+        "PUE; '-': the device file has no power data)."
     )
     return [table, note]
+
+
+def _joules(energy: dict[str, Any] | None) -> str:
+    value = None if energy is None else energy.get("joules_per_output_token")
+    return "-" if value is None else f"{value:.3g}"

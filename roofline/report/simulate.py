@@ -102,6 +102,17 @@ def simulation_table(
         lines.append(f"prefix cache  {s['prefix_cached_tokens']:,.0f} tokens of every prompt "
                      "cached once, not prefilled")  # fmt: skip
     extra = extra or {}
+    en = extra.get("energy")
+    if en:
+        if en["energy_j"] is None:
+            lines.append(f"energy        - ({en['reason']})")
+        else:
+            lines.append(
+                f"energy        {en['joules_per_output_token']:.3g} J an output token, "
+                f"{en['average_power_w']:,.0f} W on average ({en['devices']} device(s), "
+                f"PUE {en['site']['pue']:g}), {en['co2_g_per_output_token']:.3g} gCO2eq a token "
+                f"({en['site']['grid']} grid, location-based)"
+            )
     good = extra.get("goodput")
     if good:
         held = ", ".join(
