@@ -307,6 +307,6 @@ def _plan_by_simulation(
         fmt,
         output,
         data=lambda: [rs.sim_plan_dict(x, targets) | {"model": w.key} for x in plans],
-        rows=lambda: [rs.sim_plan_dict(x, targets) | {"model": w.key} for x in plans],
+        rows=lambda: [rs.sim_plan_row(x, targets) | {"model": w.key} for x in plans],
         table=lambda: rs.sim_plan_table(plans, targets, heading),
     )

@@ -218,6 +218,16 @@ def sim_plan_dict(p: SimPlan, targets: Targets) -> dict[str, Any]:
     return out
 
 
+def sim_plan_row(p: SimPlan, targets: Targets) -> dict[str, Any]:
+    """sim_plan_dict as one flat CSV row: the energy block's figures as columns."""
+    row = sim_plan_dict(p, targets)
+    energy = row.pop("energy") or {}
+    for key in ("joules_per_output_token", "co2_g_per_output_token",
+                "deployment_average_power_w", "reason"):  # fmt: skip
+        row[f"energy_{key}" if key == "reason" else key] = energy.get(key)
+    return row
+
+
 def sim_plan_table(plans: list[SimPlan], targets: Targets, title: str) -> list[RenderableType]:
     table = new_table(
         title,
