@@ -227,14 +227,22 @@ def test_routed_and_shared_moe_layer_by_hand(tmp_path):
     assert w.active_params == pytest.approx(w.params - 2 * 6 * expert)
 
 
-def test_mtp_modules_run_in_training_only(tmp_path):
+def test_mtp_modules_by_hand(tmp_path):
+    """DeepSeek-V3's MTP module runs beside the model (training: the MTP loss; serving: a
+    drafted token), on the same tokens, with a KV cache of its own."""
     w = _model(tmp_path, DEEPSEEK_MOE + "  mtp_layers: 1\n", layers=3, name="mtp")
-    inference = w.layers(RunConfig(batch=1, seq=5))
-    training = w.arch.build(RunConfig(batch=1, seq=5, phase="training"), "mtp")  # forward
-    assert not any(str(n).startswith("mtp.") for n in inference.name)
-    rows = {str(n): i for i, n in enumerate(training.name)}
-    assert training.flops[rows["mtp.proj"]] == 2 * 5 * 32 * 16
-    assert training.flops[rows["mtp.lm_head"]] == 2 * 5 * 16 * 50
+    plain = _model(tmp_path, DEEPSEEK_MOE, layers=3, name="plain")
+    t = w.layers(RunConfig(batch=1, seq=5))
+    rows = {str(n): i for i, n in enumerate(t.name)}
+    assert t.flops[rows["mtp.proj"]] == 2 * 5 * 32 * 16  # [hidden; embedding] 2h -> h
+    assert t.flops[rows["mtp.lm_head"]] == 2 * 5 * 16 * 50  # the shared head
+    # parameters: 2 norms + 2h x h + one MoE block (attention, norms, MoE) + its final norm
+    attn = 16 * (16 + 2 * 8) + 16 * 16
+    moe = 9 * 3 * 16 * 4 + 16 * 8 + 8
+    assert w.params - plain.params == 2 * 16 + 2 * 16 * 16 + attn + 2 * 16 + moe + 16
+    step = RunConfig(batch=1, seq=5, phase="decode", context=6)
+    assert w.arch.kv_cache_elements(step) == (3 + 1) * 7 * 16
+    assert w.active_params == pytest.approx(plain.active_params)  # it predicts other tokens
 
 
 @pytest.mark.parametrize(

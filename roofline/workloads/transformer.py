@@ -172,6 +172,7 @@ class TransformerArch(Architecture):
             1 if run.phase == "decode" else 0
         )
         layers = self.layers if self.type == "decoder" else self.decoder_layers
+        layers += self.mtp_layers  # each MTP module's block keeps its own cache
         cross = seq if self.type == "encoder-decoder" else 0
         n_global, n_local = self.attention_layers(layers)
         cached = n_global * tokens + n_local * min(tokens, self.sliding_window)
@@ -184,12 +185,15 @@ class TransformerArch(Architecture):
         return float(run.batch * tokens * self.hidden)
 
     def active_params(self, table: LayerTable) -> float:
-        """All parameters but the share of expert weights a token is not routed to."""
+        """All parameters but the share of expert weights a token is not routed to (and
+        the multi-token-prediction modules, which predict further tokens, not this one)."""
+        names = table.name.astype(str)
+        mtp = float(np.sum(table.params[np.char.startswith(names, "mtp.")]))
         if not self.experts:
-            return table.total_params
-        expert = np.char.find(table.name.astype(str), ".expert_") >= 0
+            return table.total_params - mtp
+        expert = (np.char.find(names, ".expert_") >= 0) & ~np.char.startswith(names, "mtp.")
         idle = (self.experts - self.top_k) / self.experts
-        return float(table.total_params - idle * np.sum(table.params[expert]))
+        return float(table.total_params - mtp - idle * np.sum(table.params[expert]))
 
     def attention_core(self, table: LayerTable) -> np.ndarray:
         """The rows between the QKV projection and the output projection: scores, softmax
@@ -1102,30 +1106,41 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
                 outputs=logits,
                 transcendentals=costs.SOFTCAP_TRANSCENDENTALS * logits,
             )
-    if a.mtp_layers and run.phase == "training":
-        _mtp(stack, out, a, b * seq, seq)
+    if a.mtp_layers:
+        _mtp(stack, out, a, q_len, kv_len, decode=decode, logits=tokens)
     return out.build(*run.element_bytes)
 
 
-def _mtp(stack: _Stack, out: LayerTableBuilder, a: TransformerArch, t: int, seq: int) -> None:
-    """DeepSeek-V3's multi-token prediction modules (arXiv:2412.19437, section 2.2), run in
-    training only (a serving stack without speculative decoding drops them): each of the
-    `mtp_layers` modules norms the previous depth's hidden state and the next token's
-    embedding (RMSNorm each), projects their concatenation 2h -> h, runs one MoE block and
-    the shared output head (the embedding and head are the main model's: no parameters)."""
-    d, h = a.mtp_layers, a.hidden
+def _mtp(
+    stack: _Stack,
+    out: LayerTableBuilder,
+    a: TransformerArch,
+    q_len: int,
+    kv_len: int,
+    *,
+    decode: bool,
+    logits: int,
+) -> None:
+    """DeepSeek-V3's multi-token prediction modules (arXiv:2412.19437, section 2.2), run
+    beside the model on the same tokens: in training for the MTP loss, in serving to draft
+    the next token (section 5.4.3; the speed-up of accepted drafts is not modelled here, the
+    cost is). Each of the `mtp_layers` modules norms the previous depth's hidden state and
+    the next token's embedding (RMSNorm each), projects their concatenation 2h -> h, runs
+    one MoE block (with its own KV cache) and the shared output head (the embedding and
+    head are the main model's: no parameters of their own)."""
+    d, h, t = a.mtp_layers, a.hidden, stack.b * q_len
     stack.norm("mtp.hidden_norm", t, h, d, False)
     stack.norm("mtp.embed_norm", t, h, d, False)
     stack.linear("mtp.proj", t, 2 * h, h, d, False, column=True, bias=False)
-    stack.blocks("mtp.block", d, seq, seq, decode=False, cross_len=0, causal=True, dense=0)
+    stack.blocks("mtp.block", d, q_len, kv_len, decode=decode, cross_len=0, causal=True, dense=0)
     out.add(
         "mtp.lm_head",
         "matmul",
-        flops=2 * t * h * a.vocab,
+        flops=2 * logits * h * a.vocab,
         weights=h * a.vocab,
-        inputs=t * h * stack.r,
-        outputs=t * a.vocab,
+        inputs=logits * h * stack.r,
+        outputs=logits * a.vocab,
         count=d,
-        saved=t * h * stack.r + t * a.vocab,
-        gemm=(1, t, a.vocab, h),
+        saved=logits * h * stack.r + logits * a.vocab,
+        gemm=(1, logits, a.vocab, h),
     )
