@@ -44,3 +44,7 @@ HIGHWAY_GATE = 7
 # local response normalisation over `size` channels: square (1) + window sum (size) + scale
 # and bias (2) + power (1) + divide (1): LRN_BASE + size FLOPs an element
 LRN_BASE = 5
+
+# logit soft-capping c * tanh(x / c) (Gemma 2): divide (1) + tanh (1) + multiply (1)
+SOFTCAP = 3
+SOFTCAP_TRANSCENDENTALS = 1

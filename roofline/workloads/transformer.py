@@ -28,6 +28,7 @@ from .base import Architecture, TensorSplit
 TYPES = ("encoder", "decoder", "encoder-decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "relative")
 HEADS = ("none", "pooler", "lm", "classifier")
+MLA_ABSORB = ("decode", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,58 @@ class TransformerArch(Architecture):
     image_size: int  # vision transformers: square image, patches of `patch_size`
     patch_size: int
     channels: int
+    # --- attention variants and the newer decoders (issue 29); defaults: the plain model
+    qkv_bias: bool = False  # biases on the Q, K and V projections (Qwen2: only there)
+    qk_norm: bool = False  # an RMS norm over each head's query and key (Qwen3)
+    post_norms: bool = False  # a norm after attention and after the FFN too (Gemma 2)
+    attn_softcap: bool = False  # c tanh(s / c) on the attention scores (Gemma 2)
+    logit_softcap: bool = False  # c tanh(z / c) on the output logits (Gemma 2)
+    # sliding-window attention: a query sees at most the last `sliding_window` keys, and
+    # the layer caches at most that many; 0: none. `global_every`: every n-th layer attends
+    # to everything (Gemma 2: 2); 0: every layer is local (Mistral 7B)
+    sliding_window: int = 0
+    global_every: int = 0
+    # multi-head latent attention (DeepSeek-V2/V3): kv_lora_rank > 0 turns it on. Queries
+    # through a q_lora_rank bottleneck (0: one projection); keys and values from a latent of
+    # kv_lora_rank plus a shared rotary key of qk_rope_head_dim, which is all that is
+    # cached; per head a nope part of head_dim and a value of v_head_dim
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    mla_absorb: str = "decode"  # W_UK, W_UV absorbed: in decode steps | always | never
+    # fine-grained mixture of experts (DeepSeekMoE): the experts' width, always-used shared
+    # experts, dense FFN in the first `dense_layers`, a bias on the router's scores, and
+    # multi-token-prediction modules trained beside the model
+    moe_ffn: int = 0  # 0: ffn
+    shared_experts: int = 0
+    dense_layers: int = 0
+    router_bias: bool = False
+    mtp_layers: int = 0
+
+    @property
+    def mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def expert_ffn(self) -> int:
+        return self.moe_ffn or self.ffn
+
+    def attention_layers(self, n: int) -> tuple[int, int]:
+        """(global, local) layers of `n` self-attention layers: every layer global without
+        a sliding window; with one, every `global_every`-th global (0: none)."""
+        if not self.sliding_window:
+            return n, 0
+        n_global = n // self.global_every if self.global_every else 0
+        return n_global, n - n_global
+
+    @property
+    def kv_token_elements(self) -> int:
+        """Values one layer caches a token: K and V of every KV head, or MLA's latent and
+        shared rotary key (kv_lora_rank + qk_rope_head_dim)."""
+        if self.mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_dim
 
     @property
     def default_seq(self) -> int:
@@ -98,8 +151,9 @@ class TransformerArch(Architecture):
         each block all-reduces its output after attention and after the MLP. A single K/V
         head (multi-query attention) is replicated on every rank, as PaLM and Megatron-LM
         do; its small projection is counted as split like the rest (an approximation)."""
-        kv = (("kv_heads", self.kv_heads),) if self.kv_heads > 1 else ()
-        dims = (("heads", self.heads), *kv, ("ffn", self.ffn))
+        kv = (("kv_heads", self.kv_heads),) if self.kv_heads > 1 and not self.mla else ()
+        moe = (("moe_ffn", self.moe_ffn),) if self.experts and self.moe_ffn else ()
+        dims = (("heads", self.heads), *kv, ("ffn", self.ffn), *moe)
         return TensorSplit(dims, allreduces_per_block=2)
 
     def _seq(self, run: RunConfig) -> int:
@@ -108,7 +162,9 @@ class TransformerArch(Architecture):
     def kv_cache_elements(self, run: RunConfig) -> float:
         """K and V of every decoder layer per sample: `seq` tokens after a prefill; in a
         decode step the `context` cached tokens and the new one's; for encoder-decoders
-        also the cross-attention K and V over the `seq` source tokens."""
+        also the cross-attention K and V over the `seq` source tokens. A sliding-window
+        layer keeps at most its window's tokens; an MLA layer keeps the latent and the
+        shared rotary key (kv_lora_rank + qk_rope_head_dim a token), not K and V."""
         if self.type == "encoder":
             return 0.0
         seq = self._seq(run)
@@ -116,8 +172,12 @@ class TransformerArch(Architecture):
             1 if run.phase == "decode" else 0
         )
         layers = self.layers if self.type == "decoder" else self.decoder_layers
+        layers += self.mtp_layers  # each MTP module's block keeps its own cache
         cross = seq if self.type == "encoder-decoder" else 0
-        return float(run.batch * 2 * layers * self.kv_dim * (tokens + cross))
+        n_global, n_local = self.attention_layers(layers)
+        cached = n_global * tokens + n_local * min(tokens, self.sliding_window)
+        per_token = self.kv_token_elements
+        return float(run.batch * per_token * (cached + layers * cross))
 
     def boundary_elements(self, run: RunConfig) -> float:
         """The hidden state of every token in flight: batch x (1 in decode, else seq) x hidden."""
@@ -125,12 +185,15 @@ class TransformerArch(Architecture):
         return float(run.batch * tokens * self.hidden)
 
     def active_params(self, table: LayerTable) -> float:
-        """All parameters but the share of expert weights a token is not routed to."""
+        """All parameters but the share of expert weights a token is not routed to (and
+        the multi-token-prediction modules, which predict further tokens, not this one)."""
+        names = table.name.astype(str)
+        mtp = float(np.sum(table.params[np.char.startswith(names, "mtp.")]))
         if not self.experts:
-            return table.total_params
-        expert = np.char.find(table.name.astype(str), ".expert_") >= 0
+            return table.total_params - mtp
+        expert = (np.char.find(names, ".expert_") >= 0) & ~np.char.startswith(names, "mtp.")
         idle = (self.experts - self.top_k) / self.experts
-        return float(table.total_params - idle * np.sum(table.params[expert]))
+        return float(table.total_params - mtp - idle * np.sum(table.params[expert]))
 
     def attention_core(self, table: LayerTable) -> np.ndarray:
         """The rows between the QKV projection and the output projection: scores, softmax
@@ -138,7 +201,8 @@ class TransformerArch(Architecture):
         core = ("scores", "softmax", "context", "flash")
         return np.array(
             [
-                n.rsplit(".", 2)[-2:][0] in ("attn", "cross") and n.rsplit(".", 1)[-1] in core
+                n.rsplit(".", 2)[-2:][0] in ("attn", "attn_local", "cross")
+                and n.rsplit(".", 1)[-1] in core
                 for n in table.name.astype(str)
             ],
             dtype=bool,
@@ -180,6 +244,23 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
     image_size = f.integer("image_size", required=False, default=0)
     patch_size = f.integer("patch_size", required=False, default=0)
     channels = f.integer("channels", required=bool(patch_size), default=0)
+    qkv_bias = f.flag("qkv_bias", default=bool(bias))
+    qk_norm = f.flag("qk_norm", default=False)
+    post_norms = f.flag("post_norms", default=False)
+    attn_softcap = f.flag("attn_softcap", default=False)
+    logit_softcap = f.flag("logit_softcap", default=False)
+    window = f.integer("sliding_window", required=False, default=0, minimum=0) or 0
+    global_every = f.integer("global_every", required=False, default=0, minimum=0) or 0
+    q_lora = f.integer("q_lora_rank", required=False, default=0, minimum=0) or 0
+    kv_lora = f.integer("kv_lora_rank", required=False, default=0, minimum=0) or 0
+    rope_dim = f.integer("qk_rope_head_dim", required=bool(kv_lora), default=0, minimum=0) or 0
+    v_head_dim = f.integer("v_head_dim", required=False, default=0, minimum=0) or 0
+    mla_absorb = f.choice("mla_absorb", MLA_ABSORB, required=False, default="decode")
+    moe_ffn = f.integer("moe_ffn", required=False, default=0, minimum=0) or 0
+    shared_experts = f.integer("shared_experts", required=False, default=0, minimum=0) or 0
+    dense_layers = f.integer("dense_layers", required=False, default=0, minimum=0) or 0
+    router_bias = f.flag("router_bias", default=False)
+    mtp_layers = f.integer("mtp_layers", required=False, default=0, minimum=0) or 0
     f.done()
     needed = (layers, hidden, heads, ffn, kv_heads, embedding_dim, top_k, moe_every, vocab)
     if None in needed or not arch_type or max_positions is None:
@@ -208,6 +289,29 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
         ok = False
     if head == "lm" and arch_type == "encoder":
         f.fail("head", "an lm head needs a decoder; an encoder takes pooler, classifier or none")
+        ok = False
+    if (window or global_every) and arch_type != "decoder":
+        f.fail("sliding_window", "sliding-window attention is modelled for decoders only")
+        ok = False
+    if global_every and not window:
+        f.fail("global_every", "needs sliding_window (the local layers' window)")
+        ok = False
+    if kv_lora and arch_type != "decoder":
+        f.fail("kv_lora_rank", "latent attention (MLA) is modelled for decoders only")
+        ok = False
+    if (q_lora or v_head_dim) and not kv_lora:
+        f.fail("kv_lora_rank", "q_lora_rank and v_head_dim describe latent attention: give it")
+        ok = False
+    if (moe_ffn or shared_experts or router_bias) and not experts:
+        f.fail("experts", "moe_ffn, shared_experts and router_bias need experts")
+        ok = False
+    if dense_layers and (not experts or dense_layers >= layers):
+        f.fail(
+            "dense_layers", f"needs experts and fewer than layers ({layers}), got {dense_layers}"
+        )
+        ok = False
+    if mtp_layers and arch_type != "decoder":
+        f.fail("mtp_layers", "multi-token prediction modules need a decoder")
         ok = False
     if not ok:
         return None
@@ -245,7 +349,66 @@ def parse_architecture(f: Fields) -> TransformerArch | None:
         image_size=image_size or 0,
         patch_size=patch_size or 0,
         channels=channels or 0,
+        qkv_bias=qkv_bias,
+        qk_norm=qk_norm,
+        post_norms=post_norms,
+        attn_softcap=attn_softcap,
+        logit_softcap=logit_softcap,
+        sliding_window=window,
+        global_every=global_every,
+        q_lora_rank=q_lora,
+        kv_lora_rank=kv_lora,
+        qk_rope_head_dim=rope_dim,
+        v_head_dim=(v_head_dim or head_dim) if kv_lora else 0,
+        mla_absorb=mla_absorb,
+        moe_ffn=moe_ffn,
+        shared_experts=shared_experts,
+        dense_layers=dense_layers,
+        router_bias=router_bias,
+        mtp_layers=mtp_layers,
     )
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """The shape of an attention core: `heads` query heads, each scoring over `qk` values
+    and gathering `v` wide values; K and V elements a key token (all heads), or with
+    `shared_kv` one tensor of `k_width` whose first `v_width` values are V (MLA absorbed)."""
+
+    heads: int
+    qk: int
+    v: int
+    k_width: int
+    v_width: int
+    shared_kv: bool = False
+
+    @property
+    def kv_read(self) -> int:
+        """K and V elements a key token that a fused kernel reads."""
+        return self.k_width if self.shared_kv else self.k_width + self.v_width
+
+    @property
+    def v_read(self) -> int:
+        """V elements a key token that the context GEMM reads."""
+        return self.v_width
+
+    @property
+    def kv_heads(self) -> int:
+        """Key heads: K's width over a head's (1 for MLA's one latent KV, absorbed)."""
+        return max(1, min(self.heads, round(self.k_width / self.qk)))
+
+    @property
+    def group(self) -> int:
+        """Query heads that read one key/value head (grouped-query attention)."""
+        return max(1, self.heads // self.kv_heads)
+
+
+def causal_pairs(tokens: int, window: int = 0) -> float:
+    """Query-key pairs of causal self-attention over `tokens` tokens: s (s + 1) / 2; with a
+    sliding window of W keys a query, sum_i min(i, W) = W (W + 1) / 2 + (s - W) W."""
+    if not window or tokens <= window:
+        return tokens * (tokens + 1) / 2
+    return window * (window + 1) / 2 + (tokens - window) * window
 
 
 def expected_experts_touched(experts: int, top_k: int, tokens: int) -> float:
@@ -286,17 +449,18 @@ class _Stack:
         shared: bool,
         masks: float = 0.0,
         column: bool = False,
+        bias: bool | None = None,
     ) -> None:
-        """y = x W (+ b) with the model's bias setting. `column`: a column-parallel
-        projection (its input, read and kept, is whole on every tensor rank without
-        sequence parallelism); `masks` after a row-parallel one are whole too."""
+        """y = x W (+ b) with the model's bias setting (or `bias`). `column`: a
+        column-parallel projection (its input, read and kept, is whole on every tensor rank
+        without sequence parallelism); `masks` after a row-parallel one are whole too."""
         whole = self.r if column else 1  # a column-parallel GEMM reads its input whole
         self.out.linear(
             name,
             tokens,
             d_in,
             d_out,
-            bias=bool(self.bias),
+            bias=bool(self.bias) if bias is None else bias,
             count=count,
             shared=shared,
             masks=masks * self.r,
@@ -356,10 +520,16 @@ class _Stack:
         from the KV cache, and only the new token's are projected (self-attention decode).
         causal: a decoder's self-attention (a fused kernel skips the masked blocks).
         from_cache: a decode step; the keys and values are read from the KV cache, in the
-        cache's storage format.
+        cache's storage format. Self-attention with a sliding window splits the core into
+        the global layers' rows (`attn`) and the local layers' (`attn_local`); latent
+        attention (MLA) is `_mla`.
         """
         a, b, shared = self.a, self.b, self.a.shared_layers
         t = b * q_len
+        if not cross and a.mla:
+            self._mla(p, q_len, kv_len, count, causal=causal, decode=from_cache)
+            return
+        qkv_bias = a.qkv_bias
         if cross:
             self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared, column=True)
             if project_kv:
@@ -367,124 +537,268 @@ class _Stack:
                 self.linear(f"{p}.kv_proj", b * kv_len, *dims, count, shared, column=True)
         else:
             dims = (a.hidden, a.q_dim + 2 * a.kv_dim)
-            self.linear(f"{p}.qkv_proj", t, *dims, count, shared, column=True)
+            self.linear(f"{p}.qkv_proj", t, *dims, count, shared, column=True, bias=qkv_bias)
+            if a.qk_norm:  # an RMS norm over each head's query and key (Qwen3)
+                width = a.q_dim + a.kv_dim
+                self.out.add(
+                    f"{p}.qk_norm",
+                    "norm",
+                    flops=costs.NORMS[a.norm] * t * width,
+                    weights=2 * a.head_dim,
+                    inputs=t * width,
+                    outputs=t * width,
+                    params=2 * a.head_dim * costs.NORM_PARAMS_PER_CHANNEL[a.norm],
+                    count=count,
+                    shared=shared,
+                    saved=t * width,
+                )
+        g = _Geometry(a.heads, a.head_dim, a.head_dim, a.kv_dim, a.kv_dim)
         cached = 1.0 if from_cache else 0.0
-        if self.flash:
-            self._flash(p, q_len, kv_len, count, causal=causal and q_len == kv_len, cached=cached)
-        else:
-            self._eager(p, q_len, kv_len, count, cached=cached)
+        self._cores(p, q_len, kv_len, count, g, causal=causal and not cross, cached=cached)
         drop = 1 if a.dropout else 0
         self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
 
+    def _cores(
+        self,
+        p: str,
+        q_len: int,
+        kv_len: int,
+        count: int,
+        g: _Geometry,
+        *,
+        causal: bool,
+        cached: float,
+    ) -> None:
+        """The attention core of `count` layers: of the global ones under `p`, of the local
+        (sliding-window) ones under `p`_local. A local layer's query sees at most the last
+        W keys: in a decode step it reads min(kv_len, W) cached tokens; in a causal pass
+        over q_len = kv_len = s tokens a fused kernel visits sum_i min(i, W) query-key pairs
+        (an eager one computes the whole masked matrix, as for causal attention)."""
+        a = self.a
+        n_global, n_local = a.attention_layers(count) if causal else (count, 0)
+        for name, n, window in ((p, n_global, 0), (f"{p}_local", n_local, a.sliding_window)):
+            if not n:
+                continue
+            keys = min(kv_len, window) if window and q_len < kv_len else kv_len
+            if self.flash:
+                pairs = float(q_len * keys)
+                if causal and q_len == keys:
+                    pairs = causal_pairs(q_len, window)
+                self._flash(name, q_len, keys, n, g, pairs=pairs, cached=cached)
+            else:
+                self._eager(name, q_len, keys, n, g, cached=cached)
+
     def _flash(
-        self, p: str, q_len: int, kv_len: int, count: int, *, causal: bool, cached: float
+        self,
+        p: str,
+        q_len: int,
+        kv_len: int,
+        count: int,
+        g: _Geometry,
+        *,
+        pairs: float,
+        cached: float,
     ) -> None:
         """FlashAttention (Dao et al. 2022): scores, softmax and context in one kernel over
         tiles in on-chip memory; DRAM sees Q, K, V in and the context out, never the
-        q_len x kv_len matrix. With a causal mask the blocks above the diagonal are skipped:
-        (kv_len + 1) / (2 kv_len) of the work. Backward keeps Q, K, V and the softmax
-        statistics (one fp32 value a query and head) and recomputes the scores; the output
-        is kept by the projection after it. Dropout masks are regenerated, not kept.
-        As two chained GEMMs a head group at a time: the query heads that share a key/value
-        head (grouped-query attention) are rows of one tile with the group's queries, as
-        FlashAttention-3 (pack_gqa), FlashInfer and vLLM's paged-attention kernels run them,
-        so a decode step's one query a head does not pad a tile alone."""
+        q_len x kv_len matrix. Under a causal mask (or a sliding window) the blocks outside
+        it are skipped: `pairs` of the q_len x kv_len query-key pairs a sample and head are
+        visited. Backward keeps Q,
+        K, V and the softmax statistics (one fp32 value a query and head) and recomputes
+        the scores; the output is kept by the projection after it. Dropout masks are
+        regenerated, not kept. As two chained GEMMs a key/value head at a time: the query
+        heads that share one (grouped-query attention; MLA's one latent KV) are rows of one
+        tile with their queries, as FlashAttention-3 (pack_gqa), FlashInfer and vLLM's
+        paged-attention kernels run them, so a decode step's one query a head does not pad
+        a tile alone."""
         a, b = self.a, self.b
         t = b * q_len
-        group = a.heads // a.kv_heads
-        share = (kv_len + 1) / (2 * kv_len) if causal else 1.0
-        scores = b * a.heads * q_len * kv_len
-        kv = 2 * b * kv_len * a.kv_dim
+        scores = b * g.heads * pairs  # the visited scores
+        share = pairs / (q_len * kv_len)
+        kv = b * kv_len * g.kv_read
+        cap = costs.SOFTCAP * scores if a.attn_softcap else 0.0
+        cap_t = costs.SOFTCAP_TRANSCENDENTALS * scores if a.attn_softcap else 0.0
         self.out.add(
             f"{p}{FUSED_ATTENTION}",
             "attention",
-            flops=share * (4 * scores * a.head_dim + costs.SOFTMAX * scores),
-            inputs=t * a.q_dim + kv,
-            outputs=t * a.q_dim,
+            flops=2 * scores * (g.qk + g.v) + costs.SOFTMAX * scores + cap,
+            inputs=t * g.heads * g.qk + kv,
+            outputs=t * g.heads * g.v,
             count=count,
-            saved=t * a.q_dim + kv,  # Q, K, V
-            masks=4 * b * a.heads * q_len,  # the fp32 log-sum-exp of each query and head
-            gemm=(b * a.kv_heads, group * q_len, a.head_dim, share * 2 * kv_len),
-            transcendentals=share * costs.SOFTMAX_TRANSCENDENTALS * scores,
+            saved=t * g.heads * g.qk + kv,  # Q, K, V
+            masks=4 * b * g.heads * q_len,  # the fp32 log-sum-exp of each query and head
+            # two chained GEMMs: Q K^T (k = qk) and P V (n = v), as one of width (qk + v) / 2
+            gemm=(b * g.kv_heads, g.group * q_len, (g.qk + g.v) / 2, share * 2 * kv_len),
+            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * scores + cap_t,
             cached=cached * kv,
         )
 
-    def _eager(self, p: str, q_len: int, kv_len: int, count: int, *, cached: float) -> None:
+    def _eager(
+        self, p: str, q_len: int, kv_len: int, count: int, g: _Geometry, *, cached: float
+    ) -> None:
         """Scores, softmax and context as three kernels; the causal mask is applied, not
         skipped, so the full q_len x kv_len matrix is computed and kept."""
         a, b = self.a, self.b
         t = b * q_len
-        scores = b * a.heads * q_len * kv_len
+        scores = b * g.heads * q_len * kv_len
+        keys, values = b * kv_len * g.k_width, b * kv_len * g.v_read
         self.out.add(
             f"{p}.scores",  # Q K^T per head; K read from the projection output or the cache
             "attention",
-            flops=2 * scores * a.head_dim,
-            inputs=t * a.q_dim + b * kv_len * a.kv_dim,
+            flops=2 * scores * g.qk,
+            inputs=t * g.heads * g.qk + keys,
             outputs=scores,
             count=count,
-            saved=t * a.q_dim + b * kv_len * a.kv_dim,  # Q and K
-            gemm=(b * a.heads, q_len, kv_len, a.head_dim),
-            cached=cached * b * kv_len * a.kv_dim,
+            saved=t * g.heads * g.qk + keys,  # Q and K
+            gemm=(b * g.heads, q_len, kv_len, g.qk),
+            cached=cached * keys,
         )
         drop = 1 if a.dropout else 0  # attention dropout keeps its mask and its output
+        cap = costs.SOFTCAP * scores if a.attn_softcap else 0.0
+        cap_t = costs.SOFTCAP_TRANSCENDENTALS * scores if a.attn_softcap else 0.0
         self.out.add(
-            f"{p}.softmax",
+            f"{p}.softmax",  # with Gemma 2's soft-capping of the scores before it
             "softmax",
-            flops=costs.SOFTMAX * scores,
+            flops=costs.SOFTMAX * scores + cap,
             inputs=scores,
             outputs=scores,
             count=count,
             saved=(1 + drop) * scores,
-            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * scores,
+            transcendentals=costs.SOFTMAX_TRANSCENDENTALS * scores + cap_t,
             masks=drop * scores,
         )
         self.out.add(
             f"{p}.context",  # P V per head
             "attention",
-            flops=2 * scores * a.head_dim,
-            inputs=scores + b * kv_len * a.kv_dim,
-            outputs=t * a.q_dim,
+            flops=2 * scores * g.v,
+            inputs=scores + values,
+            outputs=t * g.heads * g.v,
             count=count,
-            saved=b * kv_len * a.kv_dim,  # V (P is the softmax's, counted there)
-            gemm=(b * a.heads, q_len, a.head_dim, kv_len),
-            cached=cached * b * kv_len * a.kv_dim,
+            saved=values,  # V (P is the softmax's, counted there)
+            gemm=(b * g.heads, q_len, g.v, kv_len),
+            cached=cached * values,
         )
 
-    def ffn(self, p: str, tokens: int, count: int) -> None:
+    def _mla(
+        self, p: str, q_len: int, kv_len: int, count: int, *, causal: bool, decode: bool
+    ) -> None:
+        """Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434, section 2.1; V3).
+        Queries: x W_DQ (hidden -> q_lora_rank), an RMS norm, W_UQ (-> heads x (nope +
+        rope)). Keys and values: x W_DKV (hidden -> kv_lora_rank + rope), the cached
+        latent c and shared rotary key, an RMS norm of c. Not absorbed (training, prefill):
+        W_UKV up-projects c of every key token to K_nope and V (heads x (nope + v)), and
+        attention runs per head on nope + rope = qk wide scores and v wide values.
+        Absorbed (decode): W_UK is folded into the query (q_nope W_UK: per head nope ->
+        kv_lora_rank) and W_UV applied after (per head kv_lora_rank -> v), so attention
+        runs on the cached latent itself: one shared K of kv_lora_rank + rope read once,
+        its first kv_lora_rank values serving as V (MQA-like)."""
+        a, b, shared = self.a, self.b, self.a.shared_layers
+        t, h, hid = b * q_len, a.heads, a.hidden
+        nope, rope, lora, v = a.head_dim, a.qk_rope_head_dim, a.kv_lora_rank, a.v_head_dim
+        qk = nope + rope
+        if a.q_lora_rank:
+            r = a.q_lora_rank
+            self.linear(f"{p}.q_down", t, hid, r, count, shared, column=True, bias=False)
+            self.norm(f"{p}.q_norm", t, r, count, shared)
+            self.linear(f"{p}.q_up", t, r, h * qk, count, shared, bias=False)
+        else:
+            self.linear(f"{p}.q_proj", t, hid, h * qk, count, shared, column=True, bias=False)
+        self.linear(f"{p}.kv_down", t, hid, lora + rope, count, shared, column=True, bias=False)
+        self.norm(f"{p}.kv_norm", t, lora, count, shared)
+        absorbed = a.mla_absorb == "always" or (a.mla_absorb == "decode" and decode)
+        cached = 1.0 if decode else 0.0
+        if absorbed:
+            self.out.add(
+                f"{p}.q_absorb",  # q_nope W_UK per head: nope -> kv_lora_rank
+                "matmul",
+                flops=2 * t * h * nope * lora,
+                weights=h * nope * lora,
+                inputs=t * h * nope,
+                outputs=t * h * lora,
+                params=h * nope * lora,
+                count=count,
+                shared=shared,
+                saved=t * h * nope,
+                gemm=(h, t, lora, nope),
+            )
+            g = _Geometry(h, lora + rope, lora, lora + rope, lora, shared_kv=True)
+            self._cores(p, q_len, kv_len, count, g, causal=causal, cached=cached)
+            self.out.add(
+                f"{p}.v_up",  # the latent context through W_UV per head: kv_lora_rank -> v
+                "matmul",
+                flops=2 * t * h * lora * v,
+                weights=h * lora * v,
+                inputs=t * h * lora,
+                outputs=t * h * v,
+                params=h * lora * v,
+                count=count,
+                shared=shared,
+                saved=t * h * lora,
+                gemm=(h, t, v, lora),
+            )
+        else:
+            keys = b * kv_len  # every key token's latent, read from the cache in decode
+            up = lora * h * (nope + v)
+            self.out.add(
+                f"{p}.kv_up",
+                "matmul",
+                flops=2 * keys * up,
+                weights=up,
+                inputs=keys * lora,
+                outputs=keys * h * (nope + v),
+                params=up,
+                count=count,
+                shared=shared,
+                saved=keys * lora,
+                gemm=(1, keys, h * (nope + v), lora),
+                cached=cached * keys * lora,
+            )
+            g = _Geometry(h, qk, v, h * qk, h * v)
+            self._cores(p, q_len, kv_len, count, g, causal=causal, cached=0.0)
+        drop = 1 if a.dropout else 0
+        self.linear(f"{p}.out_proj", t, h * v, hid, count, shared, masks=drop * t * hid)
+
+    def ffn(self, p: str, tokens: int, count: int, width: int = 0, name: str = "ffn") -> None:
+        """A dense feed-forward block of `width` (default: the model's ffn); `name`
+        prefixes its rows (DeepSeekMoE's shared experts run as one such block)."""
         a, shared = self.a, self.a.shared_layers
-        up = 2 * a.ffn if a.ffn_gated else a.ffn
+        f = width or a.ffn
+        up = 2 * f if a.ffn_gated else f
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)  # gate: a multiply
-        self.linear(f"{p}.ffn_up", tokens, a.hidden, up, count, shared, column=True)
+        self.linear(f"{p}.{name}_up", tokens, a.hidden, up, count, shared, column=True)
         self.out.add(
-            f"{p}.ffn_act",
+            f"{p}.{name}_act",
             "activation",
-            flops=act * tokens * a.ffn,
+            flops=act * tokens * f,
             inputs=tokens * up,
-            outputs=tokens * a.ffn,
+            outputs=tokens * f,
             count=count,
             saved=tokens * up,
-            transcendentals=costs.TRANSCENDENTALS[a.activation] * tokens * a.ffn,
+            transcendentals=costs.TRANSCENDENTALS[a.activation] * tokens * f,
             fuse_aux=self._aux(tokens * up),  # in ffn_up's epilogue (bias-GELU, SwiGLU)
         )
         masks = tokens * a.hidden if a.dropout else 0
-        self.linear(f"{p}.ffn_down", tokens, a.ffn, a.hidden, count, shared, masks=masks)
+        self.linear(f"{p}.{name}_down", tokens, f, a.hidden, count, shared, masks=masks)
 
     def moe(self, p: str, tokens: int, count: int) -> None:
-        """Router, then each token through `top_k` of `experts` FFNs, then the weighted sum."""
+        """Router, then each token through `top_k` of `experts` FFNs (of width moe_ffn),
+        then the weighted sum; with shared experts (DeepSeekMoE) every token also through
+        one FFN of shared_experts x moe_ffn, added to the routed experts' sum."""
         a, shared, h = self.a, self.a.shared_layers, self.a.hidden
-        k, e = a.top_k, a.experts
-        up = 2 * a.ffn if a.ffn_gated else a.ffn
+        k, e, f = a.top_k, a.experts, a.expert_ffn
+        up = 2 * f if a.ffn_gated else f
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)
         touched = expected_experts_touched(e, k, tokens)
         routed = tokens * k  # token-expert pairs
+        gate = h * e + (e if a.router_bias else 0)  # DeepSeek-V3: a bias on the scores
         self.out.add(
             f"{p}.router",
             "matmul",
-            flops=2 * tokens * h * e,
-            weights=h * e,
+            flops=2 * tokens * h * e + (tokens * e if a.router_bias else 0),
+            weights=gate,
             inputs=tokens * h * self.r,  # the norm's output, whole on every rank without SP
             outputs=tokens * e,
-            params=h * e,
+            params=gate,
             count=count,
             shared=shared,
             saved=tokens * h * self.r,
@@ -517,27 +831,27 @@ class _Stack:
         self.out.add(
             f"{p}.expert_act",
             "activation",
-            flops=act * routed * a.ffn,
+            flops=act * routed * f,
             inputs=routed * up,
-            outputs=routed * a.ffn,
+            outputs=routed * f,
             count=count,
             saved=routed * up,
-            transcendentals=costs.TRANSCENDENTALS[a.activation] * routed * a.ffn,
+            transcendentals=costs.TRANSCENDENTALS[a.activation] * routed * f,
             fuse_aux=self._aux(routed * up),  # in expert_up's epilogue
         )
-        down_params = a.ffn * h + self.bias * h
+        down_params = f * h + self.bias * h
         self.out.add(
             f"{p}.expert_down",
             "matmul",
-            flops=2 * routed * a.ffn * h + self.bias * routed * h,
+            flops=2 * routed * f * h + self.bias * routed * h,
             weights=touched * down_params,
-            inputs=routed * a.ffn,
+            inputs=routed * f,
             outputs=routed * h,
             params=e * down_params,
             count=count,
             shared=shared,
-            saved=routed * a.ffn,
-            gemm=(touched, routed / touched, h, a.ffn),
+            saved=routed * f,
+            gemm=(touched, routed / touched, h, f),
         )
         self.out.add(
             f"{p}.expert_combine",
@@ -548,6 +862,16 @@ class _Stack:
             count=count,
             saved=routed * h,  # expert outputs, for the gate gradients
         )
+        if a.shared_experts:
+            self.ffn(p, tokens, count, width=a.shared_experts * f, name="shared")
+            self.out.add(
+                f"{p}.shared_add",
+                "elementwise",
+                flops=costs.ADD * tokens * h,
+                inputs=2 * tokens * h,
+                outputs=tokens * h,
+                count=count,
+            )
 
     def blocks(
         self,
@@ -559,12 +883,17 @@ class _Stack:
         decode: bool,
         cross_len: int,
         causal: bool = False,
+        dense: int | None = None,
     ) -> None:
         """`n` blocks: self-attention (+ cross-attention over `cross_len` encoder tokens when
-        > 0) + FFN, with norms and residual adds; MoE layers every `moe_every`-th block."""
+        > 0) + FFN, with norms and residual adds; MoE layers every `moe_every`-th block
+        after the first `dense` (default: the model's dense_layers), which are dense. With
+        post_norms (Gemma 2) the attention's and the FFN's outputs are normed again before
+        their residual adds."""
         a, t, shared = self.a, self.b * q_len, self.a.shared_layers
         pre = a.norm_position == "pre"
-        n_moe = n // a.moe_every if a.experts else 0
+        first = a.dense_layers if dense is None else dense
+        n_moe = (n - first) // a.moe_every if a.experts else 0
         n_dense = n - n_moe
         if pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
@@ -578,6 +907,8 @@ class _Stack:
             causal=causal,
             from_cache=decode,
         )
+        if a.post_norms:
+            self.norm(f"{p}.attn_post_norm", t, a.hidden, n, shared)
         self.residual(f"{p}.attn_residual", t, n)
         if not pre:
             self.norm(f"{p}.attn_norm", t, a.hidden, n, shared)
@@ -605,6 +936,8 @@ class _Stack:
                 self.ffn(p, t, count)
             else:
                 self.moe(f"{p}.moe", t, count)
+            if a.post_norms:
+                self.norm(f"{p}.{kind}_post_norm", t, a.hidden, count, shared)
             self.residual(f"{p}.{kind}_residual", t, count)
             if not pre:
                 self.norm(f"{p}.{kind}_norm", t, a.hidden, count, shared)
@@ -777,5 +1110,51 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             saved=tokens * h * r + tokens * a.vocab,  # input, and the logits for the loss
             gemm=(1, tokens, a.vocab, h),
         )
-
+        if a.logit_softcap:  # Gemma 2: c tanh(z / c) on every logit
+            logits = tokens * a.vocab
+            out.add(
+                "lm_softcap",
+                "activation",
+                flops=costs.SOFTCAP * logits,
+                inputs=logits,
+                outputs=logits,
+                transcendentals=costs.SOFTCAP_TRANSCENDENTALS * logits,
+            )
+    if a.mtp_layers:
+        _mtp(stack, out, a, q_len, kv_len, decode=decode, logits=tokens)
     return out.build(*run.element_bytes)
+
+
+def _mtp(
+    stack: _Stack,
+    out: LayerTableBuilder,
+    a: TransformerArch,
+    q_len: int,
+    kv_len: int,
+    *,
+    decode: bool,
+    logits: int,
+) -> None:
+    """DeepSeek-V3's multi-token prediction modules (arXiv:2412.19437, section 2.2), run
+    beside the model on the same tokens: in training for the MTP loss, in serving to draft
+    the next token (section 5.4.3; the speed-up of accepted drafts is not modelled here, the
+    cost is). Each of the `mtp_layers` modules norms the previous depth's hidden state and
+    the next token's embedding (RMSNorm each), projects their concatenation 2h -> h, runs
+    one MoE block (with its own KV cache) and the shared output head (the embedding and
+    head are the main model's: no parameters of their own)."""
+    d, h, t = a.mtp_layers, a.hidden, stack.b * q_len
+    stack.norm("mtp.hidden_norm", t, h, d, False)
+    stack.norm("mtp.embed_norm", t, h, d, False)
+    stack.linear("mtp.proj", t, 2 * h, h, d, False, column=True, bias=False)
+    stack.blocks("mtp.block", d, q_len, kv_len, decode=decode, cross_len=0, causal=True, dense=0)
+    out.add(
+        "mtp.lm_head",
+        "matmul",
+        flops=2 * logits * h * a.vocab,
+        weights=h * a.vocab,
+        inputs=logits * h * stack.r,
+        outputs=logits * a.vocab,
+        count=d,
+        saved=logits * h * stack.r + logits * a.vocab,
+        gemm=(1, logits, a.vocab, h),
+    )
