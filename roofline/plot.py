@@ -313,9 +313,9 @@ def roofline(
         seq = f", 1 new token, context {first.seq}" if first.seq else ", 1 new token"
     else:
         seq = f", seq {first.seq}" if first.seq else ""
-    ax.set_title(
-        f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {first.run.dtype}"
-    )
+    kinds_of_dtype = list(dict.fromkeys(r.run.dtype for r in results))
+    dtype = kinds_of_dtype[0] if len(kinds_of_dtype) == 1 else "each device's 16-bit type"
+    ax.set_title(f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {dtype}")
     ax.grid(True, which="both", alpha=0.2)
     from matplotlib.lines import Line2D
 

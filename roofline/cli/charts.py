@@ -3,6 +3,7 @@ memory wall, and one workload across device generations)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,7 @@ from .io import (
 from .options import scenario_command
 from .paths import output_option
 from .spec import Spec
-from .values import devices, ints
+from .values import devices, ints, per_device_dtypes
 
 
 @scenario_command(app, "plot")
@@ -48,7 +49,10 @@ def plot(
     if not 0 <= top <= 50:
         raise FieldError("top", top, "must be from 0 to 50")
     w = get_workload(spec.need_model())
-    results = [analyze(w, d, spec.run) for d in devices(spec.need_hw())]
+    devs = devices(spec.need_hw())
+    # at the default fp16, a device without it draws at its 16-bit type (bf16), as all do
+    chosen, _ = per_device_dtypes(devs, spec.run.dtype, "dtype" in spec.explicit)
+    results = [analyze(w, d, replace(spec.run, dtype=t)) for d, t in zip(devs, chosen)]
     draw = plots.roofline_panels if panels else plots.roofline
     save_figure(draw(results, all_dtypes=all_dtypes, top=top), output)
 
