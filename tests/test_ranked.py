@@ -174,3 +174,49 @@ def test_time_to_train_dash_has_its_reason():
     assert "time to train '-': needs --utilization" in table
     data = as_json(*args, "--tokens", "1e9")
     assert any("needs --utilization" in n for n in data["notes"])
+
+
+def test_longest_context_by_hand():
+    """Llama-3-8B at batch 16 on a 24 GiB card (the A10): the KV cache holds 32 layers x 8
+    KV heads x 128 x 2 (K, V) x 2 bytes x 16 samples = 2,097,152 bytes a token, beside the
+    16.06 GB of weights and the step's activations. The answer c fits and c + 1 does not,
+    by the memory command's own breakdown and the KV cache by hand; at batch 4 the model's
+    8,192 positions end it first (8,191 cached + the new token)."""
+    rows = as_json(
+        "whatif", "-m", "llama-3-8b", "--hw", "a10", "--batch", "4,16", "--max-context"
+    )["longest_context"]  # fmt: skip
+    short, long_ = rows[1], rows[0]
+    assert (long_["batch"], long_["max_context"], long_["limited_by"]) == (4, 8191, "model")
+    c = short["max_context"]
+    assert short["limited_by"] == "memory" and short["capacity_bytes"] == 24 * 2**30
+    per_token = 32 * 8 * 128 * 2 * 2 * 16
+
+    def breakdown(context: int) -> dict[str, float]:
+        out = as_json(
+            "memory", "-m", "llama-3-8b", "--hw", "a10", "--phase", "decode", "--batch", "16",
+            "--context", str(context),
+        )  # fmt: skip
+        return out["breakdown"]  # type: ignore[no-any-return]
+
+    at, past = breakdown(c), breakdown(c + 1)
+    assert at["kv_cache"] == per_token * (c + 1)
+    assert at["total"] <= 24 * 2**30 < past["total"]
+    assert short["memory_bytes_per_device"] == at["total"]
+    # the closed form with the (small) activations read off: the same answer
+    room = 24 * 2**30 - at["params"] - at["activations"]
+    assert c == room // per_token - 1
+    table = invoke("whatif", "-m", "llama-3-8b", "--hw", "a10", "--batch", "16", "--max-context")
+    assert f"{c:,}" in table.stdout  # type: ignore[attr-defined]
+
+
+def test_longest_context_refusals():
+    for extra, word in ((("--context", "100"), "--context"), (("--phase", "training"), "--phase")):
+        res = CliRunner().invoke(
+            app, ["whatif", "-m", "llama-3-8b", "--hw", "a10", "--max-context", *extra]
+        )
+        assert res.exit_code == 2 and word in res.stderr, res.output
+    res = CliRunner().invoke(
+        app, ["whatif", "-m", "llama-2-70b", "--hw", "a10", "--max-context", "-f", "json"]
+    )
+    row = json.loads(res.stdout)["longest_context"][0]
+    assert row["max_context"] == 0 and row["limited_by"] == "memory"

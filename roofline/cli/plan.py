@@ -49,6 +49,14 @@ def whatif(
         float | None,
         typer.Option(help="Training tokens, for time to train [default: the published run]."),
     ] = None,
+    max_context: Annotated[
+        bool,
+        typer.Option(
+            help="Answer instead the longest decode context (tokens in the KV cache) that "
+            "fits each device's memory at each --batch (bisection on the memory model, up "
+            "to the model's positions)."
+        ),
+    ] = False,
     sort: Annotated[
         str | None,
         typer.Option(
@@ -89,6 +97,9 @@ def whatif(
             if value is not None:
                 fail(f"{flag} {value:g}: time to train; applies to --phase training")
     chosen, note = per_device_dtypes(devs, axes["dtype"][0], fixed)
+    if max_context:
+        _longest_context(spec, w, devs, chosen if note else None, note, fmt, output)
+        return
     groups = {t: [d for d, c in zip(devs, chosen) if c == t] for t in dict.fromkeys(chosen)}
     sweeps = [
         build_sweep(
@@ -157,6 +168,41 @@ def whatif(
         table=lambda: rw.whatif_tables(
             w.name, sweeps, found, rows, top, best, sort, notes, training_note
         ),
+    )
+
+
+def _longest_context(
+    spec: Spec, w: Any, devs: list[Any], chosen: list[str] | None, note: str | None,
+    fmt: Format, output: Any,
+) -> None:  # fmt: skip
+    """whatif --max-context: the longest context that fits, per device, dtype and batch."""
+    from ..memory import longest_context
+    from ..report import whatif as rw
+
+    for name in ("context", "seq", "dp", "gpus"):
+        if name in spec.explicit:
+            fail(f"{BY_NAME[name].flag} with --max-context: the answer is the context; give "
+                 "--batch, --tp, --pp and the datatypes")  # fmt: skip
+    if "phase" in spec.explicit and spec.run.phase != "decode":
+        fail(f"{BY_NAME['phase'].flag} {spec.run.phase}: --max-context answers for decode "
+             "(the KV cache)")  # fmt: skip
+    pairs = (
+        list(zip(devs, chosen))
+        if chosen is not None
+        else [(d, t) for t in spec.axes["dtype"] for d in devs]
+    )
+    found = [
+        longest_context(w, replace(spec.run, batch=b, dtype=t), d)
+        for d, t in pairs
+        for b in spec.axes["batch"]
+    ]
+    notes = [f"--hw: {note}"] if note else []
+    show(
+        fmt,
+        output,
+        data=lambda: {"longest_context": rw.context_rows(found, w.key), "notes": notes},
+        rows=lambda: rw.context_rows(found, w.key),
+        table=lambda: rw.context_table(w.name, found, notes),
     )
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..answers import Answer
+    from ..memory import LongestContext
     from ..sweep import SweepOutput
     from ..whatif import Sweep
 
@@ -473,3 +474,51 @@ def whatif_tables(
         )
     items.append(ans)
     return items
+
+
+def context_rows(found: list[LongestContext], model: str) -> list[dict[str, Any]]:
+    """whatif --max-context: one row per device, datatype and batch."""
+    return [
+        {
+            "model": model,
+            "device": c.device.key,
+            "dtype": c.dtype,
+            "batch": c.batch,
+            "max_context": c.context,
+            "memory_bytes_per_device": c.memory_bytes,
+            "capacity_bytes": c.capacity_bytes,
+            "limited_by": c.limit,
+        }
+        for c in found
+    ]
+
+
+def context_table(
+    name: str, found: list[LongestContext], notes: Sequence[str] = ()
+) -> list[RenderableType]:
+    table = new_table(
+        f"{name}: the longest decode context that fits (tokens in the KV cache; memory per "
+        "device, GB = 1e9 B)",
+        ("device", "dtype", "batch", "longest context", "memory GB", "capacity GB", "limit"),
+        left=("device", "dtype", "limit"),
+    )
+    for c in found:
+        limit = {
+            "model": "the model's positions",
+            "memory": "memory" if c.context else "memory: nothing fits",
+        }[c.limit]
+        table.add_row(
+            c.device.key,
+            c.dtype,
+            str(c.batch),
+            f"{c.context:,}",
+            f"{c.memory_bytes / 1e9:,.2f}",
+            f"{c.capacity_bytes / 1e9:,.2f}",
+            limit,
+        )
+    why = (
+        "Found by bisection on the memory model (weights, KV cache at context + 1 tokens, "
+        "activations) against the device's whole memory; the model's limit is its positions "
+        "less the new token."
+    )
+    return [table, *notes, why]
