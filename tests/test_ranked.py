@@ -220,3 +220,23 @@ def test_longest_context_refusals():
     )
     row = json.loads(res.stdout)["longest_context"][0]
     assert row["max_context"] == 0 and row["limited_by"] == "memory"
+
+
+README = __import__("pathlib").Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.parametrize("command", ["--sort cost", "--max-context"])
+def test_readme_planner_examples_match_the_command(command, monkeypatch):
+    """README's planner questions (3 and 5): the fenced block whose command has `command`
+    is what the command prints, row for row (at the README's width)."""
+    import shlex
+
+    blocks = README.read_text().split("```")
+    block = next(b for b in blocks[1::2] if b.strip().startswith("$ roofline") and command in b)
+    lines = block.strip().splitlines()
+    args = shlex.split(lines[0].removeprefix("$ roofline "))
+    monkeypatch.setenv("COLUMNS", "200")
+    out = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    for line in lines[1:]:
+        assert line in out.stdout, line

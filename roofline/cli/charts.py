@@ -119,8 +119,9 @@ def memwall(
     ] = False,
 ) -> None:
     """Growth per two years of peak FLOP/s, DRAM and interconnect bandwidth and memory
-    capacity, fitted over the device database, next to the paper's; or, with --model, the
-    workload on every device in release order."""
+    capacity, fitted over the device database (--paper: over the paper's flagship training
+    devices to 2022; --hw: over those), next to the paper's; or, with --model, the workload
+    on every device in release order."""
     if paper and spec.hw is not None:
         fail("--paper picks the devices: give --paper or --hw, not both")
     if spec.model is None:
@@ -155,6 +156,13 @@ def memwall(
         )
         return
     trends = wall.rates(devs)
+    over = (
+        "the paper's flagship training devices to 2022 (--paper)"
+        if paper
+        else "the device database"
+        if spec.hw is None
+        else "the devices of --hw"
+    )
     if output is not None:
         from .. import plot as plots
 
@@ -171,5 +179,5 @@ def memwall(
         None,
         data=lambda: rw.rates_dict(trends),
         rows=lambda: rw.rates_dict(trends)["series"],
-        table=lambda: [rw.rates_table(trends)],
+        table=lambda: [rw.rates_table(trends, over)],
     )
