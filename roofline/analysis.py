@@ -55,6 +55,18 @@ class Result:
         return float(self.bytes.sum())
 
     @property
+    def traffic_split(self) -> dict[str, float]:
+        """This device's bytes moved (total_bytes) as weights, KV cache and activations
+        (LayerTable.traffic_split over the tensor x pipeline share, as `bytes` is)."""
+        share = self.run.layout.tensor * self.run.layout.pipeline
+        weights, cache, activations = self.layers.traffic_split()
+        return {
+            "weights": weights / share,
+            "kv_cache": cache / share,
+            "activations": activations / share,
+        }
+
+    @property
     def intensity_overall(self) -> float:
         return self.total_flops / self.total_bytes
 

@@ -143,6 +143,12 @@ class Device:
                 f"it supports {', '.join(self.dtypes)}",
             ) from None
 
+    @property
+    def sixteen_bit(self) -> str | None:
+        """The device's best 16-bit datatype: bf16 where it has a bf16 peak, else fp16,
+        else None (a device without 16-bit arithmetic)."""
+        return next((t for t in ("bf16", "fp16") if t in self.peak_flops_per_s), None)
+
     def ridge_point(self, dtype: str) -> float:
         """Arithmetic intensity (FLOP/byte) where the memory roof meets the compute roof."""
         return self.peak(dtype) / self.memory_bandwidth_bytes_per_s

@@ -68,6 +68,9 @@ class LayerTable:
     # the pre-activation of GELU or SiLU, nothing for ReLU); NaN for rows that cannot.
     # None: no row can (`fuse_epilogues` reads it)
     fuse_aux: np.ndarray | None = None
+    # bytes of `input_bytes` read from the KV cache per instance (a decode step's attention);
+    # None: none (what `traffic_split` reads)
+    cache_bytes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.name)
@@ -84,6 +87,14 @@ class LayerTable:
     @property
     def total_bytes(self) -> np.ndarray:
         return np.asarray(self.bytes * self.count)
+
+    def traffic_split(self) -> tuple[float, float, float]:
+        """Bytes moved by all rows, all repeats, as (weights, KV cache, activations): the
+        parameter reads (and in training the optimizer's state), the KV-cache reads, and
+        everything else read or written."""
+        weights = float(np.sum(self.weight_bytes * self.count))
+        cache = 0.0 if self.cache_bytes is None else float(np.sum(self.cache_bytes * self.count))
+        return weights, cache, float(np.sum(self.total_bytes)) - weights - cache
 
     @property
     def total_saved_bytes(self) -> float:
@@ -207,6 +218,7 @@ class LayerTableBuilder:
             gemm_k=np.array(cols[13], dtype=np.float64),
             transcendentals=np.array(cols[14], dtype=np.float64),
             fuse_aux=np.array(cols[16], dtype=np.float64) * b,
+            cache_bytes=cached * cb,
         )
 
 
@@ -267,6 +279,7 @@ def fuse_epilogues(table: LayerTable, training: bool) -> LayerTable:
         gemm_n=table.gemm_n[keep],
         gemm_k=table.gemm_k[keep],
         fuse_aux=None,
+        cache_bytes=None if table.cache_bytes is None else table.cache_bytes[keep],
         **{c: v[keep] for c, v in cols.items()},
     )
 

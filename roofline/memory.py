@@ -25,7 +25,7 @@ Split over the layout (Rajbhandari et al. 2020 for ZeRO):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -184,3 +184,42 @@ def fits(
         )
         for d in devices
     ]
+
+
+@dataclass(frozen=True)
+class LongestContext:
+    """The longest decode context (tokens in the KV cache before the step) that fits a
+    device's memory at the run's batch, layout and datatypes."""
+
+    device: Device
+    dtype: str
+    batch: int
+    context: int  # 0: not even a context of 1 fits
+    memory_bytes: float  # the footprint per device at `context` (at 1 when nothing fits)
+    capacity_bytes: float
+    limit: str  # "memory": the next token would not fit; "model": the model's positions
+
+
+def longest_context(w: Workload, run: RunConfig, device: Device) -> LongestContext:
+    """By bisection on memory_breakdown (the footprint grows with the context): the largest
+    context c whose decode step fits `device`, up to the model's positions less the new
+    token (max_seq - 1; the KV cache then holds max_seq tokens). Capacity is the device's
+    whole memory, as a what-if's `fits` counts it."""
+    from .scenario import MAX_SIZE
+
+    run = replace(run, phase="decode", seq=None)
+    capacity = float(device.memory_capacity_bytes)
+
+    def need(context: int) -> float:
+        return float(memory_breakdown(w, replace(run, context=context)).total)
+
+    top = (w.arch.max_seq or MAX_SIZE) - 1
+    if need(1) > capacity:
+        return LongestContext(device, run.dtype, run.batch, 0, need(1), capacity, "memory")
+    if need(top) <= capacity:
+        return LongestContext(device, run.dtype, run.batch, top, need(top), capacity, "model")
+    low, high = 1, top  # need(low) fits, need(high) does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if need(mid) <= capacity else (low, mid)
+    return LongestContext(device, run.dtype, run.batch, low, need(low), capacity, "memory")

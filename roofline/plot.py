@@ -75,6 +75,8 @@ def _finish_log_chart(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
 # Where a point's label may go, in points from the point: the four diagonals, then further
 # out; the first place that overlaps no label placed before it, nor the legend, and stays
 # inside the axes, wins (a greedy placement: the charts have tens of labels, not thousands).
+# points between neighbouring devices' whole-step stars (a star of s=220 is ~15 points wide)
+STAR_SHIFT_PT = 16.0
 LABEL_PLACES = [
     (dx * d, dy * d) for d in (3, 10, 18, 28) for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1))
 ]
@@ -132,7 +134,9 @@ def _settled_layout(ax: Axes) -> tuple[RendererBase, Bbox, list[Bbox]]:
     )
 
 
-def _name_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize: int = 7) -> None:
+def _name_points(
+    ax: Axes, points: Sequence[tuple[float, float, str]], fontsize: int = 7, color: str = "black"
+) -> None:
     """Label each (x, y, name) point without two labels overlapping where a place exists;
     a label moved off its point gets a thin leader line. Call after the legend is made."""
     from matplotlib.transforms import Bbox
@@ -149,6 +153,7 @@ def _name_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize:
             xytext=LABEL_PLACES[0],
             textcoords="offset points",
             fontsize=fontsize,
+            color=color,
             arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#777777", "shrinkA": 0},
         )
         own = ax.transData.transform((x, y))
@@ -267,11 +272,23 @@ def roofline(
             r.achieved_flops_per_s / TFLOP,
             r.total_flops / (r.total_expected_time_s * TFLOP),
         )
-        ax.plot([ai, ai], [expected, at_bound], color=color, lw=1, zorder=4)
-        ax.scatter([ai], [at_bound], marker="*", s=220, color=color, edgecolors="black", zorder=5)
-        ax.scatter(
-            [ai], [expected], marker="*", s=220, facecolors="white", edgecolors=color, zorder=5
+        # each device's stars shifted sideways by its own few points: one workload has one
+        # intensity, so devices whose bound and expected figures meet would hide each other;
+        # drawn under the layer points (zorder 2.5 < 3), which stay visible and hoverable
+        from matplotlib.transforms import ScaledTranslation
+
+        shift = ax.transData + ScaledTranslation(
+            STAR_SHIFT_PT * (index - (len(results) - 1) / 2) / 72, 0, fig.dpi_scale_trans
         )
+        ax.plot([ai, ai], [expected, at_bound], color=color, lw=1, zorder=2.4, transform=shift)
+        ax.scatter(
+            [ai], [at_bound], marker="*", s=220, color=color, edgecolors="black", zorder=2.5,
+            transform=shift,
+        )  # fmt: skip
+        ax.scatter(
+            [ai], [expected], marker="*", s=220, facecolors="white", edgecolors=color,
+            zorder=2.5, transform=shift,
+        )  # fmt: skip
         shares = r.time_s / r.total_time_s
         colors = [KIND_COLORS.get(str(k), "#000000") for k in r.layers.kind]
         xs = np.where(r.intensity > 0, r.intensity, lo)
@@ -294,7 +311,8 @@ def roofline(
         xi = first.intensity[i] if first.intensity[i] > 0 else lo
         right = xi > middle  # label towards the middle of the chart, away from the edge
         note = ax.annotate(
-            f"{first.layers.name[i]} ({100 * first.time_s[i] / first.total_time_s:.0f}%)",
+            f"{first.layers.name[i]} ({100 * first.time_s[i] / first.total_time_s:.0f}%"
+            + (f" of {first.device.key}'s step)" if len(results) > 1 else ")"),
             (xi, first.attainable_flops_per_s[i] / TFLOP),
             xytext=(-14 if right else 12, -60 - 13 * rank),  # below the step's stars
             textcoords="offset points",
@@ -313,9 +331,9 @@ def roofline(
         seq = f", 1 new token, context {first.seq}" if first.seq else ", 1 new token"
     else:
         seq = f", seq {first.seq}" if first.seq else ""
-    ax.set_title(
-        f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {first.run.dtype}"
-    )
+    kinds_of_dtype = list(dict.fromkeys(r.run.dtype for r in results))
+    dtype = kinds_of_dtype[0] if len(kinds_of_dtype) == 1 else "each device's 16-bit type"
+    ax.set_title(f"{first.workload.name}: {first.run.phase}, batch {first.run.batch}{seq}, {dtype}")
     ax.grid(True, which="both", alpha=0.2)
     from matplotlib.lines import Line2D
 
@@ -393,6 +411,8 @@ def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int =
 
     fig, ax = _figure(ax, (10, 6.5))
     data = series(list(devices))
+    named: list[tuple[float, float, str]] = []
+    named_color = "black"
     for name, (years, values, keys) in data.items():
         if len(years) < 2:
             continue
@@ -413,22 +433,16 @@ def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int =
             pick = np.unique(
                 np.linspace(0, len(keys) - 1, min(labels, len(keys))).round().astype(int)
             )
-            for i in pick:
-                ax.annotate(
-                    keys[i],
-                    (years[i], norm[i]),
-                    xytext=(3, 4),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color=color,
-                    rotation=30,
-                )
+            named = [(float(years[i]), float(norm[i]), str(keys[i])) for i in pick]
+            named_color = color
     _finish_log_chart(
         ax,
         "Release date (year)",
         "Scaling relative to the first device of each series",
         "The memory wall in this tool's device database",
     )
+    # placed after the legend, clear of each other, the dots and the legend
+    _name_points(ax, named, color=named_color)
     return fig
 
 

@@ -199,3 +199,29 @@ def test_user_file_via_path(tmp_path):
     d = get_device(str(path))
     assert d.memory_bandwidth_bytes_per_s == 4e12
     assert d.key == "chip"
+
+
+@pytest.mark.parametrize(
+    "key, sparse_fp16_fp32_acc, fp32, gib, bandwidth, tdp",
+    [
+        # NVIDIA Ada whitepaper, RTX 4090: FP16 tensor with FP32 accumulate 330.4 sparse
+        ("rtx-4090", 330.4e12, 82.6e12, 24, 1008e9, 450),
+        # RTX Blackwell whitepaper, RTX 5090: 419 sparse with FP32 accumulate (838 with FP16)
+        ("rtx-5090", 419e12, 104.8e12, 32, 1792e9, 575),
+        # RTX 6000 Ada datasheet: 1,457 TFLOPS FP8 sparse = 2x the 16-bit rate, sparse
+        ("rtx-6000-ada", 1457e12 / 2, 91.1e12, 48, 960e9, 300),
+    ],
+)
+def test_consumer_and_workstation_cards_are_dense_and_binary(
+    key, sparse_fp16_fp32_acc, fp32, gib, bandwidth, tdp
+):
+    """The whitepapers' tensor figures are sparse: the files hold half of them; "24 GB" of
+    GDDR is 24 GiB (JEDEC); no scale-up link (PCIe only); a price with its source and date."""
+    d = get_device(key)
+    assert d.peak("fp16") == d.peak("bf16") == pytest.approx(sparse_fp16_fp32_acc / 2, rel=1e-3)
+    assert d.peak("fp32") == pytest.approx(fp32)
+    assert d.memory_capacity_bytes == gib * 2**30
+    assert d.memory_bandwidth_bytes_per_s == pytest.approx(bandwidth)
+    assert d.tdp_w == tdp
+    assert d.link_bytes_per_s == 0
+    assert d.price is not None and d.price.date and "skypilot-catalog" in d.price.source

@@ -342,3 +342,37 @@ def test_memwall_paper_set():
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"p100", "v100-32gb", "tpu-v3", "a100-40gb", "a100", "h100"} <= texts
     assert _overlapping_labels(fig) == []
+
+
+@pytest.mark.parametrize(
+    "model, hws, phase",
+    [
+        ("bert-large", ("a100", "h100"), "inference"),
+        ("llama-2-7b", ("a100", "h100", "mi300x", "h200"), "decode"),
+    ],
+)
+def test_whole_step_stars_never_coincide_and_sit_under_the_layers(model, hws, phase):
+    """Issue 31: with A100 + H100 the A100's bound star sat exactly under the H100's expected
+    one. Every device's stars are shifted sideways by its own offset, so no two star centres
+    are within a star's width (15 points) of each other, and they are drawn beneath the layer
+    points (a lower zorder), which stay visible and hoverable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from roofline.analysis import analyze
+    from roofline.plot import roofline
+    from roofline.scenario import RunConfig
+
+    run = RunConfig(phase=phase, context=2048 if phase == "decode" else None)
+    fig = roofline([analyze(model, h, run) for h in hws])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    stars = [c for c in ax.collections if list(c.get_sizes()) == [220]]
+    layers = [c for c in ax.collections if c not in stars]
+    assert len(stars) == 2 * len(hws)
+    centres = [c.get_offset_transform().transform(c.get_offsets())[0] for c in stars]
+    width = 15 * fig.dpi / 72
+    for i, a in enumerate(centres):
+        for b in centres[i + 1 :]:
+            assert ((a - b) ** 2).sum() ** 0.5 >= width * 0.99
+    assert max(c.get_zorder() for c in stars) < min(c.get_zorder() for c in layers)

@@ -266,3 +266,62 @@ def test_page_in_chromium(browser, report, data, tmp_path):
     assert coloured > 0.002, coloured
     problems = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert problems == [], problems
+
+
+EVERY_POINT = """
+const ps = Array.from(document.querySelectorAll('#roofline-chart circle.layer-point'));
+const missed = [];
+ps.forEach((p) => {
+  p.scrollIntoView({block: 'center'});
+  const b = p.getBoundingClientRect();
+  const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+  if (hit !== p) missed.push(p.getAttribute('aria-label') + ' under ' +
+    (hit && (hit.getAttribute('aria-label') || hit.getAttribute('class') || hit.tagName)));
+});
+return [ps.length, missed];
+"""
+
+
+@pytest.mark.parametrize("width", [400, 1400])
+def test_page_at_phone_and_desktop_width(browser, tmp_path, width):
+    """Issue 31: Llama-2-7B decode on A100 + H100 (24 of 28 points used to lie under the
+    whole-step markers). At 400 and 1,400 CSS pixels: no sideways scroll of the page (the
+    chart scales, tables scroll inside themselves, the layer table says so when it does),
+    every layer point's centre is that point's own (elementFromPoint), and focusing a point
+    with the keyboard shows its tooltip. Screenshots are left in tmp_path."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    out = tmp_path / "decode.html"
+    args = ["report", "-m", "llama-2-7b", "--hw", "a100,h100", "--phase", "decode"]
+    res = CliRunner().invoke(app, [*args, "--context", "2048", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        browser.get(out.resolve().as_uri())
+        assert browser.execute_script("return window.__report")["ready"]
+        wide, seen = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert wide <= seen, (wide, seen)
+        n, missed = browser.execute_script(EVERY_POINT)
+        assert n == 28 and missed == [], missed
+        cue = browser.find_element(By.ID, "layers-cue")
+        scrolls = browser.execute_script(
+            "const s = document.getElementById('layers-scroll'); "
+            "return s.scrollWidth > s.clientWidth + 1"
+        )
+        assert cue.is_displayed() == scrolls
+        point = browser.find_element(By.CSS_SELECTOR, "#roofline-chart circle.layer-point")
+        browser.execute_script("arguments[0].focus()", point)
+        tip = browser.find_element(By.ID, "tip")
+        assert tip.is_displayed() and "expected time" in tip.text
+        point.send_keys(Keys.TAB)  # focus moves on: the tooltip follows the new point
+        assert tip.is_displayed()
+        browser.execute_script("document.getElementById('roofline').scrollIntoView()")
+        assert browser.save_screenshot(str(tmp_path / f"roofline-{width}.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -857,7 +857,7 @@ def test_a_big_table_shows_the_best_rows_and_how_many(monkeypatch):
         dtypes=["fp16"],
         replicas=[1],
     )
-    got = top_rows(sweep, 5)
+    got, best = top_rows(sweep, 5)
     assert [(r["device"], r["batch"], r["seq"]) for r in got] == [
         (r["device"], r["batch"], r["seq"]) for r in want
     ]
@@ -865,5 +865,8 @@ def test_a_big_table_shows_the_best_rows_and_how_many(monkeypatch):
     monkeypatch.setattr(cli, "TOP_ROWS", 3)
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0, table.output
-    assert "the 3 fastest of 16 pairs, fitting first" in table.stdout
+    assert "the best 3 of 16 pairs, fitting first, by tokens/s" in table.stdout
+    fits = [r for r in every if r["fits"]]
+    assert best["fastest"] == max(fits, key=lambda r: r["tokens_per_s"])
+    assert best["lowest_latency"] == min(fits, key=lambda r: r["expected_time_s"])
     assert "16 (scenario, device) pairs evaluated" in table.stdout

@@ -3,6 +3,7 @@ memory wall, and one workload across device generations)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,7 @@ from .io import (
 from .options import scenario_command
 from .paths import output_option
 from .spec import Spec
-from .values import devices, ints
+from .values import devices, ints, per_device_dtypes
 
 
 @scenario_command(app, "plot")
@@ -48,7 +49,10 @@ def plot(
     if not 0 <= top <= 50:
         raise FieldError("top", top, "must be from 0 to 50")
     w = get_workload(spec.need_model())
-    results = [analyze(w, d, spec.run) for d in devices(spec.need_hw())]
+    devs = devices(spec.need_hw())
+    # at the default fp16, a device without it draws at its 16-bit type (bf16), as all do
+    chosen, _ = per_device_dtypes(devs, spec.run.dtype, "dtype" in spec.explicit)
+    results = [analyze(w, d, replace(spec.run, dtype=t)) for d, t in zip(devs, chosen)]
     draw = plots.roofline_panels if panels else plots.roofline
     save_figure(draw(results, all_dtypes=all_dtypes, top=top), output)
 
@@ -115,8 +119,9 @@ def memwall(
     ] = False,
 ) -> None:
     """Growth per two years of peak FLOP/s, DRAM and interconnect bandwidth and memory
-    capacity, fitted over the device database, next to the paper's; or, with --model, the
-    workload on every device in release order."""
+    capacity, fitted over the device database (--paper: over the paper's flagship training
+    devices to 2022; --hw: over those), next to the paper's; or, with --model, the workload
+    on every device in release order."""
     if paper and spec.hw is not None:
         fail("--paper picks the devices: give --paper or --hw, not both")
     if spec.model is None:
@@ -151,6 +156,13 @@ def memwall(
         )
         return
     trends = wall.rates(devs)
+    over = (
+        "the paper's flagship training devices to 2022 (--paper)"
+        if paper
+        else "the device database"
+        if spec.hw is None
+        else "the devices of --hw"
+    )
     if output is not None:
         from .. import plot as plots
 
@@ -167,5 +179,5 @@ def memwall(
         None,
         data=lambda: rw.rates_dict(trends),
         rows=lambda: rw.rates_dict(trends)["series"],
-        table=lambda: [rw.rates_table(trends)],
+        table=lambda: [rw.rates_table(trends, over)],
     )

@@ -150,7 +150,7 @@ def show_of(
     )
 
 
-def stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
+def stream_rows(sweeps: Any, output: Path | None, kind: str) -> None:
     """A what-if's rows as CSV or Parquet of any size, chunk by chunk, with a progress bar
     on stderr."""
     from rich.console import Console
@@ -159,13 +159,14 @@ def stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
     from ..report import whatif as rw
 
     with Progress(console=Console(stderr=True), transient=True, disable=no_bar()) as bar:
-        task = bar.add_task("writing rows", total=sweep.grid.scenarios)
+        every = sweeps if isinstance(sweeps, list) else [sweeps]
+        task = bar.add_task("writing rows", total=sum(x.grid.scenarios for x in every))
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done)
 
         def write(path: str) -> None:
-            rows = rw.write_scenarios(sweep, path, kind, progress)
+            rows = rw.write_scenarios(every, path, kind, progress)
             typer.echo(f"wrote {rows:,} rows", err=True)
 
         if output is None or str(output) == "-":
@@ -174,7 +175,7 @@ def stream_rows(sweep: Any, output: Path | None, kind: str) -> None:
                 stdout_failed(OSError(errno.EBADF, "standard output is closed"))
             try:
                 stream.flush()
-                rw.write_scenarios(sweep, stream.buffer, kind, progress)
+                rw.write_scenarios(every, stream.buffer, kind, progress)
                 stream.buffer.flush()
             except OSError as exc:
                 stdout_failed(exc)

@@ -22,6 +22,7 @@ from .values import (
     PueOpt,
     currency,
     devices,
+    per_device_dtypes,
     prices,
     sweep_devices,
 )
@@ -51,6 +52,22 @@ def whatif(
         float | None,
         typer.Option(help="Training tokens, for time to train [default: the published run]."),
     ] = None,
+    max_context: Annotated[
+        bool,
+        typer.Option(
+            help="Answer instead the longest decode context (tokens in the KV cache) that "
+            "fits each device's memory at each --batch (bisection on the memory model, up "
+            "to the model's positions)."
+        ),
+    ] = False,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank the rows (fitting first): throughput (tokens/s or samples/s, highest "
+            "first), cost (a million tokens or samples, lowest first) or latency (expected "
+            "time a step, lowest first) [default: sweep order]."
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     devices_gone: Annotated[str | None, typer.Option("--devices", hidden=True)] = None,
@@ -67,10 +84,13 @@ def whatif(
 
     if devices_gone is not None:
         fail(f"--devices {devices_gone}: {GONE}")
+    if sort is not None and sort not in rw.SORTS:
+        fail(f"--sort {sort}: allowed: {', '.join(rw.SORTS)}")
     w = get_workload(spec.need_model())
     axes = spec.axes
+    fixed = "dtype" in spec.explicit or len(axes["dtype"]) > 1
     devs = [scaled(d, flops_scale, bw_scale, capacity_scale) for d in
-            sweep_devices(spec.need_hw(), axes["dtype"])]  # fmt: skip
+            sweep_devices(spec.need_hw(), axes["dtype"], fixed)]  # fmt: skip
     if price is None and "currency_code" in spec.explicit:
         fail("--currency: names the currency of --price; give --price too")
     if price is not None:
@@ -79,17 +99,32 @@ def whatif(
         for flag, value in (("--tokens", tokens), ("--utilization", utilization)):
             if value is not None:
                 fail(f"{flag} {value:g}: time to train; applies to --phase training")
-    sweep = build_sweep(
-        w, devs, spec.run, batches=axes["batch"], seqs=axes["seq"], contexts=axes["context"],
-        dtypes=axes["dtype"], replicas=axes["dp"],
-    )  # fmt: skip
-    pairs = sweep.grid.scenarios * len(devs)
+    chosen, note = per_device_dtypes(devs, axes["dtype"][0], fixed)
+    if max_context:
+        _longest_context(spec, w, devs, chosen if note else None, note, fmt, output)
+        return
+    groups = {t: [d for d, c in zip(devs, chosen) if c == t] for t in dict.fromkeys(chosen)}
+    sweeps = [
+        build_sweep(
+            w,
+            group,
+            spec.run,
+            batches=axes["batch"],
+            seqs=axes["seq"],
+            contexts=axes["context"],
+            dtypes=[t] if note else axes["dtype"],
+            replicas=axes["dp"],
+        )
+        for t, group in groups.items()
+    ]
+    notes = [f"--hw: {note}"] if note else []
+    pairs = sum(x.grid.scenarios * len(x.devices) for x in sweeps)
     limit = TABLE_ROWS if fmt is Format.table else ROW_LIMIT
     if output is not None and output.suffix.lower() == ".parquet":
-        stream_rows(sweep, output, "parquet")  # every row, any size, whatever --format
+        stream_rows(sweeps, output, "parquet")  # every row, any size, whatever --format
         return
     if fmt is Format.csv:  # any size: streamed in chunks, progress on stderr
-        stream_rows(sweep, output, "csv")
+        stream_rows(sweeps, output, "csv")
         return
     if fmt is Format.json and pairs > limit:
         fail(
@@ -98,34 +133,88 @@ def whatif(
         )
     top = fmt is Format.table and pairs > limit
     if top:  # a table of a big sweep: its best rows, and how many there are
-        rows = rw.top_rows(sweep, TOP_ROWS)
+        rows, best = rw.top_rows(sweeps, TOP_ROWS, sort)
     else:
-        rows = rw.scenario_rows(sweep, run_sweep(sweep)) if pairs <= limit else []
-    progress: Any = None
-    if pairs > 20_000_000:  # more than about a second: show progress on stderr
-        from rich.console import Console
-        from rich.progress import Progress
+        rows = [r for x in sweeps for r in rw.scenario_rows(x, run_sweep(x))]
+        rows = rw.ranked(rows, sort)
+        best = rw.best_rows(rows)
+    training_note, why = None, ""
+    if spec.run.phase == "training" and utilization is None:
+        training_note, why = "needs --utilization", "the share of the dense peak reached"
+    elif spec.run.phase == "training" and tokens is None and w.training is None:
+        training_note, why = "needs --tokens", f"{w.key} has no published training run"
+    found = []
+    for x in sweeps:
+        if x.grid.scenarios * len(x.devices) > 20_000_000:  # about a second: progress
+            from rich.console import Console
+            from rich.progress import Progress
 
-        bar = Progress(console=Console(stderr=True), transient=True, disable=no_bar())
-        task = bar.add_task("sweep", total=sweep.grid.scenarios)
-        progress = lambda done, total: bar.update(task, completed=done)  # noqa: E731
-        with bar:
-            found = answers(sweep, utilization=utilization, progress=progress, tokens=tokens)
-    else:
-        found = answers(sweep, utilization=utilization, tokens=tokens)
+            bar = Progress(console=Console(stderr=True), transient=True, disable=no_bar())
+            task = bar.add_task("sweep", total=x.grid.scenarios)
+
+            def progress(done: int, _: int, b: Any = bar, k: Any = task) -> None:
+                b.update(k, completed=done)
+
+            with bar:
+                found += answers(x, utilization=utilization, progress=progress, tokens=tokens)
+        else:
+            found += answers(x, utilization=utilization, tokens=tokens)
+    order = {d.key: i for i, d in enumerate(devs)}
+    found.sort(key=lambda a: order[a.device])  # the devices' order, whatever their dtype
+    if training_note:
+        notes.append(f"time to train '-': {training_note} ({why})")
     show(
         fmt,
         output,
-        data=lambda: rw.whatif_dict(found, rows, pairs),
+        data=lambda: rw.whatif_dict(found, rows, pairs, best, notes),
         rows=lambda: rows,
-        table=lambda: rw.whatif_tables(w.name, sweep, found, rows, top),
+        table=lambda: rw.whatif_tables(
+            w.name, sweeps, found, rows, top, best, sort, notes, training_note
+        ),
+    )
+
+
+def _longest_context(
+    spec: Spec, w: Any, devs: list[Any], chosen: list[str] | None, note: str | None,
+    fmt: Format, output: Any,
+) -> None:  # fmt: skip
+    """whatif --max-context: the longest context that fits, per device, dtype and batch."""
+    from ..memory import longest_context
+    from ..report import whatif as rw
+
+    for name in ("context", "seq", "dp", "gpus"):
+        if name in spec.explicit:
+            fail(f"{BY_NAME[name].flag} with --max-context: the answer is the context; give "
+                 "--batch, --tp, --pp and the datatypes")  # fmt: skip
+    if "phase" in spec.explicit and spec.run.phase != "decode":
+        fail(f"{BY_NAME['phase'].flag} {spec.run.phase}: --max-context answers for decode "
+             "(the KV cache)")  # fmt: skip
+    pairs = (
+        list(zip(devs, chosen))
+        if chosen is not None
+        else [(d, t) for t in spec.axes["dtype"] for d in devs]
+    )
+    found = [
+        longest_context(w, replace(spec.run, batch=b, dtype=t), d)
+        for d, t in pairs
+        for b in spec.axes["batch"]
+    ]
+    notes = [f"--hw: {note}"] if note else []
+    show(
+        fmt,
+        output,
+        data=lambda: {"longest_context": rw.context_rows(found, w.key), "notes": notes},
+        rows=lambda: rw.context_rows(found, w.key),
+        table=lambda: rw.context_table(w.name, found, notes),
     )
 
 
 @scenario_command(app, "serve", takes=SERVING, defaults={"attention": "flash"})
 def serve(
     spec: Spec,
-    hw: Annotated[str | None, typer.Option("--hw", help="Devices, comma-separated.")] = None,
+    hw: Annotated[
+        str | None, typer.Option("--hw", help="Devices, comma-separated, or all.")
+    ] = None,
     prompt_tokens: PromptTokensOpt = 512,
     output_tokens: OutputTokensOpt = 256,
     reserve: Annotated[
@@ -181,6 +270,14 @@ def serve(
     pue: PueOpt = None,
     node_power: NodePowerOpt = None,
     grid_intensity: GridOpt = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank the devices (fitting first): throughput (output tokens/s, highest "
+            "first), cost (a million output tokens, lowest first), latency (TPOT, lowest "
+            "first) or ttft (lowest first) [default: --hw's order]; not with --rate."
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     prompt: Hidden = None,
@@ -203,7 +300,8 @@ def serve(
     w = get_workload(spec.need_model())
     run_config = replace(spec.run, phase="decode")
     request = Request(p, o, reserve)
-    devs = devices(spec.need_hw())
+    every = spec.need_hw().strip().lower() == "all"
+    devs = devices(None if every else spec.hw)
     if price is None and "currency_code" in spec.explicit:
         fail("--currency: names the currency of --price; give --price too")
     if price is not None:
@@ -220,29 +318,49 @@ def serve(
                                     ("--engine", engine_name, "vllm")):  # fmt: skip
             if name != default:
                 fail(f"{flag} {name}: goes with the planner; give --rate too")
+        if sort is not None and sort not in rs.SORTS:
+            fail(f"--sort {sort}: allowed: {', '.join(rs.SORTS)}")
         from ..energy import serving_energy, site
         from ..report import energy as re_
 
         where = site(pue, node_power, grid_intensity)
-        results = [serve_on(w, run_config, d, request) for d in devs]
+        chosen, note = per_device_dtypes(devs, run_config.dtype, "dtype" in spec.explicit)
+        results = [serve_on(w, replace(run_config, dtype=t), d, request)
+                   for d, t in zip(devs, chosen)]  # fmt: skip
+        results = rs.ranked(results, sort)
+        best = rs.best_of(results)
         energies = [serving_energy(r, where) for r in results]
         title = (
             f"{w.name}: serving batch {run_config.batch}, {p} tokens in, {o} out, "
-            f"{run_config.precision}, {run_config.attention} attention"
+            f"{'16-bit' if note else run_config.precision}, {run_config.attention} attention"
+            + ("" if sort is None else f", by {rs.SORTS[sort]}")
         )
-        dicts = [rs.serve_dict(r) | {"model": w.key, "energy": e.as_dict()}
-                 for r, e in zip(results, energies)]  # fmt: skip
+        notes = (f"--hw: {note}",) if note else ()
+
+        def one(r: Any, e: Any) -> dict[str, Any]:
+            return rs.serve_dict(r) | {
+                "model": w.key,
+                "best_for": rs.best_for(r, best),
+                "energy": e.as_dict(),
+            }
+
+        dicts = [one(r, e) for r, e in zip(results, energies)]
         show(
             fmt,
             output,
             data=lambda: dicts if len(dicts) > 1 else dicts[0],
             rows=lambda: [
                 row | re_.serving_columns(e)
-                for row, e in zip(rs.serve_rows(results, w.key), energies)
+                for row, e in zip(rs.serve_rows(results, w.key, best), energies)
             ],
-            table=lambda: rs.serve_table(results, title) + re_.serving_lines(results, energies),
+            table=lambda: (
+                rs.serve_table(results, title, notes) + re_.serving_lines(results, energies)
+            ),
         )
         return
+    if sort is not None:
+        fail(f"--sort {sort}: ranks plain serve's devices; the --rate planner's answer is "
+             "the fewest devices of each type")  # fmt: skip
     for name in ("batch", "pp"):
         if name in spec.explicit:
             flag = BY_NAME[name].flag

@@ -107,21 +107,42 @@ def devices(text: str | None) -> list[Any]:
     return [get_device(n) for n in names("--hw", text)]
 
 
-def sweep_devices(text: str, dtypes: list[str]) -> list[Any]:
+SIXTEEN_BIT_NOTE = (
+    "each device at its best 16-bit type (bf16 where it has one, else fp16), as some lack "
+    "the default fp16; --dtype fixes one for all"
+)
+
+
+def per_device_dtypes(devs: list[Any], dtype: str, explicit: bool) -> tuple[list[str], str | None]:
+    """The datatype each device runs at: `dtype` for all, or, where --dtype was left at its
+    default and a device lacks it, each device's best 16-bit type (Device.sixteen_bit: bf16
+    where it has one, else fp16), with the note that says so."""
+    if explicit or all(dtype in d.dtypes for d in devs):
+        return [dtype] * len(devs), None
+    return [d.sixteen_bit or dtype for d in devs], SIXTEEN_BIT_NOTE
+
+
+def sweep_devices(text: str, dtypes: list[str], explicit: bool = True) -> list[Any]:
     """--hw of a sweep: named devices, or `all`: every device with peaks for all of `dtypes`
-    (the ones without are named on stderr, so nothing is dropped silently)."""
+    (the ones without are named on stderr, so nothing is dropped silently); with --dtype left
+    at its default, `all` keeps every device with a 16-bit type (per_device_dtypes)."""
     from ..hardware import get_device, list_devices
 
     if text.strip().lower() != "all":
         return [get_device(n) for n in names("--hw", text)]
     every = list_devices()
-    kept = [d for d in every if all(t in d.dtypes for t in dtypes)]
+    if explicit:
+        kept = [d for d in every if all(t in d.dtypes for t in dtypes)]
+        wanted = ",".join(dtypes)
+    else:
+        kept = [d for d in every if d.sixteen_bit is not None]
+        wanted = "a 16-bit type (fp16 or bf16)"
     skipped = [d.key for d in every if d not in kept]
     if not kept:
         fail(f"--hw all: no device has peaks for --dtype {','.join(dtypes)}")
     if skipped:
         typer.echo(
-            f"--hw all: {len(kept)} devices; without {','.join(dtypes)}: {', '.join(skipped)}",
+            f"--hw all: {len(kept)} devices; without {wanted}: {', '.join(skipped)}",
             err=True,
         )
     return kept

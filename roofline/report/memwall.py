@@ -30,13 +30,14 @@ def rates_dict(trends: dict[str, Trend]) -> dict[str, Any]:
     }
 
 
-def rates_table(trends: dict[str, Trend]) -> RenderableType:
+def rates_table(trends: dict[str, Trend], over: str = "the device database") -> RenderableType:
+    """The fitted growth rates; `over` names the devices fitted (--paper: the paper's set,
+    --hw: the devices given)."""
     from ..memwall import PAPER_RATES
 
     table = new_table(
-        "Growth per two years, fitted over the device database (least squares "
-        "on log value vs release date)",
-        ("series", "this database", "paper", "devices"),
+        f"Growth per two years, fitted over {over} (least squares on log value vs release date)",
+        ("series", "fitted", "paper", "devices"),
         left=("series",),
     )
     for name, t in trends.items():

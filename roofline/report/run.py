@@ -41,6 +41,7 @@ def summary(result: Result) -> dict[str, Any]:
         "params": result.params,
         "flops": result.total_flops,
         "bytes": result.total_bytes,
+        "bytes_by_kind": result.traffic_split,
         "intensity": result.intensity_overall,
         "time_s": result.total_time_s,
         "memory_bound_time_share": result.memory_bound_time_share,
@@ -150,7 +151,11 @@ def result_table(result: Result) -> list[RenderableType]:
     lines = [
         f"parameters      {count(r.params)}",
         f"total compute   {si(r.total_flops, 'FLOP')}",
-        f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes)",
+        f"total traffic   {si(r.total_bytes, 'B')}  (GB = 1e9 bytes): "
+        + ", ".join(
+            f"{si(v, 'B')} {name.replace('kv_cache', 'KV cache')}"
+            for name, v in r.traffic_split.items()
+        ),
         f"intensity       {r.intensity_overall:,.1f} FLOP/B  "
         f"(ridge point of {r.device.key} at {r.run.dtype}: {r.ridge_point:,.1f} FLOP/B)",
         f"roofline bound  {seconds(r.total_time_s)}  "

@@ -43,10 +43,87 @@ def serve_dict(r: ServeResult) -> dict[str, Any]:
     }
 
 
-def serve_rows(results: list[ServeResult], model: str) -> list[dict[str, Any]]:
+# how serve's rows are ranked (--sort): the figure and which way reads best
+SORTS = {
+    "throughput": "output tokens/s, highest first",
+    "cost": "cost a million output tokens, lowest first",
+    "latency": "time per output token (TPOT), lowest first",
+    "ttft": "time to first token, lowest first",
+}
+# the best-per-question answers: the name, the figure it ranks by
+QUESTIONS = (("fastest", "throughput"), ("cheapest", "cost"), ("lowest_latency", "latency"))
+
+
+def _figure(r: ServeResult, by: str) -> float | None:
+    value = {
+        "throughput": r.output_tokens_per_s,
+        "cost": r.cost_per_million_output_tokens,
+        "latency": r.tpot_s,
+        "ttft": r.ttft_s,
+    }[by]
+    if value is None:
+        return None
+    return -value if by == "throughput" else value
+
+
+def rank_key(r: ServeResult, by: str) -> tuple[bool, bool, float]:
+    """Those that fit first, then those with the figure, then the figure read best-first."""
+    value = _figure(r, by)
+    return (not r.fits, value is None, 0.0 if value is None else value)
+
+
+def ranked(results: list[ServeResult], by: str | None) -> list[ServeResult]:
+    """`results` for --sort `by` (stable); as given for None."""
+    return results if by is None else sorted(results, key=lambda r: rank_key(r, by))
+
+
+def best_of(results: list[ServeResult]) -> dict[str, ServeResult | None]:
+    """Per question the result that answers it among those that fit and have the figure:
+    the fastest (most output tokens/s), the cheapest (a million output tokens), the lowest
+    latency (TPOT)."""
+    best: dict[str, ServeResult | None] = {}
+    for name, by in QUESTIONS:
+        have = [r for r in results if r.fits and _figure(r, by) is not None]
+        best[name] = min(have, key=lambda r: rank_key(r, by)) if have else None
+    return best
+
+
+def best_for(r: ServeResult, best: dict[str, ServeResult | None]) -> list[str]:
+    """The questions `r` answers best (a row's `best_for` in JSON and CSV)."""
+    return [name for name, b in best.items() if b is r]
+
+
+def best_line(best: dict[str, ServeResult | None]) -> str:
+    fast, cheap, quick = best["fastest"], best["cheapest"], best["lowest_latency"]
+    if fast is None or fast.output_tokens_per_s is None:
+        return "Best that fits: nothing fits"
+
+    def who(r: ServeResult) -> str:
+        lay = r.run.layout
+        split = "" if lay.model_split == 1 else f" tp {lay.tensor} x pp {lay.pipeline}"
+        return f"{r.device.key} {r.run.dtype}{split}"
+
+    parts = [f"fastest {who(fast)} ({fast.output_tokens_per_s:,.0f} tokens/s)"]
+    if cheap is None or cheap.cost_per_million_output_tokens is None:
+        parts.append("cheapest: - (no fitting device has a price; give --price)")
+    else:
+        currency = cheap.device.price.currency if cheap.device.price else ""
+        parts.append(
+            f"cheapest {who(cheap)} ({cheap.cost_per_million_output_tokens:,.2f} {currency} a "
+            "million output tokens)"
+        )
+    if quick is not None and quick.tpot_s is not None:
+        parts.append(f"lowest latency {who(quick)} (TPOT {seconds(quick.tpot_s)})")
+    return "Best that fits: " + "; ".join(parts)
+
+
+def serve_rows(
+    results: list[ServeResult], model: str, best: dict[str, ServeResult | None] | None = None
+) -> list[dict[str, Any]]:
+    best = best_of(results) if best is None else best
     rows = []
     for r in results:
-        row = serve_dict(r) | {"model": model}
+        row = serve_dict(r) | {"model": model, "best_for": ";".join(best_for(r, best))}
         lay = row.pop("layout")
         memory = row.pop("memory")
         rows.append(
@@ -57,11 +134,14 @@ def serve_rows(results: list[ServeResult], model: str) -> list[dict[str, Any]]:
     return rows
 
 
-def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
+def serve_table(
+    results: list[ServeResult], title: str, notes: tuple[str, ...] = ()
+) -> list[RenderableType]:
     table = new_table(
         title,
         (
             "device",
+            "dtype",
             "layout",
             "TTFT",
             "TPOT",
@@ -71,12 +151,13 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
             "memory GB",
             "fits",
         ),
-        left=("device", "layout", "fits"),
+        left=("device", "dtype", "layout", "fits"),
     )
     for r in results:
         lay = r.run.layout
         table.add_row(
             r.device.key,
+            r.run.dtype,
             f"tp {lay.tensor} x pp {lay.pipeline}",
             "-" if r.ttft_s is None else seconds(r.ttft_s),
             "-" if r.tpot_s is None else seconds(r.tpot_s),
@@ -96,7 +177,12 @@ def serve_table(results: list[ServeResult], title: str) -> list[RenderableType]:
         "memory per device with every request at prompt + output tokens; max concurrency: "
         "requests whose paged KV cache fits beside the weights (GB = 1e9 bytes)."
     )
-    return [table, note]
+    items: list[RenderableType] = [table]
+    if len(results) > 1:
+        items.append(best_line(best_of(results)))
+    if any(r.fits and r.cost_per_million_output_tokens is None for r in results):
+        items.append("cost '-': the device file has no price; give --price")
+    return [*items, *notes, note]
 
 
 def plan_dict(p: Plan) -> dict[str, Any]:

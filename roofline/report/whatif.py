@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..answers import Answer
+    from ..memory import LongestContext
     from ..sweep import SweepOutput
     from ..whatif import Sweep
 
@@ -101,37 +102,108 @@ def scenario_rows(sweep: Sweep, out: SweepOutput) -> list[dict[str, Any]]:
     return [dict(zip(lists, values)) for values in zip(*lists.values())]
 
 
-def top_rows(sweep: Sweep, k: int = 20) -> list[dict[str, Any]]:
-    """The k best (scenario, device) pairs of a sweep of any size, as scenario_rows rows:
-    those that fit first, then the highest tokens/s (samples/s); found chunk by chunk, so
-    memory does not grow with the grid."""
+# how a what-if's rows are ranked (--sort): the figure and which way reads best
+SORTS = {
+    "throughput": "tokens/s (samples/s), highest first",
+    "cost": "cost a million tokens (samples), lowest first",
+    "latency": "expected time a step, lowest first",
+}
+# the best-per-question answers: the name, the figure it ranks by
+QUESTIONS = (("fastest", "throughput"), ("cheapest", "cost"), ("lowest_latency", "latency"))
+
+
+def rate_of(row: dict[str, Any]) -> float | None:
+    rate = row.get("tokens_per_s")
+    return row.get("samples_per_s") if rate is None else rate
+
+
+def cost_of(row: dict[str, Any]) -> float | None:
+    cost = row.get("cost_per_million_tokens")
+    return row.get("cost_per_million_samples") if cost is None else cost
+
+
+def _figure(row: dict[str, Any], by: str) -> float | None:
+    value = {"throughput": rate_of, "cost": cost_of}.get(by, lambda r: r["expected_time_s"])(row)
+    if value is None or not np.isfinite(value):
+        return None
+    return -value if by == "throughput" else value
+
+
+def rank_key(row: dict[str, Any], by: str) -> tuple[bool, bool, float]:
+    """The sort key of a row for --sort `by`: rows that fit first, then those with the
+    figure (a device without a price has no cost), then the figure the way it reads best."""
+    value = _figure(row, by)
+    return (not row["fits"], value is None, 0.0 if value is None else value)
+
+
+def ranked(rows: list[dict[str, Any]], by: str | None) -> list[dict[str, Any]]:
+    """`rows` sorted for --sort `by` (stable: ties keep their order); as given for None."""
+    return rows if by is None else sorted(rows, key=lambda r: rank_key(r, by))
+
+
+def best_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The best row per question among those that fit and have the figure: the fastest
+    (most tokens/s), the cheapest (least cost a million tokens), the lowest latency (least
+    expected time a step); None where no row qualifies."""
+    best: dict[str, dict[str, Any] | None] = {}
+    for name, by in QUESTIONS:
+        have = [r for r in rows if r["fits"] and _figure(r, by) is not None]
+        best[name] = min(have, key=lambda r: rank_key(r, by)) if have else None
+    return best
+
+
+def _key_columns(cols: dict[str, np.ndarray], by: str) -> tuple[np.ndarray, ...]:
+    """rank_key as arrays, for np.lexsort (last key first)."""
+    n = len(cols["fits"])
+    rate = cols["tokens_per_s"] if "tokens_per_s" in cols else cols["samples_per_s"]
+    cost = cols.get("cost_per_million_tokens", cols.get("cost_per_million_samples"))
+    value = {
+        "throughput": -np.asarray(rate, dtype=float),
+        "cost": np.full(n, np.nan) if cost is None else np.asarray(cost, dtype=float),
+        "latency": np.asarray(cols["expected_time_s"], dtype=float),
+    }[by]
+    missing = ~np.isfinite(value)
+    return np.where(missing, 0.0, value), missing, ~cols["fits"]
+
+
+def top_rows(
+    sweeps: Sweep | Sequence[Sweep], k: int = 20, by: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+    """The k best (scenario, device) pairs of what-ifs of any size, as scenario_rows rows,
+    ranked for --sort `by` (default: throughput, fitting first), and the best row per
+    question over every pair; found chunk by chunk, so memory does not grow with the grid."""
     from ..sweep import evaluate_grid
     from ..whatif import SCENARIO_COLUMNS, scenario_columns
 
-    best: list[tuple[tuple[bool, float], dict[str, Any]]] = []
+    by = by or "throughput"
+    best: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
 
-    def reduce(start: int, out: SweepOutput) -> None:
-        cols = scenario_columns(sweep, out, start)
-        rate = cols["tokens_per_s"] if "tokens_per_s" in cols else cols["samples_per_s"]
-        rate = np.where(np.isfinite(rate), rate, -np.inf)
-        order = np.lexsort((-rate, ~cols["fits"]))[:k]  # fitting first, then the fastest
-        for i in order:
-            row = {c: plain(cols[c][i]) if c in cols else None for c in SCENARIO_COLUMNS}
-            best.append(((not bool(cols["fits"][i]), -float(rate[i])), row))
-        best.sort(key=lambda item: item[0])
-        del best[k:]
+    def row(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+        return {c: plain(cols[c][i]) if c in cols else None for c in SCENARIO_COLUMNS}
 
-    evaluate_grid(sweep.model, sweep.grid, keep=False, reduce=reduce)
-    return [row for _, row in best]
+    for sweep in [sweeps] if not isinstance(sweeps, Sequence) else sweeps:
+
+        def reduce(start: int, out: SweepOutput, sweep: Sweep = sweep) -> None:
+            cols = scenario_columns(sweep, out, start)
+            best.extend(row(cols, i) for i in np.lexsort(_key_columns(cols, by))[:k])
+            best.sort(key=lambda r: rank_key(r, by))
+            del best[k:]
+            for _, question in QUESTIONS:  # each question's best of this chunk
+                candidates.append(row(cols, int(np.lexsort(_key_columns(cols, question))[0])))
+
+        evaluate_grid(sweep.model, sweep.grid, keep=False, reduce=reduce)
+    return best, best_rows(candidates)
 
 
 def write_scenarios(
-    sweep: Sweep,
+    sweeps: Sweep | Sequence[Sweep],
     sink: str | BinaryIO,
     kind: str = "csv",
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Every (scenario, device) pair of the sweep as CSV or Parquet into `sink` (a path or a
+    """Every (scenario, device) pair of the sweep (or sweeps, one after another) as CSV or
+    Parquet into `sink` (a path or a
     binary file), chunk by chunk through Arrow's writers (memory does not grow with the
     grid; a Parquet row group per chunk); the columns of scenario_rows. CSV writes `fits`
     as True/False, as Python writes a bool. Returns the number of rows written."""
@@ -155,7 +227,9 @@ def write_scenarios(
         raise ValueError(f"unknown table format {kind!r}")
     written = 0
 
-    def reduce(start: int, out: SweepOutput) -> None:
+    done = 0
+
+    def reduce(start: int, out: SweepOutput, sweep: Sweep) -> None:
         nonlocal written
         table = scenario_table(sweep, out, start, csv_cell if kind == "csv" else str)
         if kind == "csv":
@@ -164,8 +238,20 @@ def write_scenarios(
         writer.write_table(table)
         written += table.num_rows
 
+    every = [sweeps] if not isinstance(sweeps, Sequence) else list(sweeps)
+    total = sum(x.grid.scenarios for x in every)
     try:
-        evaluate_grid(sweep.model, sweep.grid, progress=progress, keep=False, reduce=reduce)
+        for sweep in every:
+
+            def step(n: int, _: int, d: int = done) -> None:
+                if progress is not None:
+                    progress(d + n, total)
+
+            def chunk(start: int, out: SweepOutput, sweep: Sweep = sweep) -> None:
+                reduce(start, out, sweep)
+
+            evaluate_grid(sweep.model, sweep.grid, progress=step, keep=False, reduce=chunk)
+            done += sweep.grid.scenarios
     finally:
         writer.close()
     return written
@@ -199,12 +285,57 @@ def answer_dict(a: Answer) -> dict[str, Any]:
     return row
 
 
-def whatif_dict(answers: list[Answer], rows: list[dict[str, Any]], pairs: int) -> dict[str, Any]:
+def whatif_dict(
+    answers: list[Answer],
+    rows: list[dict[str, Any]],
+    pairs: int,
+    best: dict[str, dict[str, Any] | None] | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The answers, the scenario rows, and `best`: per question (fastest, cheapest, lowest
+    latency) the row that answers it among those that fit, null where none does."""
     return {
         "answers": [answer_dict(a) for a in answers],
+        "best": best if best is not None else best_rows(rows),
         "scenarios": rows,
         "scenario_device_pairs": pairs,
+        "notes": list(notes),
     }
+
+
+def _where(r: dict[str, Any]) -> str:
+    parts = [f"{r['device']} {r['dtype']}", f"batch {r['batch']}"]
+    if r.get("seq") is not None:
+        parts.append(f"seq {r['seq']}")
+    if r.get("context") is not None:
+        parts.append(f"context {r['context']}")
+    if r["devices"] != 1:
+        parts.append(f"{r['devices']} devices")
+    return ", ".join(parts)
+
+
+def best_line(best: dict[str, dict[str, Any] | None], unit: str) -> str:
+    """One line: the best that fits per question, or why there is none."""
+    fast, cheap, quick = best["fastest"], best["cheapest"], best["lowest_latency"]
+    if fast is None:
+        return "Best that fits: nothing fits"
+    parts = [f"fastest {_where(fast)} ({rate_of(fast):,.1f} {unit}/s)"]
+    if cheap is None:
+        parts.append("cheapest: - (no fitting device has a price; give --price)")
+    else:
+        parts.append(
+            f"cheapest {_where(cheap)} ({_money(cost_of(cheap), cheap['currency'])} a million "
+            f"{unit})"
+        )
+    if quick is not None:
+        parts.append(f"lowest latency {_where(quick)} ({seconds(quick['expected_time_s'])} a step)")
+    return "Best that fits: " + "; ".join(parts)
+
+
+def _money(cost: float | None, currency: str | None) -> str:
+    if cost is None:
+        return "-"
+    return f"{cost:,.2f} {currency}" if cost >= 0.01 else f"{cost:.2g} {currency}"
 
 
 def _fmt(value: Any, fmt: str) -> str:
@@ -217,21 +348,30 @@ def _fmt(value: Any, fmt: str) -> str:
 
 def whatif_tables(
     name: str,
-    sweep: Sweep,
+    sweeps: Sweep | Sequence[Sweep],
     answers: list[Answer],
     rows: list[dict[str, Any]],
     top: bool = False,
+    best: dict[str, dict[str, Any] | None] | None = None,
+    sort: str | None = None,
+    notes: Sequence[str] = (),
+    training_note: str | None = None,
 ) -> list[RenderableType]:
-    """The scenario rows (all of them, or with `top` the best of a larger sweep) and the
-    answers."""
+    """The scenario rows (all of them, or with `top` the best of a larger sweep; ranked by
+    --sort where given), the best that fits per question, notes, and the answers."""
+    every = [sweeps] if not isinstance(sweeps, Sequence) else list(sweeps)
+    sweep = every[0]
     items: list[RenderableType] = []
-    n = sweep.grid.scenarios * len(sweep.devices)
+    n = sum(x.grid.scenarios * len(x.devices) for x in every)
+    unit = "tokens" if sweep.model.takes_seq else "samples"
     if rows:
-        title = f"{name}: {sweep.phase} (time per step; memory per device, GB = 1e9 B)"
+        order = "" if sort is None else f", by {SORTS[sort]}"
+        title = f"{name}: {sweep.phase}{order} (time per step; memory per device, GB = 1e9 B)"
         if top:
             title = (
-                f"{name}: {sweep.phase}, the {len(rows)} fastest of {n:,} pairs, fitting first "
-                "(time per step; memory per device, GB = 1e9 B)"
+                f"{name}: {sweep.phase}, the best {len(rows)} of {n:,} pairs, fitting first, "
+                f"by {SORTS[sort or 'throughput']} (time per step; memory per device, "
+                "GB = 1e9 B)"
             )
         scenarios = new_table(
             title,
@@ -268,18 +408,19 @@ def whatif_tables(
                 f"{r['memory_bytes_per_device'] / 1e9:,.2f}",
                 "yes" if r["fits"] else "no",
                 f"{100 * r['memory_bound_time_share']:.0f}%",
-                "-"
-                if cost is None
-                else f"{cost:,.2f} {r['currency']}"
-                if cost >= 0.01
-                else f"{cost:.2g} {r['currency']}",
+                _money(cost, r["currency"]),
             )
         items.append(scenarios)
+        items.append(best_line(best if best is not None else best_rows(rows), unit))
+        if any(cost_of(r) is None for r in rows):
+            items.append("cost '-': the device file has no price; give --price")
+    items.extend(notes)
     if top or not rows:
         items.append(
             f"{n:,} (scenario, device) pairs evaluated; "
             "--format csv (or --output NAME.parquet) writes all of them"
         )
+    training = sweep.phase == "training"  # time to train: a column of training only
     ans = new_table(
         "Answers (at the longest swept sequence/context)",
         (
@@ -289,26 +430,26 @@ def whatif_tables(
             "compute-bound from batch",
             "largest batch that fits",
             "fastest fitting scenario",
-            "time to train",
+            *(("time to train",) if training else ()),
         ),
         left=("device", "dtype", "fastest fitting scenario", "time to train"),
     )
     for a in answers:
-        best = a.best
-        if best is None:
+        fit = a.best
+        if fit is None:
             best_text = "nothing fits"
         else:
             rate = (
-                f"{best.rate:,.0f} tokens/s"
-                if best.unit == "tokens_per_s"
-                else f"{best.rate:,.1f} samples/s"
+                f"{fit.rate:,.0f} tokens/s"
+                if fit.unit == "tokens_per_s"
+                else f"{fit.rate:,.1f} samples/s"
             )
             where = ""
             if sweep.phase == "decode":
-                where = f", context {best.context}"
+                where = f", context {fit.context}"
             elif sweep.model.takes_seq:
-                where = f", seq {best.seq}"
-            best_text = f"batch {best.batch}{where}, {best.devices} dev: {rate}"
+                where = f", seq {fit.seq}"
+            best_text = f"batch {fit.batch}{where}, {fit.devices} dev: {rate}"
         train = (
             "; ".join(
                 f"{t.devices} dev: {t.days:,.1f} days"
@@ -320,7 +461,7 @@ def whatif_tables(
                 )
                 for t in a.training
             )
-            or "-"
+            or f"- ({training_note})"
         )
         ans.add_row(
             a.device,
@@ -329,7 +470,55 @@ def whatif_tables(
             str(a.compute_bound_batch) if a.compute_bound_batch is not None else "never",
             f"{a.max_batch:,}" if a.max_batch is not None else "any (fixed micro-batch)",
             best_text,
-            train,
+            *((train,) if training else ()),
         )
     items.append(ans)
     return items
+
+
+def context_rows(found: list[LongestContext], model: str) -> list[dict[str, Any]]:
+    """whatif --max-context: one row per device, datatype and batch."""
+    return [
+        {
+            "model": model,
+            "device": c.device.key,
+            "dtype": c.dtype,
+            "batch": c.batch,
+            "max_context": c.context,
+            "memory_bytes_per_device": c.memory_bytes,
+            "capacity_bytes": c.capacity_bytes,
+            "limited_by": c.limit,
+        }
+        for c in found
+    ]
+
+
+def context_table(
+    name: str, found: list[LongestContext], notes: Sequence[str] = ()
+) -> list[RenderableType]:
+    table = new_table(
+        f"{name}: the longest decode context that fits (tokens in the KV cache; memory per "
+        "device, GB = 1e9 B)",
+        ("device", "dtype", "batch", "longest context", "memory GB", "capacity GB", "limit"),
+        left=("device", "dtype", "limit"),
+    )
+    for c in found:
+        limit = {
+            "model": "the model's positions",
+            "memory": "memory" if c.context else "memory: nothing fits",
+        }[c.limit]
+        table.add_row(
+            c.device.key,
+            c.dtype,
+            str(c.batch),
+            f"{c.context:,}",
+            f"{c.memory_bytes / 1e9:,.2f}",
+            f"{c.capacity_bytes / 1e9:,.2f}",
+            limit,
+        )
+    why = (
+        "Found by bisection on the memory model (weights, KV cache at context + 1 tokens, "
+        "activations) against the device's whole memory; the model's limit is its positions "
+        "less the new token."
+    )
+    return [table, *notes, why]

@@ -81,6 +81,13 @@
     });
     node.addEventListener("mousemove", place);
     node.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+    // keyboard and touch: focus (Tab, or a tap) shows the same figures beside the mark
+    node.setAttribute("tabindex", "0");
+    node.addEventListener("focus", () => {
+      const b = node.getBoundingClientRect();
+      node.dispatchEvent(new MouseEvent("mouseenter", { clientX: b.right, clientY: b.bottom }));
+    });
+    node.addEventListener("blur", () => { tip.style.display = "none"; });
   }
 
   // ------------------------------------------------------------ device toggles
@@ -162,9 +169,32 @@
         fill: color(lab.j), style: "cursor:pointer" });
       t.addEventListener("click", () => setHidden(lab.j, true));
     });
+    devices.forEach((d, j) => {
+      const s = d.summary, t = ok(s.expected_time_s) ? s.expected_time_s : s.time_s;
+      // hollow, each device's shifted sideways by its own 12 px (one workload has one
+      // intensity), and drawn before the layer points: a layer is never under a step mark
+      const x = sx(s.intensity) + 12 * (j - (devices.length - 1) / 2), y = sy(s.flops / t), r = 9;
+      const m = el("path", { d: "M" + x + "," + (y - r) + "l" + r + "," + r + "l" + -r + "," + r + "l" + -r + "," + -r + "z",
+        fill: "none", stroke: color(j), "stroke-width": 2.5, class: "step-mark dev-" + j }, svg);
+      hover(m, () => "whole step on " + d.key, () => [
+        ["FLOPs", si(s.flops, "FLOP")], ["bytes", si(s.bytes, "B")], ["intensity", fmt3(s.intensity) + " FLOP/B"],
+        ["bound time", secs(s.time_s)], ["expected time", secs(s.expected_time_s)],
+        ["MFU", ok(s.mfu) ? (100 * s.mfu).toFixed(1) + "%" : "–"]]);
+    });
+    // layers that land on the same spot (a decoder's projections all near one intensity
+    // and rate) are set side by side, largest first, so each one's centre is its own to
+    // hover; the tooltip keeps the exact figures
+    const anchors = [];
     pts.sort((a, b) => b.share - a.share).forEach((p) => {
+      p.r = 3 + 11 * Math.sqrt(p.share);
+      p.cx = sx(p.x);
+      const a = anchors.find((q) => Math.abs(q.x - p.cx) < q.r && Math.abs(q.y - sy(p.y)) < q.r);
+      if (a) { p.cx = a.next + p.r; a.next = p.cx + p.r + 1; }
+      else anchors.push({ j: p.j, x: p.cx, y: sy(p.y), r: p.r, next: p.cx + p.r + 1 });
+    });
+    pts.forEach((p) => {
       const L = DATA.layers[p.i], d = devices[p.j];
-      const c = el("circle", { cx: sx(p.x), cy: sy(p.y), r: (3 + 11 * Math.sqrt(p.share)).toFixed(2),
+      const c = el("circle", { cx: p.cx.toFixed(2), cy: sy(p.y), r: p.r.toFixed(2),
         fill: color(p.j), "fill-opacity": 0.72, stroke: "#fff", "stroke-width": 0.6,
         class: "layer-point dev-" + p.j, "data-device": p.j, "data-layer": p.i,
         "aria-label": L.name + " on " + d.key }, svg);
@@ -174,16 +204,6 @@
         ["bound time", secs(d.time_s[p.i])], ["expected time", secs(d.expected_time_s[p.i])],
         ["expected FLOP/s", si(p.y, "FLOP/s")], ["share of expected", (100 * p.share).toFixed(1) + "%"],
         ["bound by", (d.compute_bound[p.i] ? "compute" : "memory") + " (ridge " + d.ridge_point.toFixed(1) + " FLOP/B)"]]);
-    });
-    devices.forEach((d, j) => {
-      const s = d.summary, t = ok(s.expected_time_s) ? s.expected_time_s : s.time_s;
-      const x = sx(s.intensity), y = sy(s.flops / t), r = 9;
-      const m = el("path", { d: "M" + x + "," + (y - r) + "l" + r + "," + r + "l" + -r + "," + r + "l" + -r + "," + -r + "z",
-        fill: color(j), stroke: "#000", "stroke-width": 1.5, class: "step-mark dev-" + j }, svg);
-      hover(m, () => "whole step on " + d.key, () => [
-        ["FLOPs", si(s.flops, "FLOP")], ["bytes", si(s.bytes, "B")], ["intensity", fmt3(s.intensity) + " FLOP/B"],
-        ["bound time", secs(s.time_s)], ["expected time", secs(s.expected_time_s)],
-        ["MFU", ok(s.mfu) ? (100 * s.mfu).toFixed(1) + "%" : "–"]]);
     });
     const skipped = DATA.layers.filter((L) => !(L.flops > 0)).length;
     if (skipped) {
@@ -218,7 +238,7 @@
       "the same scale for every device) over batch x " + (w.y.name ? yname : "the model's fixed input") +
       ". Hatched cells (OOM) need more memory per device than the device has; the red line is the boundary " +
       "between what fits and what does not. The outlined cell is the run above. Hover a cell for its figures.";
-    const legend = el("svg", { width: 760, height: 50, role: "img", "aria-label": "colour scale" });
+    const legend = el("svg", { width: 760, height: 50, viewBox: "0 0 760 50", role: "img", "aria-label": "colour scale" });
     document.getElementById("whatif-legend").appendChild(legend);
     const grad = el("linearGradient", { id: "viridis" }, el("defs", {}, legend));
     hatch(legend.querySelector("defs"), "oom-hatch-legend");
@@ -362,5 +382,10 @@
   whatif();
   memoryBars();
   document.querySelectorAll("table.sortable").forEach(sortable);
+  // the layer table: say in words when it scrolls sideways (the shadows show where)
+  const scroller = document.getElementById("layers-scroll"), cue = document.getElementById("layers-cue");
+  const cueOn = () => { if (scroller && cue) cue.classList.toggle("on", scroller.scrollWidth > scroller.clientWidth + 1); };
+  cueOn();
+  window.addEventListener("resize", cueOn);
   window.__report = { ready: true, points: points };
 })();
