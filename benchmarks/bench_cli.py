@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPEATS = 3
@@ -79,19 +80,24 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return wall, usage.ru_maxrss * 1024 / 2**20, os.waitstatus_to_exitcode(status)
 
 
-def main() -> None:
+def report(commands_in: Callable[[Path], dict[str, list[str]]], width: int = 40) -> None:
+    """Each command REPEATS times in a fresh process: the best wall time, the peak RSS."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        print(f"{'command':40} {'best wall':>10} {'peak RSS (MiB)':>15}")
-        for name, args in commands(out).items():
+        print(f"{'command':{width}} {'best wall':>10} {'peak RSS (MiB)':>15}")
+        for name, args in commands_in(out).items():
             runs = [timed(args, env) for _ in range(REPEATS)]
             if any(code != 0 for _, _, code in runs):
-                print(f"{name:40} failed (exit {[c for _, _, c in runs]})")
+                print(f"{name:{width}} failed (exit {[c for _, _, c in runs]})")
                 continue
             wall = min(w for w, _, _ in runs)
             rss = max(r for _, r, _ in runs)
-            print(f"{name:40} {wall:9.2f}s {rss:15.0f}")
+            print(f"{name:{width}} {wall:9.2f}s {rss:15.0f}")
+
+
+def main() -> None:
+    report(commands)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,9 @@ Run: python benchmarks/bench_serving.py
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from bench_cli import timed
-
-REPEATS = 3
+from bench_cli import report
 
 
 def commands(out: Path) -> dict[str, list[str]]:
@@ -46,18 +42,7 @@ def commands(out: Path) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        print(f"{'command':44} {'best wall':>10} {'peak RSS (MiB)':>15}")
-        for name, args in commands(out).items():
-            runs = [timed(args, env) for _ in range(REPEATS)]
-            if any(code != 0 for _, _, code in runs):
-                print(f"{name:44} failed (exit {[c for _, _, c in runs]})")
-                continue
-            wall = min(w for w, _, _ in runs)
-            rss = max(r for _, r, _ in runs)
-            print(f"{name:44} {wall:9.2f}s {rss:15.0f}")
+    report(commands, width=44)
 
 
 if __name__ == "__main__":

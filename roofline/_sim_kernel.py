@@ -47,6 +47,18 @@ def _push_back(queue: np.ndarray, st: np.ndarray, r: int) -> None:
 
 
 @njit(cache=True)
+def _schedule(r: int, n_tok: int, want: int, st: np.ndarray, held: np.ndarray,
+              sched_r: np.ndarray, sched_n: np.ndarray) -> None:  # fmt: skip
+    """Request r takes n_tok tokens of this iteration and `want` more KV blocks (if > 0)."""
+    if want > 0:
+        st[FREE] -= want
+        held[r] += want
+    sched_r[st[SCHEDULED]] = r
+    sched_n[st[SCHEDULED]] = n_tok
+    st[SCHEDULED] += 1
+
+
+@njit(cache=True)
 def _admit(
     budget: int, whole: bool, reserve: bool, max_seqs: int, bt: int, shared: int,
     queue: np.ndarray,
@@ -70,13 +82,9 @@ def _admit(
             break
         st[HEAD] = (st[HEAD] + 1) % len(queue)
         st[QUEUED] -= 1
-        st[FREE] -= want
-        held[r] = want
         running[st[RUNNING]] = r
         st[RUNNING] += 1
-        sched_r[st[SCHEDULED]] = r
-        sched_n[st[SCHEDULED]] = n_tok
-        st[SCHEDULED] += 1
+        _schedule(r, n_tok, want, st, held, sched_r, sched_n)  # (a waiting one holds none)
         budget -= n_tok
     return budget
 
@@ -263,12 +271,7 @@ def run_engine(
                 want = _need(computed[r] + n_tok, bt, shared) - held[r]
                 if want > st[FREE]:
                     break
-                if want > 0:
-                    st[FREE] -= want
-                    held[r] += want
-                sched_r[st[SCHEDULED]] = r
-                sched_n[st[SCHEDULED]] = n_tok
-                st[SCHEDULED] += 1
+                _schedule(r, n_tok, want, st, held, sched_r, sched_n)
                 budget -= n_tok
             if st[QUEUED] > 0:
                 budget = _admit(budget, not chunked, reserve, max_seqs, bt, shared, queue, st,
@@ -293,12 +296,7 @@ def run_engine(
                 _push_front(queue, st, victim)
             if victim == r:
                 break
-            if want > 0:
-                st[FREE] -= want
-                held[r] += want
-            sched_r[st[SCHEDULED]] = r
-            sched_n[st[SCHEDULED]] = n_tok
-            st[SCHEDULED] += 1
+            _schedule(r, n_tok, want, st, held, sched_r, sched_n)
             budget -= n_tok
             i += 1
         if mixed and not static:  # then prompts (chunked: or their first chunk)

@@ -33,7 +33,7 @@ from .energy import Site
 from .errors import FieldError, RooflineError
 from .hardware import Device
 from .scenario import RunConfig
-from .serve import MAX_DEVICES, TENSOR_WAYS, check_decoder, check_lengths
+from .serve import MAX_DEVICES, TENSOR_WAYS, Slo, check_decoder, check_lengths
 from .simulate import (
     IterationCost,
     SimulationResult,
@@ -62,13 +62,7 @@ class Targets:
     tpot_quantile: float | None = None
 
     def __post_init__(self) -> None:
-        for name, value, low, top in (
-            ("rate", self.rate, 1e-6, 1e5),
-            ("ttft", self.ttft_s, 1e-6, 1e9),
-            ("tpot", self.tpot_s, 1e-6, 1e9),
-        ):
-            if not (isinstance(value, int | float) and low <= value <= top):
-                raise FieldError(name, value, f"must be from {low:g} to {top:g}")
+        Slo(self.rate, self.ttft_s, self.tpot_s)  # the formula planner's ranges, checked there
         for name, q in (("ttft_percentile", self.ttft_quantile),
                         ("tpot_percentile", self.tpot_quantile)):  # fmt: skip
             if q is not None and q not in (0.5, 0.9, 0.99):
