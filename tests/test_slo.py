@@ -145,3 +145,22 @@ def test_a_plan_counts_its_energy_per_output_token():
     assert e["co2_g_per_output_token"] == pytest.approx(
         e["joules_per_output_token"] / 3.6e6 * e["site"]["grid_g_co2_per_kwh"]
     )
+
+
+def test_serve_rate_replicas_on_the_command_line():
+    args = ["serve", "-m", "llama-3-8b", "--hw", "h100", "--dtype", "bf16", "--rate", "200",
+            "--ttft", "0.5", "--tpot", "0.03", "--replicas", "2", "--tp", "1",
+            "-f", "json"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["devices"] is None and "2 replicas of tp 1 miss the targets" in row["reason"]
+    assert row["max_requests_per_s"] > 0
+    for extra, message in (
+        (["--replicas", "0"], "--replicas 0: a whole number from 1 to 100,000"),
+        (["--planner", "formula"], "--replicas go with --planner sim"),
+    ):
+        res = CliRunner().invoke(app, [*args, *extra])
+        assert res.exit_code == 2 and message in res.stderr, res.stderr
+    res = CliRunner().invoke(app, ["serve", "-m", "llama-3-8b", "--hw", "h100", "--replicas", "2"])
+    assert res.exit_code == 2 and "--replicas 2: the planner's replicas" in res.stderr

@@ -267,6 +267,14 @@ def serve(
             "vllm-v0, sglang, trtllm or static (hardware/defaults/engines.yaml).",
         ),
     ] = "vllm",
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            help="With --rate: this many replicas (data-parallel copies of the layout): the "
+            "answer says whether they meet the targets, and the most they serve "
+            "[default: the fewest that meet them]."
+        ),
+    ] = None,
     pue: PueOpt = None,
     node_power: NodePowerOpt = None,
     grid_intensity: GridOpt = None,
@@ -318,6 +326,8 @@ def serve(
                                     ("--engine", engine_name, "vllm")):  # fmt: skip
             if name != default:
                 fail(f"{flag} {name}: goes with the planner; give --rate too")
+        if replicas is not None:
+            fail(f"--replicas {replicas}: the planner's replicas; give --rate too")
         if sort is not None and sort not in rs.SORTS:
             fail(f"--sort {sort}: allowed: {', '.join(rs.SORTS)}")
         from ..energy import serving_energy, site
@@ -373,15 +383,18 @@ def serve(
         from ..energy import site
 
         where = site(pue, node_power, grid_intensity)
+        if replicas is not None and not (1 <= replicas <= 100_000):
+            fail(f"--replicas {replicas}: a whole number from 1 to 100,000")
         _plan_by_simulation(spec, w, run_config, devs, p, o, rate, ttft, tpot, q,
-                            tpot_percentile, ways, engine_name, fmt, output, where)  # fmt: skip
+                            tpot_percentile, ways, engine_name, fmt, output, where,
+                            replicas)  # fmt: skip
         return
     for flag, given in (("--pue", pue), ("--node-power", node_power),
                         ("--grid-intensity", grid_intensity)):  # fmt: skip
         if given is not None:
             fail(f"{flag} {given}: the formula planner counts no energy; use --planner sim")
-    if tpot_percentile is not None or engine_name != "vllm" or "dp" in spec.explicit:
-        fail("--tpot-percentile, --engine and --dp go with --planner sim (the simulation)")
+    if tpot_percentile is not None or engine_name != "vllm" or replicas is not None:
+        fail("--tpot-percentile, --engine and --replicas go with --planner sim (the simulation)")
     slo = Slo(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q)
     plans = [plan(w, run_config, d, request, slo, ways) for d in devs]
     heading = (
@@ -403,6 +416,7 @@ def _plan_by_simulation(
     spec: Spec, w: Any, run: Any, devs: list[Any], p: int, o: int, rate: float,
     ttft: float | None, tpot: float | None, q: float | None, q_tpot: float | None,
     ways: tuple[int, ...], engine_name: str, fmt: Format, output: Any, where: Any = None,
+    replicas: int | None = None,
 ) -> None:  # fmt: skip
     """serve --rate, each candidate checked by simulation (slo.py)."""
     from ..report import serve as rs
@@ -412,7 +426,6 @@ def _plan_by_simulation(
     targets = Targets(rate, 2.0 if ttft is None else ttft, 0.05 if tpot is None else tpot, q,
                       q_tpot)  # fmt: skip
     engine(engine_name, devs[0])  # an unknown engine: refused before any work
-    replicas = run.layout.data if "dp" in spec.explicit else None
     run = replace(run, layout=replace(run.layout, data=1))
     plans = [plan_simulated(w, run, d, p, o, targets, ways, engine_name, replicas, at=where)
              for d in devs]  # fmt: skip
