@@ -179,3 +179,36 @@ def test_whatif_energy_flags_refused_outside_training_in_one_line():
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "--pue 1.3" in out.stderr
+
+
+def test_memory_step_energy_by_hand():
+    # one H100, no communication: the step bound is the kernels' bound, u = bound /
+    # expected; boards (80.5 + 619.5 u) W x expected s, node 100 W x expected s, x PUE 1.2;
+    # CO2 at 300 g/kWh; J a token over 8 x 1024 tokens
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "roofline", "memory", "--model", "gpt-2", "--hw", "h100",
+         "--batch", "8", "--seq", "1024", "--pue", "1.2", "--node-power", "100",
+         "--grid-intensity", "300", "-f", "json"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    dev = json.loads(out.stdout)["devices"][0]
+    bound, expected = dev["step_time_s"], dev["expected_step_time_s"]
+    u = bound / expected
+    joules = ((80.5 + 619.5 * u) * expected + 100 * expected) * 1.2
+    e = dev["step_energy"]
+    assert e["utilization"] == pytest.approx(u, rel=1e-9)
+    assert e["energy_j"] == pytest.approx(joules, rel=1e-9)
+    assert e["co2_kg"] == pytest.approx(joules / 3.6e6 * 300 / 1e3, rel=1e-9)
+    assert e["joules_per_token"] == pytest.approx(joules / (8 * 1024), rel=1e-9)
+    csv = subprocess.run(
+        [sys.executable, "-m", "roofline", "memory", "--model", "gpt-2", "--hw", "h100,tpu-v5e",
+         "--batch", "8", "--seq", "1024", "-f", "csv"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout  # fmt: skip
+    import csv as csv_
+
+    rows = list(csv_.DictReader(csv.splitlines()))
+    assert float(rows[0]["step_energy_j"]) > 0 and rows[0]["energy_reason"] == ""
+    assert rows[1]["step_energy_j"] == "" and "fp16" in rows[1]["energy_reason"]
