@@ -212,3 +212,23 @@ def test_memory_step_energy_by_hand():
     rows = list(csv_.DictReader(csv.splitlines()))
     assert float(rows[0]["step_energy_j"]) > 0 and rows[0]["energy_reason"] == ""
     assert rows[1]["step_energy_j"] == "" and "fp16" in rows[1]["energy_reason"]
+
+
+def test_bloom_energy_by_the_papers_method():
+    # Luccioni et al. 2022: 1,082,990 GPU-hours x 0.4 kW = 433,196 kWh (no PUE); x 57 g/kWh
+    # = 24.69 t. The check applies the same method to the predicted GPU-hours.
+    assert pytest.approx(433196) == 1082990 * 0.4
+    assert pytest.approx(24.69, abs=0.005) == 433196 * 57 / 1e6
+    run = next(r for r in list_energy_runs() if r.key == "bloom-176b-luccioni")
+    assert run.workload.params == 176_247_271_424 and run.devices == 320
+    checks = {c.figure: c for c in check_run(run)}
+    hours = checks["gpu_hours"].predicted
+    assert hours is not None
+    assert checks["energy_kwh"].predicted == pytest.approx(hours * 0.4)
+    assert checks["co2_t"].predicted == pytest.approx(hours * 0.4 * 57 / 1e6)
+    # GPU-hours = 366e9 / (2048 x 2048) steps x the expected step x 320 GPUs / 3600
+    from roofline.step import step_time
+
+    step = step_time(run.workload, run.run, run.device)
+    assert step.expected_s is not None
+    assert hours == pytest.approx(366e9 / 2048**2 * step.expected_s * 320 / 3600)
