@@ -11,7 +11,10 @@ swept sequence or context:
                        --micro-batch: more samples are more micro-batches) and it fits
   best                 the fitting scenario with the highest throughput at the expected time
   training             time and cost to train: at a utilization of the dense peak, and at
-                       the expected step time of the largest swept batch and sequence
+                       the expected step time of the largest swept batch and sequence;
+                       with that step, the energy and CO2 to train (energy.py: each
+                       device at activity u = the kernels' bound / the expected step
+                       time, x PUE, x the grid's intensity at the given site)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .costmodel import basis
+from .energy import Energy, Site, iteration_energy, scaled
 from .errors import FieldError
 from .layers import LayerTable
 from .scenario import MAX_SIZE
@@ -58,6 +62,14 @@ class TrainingEstimate:
     expected_days: float | None
     expected_cost: float | None
     currency: str | None = None  # of the costs: the device's price's, or USD if given here
+    # the run at the expected step time on all `devices`: energy, power and CO2 (None
+    # where there is no expected time)
+    energy: Energy | None = None
+
+    @property
+    def device_hours(self) -> float | None:
+        """Device-hours at the expected step time (GPU-hours, as the model cards count)."""
+        return None if self.expected_days is None else self.expected_days * 24 * self.devices
 
 
 @dataclass(frozen=True)
@@ -189,9 +201,10 @@ def _crossover_exact(
 
 def _expected_training_s(
     sweep: Sweep, device: int, dtype_index: int, n: int, samples: float | None
-) -> float | None:
-    """Seconds to train on `samples` at the expected step time of the largest swept batch
-    and sequence on n devices."""
+) -> tuple[float, float, float] | None:
+    """(steps, expected seconds a step, the kernels' bound a step on one device) to train
+    on `samples` at the largest swept batch and sequence on n replicas; None where there is
+    no expected time."""
     g = sweep.grid
     if samples is None or sweep.phase != "training":
         return None
@@ -209,9 +222,9 @@ def _expected_training_s(
     out = evaluate_grid(sweep.model, one)
     assert out is not None  # keep=True always returns the output
     step = float(out.expected_time_s[0, device])
-    if not np.isfinite(step):
+    if not np.isfinite(step) or step <= 0:
         return None
-    return samples / b * step
+    return samples / b, step, float(out.compute_time_s[0, device])
 
 
 def _crossover(f: np.ndarray, y: np.ndarray, ridge: float) -> int | None:
@@ -233,9 +246,11 @@ def answers(
     price_per_hour: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     tokens: float | None = None,
+    site: Site | None = None,
 ) -> list[Answer]:
     """The answers of the module docstring; time to train on `tokens` tokens of the longest
-    swept sequence (default: the catalog's published training run) with `utilization`."""
+    swept sequence (default: the catalog's published training run) with `utilization`, and
+    its energy and CO2 at `site` (energy.site(): the sourced defaults where None)."""
     if utilization is not None and not (
         isinstance(utilization, float | int) and 0 < utilization <= 1
     ):
@@ -279,7 +294,12 @@ def answers(
                 for reps in sorted({int(r) for r in g.replica_axis}):
                     n = reps * sweep.run.layout.model_split  # devices: replicas x tp x pp
                     seconds = train_flops / (n * d.peak(dt) * utilization)
-                    expected = _expected_training_s(sweep, j, k, reps, samples)
+                    run = _expected_training_s(sweep, j, k, reps, samples)
+                    expected = None if run is None else run[0] * run[1]
+                    energy = None
+                    if run is not None:  # one step on all n devices, times the steps
+                        one = iteration_energy(d, run[1], run[2], n, site)
+                        energy = scaled(one, run[0])
                     # the given price, else the device's own (its file's, or --price's)
                     price = price_per_hour or (d.price.per_hour if d.price else None)
                     currency = "USD" if price_per_hour or not d.price else d.price.currency
@@ -292,6 +312,7 @@ def answers(
                             None if expected is None else expected / 86400,
                             expected / 3600 * n * price if price and expected else None,
                             currency if price else None,
+                            energy,
                         )
                     )
             rows.append(

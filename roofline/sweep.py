@@ -117,6 +117,9 @@ class SweepOutput:
     memory_bytes: np.ndarray  # (S,) per device
     flops: np.ndarray  # (S,) per device per step
     expected_time_s: np.ndarray  # (S, D) the expected step time (step.py's model)
+    # (S, D) the kernels' roofline bound per device, without communication (step.py's
+    # StepTime.compute_s): the activity of the energy model is this / the expected time
+    compute_time_s: np.ndarray
 
 
 def evaluate_grid(
@@ -186,12 +189,12 @@ def evaluate_grid(
             bytes_per_element=nb[:, None],
             data=reps[:, None].astype(np.float64),
         )
-        time = k.time_s / split if split > 1 else k.time_s
+        time = compute = k.time_s / split if split > 1 else k.time_s
         total = comm.total_bytes
         if np.any(total):  # most sweeps send nothing: skip an (S, D) pass
             time = time + transfer_time_s(total, grid.link[None, :])
         expected = _expected_grid(model, grid, xm, dt, mb, comm, k.expected_s)
-        out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected)
+        out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected, compute)
         if reduce is not None:
             reduce(start, out)
         if keep:
@@ -203,7 +206,14 @@ def evaluate_grid(
     return SweepOutput(
         *(
             np.concatenate([getattr(o, f) for o in outs])
-            for f in ("time_s", "memory_bound_share", "memory_bytes", "flops", "expected_time_s")
+            for f in (
+                "time_s",
+                "memory_bound_share",
+                "memory_bytes",
+                "flops",
+                "expected_time_s",
+                "compute_time_s",
+            )
         )
     )
 
@@ -311,7 +321,7 @@ def _evaluate_exact(
             f"{n:,} scenarios are more than {MAX_EXACT_SCENARIOS:,}: narrow the sweep"
         )
     batch, seq, ctx, dt, reps = grid.columns
-    time, share = np.empty((n, d)), np.empty((n, d))
+    time, share, compute = np.empty((n, d)), np.empty((n, d)), np.empty((n, d))
     expected = np.full((n, d), np.nan)
     memory, flops = np.empty(n), np.empty(n)
     split = base.layout.model_split
@@ -329,13 +339,14 @@ def _evaluate_exact(
         mem_bound = np.where(r.compute_bound, 0.0, r.time_s).sum(axis=0)
         share[i] = np.where(step > 0, mem_bound / np.where(step > 0, step, 1.0), 0.0)
         comm = communication(w, run).total_bytes
-        time[i] = step / split + transfer_time_s(comm, grid.link)
+        compute[i] = step / split
+        time[i] = compute[i] + transfer_time_s(comm, grid.link)
         memory[i] = memory_breakdown(w, run).total
         flops[i] = table.total_flops.sum() / split
         for j, device in enumerate(grid.devices):
             step = step_time(w, run, device)
             expected[i, j] = np.nan if step.expected_s is None else step.expected_s
-    out = SweepOutput(time, share, memory, flops, expected)
+    out = SweepOutput(time, share, memory, flops, expected, compute)
     if reduce is not None:
         reduce(0, out)
     if progress is not None:

@@ -100,6 +100,9 @@ PUBLISHED_PARAMS = [
     ("inceptionv4", 42.68e6, 0.002),  # timm inception_v4
     ("elmo", 93.6e6, 0.002),  # allennlp 2x4096_512_2048cnn_2xhighway
     ("seq2seq", 384e6, 0.002),  # Sutskever et al. 2014
+    # HF bigscience/bloom model card: '176,247,271,424 parameters'; by hand: 70 x (12 h^2 +
+    # 13 h) + 250,880 h + 4 h at h = 14,336 (the embedding rows padded from 250,680)
+    ("bloom-176b", 176_247_271_424, 0),
 ]
 
 

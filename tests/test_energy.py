@@ -115,3 +115,120 @@ def test_cli_refuses_a_bad_grid_in_one_line():
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "--grid-intensity mars" in out.stderr
+
+
+def _whatif_json(*args: str) -> dict:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "roofline", "whatif", "--phase", "training", "-f", "json", *args],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def test_whatif_energy_to_train_by_hand_gpu_hours_x_watts_x_pue_x_intensity():
+    # --ideal: the expected step is its bound, u = 1, each A100 at its 400 W TDP (the file's).
+    # GPU-hours = 1e9 tokens / (8 x 1024 a step) x the step's seconds / 3600 x 1 GPU;
+    # kWh = GPU-hours x 0.4 kW x PUE 1.2; CO2 = kWh x 400 g/kWh
+    d = _whatif_json("--model", "gpt-2", "--hw", "a100", "--batch", "8", "--seq", "1024",
+                     "--utilization", "0.5", "--tokens", "1e9", "--ideal", "--pue", "1.2",
+                     "--grid-intensity", "400")  # fmt: skip
+    step_s = d["scenarios"][0]["expected_time_s"]
+    t = d["answers"][0]["training"][0]
+    hours = 1e9 / (8 * 1024) * step_s / 3600
+    assert t["device_hours"] == pytest.approx(hours, rel=1e-9)
+    e = t["energy"]
+    assert e["utilization"] == 1.0 and e["device_power_w"] == 400
+    assert e["energy_kwh"] == pytest.approx(hours * 0.4 * 1.2, rel=1e-9)
+    assert e["co2_kg"] == pytest.approx(hours * 0.4 * 1.2 * 400 / 1e3, rel=1e-9)
+    assert e["co2_t"] == pytest.approx(e["co2_kg"] / 1e3) and e["site"]["pue"] == 1.2
+
+
+def test_whatif_energy_to_train_at_the_activity_of_the_expected_step_h200():
+    # one H200, no communication: the row's bound is the kernels' bound, u = bound /
+    # expected; P = 80.3 + (700 - 80.3) x u (hardware/h200.yaml's measured idle, TDP max);
+    # kWh = GPU-hours x P / 1000 x PUE 1.1 (the default), CO2 at the world's 475 g/kWh
+    d = _whatif_json("--model", "gpt-2", "--hw", "h200", "--batch", "8", "--seq", "1024",
+                     "--utilization", "0.5", "--tokens", "1e9")  # fmt: skip
+    row = d["scenarios"][0]
+    u = row["time_s"] / row["expected_time_s"]
+    assert 0.05 < u < 1
+    t = d["answers"][0]["training"][0]
+    hours = 1e9 / (8 * 1024) * row["expected_time_s"] / 3600
+    watts = 80.3 + 619.7 * u
+    e = t["energy"]
+    assert e["utilization"] == pytest.approx(u, rel=1e-9)
+    assert e["device_power_w"] == pytest.approx(watts, rel=1e-9)
+    assert e["energy_kwh"] == pytest.approx(hours * watts / 1e3 * 1.1, rel=1e-9)
+    assert e["co2_kg"] == pytest.approx(hours * watts / 1e3 * 1.1 * 475 / 1e3, rel=1e-9)
+    # the same step on the per-run path (step.py) gives the same activity
+    from roofline.step import step_time
+
+    run = RunConfig(batch=8, seq=1024, dtype="bf16", phase="training")
+    s = step_time(get_workload("gpt-2"), run, get_device("h200"))
+    assert s.compute_s is not None and s.expected_s is not None
+    assert u == pytest.approx(s.compute_s / s.expected_s, rel=1e-6)
+
+
+def test_whatif_energy_flags_refused_outside_training_in_one_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "roofline", "whatif", "--model", "gpt-2", "--hw", "a100",
+         "--phase", "decode", "--pue", "1.3"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "--pue 1.3" in out.stderr
+
+
+def test_memory_step_energy_by_hand():
+    # one H100, no communication: the step bound is the kernels' bound, u = bound /
+    # expected; boards (80.5 + 619.5 u) W x expected s, node 100 W x expected s, x PUE 1.2;
+    # CO2 at 300 g/kWh; J a token over 8 x 1024 tokens
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "roofline", "memory", "--model", "gpt-2", "--hw", "h100",
+         "--batch", "8", "--seq", "1024", "--pue", "1.2", "--node-power", "100",
+         "--grid-intensity", "300", "-f", "json"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    dev = json.loads(out.stdout)["devices"][0]
+    bound, expected = dev["step_time_s"], dev["expected_step_time_s"]
+    u = bound / expected
+    joules = ((80.5 + 619.5 * u) * expected + 100 * expected) * 1.2
+    e = dev["step_energy"]
+    assert e["utilization"] == pytest.approx(u, rel=1e-9)
+    assert e["energy_j"] == pytest.approx(joules, rel=1e-9)
+    assert e["co2_kg"] == pytest.approx(joules / 3.6e6 * 300 / 1e3, rel=1e-9)
+    assert e["joules_per_token"] == pytest.approx(joules / (8 * 1024), rel=1e-9)
+    csv = subprocess.run(
+        [sys.executable, "-m", "roofline", "memory", "--model", "gpt-2", "--hw", "h100,tpu-v5e",
+         "--batch", "8", "--seq", "1024", "-f", "csv"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout  # fmt: skip
+    import csv as csv_
+
+    rows = list(csv_.DictReader(csv.splitlines()))
+    assert float(rows[0]["step_energy_j"]) > 0 and rows[0]["energy_reason"] == ""
+    assert rows[1]["step_energy_j"] == "" and "fp16" in rows[1]["energy_reason"]
+
+
+def test_bloom_energy_by_the_papers_method():
+    # Luccioni et al. 2022: 1,082,990 GPU-hours x 0.4 kW = 433,196 kWh (no PUE); x 57 g/kWh
+    # = 24.69 t. The check applies the same method to the predicted GPU-hours.
+    assert pytest.approx(433196) == 1082990 * 0.4
+    assert pytest.approx(24.69, abs=0.005) == 433196 * 57 / 1e6
+    run = next(r for r in list_energy_runs() if r.key == "bloom-176b-luccioni")
+    assert run.workload.params == 176_247_271_424 and run.devices == 320
+    checks = {c.figure: c for c in check_run(run)}
+    hours = checks["gpu_hours"].predicted
+    assert hours is not None
+    assert checks["energy_kwh"].predicted == pytest.approx(hours * 0.4)
+    assert checks["co2_t"].predicted == pytest.approx(hours * 0.4 * 57 / 1e6)
+    # GPU-hours = 366e9 / (2048 x 2048) steps x the expected step x 320 GPUs / 3600
+    from roofline.step import step_time
+
+    step = step_time(run.workload, run.run, run.device)
+    assert step.expected_s is not None
+    assert hours == pytest.approx(366e9 / 2048**2 * step.expected_s * 320 / 3600)

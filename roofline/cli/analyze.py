@@ -56,17 +56,23 @@ def memory(
     hw: Annotated[
         str | None, typer.Option("--hw", help="Devices, comma-separated [default: all].")
     ] = None,
+    pue: PueOpt = None,
+    node_power: NodePowerOpt = None,
+    grid_intensity: GridOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Memory footprint of a training step or an inference pass (per device of a
     --dp/--tp/--pp/--zero layout), where it fits, the smallest layout that fits, and the
-    layout's communication and step time on each device."""
+    layout's communication, step time and the step's energy (--pue, --node-power,
+    --grid-intensity) on each device."""
     from ..capacity import memory_report
+    from ..energy import site
     from ..report import memory as rm
     from ..workloads import get_workload
 
-    report = memory_report(get_workload(spec.need_model()), spec.run, devices(spec.hw))
+    where = site(pue, node_power, grid_intensity)
+    report = memory_report(get_workload(spec.need_model()), spec.run, devices(spec.hw), where)
     show_of(fmt, output, report, rm.memory_dict, rm.memory_rows, rm.memory_table)
 
 

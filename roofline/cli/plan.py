@@ -68,6 +68,9 @@ def whatif(
             "time a step, lowest first) [default: sweep order]."
         ),
     ] = None,
+    pue: PueOpt = None,
+    node_power: NodePowerOpt = None,
+    grid_intensity: GridOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     devices_gone: Annotated[str | None, typer.Option("--devices", hidden=True)] = None,
@@ -75,9 +78,11 @@ def whatif(
     """Sweep batch, sequence, context, dtype, device (--hw all: every device with the
     dtypes) and data-parallel replicas (--dp, or --gpus for all devices) of a --tp x --pp
     layout; answer the batch at which a step turns compute-bound, the largest batch that
-    fits, time to train and cost. CSV (-f csv) and Parquet (-o NAME.parquet) hold every
-    (scenario, device) pair, at any size."""
+    fits, time to train and cost, and the energy and CO2 to train (--pue, --node-power,
+    --grid-intensity). CSV (-f csv) and Parquet (-o NAME.parquet) hold every (scenario,
+    device) pair, at any size."""
     from ..answers import answers
+    from ..energy import site
     from ..report import whatif as rw
     from ..whatif import build_sweep, priced, run_sweep, scaled
     from ..workloads import get_workload
@@ -99,6 +104,11 @@ def whatif(
         for flag, value in (("--tokens", tokens), ("--utilization", utilization)):
             if value is not None:
                 fail(f"{flag} {value:g}: time to train; applies to --phase training")
+    for flag, given in (("--pue", pue), ("--node-power", node_power),
+                        ("--grid-intensity", grid_intensity)):  # fmt: skip
+        if given is not None and (spec.run.phase != "training" or max_context):
+            fail(f"{flag} {given}: the energy to train; applies to --phase training")
+    where = site(pue, node_power, grid_intensity)
     chosen, note = per_device_dtypes(devs, axes["dtype"][0], fixed)
     if max_context:
         _longest_context(spec, w, devs, chosen if note else None, note, fmt, output)
@@ -156,9 +166,11 @@ def whatif(
                 b.update(k, completed=done)
 
             with bar:
-                found += answers(x, utilization=utilization, progress=progress, tokens=tokens)
+                found += answers(
+                    x, utilization=utilization, progress=progress, tokens=tokens, site=where
+                )
         else:
-            found += answers(x, utilization=utilization, tokens=tokens)
+            found += answers(x, utilization=utilization, tokens=tokens, site=where)
     order = {d.key: i for i, d in enumerate(devs)}
     found.sort(key=lambda a: order[a.device])  # the devices' order, whatever their dtype
     if training_note:

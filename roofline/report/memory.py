@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import new_table, seconds
+from . import new_table, seconds, si
+from .energy import step_dict
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -34,6 +35,14 @@ def layout_text(layout: Layout | None) -> str:
     )
 
 
+def step_tokens(m: MemoryReport) -> float | None:
+    """Tokens a step processes over the whole layout (None: a model without tokens):
+    batch x seq, a decode step batch."""
+    if m.run.seq is None:
+        return None
+    return float(m.run.batch * (1 if m.run.phase == "decode" else m.run.seq))
+
+
 def _device(f: DeviceFit) -> dict[str, Any]:
     return {
         "device": f.device.key,
@@ -48,6 +57,19 @@ def _device(f: DeviceFit) -> dict[str, Any]:
         "hfu": f.step.hfu,
         "expected_parts_s": dict(f.step.parts) or None,
         "step_time_reason": f.step.reason or None,
+    }
+
+
+def _energy_columns(f: DeviceFit, tokens: float | None) -> dict[str, Any]:
+    """The step's energy as flat columns (CSV)."""
+    e = f.energy
+    return {
+        "step_energy_j": e.energy_j,
+        "step_energy_per_token_j": e.per(tokens) if tokens else None,
+        "step_device_power_w": e.device_power_w,
+        "step_activity": e.utilization,
+        "step_co2_g": e.co2_g,
+        "energy_reason": e.reason or None,
     }
 
 
@@ -76,7 +98,9 @@ def memory_dict(m: MemoryReport) -> dict[str, Any]:
             "tensor": float(c.tensor_bytes),
             "pipeline": float(c.pipeline_bytes),
         },
-        "devices": [_device(f) for f in m.devices],
+        "devices": [
+            _device(f) | {"step_energy": step_dict(f.energy, step_tokens(m))} for f in m.devices
+        ],
     }
 
 
@@ -88,7 +112,12 @@ def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
         row = _device(f)
         row["min_layout"] = layout_text(f.min_layout) if f.min_layout else None
         expected_parts = row.pop("expected_parts_s") or {}
-        rows.append(row | {f"expected_{k}_s": v for k, v in expected_parts.items()} | parts)
+        rows.append(
+            row
+            | {f"expected_{k}_s": v for k, v in expected_parts.items()}
+            | _energy_columns(f, step_tokens(m))
+            | parts
+        )
     return rows
 
 
@@ -113,7 +142,7 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
     headers = ["device", "memory GB", "fits", "min devices", "smallest layout"]
     if multi:
         headers.append("communication / step")
-    headers += ["step bound", "expected", "MFU"]
+    headers += ["step bound", "expected", "MFU", "energy / step", "J / token"]
     devices = new_table(
         "Fit per device (GB = 1e9 bytes; min devices: footprint sharded evenly; "
         "smallest layout: dp x tp x pp, ZeRO stage)",
@@ -135,5 +164,20 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
         row.append("-" if total is None else seconds(total))
         row.append("-" if expected is None else seconds(expected))
         row.append("-" if f.step.mfu is None else f"{100 * f.step.mfu:.0f}%")
+        e, tokens = f.energy, step_tokens(m)
+        per = e.per(tokens) if tokens else None
+        row.append("-" if e.energy_j is None else si(e.energy_j, "J"))
+        row.append("-" if per is None else f"{per:.3g}")
         devices.add_row(*row)
-    return [parts, devices]
+    out: list[RenderableType] = [parts, devices]
+    site = next((f.energy.site for f in m.devices), None)
+    if site is not None:
+        out.append(
+            f"energy / step: the layout's {m.run.layout.devices} device(s) at the step's "
+            f"activity (bound / expected) + {site.node_power_w:g} W a device for the node, x "
+            f"PUE {site.pue:g}; CO2 in JSON and CSV at {site.grid_g_per_kwh:g} gCO2eq/kWh "
+            f"({site.grid}, location-based)"
+        )
+    reasons = {f.energy.reason for f in m.devices if f.energy.energy_j is None and f.energy.reason}
+    out.extend(f"energy '-': {r}" for r in sorted(reasons))
+    return out

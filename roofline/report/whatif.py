@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from rich.console import RenderableType
 
-    from ..answers import Answer
+    from ..answers import Answer, TrainingEstimate
     from ..memory import LongestContext
     from ..sweep import SweepOutput
     from ..whatif import Sweep
@@ -281,8 +281,64 @@ def answer_dict(a: Answer) -> dict[str, Any]:
         "best": best,
     }
     if a.training:
-        row["training"] = [plain(t) for t in a.training]
+        row["training"] = [training_dict(t) for t in a.training]
     return row
+
+
+def training_dict(t: TrainingEstimate) -> dict[str, Any]:
+    """Time, cost, device-hours, and the energy and CO2 to train (at the expected step
+    time on all the run's devices; null with the reason where there is none)."""
+    row = {k: v for k, v in plain(t).items() if k != "energy"}
+    row["device_hours"] = t.device_hours
+    if t.energy is None:
+        row["energy"] = None
+        row["energy_reason"] = "no expected step time (the largest batch on these replicas)"
+    else:
+        e = t.energy.as_dict()
+        e["energy_mwh"] = None if t.energy.energy_j is None else t.energy.energy_j / 3.6e9
+        e["co2_t"] = None if t.energy.co2_g is None else t.energy.co2_g / 1e6
+        row["energy"] = e
+        row["energy_reason"] = t.energy.reason or None
+    return row
+
+
+def training_text(t: TrainingEstimate) -> str:
+    """One training estimate in a table cell: days and cost at the utilization, then at the
+    expected step time with its energy and CO2."""
+    text = f"{t.devices} dev: {t.days:,.1f} days" + (
+        f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else ""
+    )
+    if t.expected_days is None:
+        return text
+    text += f" (expected {t.expected_days:,.1f} days"
+    e = t.energy
+    if e is not None and e.energy_j is not None and e.co2_g is not None:
+        text += f", {_energy(e.energy_j)}, {_tonnes(e.co2_g)} CO2eq"
+    return text + ")"
+
+
+def _energy(joules: float) -> str:
+    mwh = joules / 3.6e9
+    return f"{mwh:,.1f} MWh" if mwh >= 1 else f"{1e3 * mwh:,.1f} kWh"
+
+
+def _tonnes(grams: float) -> str:
+    return f"{grams / 1e6:,.2f} t" if grams >= 1e5 else f"{grams / 1e3:,.1f} kg"
+
+
+def site_line(answers: list[Answer]) -> str | None:
+    """Where the energy of time to train is counted: the site and the power model."""
+    for a in answers:
+        for t in a.training:
+            if t.energy is not None:
+                st = t.energy.site
+                return (
+                    f"energy to train: the devices' boards at the expected step's activity "
+                    f"(bound / expected) + {st.node_power_w:g} W a device for the node, x PUE "
+                    f"{st.pue:g}; CO2 at {st.grid_g_per_kwh:g} gCO2eq/kWh ({st.grid}, "
+                    "location-based, operational only)"
+                )
+    return None
 
 
 def whatif_dict(
@@ -450,19 +506,7 @@ def whatif_tables(
             elif sweep.model.takes_seq:
                 where = f", seq {fit.seq}"
             best_text = f"batch {fit.batch}{where}, {fit.devices} dev: {rate}"
-        train = (
-            "; ".join(
-                f"{t.devices} dev: {t.days:,.1f} days"
-                + (f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else "")
-                + (
-                    f" (expected {t.expected_days:,.1f} days)"
-                    if t.expected_days is not None
-                    else ""
-                )
-                for t in a.training
-            )
-            or f"- ({training_note})"
-        )
+        train = "; ".join(training_text(t) for t in a.training) or f"- ({training_note})"
         ans.add_row(
             a.device,
             a.dtype,
@@ -473,6 +517,8 @@ def whatif_tables(
             *((train,) if training else ()),
         )
     items.append(ans)
+    if training and (line := site_line(answers)) is not None:
+        items.append(line)
     return items
 
 

@@ -26,7 +26,7 @@ from . import costs
 from .base import Architecture, TensorSplit
 
 TYPES = ("encoder", "decoder", "encoder-decoder")
-POSITIONS = ("learned", "sinusoidal", "rotary", "relative")
+POSITIONS = ("learned", "sinusoidal", "rotary", "alibi", "relative")  # alibi, rotary: no table
 HEADS = ("none", "pooler", "lm", "classifier")
 MLA_ABSORB = ("decode", "always", "never")
 
