@@ -452,10 +452,10 @@ def whatif_tables(
             best_text = f"batch {fit.batch}{where}, {fit.devices} dev: {rate}"
         train = (
             "; ".join(
-                f"{t.devices} dev: {t.days:,.1f} days"
+                f"{t.devices} dev: {_duration(t.days)}"
                 + (f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else "")
                 + (
-                    f" (expected {t.expected_days:,.1f} days)"
+                    f" (expected {_duration(t.expected_days)})"
                     if t.expected_days is not None
                     else ""
                 )
@@ -522,3 +522,8 @@ def context_table(
         "less the new token."
     )
     return [table, *notes, why]
+
+
+def _duration(days: float) -> str:
+    """A training time in days, or in hours under a day (a fine-tune's epoch)."""
+    return f"{days:,.1f} days" if days >= 1 else f"{days * 24:,.2f} hours"
