@@ -267,7 +267,7 @@ def answers(
     samples = None
     if tokens is not None:  # samples of the longest swept sequence (a fixed input: 1 token each)
         samples = tokens / (seq if sweep.model.takes_seq else 1)
-        train_flops = w.training_flops(samples, seq if sweep.model.takes_seq else None)
+        train_flops = w.training_flops(samples, seq if sweep.model.takes_seq else None, sweep.run)
     else:
         train_flops = w.training_flops() if utilization is not None else None
         samples = w.training.samples if w.training is not None else None

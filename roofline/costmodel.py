@@ -78,6 +78,7 @@ class CostModel:
     workload: Workload | None = None  # set when the costs are not polynomial (exact sweep)
     step: Pass | None = None  # the step's layers, for the expected time
     recompute: Pass | None = None  # the forward layers recomputation runs again
+    adapters: float | None = None  # a LoRA fine-tune's trained parameters (the base frozen)
 
     @property
     def phase(self) -> str:
@@ -111,6 +112,7 @@ def exact_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...]) -> CostMod
         kv_bytes=none,
         boundary_bytes=none,
         params=w.params,
+        adapters=w.trainable_params(run) if run.lora_rank is not None else None,
         run=run,
         takes_seq=bool(arch.takes_seq),
         default_seq=arch.default_seq or 1,
@@ -246,6 +248,7 @@ def cost_model(w: Workload, run: RunConfig, dtypes: tuple[str, ...] = ("fp16",))
         kv_bytes=per_dtype_fit(4)[:, 0],
         boundary_bytes=per_dtype_fit(5)[:, 0],
         params=w.params,
+        adapters=w.trainable_params(run) if run.lora_rank is not None else None,
         run=run,
         takes_seq=takes_seq,
         default_seq=default_seq,

@@ -36,6 +36,17 @@ GEMM_KINDS = frozenset({"matmul", "conv", "attention"})
 FUSED_ATTENTION = ".flash"
 
 
+# what the rows of a LoRA adapter's name hold (`block.attn.qkv_proj.lora_q.a`): its down
+# projection (`.a`), its up projection (`.b`) and its scaled add into the base output
+# (`.add`); in a LoRA fine-tune these are the only rows whose parameters train
+LORA = ".lora_"
+
+
+def lora_rows(names: Any) -> np.ndarray:
+    """(L,) bool: which rows belong to LoRA adapters."""
+    return np.char.find(np.asarray(names, dtype=str), LORA) >= 0
+
+
 def fused_attention(names: Any) -> np.ndarray:
     """(L,) bool: which rows are fused attention kernels."""
     return np.char.endswith(np.asarray(names, dtype=str), FUSED_ATTENTION)
@@ -284,7 +295,9 @@ def fuse_epilogues(table: LayerTable, training: bool) -> LayerTable:
     )
 
 
-def with_backward(table: LayerTable, first_input_grad: bool) -> LayerTable:
+def with_backward(
+    table: LayerTable, first_input_grad: bool, frozen: np.ndarray | None = None
+) -> LayerTable:
     """Training step costs per layer: the forward pass plus its backward pass.
 
     GEMM-like layers (Y = A.B, B being weights or a second activation) need dA = dY.B^T and
@@ -299,6 +312,12 @@ def with_backward(table: LayerTable, first_input_grad: bool) -> LayerTable:
     activation), so its input gradient is neither computed nor written: a GEMM-like first
     row runs the forward and dB only (2x the forward FLOPs, B read once, dY read once);
     any other first row (an embedding lookup, whose input is token ids) writes no dX.
+    `frozen` (a LoRA fine-tune's base, Hu et al. 2021): rows whose weights get no gradient.
+    A frozen GEMM-like row with weights runs dA = dY B^T only (the input gradient still
+    flows: 1x its forward FLOPs, B read again, dY read once, no saved A read, no dW
+    written), so forward + backward is 2x its forward FLOPs, not 3x; any other frozen row
+    (a norm's scale) still computes its dX but writes no dW, and a frozen first row with
+    no input gradient (the embedding lookup) runs no backward at all.
     The optimizer update is added by `training_step`.
     """
     gemm = np.isin(table.kind, list(GEMM_KINDS))
@@ -306,13 +325,16 @@ def with_backward(table: LayerTable, first_input_grad: bool) -> LayerTable:
     dx = np.ones(len(table))  # rows whose input gradient is computed
     if not first_input_grad and len(table) and table.count[0] == 1:
         dx[0] = 0.0
+    # rows whose second operand gets a gradient: trained weights, or an activation
+    db = np.ones(len(table)) if frozen is None else 1.0 - (frozen & (w > 0))
     dgemm = gemm * dx  # GEMMs that run dA = dY B^T
+    other = np.where(db + dx > 0, 2.0, 0.0)  # a non-GEMM row's backward, if it has one
     return replace(
         table,
-        flops=table.flops * (1.0 + np.where(gemm, 1.0 + dgemm, 2.0)),  # forward + 2x forward
+        flops=table.flops * (1.0 + np.where(gemm, db + dgemm, other)),  # forward + backward
         weight_bytes=w + w * dgemm,  # GEMMs read B again for dA
-        input_bytes=x + np.where(gemm, (1.0 + dgemm) * y + x, y + x),  # dY (twice), saved A
-        output_bytes=y + x * dx + w,  # forward output, then dX and dW
+        input_bytes=x + np.where(gemm, (db + dgemm) * y + x * db, (y + x) * other / 2),
+        output_bytes=y + x * dx * np.where(gemm, 1.0, other / 2) + w * db,  # y, dX, dW
         transcendentals=table.transcendentals * np.where(table.kind == "softmax", 1.0, 2.0),
     )
 
@@ -322,19 +344,22 @@ def training_step(
     bytes_per_element: int,
     optimizer: str | None,
     first_input_grad: bool,
+    frozen: np.ndarray | None = None,
 ) -> LayerTable:
     """Forward + backward (`with_backward`) + the optimizer update of each layer's parameters:
     the update's FLOPs and its reads and writes of gradients, weights, fp32 master copy and
     optimizer state (see `optimizers.update_bytes`). A row's parameters are updated once a
     step however many times the row repeats (shared layers too), so the per-instance cost is
-    the row's update divided by its count. `optimizer=None` leaves the update out."""
-    step = with_backward(table, first_input_grad)
+    the row's update divided by its count. `optimizer=None` leaves the update out; `frozen`
+    rows (a LoRA base) have no update."""
+    step = with_backward(table, first_input_grad, frozen)
     if optimizer is None:
         return step
     from .optimizers import UPDATE_FLOPS, update_bytes
 
     read, written = update_bytes(optimizer, bytes_per_element)
-    per_instance = table.params / np.maximum(table.count, 1)
+    trained = table.params if frozen is None else np.where(frozen, 0.0, table.params)
+    per_instance = trained / np.maximum(table.count, 1)
     return replace(
         step,
         flops=step.flops + UPDATE_FLOPS[optimizer] * per_instance,

@@ -4,6 +4,8 @@ activations, KV cache. One formula (`footprint`), used by the per-run path and b
 Per replica (the data-parallel share of the batch, on one device), in bytes:
   params       P x bytes(dtype)
   gradients    training: P x bytes(dtype)
+               (LoRA: the base frozen, gradients, optimizer state and master copy are the
+               adapters' only; the base is kept in its storage format, int4 for QLoRA)
   optimizer    training: fp32 state values per parameter (SGD 0, SGD with momentum 1,
                Adam/AdamW/LAMB 2, Adafactor ~0: factored second moments) x 4 bytes, plus a
                4-byte fp32 master copy of every parameter when the dtype is narrower than
@@ -73,24 +75,34 @@ def footprint(
     *,
     bytes_per_element: Array | None = None,
     data: Array | None = None,
+    adapters: float | None = None,
 ) -> MemoryBreakdown:
     """Per-device bytes of `run` under its layout, from the replica's `activations` and
     `kv_cache` bytes. A sweep passes arrays for what it varies per scenario: the bytes per
     element (its dtype axis) and the data-parallel degree (its device-count axis); the rest
-    (optimizer, master weights, tensor, pipeline, ZeRO stage) comes from `run`."""
+    (optimizer, master weights, tensor, pipeline, ZeRO stage) comes from `run`.
+    A LoRA fine-tune (`run.lora_rank`) passes its `adapters`' parameter count
+    (Workload.trainable_params) beside the frozen base's `params`: the base stored as
+    `run.weights` says (int4: QLoRA), the adapters in the run's dtype, and gradients,
+    optimizer state and the fp32 master copy for the adapters alone."""
     nb = BYTES_PER_ELEMENT[run.dtype] if bytes_per_element is None else bytes_per_element
     dp = run.layout.data if data is None else data
     split = run.layout.model_split
     zero = run.layout.zero
     weights = params * (nb if run.weights is None else run.element_bytes[1])
     none = 0.0 * nb  # a zero of the same shape (float or per-scenario array)
+    if run.lora_rank is not None:
+        if adapters is None:  # a caller's mistake, not the user's
+            raise ValueError("a LoRA run's footprint needs its adapters' parameter count")
+        weights = weights + adapters * nb
     if not run.training:
         return MemoryBreakdown(weights / split, none, none, activations / split, kv_cache / split)
-    state = STATE_VALUES[run.optimizer or "sgd"] * FP32 * params
-    master = np.where(np.asarray(nb) < FP32, FP32 * params, 0.0) if run.master_weights else 0.0
+    trained = params if adapters is None else adapters
+    state = STATE_VALUES[run.optimizer or "sgd"] * FP32 * trained
+    master = np.where(np.asarray(nb) < FP32, FP32 * trained, 0.0) if run.master_weights else 0.0
     return MemoryBreakdown(
         params=weights / split / (dp if zero >= 3 else 1),
-        gradients=weights / split / (dp if zero >= 2 else 1),
+        gradients=trained * nb / split / (dp if zero >= 2 else 1),
         optimizer=(state + master) / split / (dp if zero >= 1 else 1),
         activations=activations / split,
         kv_cache=none,  # nothing is cached between training steps
@@ -140,7 +152,13 @@ def memory_breakdown(w: Workload, run: RunConfig) -> MemoryBreakdown:
     (with the default single-device layout: the whole run on one device)."""
     w.check_layout(run.layout)
     replica = run.replica()
-    return footprint(run, w.params, held_activations(w, run), kv_cache_bytes(w, replica))
+    return footprint(
+        run,
+        w.params,
+        held_activations(w, run),
+        kv_cache_bytes(w, replica),
+        adapters=w.trainable_params(run) if run.lora_rank is not None else None,
+    )
 
 
 def in_flight(run: RunConfig, micro_batches: Array | None = None) -> Array:

@@ -94,6 +94,7 @@ def traffic(
     micro_batches: Array | None = None,
     bytes_per_element: Array | None = None,
     data: Array | None = None,
+    adapters: float | None = None,
 ) -> Communication:
     """The layout's collectives in one step, from the model's parameter count, the
     block-boundary activation bytes of one micro-batch (`run.micro()`), its blocks and the
@@ -108,6 +109,9 @@ def traffic(
     and in training the replicas all-reduce the gradients once a step, P x bytes / (tensor
     x pipeline) (ZeRO-3: all-gather the parameters twice and reduce-scatter the gradients,
     1.5x the traffic), ring over the data group (stride tensor: it spans tensor x data).
+    A LoRA fine-tune all-reduces its `adapters`' gradients only (the base is frozen); with
+    ZeRO-3 it all-gathers the base twice (an all-reduce's volume) and reduce-scatters the
+    adapters' gradients (half one).
     A sweep passes arrays for the micro-batches a step, the bytes per element, the
     data-parallel degree and the boundary bytes; the rest comes from `run`."""
     d = run.layout.data if data is None else data
@@ -122,6 +126,12 @@ def traffic(
     grads = params * nb / (t * pp)
     factor = 1.5 if run.layout.zero >= 3 else 1.0
     reduce = factor * allreduce_bytes(d, grads)  # 0 for one replica
+    if run.lora_rank is not None:
+        if adapters is None:  # a caller's mistake, not the user's
+            raise ValueError("a LoRA run's traffic needs its adapters' parameter count")
+        base = params * (nb if run.weights is None else run.element_bytes[1]) / (t * pp)
+        trained = allreduce_bytes(d, adapters * nb / (t * pp))
+        reduce = allreduce_bytes(d, base) + 0.5 * trained if run.layout.zero >= 3 else trained
     gradients = Collective(reduce, 1.0 if run.training else 0.0, 2 * (d - 1), t * d)
     return Communication(tensor, pipeline, gradients)
 
@@ -132,7 +142,12 @@ def communication(w: Workload, run: RunConfig) -> Communication:
     split = w.arch.tensor_split
     boundary = w.arch.boundary_elements(run.micro()) * BYTES_PER_ELEMENT[run.dtype]
     return traffic(
-        run, w.params, boundary, w.arch.blocks, split.allreduces_per_block if split else 0
+        run,
+        w.params,
+        boundary,
+        w.arch.blocks,
+        split.allreduces_per_block if split else 0,
+        adapters=w.trainable_params(run) if run.lora_rank is not None else None,
     )
 
 
@@ -163,6 +178,7 @@ def min_layout(
     # activation bytes of one micro-batch, by its size and the tensor degree its norms are
     # replicated over (without sequence parallelism: each candidate's own)
     per_micro: dict[tuple[int, int], float] = {}
+    adapters = w.trainable_params(run) if run.lora_rank is not None else None
     for dp in divisors(run.batch):
         if dp > MAX_DEVICES or (best is not None and dp >= best.devices):
             break
@@ -186,7 +202,7 @@ def min_layout(
                 if key not in per_micro:
                     per_micro[key] = activation_bytes(w, micro)
                 held = per_micro[key] * (in_flight(candidate) if run.training else 1)
-                m = footprint(candidate, w.params, held, kv)
+                m = footprint(candidate, w.params, held, kv, adapters=adapters)
                 if m.total <= device.memory_capacity_bytes:
                     best = layout
     return best

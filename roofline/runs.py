@@ -98,7 +98,15 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
     """The `run:` mapping as a RunConfig (the same field names), in a published run file
     and in a user's run file (runfile.py) alike."""
     values: dict[str, Any] = {}
-    for key in ("batch", "seq", "context", "micro_batch", "virtual_stages", "group_size"):
+    for key in (
+        "batch",
+        "seq",
+        "context",
+        "micro_batch",
+        "virtual_stages",
+        "group_size",
+        "lora_rank",
+    ):
         size = f.integer(key, required=key == "batch")
         if size is not None:
             values[key] = size
@@ -119,6 +127,9 @@ def read_run_config(f: Fields, devices: int | None) -> RunConfig | None:
         ("ideal", False),
     ):
         values[flag] = f.flag(flag, default=on)
+    targets = f.text("lora_targets", required=False)
+    if targets:
+        values["lora_targets"] = targets
     attention_dtype = f.choice("attention_dtype", DTYPES, required=False)
     if attention_dtype:
         values["attention_dtype"] = attention_dtype

@@ -39,6 +39,12 @@ ATTENTION = ("eager", "flash")
 # (what a serving stack computes to pick the next token)
 LOGITS = ("all", "last")
 ZERO_STAGES = (0, 1, 2, 3)
+# LoRA (Hu et al. 2021, arXiv:2106.09685): the projections an adapter may sit on, by the
+# names PEFT's Llama targets use (q_proj, k_proj, v_proj, o_proj, up_proj, gate_proj,
+# down_proj); all seven by default, as QLoRA (Dettmers et al. 2023, arXiv:2305.14314,
+# sec. 4) found adapters on every linear layer of a block needed to match full fine-tuning
+LORA_TARGETS = ("q", "k", "v", "o", "up", "gate", "down")
+MAX_LORA_RANK = 65536
 # The largest batch, sequence, context or device count a run may name: far beyond any real
 # run (a global batch of 10^9 samples), small enough that every cost stays a finite float64
 # and a search over layouts stays short.
@@ -167,6 +173,11 @@ class RunConfig:
     # at tensor 1). A replica's layer table counts those rows once per rank, so that its
     # costs divided by the tensor degree leave each rank its whole copy
     replicated_over: int = 1
+    # LoRA fine-tuning (training only): adapters of this rank on the `lora_targets`
+    # projections (comma-separated, of LORA_TARGETS); every base weight frozen (no weight
+    # gradient, no optimizer state), stored as `weights` says (int4: QLoRA). None: off
+    lora_rank: int | None = None
+    lora_targets: str = ",".join(LORA_TARGETS)
 
     def __post_init__(self) -> None:
         check_size("batch", self.batch)
@@ -178,9 +189,12 @@ class RunConfig:
             check_dtype(self.attention_dtype, "attention_dtype")
         if self.weights is not None:
             check_storage(self.weights, "weights", WEIGHT_BYTES)
-            if self.phase == "training":
+            if self.phase == "training" and self.lora_rank is None:
                 raise FieldError(
-                    "weights", self.weights, "weight-only quantization is for inference phases"
+                    "weights",
+                    self.weights,
+                    "weight-only quantization is for inference phases, or a LoRA fine-tune's "
+                    "frozen base (QLoRA: give lora_rank)",
                 )
         if self.group_size is not None:
             check_size("group_size", self.group_size, maximum=2**20)
@@ -198,6 +212,7 @@ class RunConfig:
                 )
         if self.phase not in PHASES:
             raise FieldError("phase", self.phase, f"allowed: {', '.join(PHASES)}")
+        self._check_lora()
         if self.optimizer is not None:
             from .optimizers import check_optimizer
 
@@ -246,6 +261,36 @@ class RunConfig:
                     f"must divide the batch of one data-parallel replica ({self.local_batch})",
                 )
 
+    def _check_lora(self) -> None:
+        if not isinstance(self.lora_targets, str):
+            raise FieldError("lora_targets", self.lora_targets, "comma-separated projections")
+        targets = [t.strip() for t in self.lora_targets.split(",")]
+        for t in targets:
+            if t not in LORA_TARGETS:
+                raise FieldError(
+                    "lora_targets", self.lora_targets, f"allowed: {', '.join(LORA_TARGETS)}"
+                )
+        if len(set(targets)) != len(targets):
+            raise FieldError("lora_targets", self.lora_targets, "names a projection twice")
+        if self.lora_rank is None:
+            if set(targets) != set(LORA_TARGETS):
+                raise FieldError(
+                    "lora_targets", self.lora_targets, "applies with a LoRA rank (lora_rank)"
+                )
+            return
+        check_size("lora_rank", self.lora_rank, maximum=MAX_LORA_RANK)
+        if self.phase not in ("training", "inference"):  # inference: its forward pass
+            raise FieldError(
+                "lora_rank", self.lora_rank, "a LoRA fine-tune is a training run (phase training)"
+            )
+
+    @property
+    def lora(self) -> frozenset[str]:
+        """The projections LoRA adapts (empty: no LoRA)."""
+        if self.lora_rank is None:
+            return frozenset()
+        return frozenset(t.strip() for t in self.lora_targets.split(","))
+
     @property
     def element_bytes(self) -> tuple[float, float, float]:
         """Bytes an element of (activations, weights, KV cache) as this run stores them."""
@@ -264,6 +309,8 @@ class RunConfig:
         if self.weights not in (None, self.dtype):
             groups = f" in groups of {self.group_size}" if self.group_size else ""
             parts.append(f"{self.weights} weights{groups}")
+        if self.lora_rank is not None:
+            parts.append(f"LoRA rank {self.lora_rank} on {self.lora_targets}")
         if self.kv_dtype not in (None, self.dtype):
             parts.append(f"{self.kv_dtype} KV cache")
         if self.attention_dtype not in (None, self.dtype):

@@ -171,7 +171,9 @@ def evaluate_grid(
         else:
             acts = k.working_bytes
         kv = np.einsum("sk,sk->s", x, model.kv_bytes[dt]) if uses_kv else 0.0
-        memory = footprint(run, model.params, acts, kv, bytes_per_element=nb, data=reps).total
+        memory = footprint(
+            run, model.params, acts, kv, bytes_per_element=nb, data=reps, adapters=model.adapters
+        ).total
         # the layout's collectives (S, 1), for the bound's bytes and the expected time's
         # seconds (S, D); one micro-batch a step (most sweeps): a scalar, so that no part
         # is an (S, D) product
@@ -188,6 +190,7 @@ def evaluate_grid(
             micro_batches=mb,
             bytes_per_element=nb[:, None],
             data=reps[:, None].astype(np.float64),
+            adapters=model.adapters,
         )
         time = compute = k.time_s / split if split > 1 else k.time_s
         total = comm.total_bytes

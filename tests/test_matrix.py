@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from roofline.cli import app
-from roofline.workloads import list_workloads
+from roofline.workloads import get_workload, list_workloads
 
 pytestmark = pytest.mark.slow  # every command on every model: ~100 s
 
@@ -90,6 +90,17 @@ def _model_matrix(model: str, tmp: Path) -> dict[str, int]:
         ["memory", "-m", model, "--hw", hws, "--batch", "4", "--dp", "2", "-f", "csv"],
         json_out=False,
     )
+    # a LoRA (QLoRA: int4 base) fine-tune: transformers give it; the other families refuse
+    # --lora-rank by name (no projections adapters are modelled on)
+    lora = ("--phase", "training", "--lora-rank", "8", "-f", "json")
+    at = ["memory", "-m", model, "--hw", "h100", *LAYOUT, "--batch", "8"]
+    check("memory lora", [*at, *lora])
+    check("memory lora's full fine-tune", [*at, *lora[:2], *lora[4:]])
+    check("run qlora", ["run", "-m", model, "--hw", "h100", "--weights", "int4", *lora])
+    check(
+        "whatif lora",
+        ["whatif", "-m", model, "--hw", "h100", "--batch", "1,4", "--tokens", "1e6", *lora],
+    )
     for phase in ("inference", "training", "decode"):
         check(
             f"whatif {phase}",
@@ -148,6 +159,8 @@ def test_every_command_on_every_model(model, tmp_path):
     assert codes["models show table"] == 0, codes
     assert codes["report"] == 0, codes  # the HTML report works for every family
     assert codes["run fused inference"] == 0 or codes["run fused training"] == 0, codes
+    if get_workload(model).family == "transformer":  # LoRA's adapters sit on its projections
+        assert codes["memory lora"] == codes["memory lora's full fine-tune"], codes
 
 
 def test_every_command_on_imported_models(tmp_path, repo):

@@ -97,12 +97,18 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt("fuse_epilogues", "--fuse-epilogues", "Run activations (GELU, SwiGLU, a ReLU right "
         "after its convolution) in the epilogue of the GEMM before them.", bool, False,
         "fused_epilogues"),
-    Opt("weights", "--weights", "Inference: the weights' storage (weight-only quantization): "
-        "fp32, fp16, bf16, fp8, int8, int4 [default: --dtype].", str | None, None, "weights",
-        INFERENCE),
-    Opt("group_size", "--group-size", "Inference: weights sharing one scale and zero point "
-        "in a grouped --weights format [default: int4 128, GPTQ/AWQ; int8 per channel].",
-        int | None, None, "group_size", INFERENCE),
+    Opt("weights", "--weights", "The weights' storage (weight-only quantization): fp32, "
+        "fp16, bf16, fp8, int8, int4 [default: --dtype]; in training, a LoRA fine-tune's "
+        "frozen base (int4: QLoRA).", str | None, None, "weights"),
+    Opt("group_size", "--group-size", "Weights sharing one scale and zero point in a "
+        "grouped --weights format [default: int4 128, GPTQ/AWQ; int8 per channel].",
+        int | None, None, "group_size"),
+    Opt("lora_rank", "--lora-rank", "Training: a LoRA fine-tune with adapters of this rank "
+        "(the base frozen: no weight gradients or optimizer state for it).", int | None, None,
+        "lora_rank", TRAINING),
+    Opt("lora_targets", "--lora-targets", "Training with --lora-rank: the projections "
+        "adapted, of q, k, v, o, up, gate, down.", str, "q,k,v,o,up,gate,down",
+        "lora_targets", TRAINING),
     Opt("kv_dtype", "--kv-dtype", "Inference: the KV cache's storage: fp32, fp16, bf16, fp8, "
         "int8 [default: --dtype].", str | None, None, "kv_dtype", INFERENCE),
     Opt("sustained", "--sustained", "Share of the kernels' expected throughput a step "

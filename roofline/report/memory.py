@@ -91,7 +91,8 @@ def memory_dict(m: MemoryReport) -> dict[str, Any]:
             "first_input_grad": m.run.first_input_grad,
             "virtual_stages": m.run.virtual_stages,
             "dp_overlap": m.run.dp_overlap,
-        },
+        }
+        | _lora(m.workload, m.run),
         "breakdown": m.breakdown.as_dict(),
         "communication_bytes": {
             "data": float(c.data_bytes),
@@ -181,3 +182,11 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
     reasons = {f.energy.reason for f in m.devices if f.energy.energy_j is None and f.energy.reason}
     out.extend(f"energy '-': {r}" for r in sorted(reasons))
     return out
+
+
+def _lora(w: Any, run: Any) -> dict[str, Any]:
+    """A LoRA fine-tune's settings and its adapters' (trained) parameters; {} otherwise."""
+    if run.lora_rank is None:
+        return {}
+    rank, targets = run.lora_rank, run.lora_targets.split(",")
+    return {"lora": {"rank": rank, "targets": targets, "adapter_params": w.trainable_params(run)}}

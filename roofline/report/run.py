@@ -87,6 +87,11 @@ def result_dict(result: Result) -> dict[str, Any]:
             {"first_input_grad": result.run.first_input_grad}
             if result.run.phase == "training"
             else {}
+        )
+        | (
+            {"lora_rank": result.run.lora_rank, "lora_targets": result.run.lora_targets}
+            if result.run.lora_rank is not None
+            else {}
         ),
         "summary": summary(result),
         "layers": layer_rows(result),

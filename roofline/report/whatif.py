@@ -305,12 +305,12 @@ def training_dict(t: TrainingEstimate) -> dict[str, Any]:
 def training_text(t: TrainingEstimate) -> str:
     """One training estimate in a table cell: days and cost at the utilization, then at the
     expected step time with its energy and CO2."""
-    text = f"{t.devices} dev: {t.days:,.1f} days" + (
+    text = f"{t.devices} dev: {_duration(t.days)}" + (
         f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else ""
     )
     if t.expected_days is None:
         return text
-    text += f" (expected {t.expected_days:,.1f} days"
+    text += f" (expected {_duration(t.expected_days)}"
     e = t.energy
     if e is not None and e.energy_j is not None and e.co2_g is not None:
         text += f", {_energy(e.energy_j)}, {_tonnes(e.co2_g)} CO2eq"
@@ -568,3 +568,8 @@ def context_table(
         "less the new token."
     )
     return [table, *notes, why]
+
+
+def _duration(days: float) -> str:
+    """A training time in days, or in hours under a day (a fine-tune's epoch)."""
+    return f"{days:,.1f} days" if days >= 1 else f"{days * 24:,.2f} hours"

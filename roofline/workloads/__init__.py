@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .._catalog import Catalog
 from .._schema import Fields, Problems
 from .._yaml import load_yaml_mapping
 from ..dtypes import BYTES_PER_ELEMENT
 from ..errors import FieldError, SpecError
-from ..layers import LayerTable, fuse_epilogues, training_step
+from ..layers import LayerTable, fuse_epilogues, lora_rows, training_step
 from ..scenario import Layout, RunConfig
 from . import cnn, lstm, recsys, transformer
 from .base import Architecture
@@ -107,12 +109,32 @@ class Workload:
         """The per-layer cost table of this workload for one scenario: the family's forward
         pass, and for training its backward pass and optimizer update (`training_step`)."""
         table = self.arch.build(run, self.key)
+        frozen = None
+        if run.lora_rank is not None:  # a LoRA fine-tune: only the adapters train
+            frozen = ~lora_rows(table.name)
+            if frozen.all():
+                raise FieldError(
+                    "lora_rank",
+                    run.lora_rank,
+                    f"{self.key} ({self.family}) has no projection LoRA adapters are modelled "
+                    f"on among {run.lora_targets} (transformers: q, k, v, o, up, gate, down)",
+                )
         if run.fused_epilogues:
             table = fuse_epilogues(table, run.phase == "training")
+            frozen = None if frozen is None else ~lora_rows(table.name)
         if run.phase == "training":
             nb = BYTES_PER_ELEMENT[run.dtype]
-            table = training_step(table, nb, run.optimizer, run.first_input_grad)
+            table = training_step(table, nb, run.optimizer, run.first_input_grad, frozen)
         return table
+
+    def trainable_params(self, run: RunConfig) -> float:
+        """Parameters whose gradients and optimizer state a training step of `run` keeps:
+        every parameter, or in a LoRA fine-tune the adapters' only (the base is frozen)."""
+        if run.lora_rank is None:
+            return self.params
+        small = replace(run, batch=1, seq=self.min_seq, layout=Layout(), micro_batch=None)
+        table = self.layers(small)
+        return float(np.sum(table.params[lora_rows(table.name)]))
 
     def check_layout(self, layout: Layout) -> None:
         """A clear error for a layout this model cannot be split by: tensor parallelism must
@@ -157,16 +179,22 @@ class Workload:
         """The shortest valid --seq (None: the model takes one input size only)."""
         return 1 if self.arch.takes_seq else None
 
-    def training_flops(self, samples: float | None = None, seq: int | None = None) -> float | None:
+    def training_flops(
+        self, samples: float | None = None, seq: int | None = None, how: RunConfig | None = None
+    ) -> float | None:
         """FLOPs of a training run: one training step's FLOPs per sample (forward +
         backward, from the layer table) times the samples seen; by default the published
-        run's samples and sequence (None when the catalog has no published run)."""
+        run's samples and sequence (None when the catalog has no published run). `how`: a
+        run whose LoRA settings apply (a fine-tune's step: the base's input gradients and
+        the adapters', no weight gradients for the base)."""
         if samples is None:
             if self.training is None:
                 return None
             samples, seq = self.training.samples, self.training.seq
         # per sample: forward + backward; the optimizer update runs once a step, not a sample
         run = RunConfig(batch=1, seq=seq, phase="training", optimizer=None)
+        if how is not None and how.lora_rank is not None:
+            run = replace(run, lora_rank=how.lora_rank, lora_targets=how.lora_targets)
         step = self.layers(run)
         return float(step.total_flops.sum()) * samples
 

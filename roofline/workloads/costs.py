@@ -48,3 +48,7 @@ LRN_BASE = 5
 # logit soft-capping c * tanh(x / c) (Gemma 2): divide (1) + tanh (1) + multiply (1)
 SOFTCAP = 3
 SOFTCAP_TRANSCENDENTALS = 1
+
+# a LoRA adapter's output scaled by alpha / r and added to its projection's (PEFT's LoraLayer
+# forward, `result + lora_B(lora_A(dropout(x))) * scaling`): multiply (1) + add (1)
+LORA_SCALE_ADD = 2

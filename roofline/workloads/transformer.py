@@ -13,14 +13,14 @@ builder, whose rows must agree with each other, read best in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
 from .._schema import Fields
 from ..errors import FieldError
-from ..layers import FUSED_ATTENTION, LayerTable, LayerTableBuilder
+from ..layers import FUSED_ATTENTION, LayerTable, LayerTableBuilder, lora_rows
 from ..scenario import RunConfig
 from . import costs
 from .base import Architecture, TensorSplit
@@ -427,12 +427,16 @@ class _Stack:
         batch: int,
         flash: bool,
         replicated: int = 1,
+        lora: tuple[int, frozenset[str]] = (0, frozenset()),
     ) -> None:
         self.a = arch
         self.out = out
         self.b = batch
         self.flash = flash  # one fused attention kernel (FlashAttention)
         self.bias = 1 if arch.bias else 0
+        # LoRA (RunConfig.lora_rank, lora_targets): the adapters' rank and the projections
+        # they sit on (rank 0: none)
+        self.lora_rank, self.lora_targets = lora
         # tensor ranks that each run the norms and residual adds whole, and keep whole the
         # inputs of the column-parallel projections and the dropout masks after the
         # row-parallel ones (tensor parallelism without sequence parallelism: Korthikanti
@@ -450,10 +454,13 @@ class _Stack:
         masks: float = 0.0,
         column: bool = False,
         bias: bool | None = None,
+        lora: tuple[tuple[str, int], ...] = (),
     ) -> None:
         """y = x W (+ b) with the model's bias setting (or `bias`). `column`: a
         column-parallel projection (its input, read and kept, is whole on every tensor rank
-        without sequence parallelism); `masks` after a row-parallel one are whole too."""
+        without sequence parallelism); `masks` after a row-parallel one are whole too.
+        `lora`: the LoRA targets W's output columns are made of, (target, width) each
+        (a fused QKV projection: q, k, v), which get adapters in a LoRA fine-tune."""
         whole = self.r if column else 1  # a column-parallel GEMM reads its input whole
         self.out.linear(
             name,
@@ -467,6 +474,68 @@ class _Stack:
             saved=tokens * d_in * whole,
             inputs=tokens * d_in * whole,
         )
+        self.adapters(name, tokens, d_in, lora, count, shared, whole)
+
+    def adapters(
+        self,
+        name: str,
+        tokens: float,
+        d_in: int,
+        parts: tuple[tuple[str, int], ...],
+        count: int,
+        shared: bool,
+        whole: int = 1,
+        experts: tuple[int, float] = (1, 1.0),
+    ) -> None:
+        """LoRA adapters (Hu et al. 2021, arXiv:2106.09685, eq. 3: h = W0 x + B A x) beside
+        a frozen projection, one on each of its parts (target, d_out) the run targets, rows
+        after the projection's: `.a`, x A (d_in -> r: 2 r d_in FLOPs a token; x is the
+        projection's own input, already kept for the backward, so nothing new is kept);
+        `.b`, (x A) B (r -> d_out: 2 r d_out FLOPs a token; keeps x A, r a token); `.add`,
+        the output scaled by alpha / r and added to the projection's (2 FLOPs an output
+        element: PEFT's `result + lora_B(lora_A(dropout(x))) * scaling`, lora_dropout 0).
+        Parameters r (d_in + d_out) an adapter, no bias (PEFT's bias="none").
+        `experts`: (experts, experts touched) of a routed expert projection, one adapter
+        each (their weights read only where touched, as the experts' own)."""
+        r = self.lora_rank
+        e, touched = experts
+        for target, d_out in parts:
+            if not r or target not in self.lora_targets:
+                continue
+            q = f"{name}.lora_{target}"
+            self.out.add(
+                f"{q}.a",
+                "matmul",
+                flops=2 * tokens * d_in * r,
+                weights=touched * d_in * r,
+                inputs=tokens * d_in * whole,
+                outputs=tokens * r,
+                params=e * d_in * r,
+                count=count,
+                shared=shared,
+                gemm=(touched, tokens / touched, r, d_in),
+            )
+            self.out.add(
+                f"{q}.b",
+                "matmul",
+                flops=2 * tokens * r * d_out,
+                weights=touched * r * d_out,
+                inputs=tokens * r,
+                outputs=tokens * d_out,
+                params=e * r * d_out,
+                count=count,
+                shared=shared,
+                saved=tokens * r,
+                gemm=(touched, tokens / touched, d_out, r),
+            )
+            self.out.add(
+                f"{q}.add",
+                "elementwise",
+                flops=costs.LORA_SCALE_ADD * tokens * d_out,
+                inputs=2 * tokens * d_out,
+                outputs=tokens * d_out,
+                count=count,
+            )
 
     def _aux(self, pre_activation: float) -> float:
         """What an activation fused into its GEMM's epilogue writes besides its output in
@@ -531,13 +600,18 @@ class _Stack:
             return
         qkv_bias = a.qkv_bias
         if cross:
-            self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared, column=True)
+            q = (("q", a.q_dim),)
+            self.linear(f"{p}.q_proj", t, a.hidden, a.q_dim, count, shared, column=True, lora=q)
             if project_kv:
                 dims = (a.hidden, 2 * a.kv_dim)
-                self.linear(f"{p}.kv_proj", b * kv_len, *dims, count, shared, column=True)
+                kv = (("k", a.kv_dim), ("v", a.kv_dim))
+                self.linear(f"{p}.kv_proj", b * kv_len, *dims, count, shared, column=True, lora=kv)
         else:
             dims = (a.hidden, a.q_dim + 2 * a.kv_dim)
-            self.linear(f"{p}.qkv_proj", t, *dims, count, shared, column=True, bias=qkv_bias)
+            qkv = (("q", a.q_dim), ("k", a.kv_dim), ("v", a.kv_dim))
+            self.linear(
+                f"{p}.qkv_proj", t, *dims, count, shared, column=True, bias=qkv_bias, lora=qkv
+            )
             if a.qk_norm:  # an RMS norm over each head's query and key (Qwen3)
                 width = a.q_dim + a.kv_dim
                 self.out.add(
@@ -556,7 +630,9 @@ class _Stack:
         cached = 1.0 if from_cache else 0.0
         self._cores(p, q_len, kv_len, count, g, causal=causal and not cross, cached=cached)
         drop = 1 if a.dropout else 0
-        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=drop * t * a.hidden)
+        o = (("o", a.hidden),)
+        masks = drop * t * a.hidden
+        self.linear(f"{p}.out_proj", t, a.q_dim, a.hidden, count, shared, masks=masks, lora=o)
 
     def _cores(
         self,
@@ -698,12 +774,23 @@ class _Stack:
         qk = nope + rope
         if a.q_lora_rank:
             r = a.q_lora_rank
-            self.linear(f"{p}.q_down", t, hid, r, count, shared, column=True, bias=False)
+            q_down, q_up = (("q", r),), (("q", h * qk),)
+            self.linear(
+                f"{p}.q_down", t, hid, r, count, shared, column=True, bias=False, lora=q_down
+            )
             self.norm(f"{p}.q_norm", t, r, count, shared)
-            self.linear(f"{p}.q_up", t, r, h * qk, count, shared, bias=False)
+            self.linear(f"{p}.q_up", t, r, h * qk, count, shared, bias=False, lora=q_up)
         else:
-            self.linear(f"{p}.q_proj", t, hid, h * qk, count, shared, column=True, bias=False)
-        self.linear(f"{p}.kv_down", t, hid, lora + rope, count, shared, column=True, bias=False)
+            q = (("q", h * qk),)
+            self.linear(
+                f"{p}.q_proj", t, hid, h * qk, count, shared, column=True, bias=False, lora=q
+            )
+        # LoRA: the latent projections make keys and values both (PEFT's DeepSeek targets
+        # kv_a_proj_with_mqa and kv_b_proj): k adapts W_DKV, v W_UKV
+        down = (("k", lora + rope),)
+        self.linear(
+            f"{p}.kv_down", t, hid, lora + rope, count, shared, column=True, bias=False, lora=down
+        )
         self.norm(f"{p}.kv_norm", t, lora, count, shared)
         absorbed = a.mla_absorb == "always" or (a.mla_absorb == "decode" and decode)
         cached = 1.0 if decode else 0.0
@@ -753,10 +840,12 @@ class _Stack:
                 gemm=(1, keys, h * (nope + v), lora),
                 cached=cached * keys * lora,
             )
+            self.adapters(f"{p}.kv_up", keys, lora, (("v", h * (nope + v)),), count, shared)
             g = _Geometry(h, qk, v, h * qk, h * v)
             self._cores(p, q_len, kv_len, count, g, causal=causal, cached=0.0)
         drop = 1 if a.dropout else 0
-        self.linear(f"{p}.out_proj", t, h * v, hid, count, shared, masks=drop * t * hid)
+        o = (("o", hid),)
+        self.linear(f"{p}.out_proj", t, h * v, hid, count, shared, masks=drop * t * hid, lora=o)
 
     def ffn(self, p: str, tokens: int, count: int, width: int = 0, name: str = "ffn") -> None:
         """A dense feed-forward block of `width` (default: the model's ffn); `name`
@@ -765,7 +854,8 @@ class _Stack:
         f = width or a.ffn
         up = 2 * f if a.ffn_gated else f
         act = costs.ACTIVATIONS[a.activation] + (1 if a.ffn_gated else 0)  # gate: a multiply
-        self.linear(f"{p}.{name}_up", tokens, a.hidden, up, count, shared, column=True)
+        parts = (("gate", f), ("up", f)) if a.ffn_gated else (("up", f),)
+        self.linear(f"{p}.{name}_up", tokens, a.hidden, up, count, shared, column=True, lora=parts)
         self.out.add(
             f"{p}.{name}_act",
             "activation",
@@ -778,7 +868,8 @@ class _Stack:
             fuse_aux=self._aux(tokens * up),  # in ffn_up's epilogue (bias-GELU, SwiGLU)
         )
         masks = tokens * a.hidden if a.dropout else 0
-        self.linear(f"{p}.{name}_down", tokens, f, a.hidden, count, shared, masks=masks)
+        down = (("down", a.hidden),)
+        self.linear(f"{p}.{name}_down", tokens, f, a.hidden, count, shared, masks=masks, lora=down)
 
     def moe(self, p: str, tokens: int, count: int) -> None:
         """Router, then each token through `top_k` of `experts` FFNs (of width moe_ffn),
@@ -828,6 +919,8 @@ class _Stack:
             saved=routed * h * self.r,
             gemm=(touched, routed / touched, up, h),  # tokens spread over the experts reached
         )
+        parts = (("gate", f), ("up", f)) if a.ffn_gated else (("up", f),)
+        self.adapters(f"{p}.expert_up", routed, h, parts, count, shared, self.r, (e, touched))
         self.out.add(
             f"{p}.expert_act",
             "activation",
@@ -853,6 +946,8 @@ class _Stack:
             saved=routed * f,
             gemm=(touched, routed / touched, h, f),
         )
+        down = (("down", h),)
+        self.adapters(f"{p}.expert_down", routed, f, down, count, shared, 1, (e, touched))
         self.out.add(
             f"{p}.expert_combine",
             "elementwise",
@@ -1039,7 +1134,9 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
         )
     b = run.batch
     out = LayerTableBuilder()
-    stack = _Stack(a, out, b, flash=run.attention == "flash", replicated=run.replicated_over)
+    lora = (run.lora_rank or 0, run.lora)
+    flash = run.attention == "flash"
+    stack = _Stack(a, out, b, flash=flash, replicated=run.replicated_over, lora=lora)
     q_len = 1 if decode else seq  # decode: one new token per sample
     # a decode step's new token attends to the `context` cached tokens and to itself
     kv_len = context + 1 if decode else seq
@@ -1122,7 +1219,12 @@ def build(arch: TransformerArch, run: RunConfig, model: str) -> LayerTable:
             )
     if a.mtp_layers:
         _mtp(stack, out, a, q_len, kv_len, decode=decode, logits=tokens)
-    return out.build(*run.element_bytes)
+    table = out.build(*run.element_bytes)
+    nb, wb, _ = run.element_bytes
+    if run.lora_rank is not None and wb != nb:  # QLoRA: the adapters stay in the run's dtype
+        adapter = lora_rows(table.name)
+        table = replace(table, weight_bytes=np.where(adapter, nb / wb, 1.0) * table.weight_bytes)
+    return table
 
 
 def _mtp(
