@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import new_table, seconds
+from . import flat_interval, interval_fields, new_table, seconds, with_interval
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..capacity import DeviceFit, MemoryReport
-    from ..scenario import Layout
+    from ..intervals import Interval
+    from ..scenario import Layout, RunConfig
 
 
 def layout_dict(layout: Layout | None) -> dict[str, int] | None:
@@ -34,7 +35,17 @@ def layout_text(layout: Layout | None) -> str:
     )
 
 
-def _device(f: DeviceFit) -> dict[str, Any]:
+def _interval(f: DeviceFit, run: RunConfig) -> tuple[Interval | None, str]:
+    """The expected step time's interval (intervals.yaml, by the phase), or why none."""
+    from ..intervals import expected_interval
+
+    if f.step.expected_s is None:
+        return None, f.step.reason or "no expected step time"
+    return expected_interval(f.step.expected_s, run.phase, ideal=run.ideal, sustained=run.sustained)
+
+
+def _device(f: DeviceFit, run: RunConfig) -> dict[str, Any]:
+    iv, why = _interval(f, run)
     return {
         "device": f.device.key,
         "capacity_bytes": f.device.memory_capacity_bytes,
@@ -44,6 +55,7 @@ def _device(f: DeviceFit) -> dict[str, Any]:
         "communication_time_s": f.communication_time_s,
         "step_time_s": f.step.total_s,
         "expected_step_time_s": f.step.expected_s,
+        **interval_fields("expected_step_time_interval", iv, why),
         "mfu": f.step.mfu,
         "hfu": f.step.hfu,
         "expected_parts_s": dict(f.step.parts) or None,
@@ -76,7 +88,7 @@ def memory_dict(m: MemoryReport) -> dict[str, Any]:
             "tensor": float(c.tensor_bytes),
             "pipeline": float(c.pipeline_bytes),
         },
-        "devices": [_device(f) for f in m.devices],
+        "devices": [_device(f, m.run) for f in m.devices],
     }
 
 
@@ -85,10 +97,15 @@ def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
     parts = {f"{k}_bytes": v for k, v in m.breakdown.as_dict().items()}
     rows = []
     for f in m.devices:
-        row = _device(f)
+        row = _device(f, m.run)
         row["min_layout"] = layout_text(f.min_layout) if f.min_layout else None
         expected_parts = row.pop("expected_parts_s") or {}
-        rows.append(row | {f"expected_{k}_s": v for k, v in expected_parts.items()} | parts)
+        interval = flat_interval(
+            "expected_step_time_interval", row.pop("expected_step_time_interval_s")
+        )
+        rows.append(
+            row | interval | {f"expected_{k}_s": v for k, v in expected_parts.items()} | parts
+        )
     return rows
 
 
@@ -133,7 +150,7 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
             row.append("no interconnect" if t is None else seconds(t))
         total, expected = f.step.total_s, f.step.expected_s
         row.append("-" if total is None else seconds(total))
-        row.append("-" if expected is None else seconds(expected))
+        row.append("-" if expected is None else with_interval(expected, _interval(f, m.run)[0]))
         row.append("-" if f.step.mfu is None else f"{100 * f.step.mfu:.0f}%")
         devices.add_row(*row)
     return [parts, devices]

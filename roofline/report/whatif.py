@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from . import csv_cell, new_table, plain, seconds
+from . import csv_cell, interval_fields, new_table, plain, seconds, with_interval
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     from rich.console import RenderableType
 
-    from ..answers import Answer
+    from ..answers import Answer, TrainingEstimate
+    from ..intervals import Interval
     from ..memory import LongestContext
+    from ..scenario import RunConfig
     from ..sweep import SweepOutput
     from ..whatif import Sweep
 
@@ -257,7 +259,25 @@ def write_scenarios(
     return written
 
 
-def answer_dict(a: Answer) -> dict[str, Any]:
+def days_interval(days: float | None, run: RunConfig | None) -> tuple[Interval | None, str]:
+    """The expected time to train's interval: the training kind's (intervals.yaml) on the
+    expected days, or why none (the bound at --ideal, a --sustained share of one's own)."""
+    from ..intervals import expected_interval
+
+    if days is None:
+        return None, "no expected time to train"
+    ideal = run.ideal if run is not None else False
+    sustained = run.sustained if run is not None else None
+    return expected_interval(days, "training", ideal=ideal, sustained=sustained)
+
+
+def _training(t: TrainingEstimate, run: RunConfig | None) -> dict[str, Any]:
+    iv, why = days_interval(t.expected_days, run)
+    row: dict[str, Any] = plain(t)
+    return row | interval_fields("expected_days_interval", iv, why, unit="")
+
+
+def answer_dict(a: Answer, run: RunConfig | None = None) -> dict[str, Any]:
     best = None
     if a.best is not None:
         b = a.best
@@ -281,7 +301,7 @@ def answer_dict(a: Answer) -> dict[str, Any]:
         "best": best,
     }
     if a.training:
-        row["training"] = [plain(t) for t in a.training]
+        row["training"] = [_training(t, run) for t in a.training]
     return row
 
 
@@ -291,11 +311,13 @@ def whatif_dict(
     pairs: int,
     best: dict[str, dict[str, Any] | None] | None = None,
     notes: Sequence[str] = (),
+    run: RunConfig | None = None,
 ) -> dict[str, Any]:
     """The answers, the scenario rows, and `best`: per question (fastest, cheapest, lowest
-    latency) the row that answers it among those that fit, null where none does."""
+    latency) the row that answers it among those that fit, null where none does; `run`:
+    the swept run's settings (whether the expected time to train has an interval)."""
     return {
-        "answers": [answer_dict(a) for a in answers],
+        "answers": [answer_dict(a, run) for a in answers],
         "best": best if best is not None else best_rows(rows),
         "scenarios": rows,
         "scenario_device_pairs": pairs,
@@ -455,7 +477,13 @@ def whatif_tables(
                 f"{t.devices} dev: {t.days:,.1f} days"
                 + (f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else "")
                 + (
-                    f" (expected {t.expected_days:,.1f} days)"
+                    "; expected "
+                    + with_interval(
+                        t.expected_days,
+                        days_interval(t.expected_days, sweep.run)[0],
+                        unit="days",
+                        spec=",.1f",
+                    )
                     if t.expected_days is not None
                     else ""
                 )
