@@ -260,3 +260,31 @@ def test_whatif_time_to_train_has_the_training_interval():
     days = t["expected_days"]
     text = f"{days:,.1f} days (80 %: {days * b.low_factor:,.1f}-{days * b.high_factor:,.1f} days)"
     assert text in table
+
+
+def test_validate_runs_csv_has_the_interval_as_flat_columns():
+    import csv
+    import io
+
+    res = CliRunner().invoke(app, ["validate", "--runs", "-f", "csv"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    b = intervals().bands["training"]
+    row = next(r for r in rows if r["metric"] == "step_time_s" and r["kind"] == "training")
+    assert float(row["predicted_interval_low"]) == pytest.approx(
+        float(row["predicted"]) * b.low_factor
+    )
+    assert float(row["predicted_interval_coverage"]) == 0.8
+
+
+def test_only_your_runs_have_no_shipped_coverage(tmp_path):
+    import shutil
+
+    from roofline._paths import data_dir
+
+    src = data_dir("workloads") / "runs" / "llmfoundry-mpt-30b-h100x16-s2048.yaml"
+    shutil.copy(src, tmp_path / "mine.yaml")
+    data = _run_json("validate", "--runs", str(tmp_path / "mine.yaml"), "--only")
+    assert data["interval_coverage"] is None
+    (row,) = data["runs"]
+    assert row["predicted_interval"]["kind"] == "training"

@@ -241,7 +241,7 @@ def validate(
                 "interval_coverage": coverage,
                 "runs": rr.run_rows(predictions),
             },
-            rows=lambda: rr.run_rows(predictions),
+            rows=lambda: rr.csv_run_rows(predictions),
             table=lambda: rr.runs_table(predictions, median, len(mine), coverage),
         )
         return

@@ -69,6 +69,18 @@ def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
     return rows
 
 
+def csv_run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """run_rows with the interval as flat columns (predicted_interval_coverage, _low,
+    _high: in the metric's own unit)."""
+    from . import flat_interval
+
+    rows = []
+    for row in run_rows(predictions):
+        iv = flat_interval("predicted_interval", row.pop("predicted_interval"), unit="")
+        rows.append(row | iv)
+    return rows
+
+
 def _show(value: float | None, metric: str) -> str:
     if value is None:
         return "-"
