@@ -45,6 +45,15 @@ def validate(
             "way.",
         ),
     ] = False,
+    with_intervals: Annotated[
+        bool,
+        typer.Option(
+            "--intervals",
+            help="With --runs: recompute the intervals' factors (hardware/defaults/"
+            "intervals.yaml) from the fit half of the training, serving and under-load runs, "
+            "and their coverage on the held-out half.",
+        ),
+    ] = False,
     load: Annotated[
         bool,
         typer.Option(
@@ -82,7 +91,7 @@ def validate(
     given as PATH); with --load, the serving simulation against published measurements
     under load."""
     if energy:
-        if runs or load or fit or paths:
+        if runs or load or fit or paths or with_intervals:
             raise FieldError("--energy", True, "give --energy alone")
         from ..energy_runs import summary, validate_energy
         from ..report import energy as re_
@@ -108,6 +117,35 @@ def validate(
         raise FieldError("--only", True, "goes with --runs PATH...")
     if fit and paths:
         raise FieldError("--fit", True, "refits on the shipped runs; give no PATH")
+    if with_intervals:
+        if not runs or load:
+            raise FieldError("--intervals", True, "goes with --runs")
+        if fit or paths:
+            raise FieldError(
+                "--intervals", True, "recomputes on the shipped runs; give --runs alone"
+            )
+        from ..interval_fit import load_residuals, run_residuals
+        from ..intervals import intervals
+        from ..load_runs import list_load_runs, predict_load
+        from ..report import runs as rr
+        from ..runs import validate_runs
+
+        shipped_runs = validate_runs()
+        kinds = [
+            run_residuals(shipped_runs, "training"),
+            run_residuals(shipped_runs, "serving"),
+            load_residuals([predict_load(r) for r in list_load_runs()]),
+        ]
+        refitted = rr.coverage_rows(kinds, {k.kind: k.band() for k in kinds})
+        shipped_bands = intervals().bands
+        show(
+            fmt,
+            output,
+            data=lambda: {"kinds": refitted},
+            rows=lambda: refitted,
+            table=lambda: rr.intervals_table(refitted, shipped_bands),
+        )
+        return
     if load and fit:
         if runs:
             raise FieldError("--load", True, "give --runs or --load, not both")
@@ -126,19 +164,25 @@ def validate(
     if load:
         if runs:
             raise FieldError("--load", True, "give --runs or --load, not both")
+        from ..interval_fit import load_residuals
+        from ..intervals import intervals
         from ..load_runs import list_load_runs, predict_load
         from ..report import load_runs as rl
+        from ..report import runs as rr
 
         under_load = [predict_load(r) for r in list_load_runs()]
+        (load_coverage,) = rr.coverage_rows([load_residuals(under_load)], intervals().bands)
         show(
             fmt,
             output,
             data=lambda: {
                 "by_figure": rl.by_figure(under_load),
+                # the shipped interval (kind load) and its coverage on the held-out half
+                "interval_coverage": load_coverage,
                 "runs": rl.load_rows(under_load),
             },
             rows=lambda: rl.load_rows(under_load),
-            table=lambda: rl.load_tables(under_load),
+            table=lambda: [*rl.load_tables(under_load), rr.coverage_line([load_coverage])],
         )
         return
     if runs and fit:
@@ -159,6 +203,8 @@ def validate(
         )
         return
     if runs:
+        from ..interval_fit import run_residuals
+        from ..intervals import intervals
         from ..report import runs as rr
         from ..runs import (
             by_source,
@@ -173,6 +219,15 @@ def validate(
         predictions = validate_runs(([] if only else list_runs()) + mine)
         given = predictions[len(predictions) - len(mine) :]
         median = median_abs_error(predictions)
+        shipped_set = predictions[: len(predictions) - len(mine)]
+        coverage = (
+            None
+            if only
+            else rr.coverage_rows(
+                [run_residuals(shipped_set, k) for k in ("training", "serving")],
+                intervals().bands,
+            )
+        )
         show(
             fmt,
             output,
@@ -181,10 +236,13 @@ def validate(
                 "errors": error_summary(predictions),
                 "given": error_summary(given)["all"] if mine else None,
                 "by_source": by_source(predictions),
+                # the shipped intervals' coverage on the held-out half of the shipped runs
+                # (null with --only: no shipped run is scored)
+                "interval_coverage": coverage,
                 "runs": rr.run_rows(predictions),
             },
-            rows=lambda: rr.run_rows(predictions),
-            table=lambda: rr.runs_table(predictions, median, len(mine)),
+            rows=lambda: rr.csv_run_rows(predictions),
+            table=lambda: rr.runs_table(predictions, median, len(mine), coverage),
         )
         return
     from ..report import validation as rv

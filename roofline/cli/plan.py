@@ -178,7 +178,7 @@ def whatif(
     show(
         fmt,
         output,
-        data=lambda: rw.whatif_dict(found, rows, pairs, best, notes),
+        data=lambda: rw.whatif_dict(found, rows, pairs, best, notes, spec.run),
         rows=lambda: rows,
         table=lambda: rw.whatif_tables(
             w.name, sweeps, found, rows, top, best, sort, notes, training_note

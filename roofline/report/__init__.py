@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ..efficiency import Ceilings
+    from ..intervals import Interval
 
 
 def plain(obj: Any) -> Any:
@@ -127,11 +128,54 @@ def count(value: float) -> str:
     return f"{value:.0f}"
 
 
-def seconds(value: float) -> str:
+def _time_unit(value: float) -> tuple[float, str]:
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
+            return scale, unit
+    return 1e-9, "ns"
+
+
+def seconds(value: float) -> str:
+    scale, unit = _time_unit(value)
+    return f"{value / scale:.3g} {unit}"
+
+
+def with_interval(
+    value: float, iv: Interval | None, scale: float = 1.0, unit: str = "", spec: str = ".3g"
+) -> str:
+    """An expected time and its interval, both ends in the time's unit: "25.6 s (80 %:
+    22.5-33.1 s)" (`unit` given: the value / `scale` in that unit, written with `spec`:
+    "12.3 days (80 %: 10.8-15.9 days)"); the time alone where there is no interval."""
+    if not unit:
+        scale, unit = _time_unit(value)
+    text = f"{value / scale:{spec}} {unit}"
+    if iv is None:
+        return text
+    low, high = f"{iv.low / scale:{spec}}", f"{iv.high / scale:{spec}}"
+    return f"{text} ({100 * iv.coverage:.0f} %: {low}-{high} {unit})"
+
+
+def interval_fields(
+    prefix: str, iv: Interval | None, reason: str, unit: str = "_s"
+) -> dict[str, Any]:
+    """`<prefix><unit>`: the interval as {coverage, low, high, kind}, or null and
+    `<prefix>_reason` beside it saying why (strict JSON: a figure that does not exist is
+    null, with why; the reason is null where the interval is given)."""
+    return {
+        f"{prefix}{unit}": None if iv is None else iv.as_dict(),
+        f"{prefix}_reason": reason or None,
+    }
+
+
+def flat_interval(prefix: str, value: Any, unit: str = "_s") -> dict[str, Any]:
+    """An interval field of a JSON row as flat CSV columns: `<prefix>_coverage`,
+    `<prefix>_low<unit>`, `<prefix>_high<unit>` (empty where the interval is null)."""
+    iv = value if isinstance(value, dict) else {}
+    return {
+        f"{prefix}_coverage": iv.get("coverage"),
+        f"{prefix}_low{unit}": iv.get("low"),
+        f"{prefix}_high{unit}": iv.get("high"),
+    }
 
 
 def new_table(title: str, headers: tuple[str, ...], left: tuple[str, ...]) -> Table:

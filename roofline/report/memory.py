@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import new_table, seconds, si
+from . import flat_interval, interval_fields, new_table, seconds, si, with_interval
 from .energy import step_dict
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..capacity import DeviceFit, MemoryReport
-    from ..scenario import Layout
+    from ..intervals import Interval
+    from ..scenario import Layout, RunConfig
 
 
 def layout_dict(layout: Layout | None) -> dict[str, int] | None:
@@ -43,7 +44,17 @@ def step_tokens(m: MemoryReport) -> float | None:
     return float(m.run.batch * (1 if m.run.phase == "decode" else m.run.seq))
 
 
-def _device(f: DeviceFit) -> dict[str, Any]:
+def _interval(f: DeviceFit, run: RunConfig) -> tuple[Interval | None, str]:
+    """The expected step time's interval (intervals.yaml, by the phase), or why none."""
+    from ..intervals import expected_interval
+
+    if f.step.expected_s is None:
+        return None, f.step.reason or "no expected step time"
+    return expected_interval(f.step.expected_s, run.phase, ideal=run.ideal, sustained=run.sustained)
+
+
+def _device(f: DeviceFit, run: RunConfig) -> dict[str, Any]:
+    iv, why = _interval(f, run)
     return {
         "device": f.device.key,
         "capacity_bytes": f.device.memory_capacity_bytes,
@@ -53,6 +64,7 @@ def _device(f: DeviceFit) -> dict[str, Any]:
         "communication_time_s": f.communication_time_s,
         "step_time_s": f.step.total_s,
         "expected_step_time_s": f.step.expected_s,
+        **interval_fields("expected_step_time_interval", iv, why),
         "mfu": f.step.mfu,
         "hfu": f.step.hfu,
         "expected_parts_s": dict(f.step.parts) or None,
@@ -100,7 +112,8 @@ def memory_dict(m: MemoryReport) -> dict[str, Any]:
             "pipeline": float(c.pipeline_bytes),
         },
         "devices": [
-            _device(f) | {"step_energy": step_dict(f.energy, step_tokens(m))} for f in m.devices
+            _device(f, m.run) | {"step_energy": step_dict(f.energy, step_tokens(m))}
+            for f in m.devices
         ],
     }
 
@@ -110,11 +123,15 @@ def memory_rows(m: MemoryReport) -> list[dict[str, Any]]:
     parts = {f"{k}_bytes": v for k, v in m.breakdown.as_dict().items()}
     rows = []
     for f in m.devices:
-        row = _device(f)
+        row = _device(f, m.run)
         row["min_layout"] = layout_text(f.min_layout) if f.min_layout else None
         expected_parts = row.pop("expected_parts_s") or {}
+        interval = flat_interval(
+            "expected_step_time_interval", row.pop("expected_step_time_interval_s")
+        )
         rows.append(
             row
+            | interval
             | {f"expected_{k}_s": v for k, v in expected_parts.items()}
             | _energy_columns(f, step_tokens(m))
             | parts
@@ -163,7 +180,7 @@ def memory_table(m: MemoryReport) -> list[RenderableType]:
             row.append("no interconnect" if t is None else seconds(t))
         total, expected = f.step.total_s, f.step.expected_s
         row.append("-" if total is None else seconds(total))
-        row.append("-" if expected is None else seconds(expected))
+        row.append("-" if expected is None else with_interval(expected, _interval(f, m.run)[0]))
         row.append("-" if f.step.mfu is None else f"{100 * f.step.mfu:.0f}%")
         e, tokens = f.energy, step_tokens(m)
         per = e.per(tokens) if tokens else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import ceiling_dict, count, new_table, seconds, si
+from . import ceiling_dict, count, interval_fields, new_table, seconds, si, with_interval
 
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import RenderableType
 
     from ..analysis import Result
+    from ..intervals import Interval
 
 
 def layer_rows(result: Result) -> list[dict[str, Any]]:
@@ -36,7 +37,18 @@ def layer_rows(result: Result) -> list[dict[str, Any]]:
     ]
 
 
+def expected_interval(result: Result) -> tuple[Interval | None, str]:
+    """The expected time's interval (intervals.yaml, training or serving by the phase)."""
+    from ..intervals import expected_interval as interval_of
+
+    run = result.run
+    return interval_of(
+        result.total_expected_time_s, run.phase, ideal=run.ideal, sustained=run.sustained
+    )
+
+
 def summary(result: Result) -> dict[str, Any]:
+    iv, why = expected_interval(result)
     return {
         "params": result.params,
         "flops": result.total_flops,
@@ -52,6 +64,7 @@ def summary(result: Result) -> dict[str, Any]:
         "fraction_of_peak": result.achieved_flops_per_s / result.peak_flops_per_s,
         "top_layers": [{"name": n, "time_share": s} for n, s in result.top_layers(3)],
         "expected_time_s": result.total_expected_time_s,
+        **interval_fields("expected_time_interval", iv, why),
         "mfu": result.mfu,
         "losses_s": dict(result.loss_totals()),
         "ceilings": None if result.ceilings is None else ceiling_dict(result.ceilings),
@@ -166,8 +179,8 @@ def result_table(result: Result) -> list[RenderableType]:
         f"roofline bound  {seconds(r.total_time_s)}  "
         f"({si(r.achieved_flops_per_s, 'FLOP/s')} = {100 * r.bound_utilization:.1f}% "
         f"of the {si(r.peak_flops_per_s, 'FLOP/s')} peak)",
-        f"expected time   {seconds(r.total_expected_time_s)}  (MFU {100 * r.mfu:.1f}%)"
-        + ("  [--ideal: no efficiency terms]" if r.run.ideal else ""),
+        f"expected time   {with_interval(r.total_expected_time_s, expected_interval(r)[0])}  "
+        f"(MFU {100 * r.mfu:.1f}%)" + ("  [--ideal: no efficiency terms]" if r.run.ideal else ""),
         f"memory-bound    {100 * r.memory_bound_time_share:.1f}% of the bound time",
         f"top layers      {top}",
     ]

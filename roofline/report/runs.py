@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..calibration import Fit
+    from ..interval_fit import KindResiduals
+    from ..intervals import Band
     from ..runs import Prediction
 
 UNITS = {
@@ -30,9 +32,16 @@ UNITS = {
 def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
     """{run, metric, predicted, measured, rel_error, source} and how the run was set up."""
     rows = []
+    from ..intervals import interval, intervals
+    from ..runs import LOWER_IS_BETTER
+
+    bands = intervals().bands
     for p in predictions:
         r = p.run
         lay = r.run.layout
+        band = bands[r.kind]
+        low_better = r.metric in LOWER_IS_BETTER
+        iv = interval(p.predicted, r.kind, lower_is_better=low_better, band=band)
         rows.append(
             {
                 "run": r.key,
@@ -46,6 +55,10 @@ def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
                 "predicted": p.predicted,
                 "measured": r.measured,
                 "rel_error": p.rel_error,
+                # the predicted figure's interval (intervals.yaml, the run's kind) and whether
+                # the measured figure lies in it
+                "predicted_interval": None if iv is None else iv.as_dict(),
+                "inside_interval": None if iv is None else iv.low <= r.measured <= iv.high,
                 "bound": p.bound,
                 "reason": p.reason or None,
                 "beats_bound": p.beats_bound,
@@ -53,6 +66,18 @@ def run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
                 "file": r.path,
             }
         )
+    return rows
+
+
+def csv_run_rows(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """run_rows with the interval as flat columns (predicted_interval_coverage, _low,
+    _high: in the metric's own unit)."""
+    from . import flat_interval
+
+    rows = []
+    for row in run_rows(predictions):
+        iv = flat_interval("predicted_interval", row.pop("predicted_interval"), unit="")
+        rows.append(row | iv)
     return rows
 
 
@@ -64,9 +89,13 @@ def _show(value: float | None, metric: str) -> str:
 
 
 def runs_table(
-    predictions: list[Prediction], median: float | None, given: int = 0
+    predictions: list[Prediction],
+    median: float | None,
+    given: int = 0,
+    coverage: list[dict[str, Any]] | None = None,
 ) -> list[RenderableType]:
-    """The runs, the error summary, and the errors by source; `given`: the last `given`
+    """The runs, the error summary, the intervals' held-out coverage (`coverage`:
+    coverage_rows of the shipped set) and the errors by source; `given`: the last `given`
     predictions are the user's own files (`validate --runs PATH`), summed up apart."""
     table = new_table(
         "Published measured runs: predicted (expected time) vs measured; the roofline bound "
@@ -122,6 +151,8 @@ def runs_table(
     if given:
         mine = error_summary(predictions[-given:])["all"]
         out.append(f"Your {given} run{'s' if given > 1 else ''} (the files given): " + errors(mine))
+    if coverage:
+        out.append(coverage_line(coverage))
     return [*out, sources_table(predictions)]
 
 
@@ -209,3 +240,60 @@ def fit_table(fit: Fit, shipped: float) -> list[RenderableType]:
     if fit.beyond_bound:
         summary += f"; not fitted on (measured beyond the bound): {len(fit.beyond_bound)}"
     return [table, summary]
+
+
+def coverage_rows(kinds: list[KindResiduals], bands: dict[str, Band]) -> list[dict[str, Any]]:
+    """Each kind's band (`bands`: the shipped or the refitted) and its held-out coverage."""
+    from ..interval_fit import coverage_summary
+
+    return [coverage_summary(k, bands[k.kind]) for k in kinds]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def coverage_line(rows: list[dict[str, Any]]) -> str:
+    """The shipped intervals' coverage on the held-out half, one clause a kind."""
+    nominal = rows[0]["coverage"] if rows else 0.8
+    parts = [
+        f"{row['kind']} {_pct(row['held_out_coverage'])} ({row['inside']} of "
+        f"{row['held_out_runs']})"
+        for row in rows
+    ]
+    return (
+        f"Intervals at {100 * nominal:.0f} % (hardware/defaults/intervals.yaml): measured "
+        f"coverage on the held-out half {', '.join(parts)}"
+    )
+
+
+def _factor(x: float) -> str:
+    return "inf" if x == float("inf") else f"{x:.4f}"
+
+
+def intervals_table(rows: list[dict[str, Any]], shipped: dict[str, Band]) -> list[RenderableType]:
+    """`validate --runs --intervals`: each kind's refitted band beside the shipped one."""
+    table = new_table(
+        "Intervals refitted: measured / predicted time of the fit half's runs at the split "
+        "conformal ends, and the held-out half inside them",
+        ("kind", "fit runs", "low factor", "high factor", "shipped", "held out", "coverage"),
+        left=("kind", "shipped"),
+    )
+    for row in rows:
+        b = shipped[row["kind"]]
+        same = b.low_factor == row["low_factor"] and b.high_factor == row["high_factor"]
+        table.add_row(
+            row["kind"],
+            str(row["fit_runs"]),
+            _factor(row["low_factor"]),
+            _factor(row["high_factor"]),
+            "the same" if same else f"{_factor(b.low_factor)}-{_factor(b.high_factor)}",
+            str(row["held_out_runs"]),
+            f"{_pct(row['held_out_coverage'])} ({row['inside']} of {row['held_out_runs']})",
+        )
+    nominal = rows[0]["coverage"] if rows else 0.8
+    return [
+        table,
+        f"Nominal coverage {100 * nominal:.0f} %; shipped in hardware/defaults/intervals.yaml "
+        "(low_factor, high_factor, runs of each kind)",
+    ]

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import new_table, seconds
+from . import flat_interval, interval_fields, new_table, seconds, with_interval
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ..intervals import Interval
     from ..serve import Plan, ServeResult
     from ..slo import SimPlan, Targets
 
 
+def latency_intervals(r: ServeResult) -> dict[str, tuple[Interval | None, str]]:
+    """{"ttft", "tpot"}: each latency's interval (the serving kind of intervals.yaml), or
+    why none (no latency, the bound at --ideal, a --sustained share of one's own)."""
+    from ..intervals import expected_interval
+
+    return {
+        name: expected_interval(value, r.run.phase, ideal=r.run.ideal, sustained=r.run.sustained)
+        if value is not None
+        else (None, r.reason or "no latency")
+        for name, value in (("ttft", r.ttft_s), ("tpot", r.tpot_s))
+    }
+
+
 def serve_dict(r: ServeResult) -> dict[str, Any]:
     lay = r.run.layout
+    (ttft, ttft_why), (tpot, tpot_why) = latency_intervals(r).values()
     return {
         "model": None,
         "device": r.device.key,
@@ -28,6 +43,8 @@ def serve_dict(r: ServeResult) -> dict[str, Any]:
         "time_model": r.model,
         "ttft_s": r.ttft_s,
         "tpot_s": r.tpot_s,
+        **interval_fields("ttft_interval", ttft, ttft_why),
+        **interval_fields("tpot_interval", tpot, tpot_why),
         "ttft_bound_s": r.ttft_bound_s,
         "tpot_bound_s": r.tpot_bound_s,
         "output_tokens_per_s": r.output_tokens_per_s,
@@ -126,6 +143,8 @@ def serve_rows(
         row = serve_dict(r) | {"model": model, "best_for": ";".join(best_for(r, best))}
         lay = row.pop("layout")
         memory = row.pop("memory")
+        for name in ("ttft", "tpot"):
+            row |= flat_interval(f"{name}_interval", row.pop(f"{name}_interval_s"))
         rows.append(
             row
             | {f"layout_{k}": v for k, v in lay.items()}
@@ -155,12 +174,13 @@ def serve_table(
     )
     for r in results:
         lay = r.run.layout
+        iv = latency_intervals(r)
         table.add_row(
             r.device.key,
             r.run.dtype,
             f"tp {lay.tensor} x pp {lay.pipeline}",
-            "-" if r.ttft_s is None else seconds(r.ttft_s),
-            "-" if r.tpot_s is None else seconds(r.tpot_s),
+            "-" if r.ttft_s is None else with_interval(r.ttft_s, iv["ttft"][0]),
+            "-" if r.tpot_s is None else with_interval(r.tpot_s, iv["tpot"][0]),
             "-" if r.output_tokens_per_s is None else f"{r.output_tokens_per_s:,.0f}",
             "-"
             if r.cost_per_million_output_tokens is None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from . import csv_cell, new_table, plain, seconds
+from . import csv_cell, interval_fields, new_table, plain, seconds, with_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..answers import Answer, TrainingEstimate
+    from ..intervals import Interval
     from ..memory import LongestContext
+    from ..scenario import RunConfig
     from ..sweep import SweepOutput
     from ..whatif import Sweep
 
@@ -257,7 +259,24 @@ def write_scenarios(
     return written
 
 
-def answer_dict(a: Answer) -> dict[str, Any]:
+def days_interval(days: float | None, run: RunConfig | None) -> tuple[Interval | None, str]:
+    """The expected time to train's interval: the training kind's (intervals.yaml) on the
+    expected days, or why none (the bound at --ideal, a --sustained share of one's own)."""
+    from ..intervals import expected_interval
+
+    if days is None:
+        return None, "no expected time to train"
+    ideal = run.ideal if run is not None else False
+    sustained = run.sustained if run is not None else None
+    return expected_interval(days, "training", ideal=ideal, sustained=sustained)
+
+
+def _training(t: TrainingEstimate, run: RunConfig | None) -> dict[str, Any]:
+    iv, why = days_interval(t.expected_days, run)
+    return training_dict(t) | interval_fields("expected_days_interval", iv, why, unit="")
+
+
+def answer_dict(a: Answer, run: RunConfig | None = None) -> dict[str, Any]:
     best = None
     if a.best is not None:
         b = a.best
@@ -281,7 +300,7 @@ def answer_dict(a: Answer) -> dict[str, Any]:
         "best": best,
     }
     if a.training:
-        row["training"] = [training_dict(t) for t in a.training]
+        row["training"] = [_training(t, run) for t in a.training]
     return row
 
 
@@ -302,15 +321,21 @@ def training_dict(t: TrainingEstimate) -> dict[str, Any]:
     return row
 
 
-def training_text(t: TrainingEstimate) -> str:
+def training_text(t: TrainingEstimate, interval: Interval | None = None) -> str:
     """One training estimate in a table cell: days and cost at the utilization, then at the
-    expected step time with its energy and CO2."""
+    expected step time (with its interval) and its energy and CO2."""
     text = f"{t.devices} dev: {_duration(t.days)}" + (
         f", {t.cost:,.0f} {t.currency or ''}".rstrip() if t.cost is not None else ""
     )
     if t.expected_days is None:
         return text
-    text += f" (expected {_duration(t.expected_days)}"
+    days = t.expected_days
+    shown = (
+        with_interval(days, interval, unit="days", spec=",.1f")
+        if days >= 1
+        else with_interval(days, interval, scale=1 / 24, unit="hours", spec=",.2f")
+    )
+    text += f" (expected {shown}"
     e = t.energy
     if e is not None and e.energy_j is not None and e.co2_g is not None:
         text += f", {_energy(e.energy_j)}, {_tonnes(e.co2_g)} CO2eq"
@@ -347,11 +372,13 @@ def whatif_dict(
     pairs: int,
     best: dict[str, dict[str, Any] | None] | None = None,
     notes: Sequence[str] = (),
+    run: RunConfig | None = None,
 ) -> dict[str, Any]:
     """The answers, the scenario rows, and `best`: per question (fastest, cheapest, lowest
-    latency) the row that answers it among those that fit, null where none does."""
+    latency) the row that answers it among those that fit, null where none does; `run`:
+    the swept run's settings (whether the expected time to train has an interval)."""
     return {
-        "answers": [answer_dict(a) for a in answers],
+        "answers": [answer_dict(a, run) for a in answers],
         "best": best if best is not None else best_rows(rows),
         "scenarios": rows,
         "scenario_device_pairs": pairs,
@@ -506,7 +533,11 @@ def whatif_tables(
             elif sweep.model.takes_seq:
                 where = f", seq {fit.seq}"
             best_text = f"batch {fit.batch}{where}, {fit.devices} dev: {rate}"
-        train = "; ".join(training_text(t) for t in a.training) or f"- ({training_note})"
+        train = (
+            "; ".join(training_text(t, days_interval(t.expected_days, sweep.run)[0])
+                      for t in a.training)
+            or f"- ({training_note})"
+        )  # fmt: skip
         ans.add_row(
             a.device,
             a.dtype,
