@@ -379,3 +379,13 @@ def energy_figures(e: Energy, r: SimulationResult, replicas: int = 1) -> dict[st
         "co2_g_per_output_token": co2,
         "deployment_average_power_w": None if power is None else power * replicas,
     }
+
+
+def stat_intervals(stats: dict[str, float | None]) -> dict[str, Any]:
+    """The 80 % interval of each figure `validate --load` measures (intervals.py, from the
+    residuals of the load points' fit half), as JSON: {name: {coverage, low, high, kind}}."""
+    from .intervals import load_intervals
+    from .load_runs import MEASURED
+
+    figures = {k: v for k, v in stats.items() if k in MEASURED}
+    return {k: None if iv is None else iv.as_dict() for k, iv in load_intervals(figures).items()}

@@ -434,3 +434,22 @@ def test_a_simulation_s_energy_is_idle_power_over_the_span_plus_dynamic_over_the
     by_hand = (model.idle_w * span + (model.max_w - model.idle_w) * r.bound_s) * 1.2
     assert e.energy_j == pytest.approx(by_hand, rel=1e-12)
     assert e.average_power_w == pytest.approx(by_hand / span, rel=1e-12)
+
+
+def test_simulate_json_gives_each_measured_figure_its_interval_under_load():
+    """A time's interval is [t x low, t x high] of the shipped `load` band; a throughput's
+    [x / high, x / low] (it falls as times grow); p90 has no measured counterpart."""
+    from roofline.intervals import intervals
+
+    band = intervals().bands["load"]
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--rate", "5", "--requests", "300",
+            "-f", "json"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    s, iv = data["stats"], data["stats_interval"]
+    assert iv["tpot_mean_s"]["low"] == pytest.approx(s["tpot_mean_s"] * band.low_factor)
+    assert iv["tpot_mean_s"]["high"] == pytest.approx(s["tpot_mean_s"] * band.high_factor)
+    rate = s["output_tokens_per_s"]
+    assert iv["output_tokens_per_s"]["low"] == pytest.approx(rate / band.high_factor)
+    assert "ttft_p90_s" not in iv

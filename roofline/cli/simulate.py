@@ -147,6 +147,7 @@ def simulate(
     extra: dict[str, Any] = {}
     energy = sim.simulation_energy(result, device, run.layout.model_split, where)
     extra["energy"] = sim.energy_figures(energy, result)
+    extra["stats_interval"] = sim.stat_intervals(result.stats)
     if edges is not None:
         extra["stages"] = sim.stage_stats(result, edges)
     if ttft is not None or tpot is not None:

@@ -317,6 +317,7 @@ def sim_plan_dict(p: SimPlan, targets: Targets) -> dict[str, Any]:
         "currency": p.device.price.currency if p.device.price and ok else None,
         "cost_per_million_output_tokens": p.cost_per_million_output_tokens if ok else None,
         "energy": p.energy if ok else None,
+        "stats_interval": _intervals(p.stats) if ok and p.stats else None,
         "time_model": "simulated",
         "reason": p.reason or None,
         "max_requests_per_s": p.max_requests_per_s,
@@ -328,6 +329,7 @@ def sim_plan_row(p: SimPlan, targets: Targets) -> dict[str, Any]:
     """sim_plan_dict as one flat CSV row: the energy block's figures as columns."""
     row = sim_plan_dict(p, targets)
     energy = row.pop("energy") or {}
+    row.pop("stats_interval", None)  # JSON only: nested
     for key in ("joules_per_output_token", "co2_g_per_output_token",
                 "deployment_average_power_w", "reason"):  # fmt: skip
         row[f"energy_{key}" if key == "reason" else key] = energy.get(key)
@@ -366,6 +368,12 @@ def sim_plan_table(plans: list[SimPlan], targets: Targets, title: str) -> list[R
         "PUE; '-': the device file has no power data)."
     )
     return [table, note]
+
+
+def _intervals(stats: dict[str, float | None]) -> dict[str, Any]:
+    from ..simulate import stat_intervals
+
+    return stat_intervals(stats)
 
 
 def _joules(energy: dict[str, Any] | None) -> str:

@@ -113,6 +113,16 @@ def simulation_table(
                 f"PUE {en['site']['pue']:g}), {en['co2_g_per_output_token']:.3g} gCO2eq a token "
                 f"({en['site']['grid']} grid, location-based)"
             )
+    ivs = extra.get("stats_interval") or {}
+    shown = []
+    for name, key in (("TTFT", "ttft_mean_s"), ("TPOT", "tpot_mean_s"), ("E2E", "e2e_mean_s")):
+        iv = ivs.get(key)
+        if iv is not None:
+            lo, hi = seconds(iv["low"]), seconds(iv["high"])
+            shown.append(f"{name} mean {lo}-{hi}")
+    if shown:
+        lines.append(f"80 % intervals {'; '.join(shown)} (the load points' residuals, "
+                     "validate --load)")  # fmt: skip
     good = extra.get("goodput")
     if good:
         held = ", ".join(
