@@ -93,10 +93,11 @@ def simulate(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Simulate serving MODEL on HW under a stream of requests (Poisson, gamma, fixed or a
-    trace), iteration by iteration as the engine schedules them: TTFT, TPOT and end-to-end
-    latency (mean, p50, p90, p99), throughput, preemptions. -f csv or -o NAME.parquet: one
-    record a request."""
+    """Simulate serving MODEL on HW under a stream of requests (Poisson, gamma, fixed, a load
+    in stages or a trace), iteration by iteration as the engine (vllm, vllm-v0, sglang,
+    trtllm, static) schedules them: TTFT, TPOT and end-to-end latency (mean, p50, p90, p99,
+    with 80 % intervals), throughput, goodput under --ttft/--tpot, preemptions, energy and
+    CO2 an output token. -f csv or -o NAME.parquet: one record a request."""
     from dataclasses import replace
 
     from .. import simulate as sim
