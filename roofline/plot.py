@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .analysis import Result
     from .hardware import Device
-    from .memwall import Generation
+    from .memwall import Generation, Trend
     from .simulate import SimulationResult
     from .workloads import Workload
 
@@ -82,7 +82,9 @@ def _finish_log_chart(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
 # points between neighbouring devices' whole-step stars (a star of s=220 is ~15 points wide)
 STAR_SHIFT_PT = 16.0
 _DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
-LABEL_PLACES = [(dx * d, dy * d) for d in (3, 10, 18, 28, 42, 60, 85) for dx, dy in _DIRECTIONS]
+LABEL_PLACES = [
+    (dx * d, dy * d) for d in (3, 10, 18, 28, 42, 60, 85, 115) for dx, dy in _DIRECTIONS
+]
 CORE = 0.7  # the share of a marker's radius labels keep off: its inscribed square, a bit more
 
 
@@ -100,6 +102,8 @@ class _Placer:
 
         fig = cast("Figure", ax.figure)
         self.renderer = FigureCanvasAgg(fig).get_renderer()  # type: ignore[no-untyped-call]
+        for note in skip:  # labels to place stay inside the axes: the layout ignores them
+            note.set_in_layout(False)
         fig.draw_without_rendering()  # settle the layout: the axes' box is final from here
         self.frame = ax.get_window_extent(self.renderer)
         self.boxes: list[Bbox] = [
@@ -209,22 +213,22 @@ def _around(offsets: Sequence[tuple[float, float]]) -> list[Place]:
 
 
 def _name_points(
-    ax: Axes, points: Sequence[tuple[float, float, str]], fontsize: int = 7, color: str = "black"
+    ax: Axes, points: Sequence[tuple[float, float, str] | tuple[float, float, str, str]]
 ) -> None:
-    """Label each (x, y, name) point clear of the other labels, the markers, the lines and
-    the legend where a place exists; a label moved off its point gets a thin leader line.
-    Call after the legend is made."""
+    """Label each (x, y, name[, colour]) point clear of the other labels, the markers, the
+    lines and the legend where a place exists; a label moved off its point gets a thin
+    leader line. Call after the legend is made."""
     notes = [
         ax.annotate(
-            name,
-            (x, y),
+            point[2],
+            (point[0], point[1]),
             xytext=LABEL_PLACES[0],
             textcoords="offset points",
-            fontsize=fontsize,
-            color=color,
+            fontsize=7,
+            color=point[3] if len(point) > 3 else "black",
             arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#777777", "shrinkA": 0},
         )
-        for x, y, name in points
+        for point in points
     ]
     placer = _Placer(ax, skip=notes)
     places = _around(LABEL_PLACES)
@@ -605,23 +609,42 @@ SERIES_COLORS = {
 }
 
 
+def _outliers(years: np.ndarray, values: np.ndarray, trend: Trend, most: int = 3) -> list[int]:
+    """The (up to `most`) points furthest from their fitted line, by log distance, of those
+    more than twice the typical (root-mean-square) distance away: the ones worth naming."""
+    off = np.abs(np.log(values) - np.log(trend.at(years)))
+    typical = float(np.sqrt(np.mean(off**2)))
+    return [int(i) for i in np.argsort(-off)[:most] if off[i] > 2 * typical]
+
+
+def _once(years: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Indices of the distinct (year, value) points: two devices released the same day with
+    the same figure would be one marker on top of another (the fit keeps both)."""
+    pairs = np.column_stack([years, np.log(values)]).round(6)
+    return np.sort(np.unique(pairs, axis=0, return_index=True)[1])
+
+
 def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int = 12) -> Figure:
     """Fig. 1 of the paper from the device database: each series normalised to its first
     device, log scale, with its fitted growth line; `labels` devices of the FLOP/s series
-    are named (spread over time)."""
+    are named (spread over time), and every series' outliers (the points furthest from its
+    line) in its colour. Each series starts at 1, its first device: one hollow marker for
+    the start(s) they share."""
     from .memwall import PAPER_RATES, fit_trend, series
 
     fig, ax = _figure(ax, (10, 6.5))
     data = series(list(devices))
-    named: list[tuple[float, float, str]] = []
-    named_color = "black"
+    named: list[tuple[float, float, str, str]] = []
+    starts: dict[float, str] = {}
     for name, (years, values, keys) in data.items():
         if len(years) < 2:
             continue
         trend = fit_trend(years, values)
         norm = values / values[0]
         color = SERIES_COLORS[name]
-        ax.scatter(years, norm, color=color, s=22, zorder=3)
+        drawn = [int(i) for i in _once(years, values) if i > 0]
+        ax.scatter(years[drawn], norm[drawn], color=color, s=22, zorder=3)
+        starts.setdefault(float(years[0]), str(keys[0]))
         span = np.linspace(years.min(), years.max(), 50)
         ax.plot(
             span,
@@ -631,20 +654,27 @@ def memory_wall(devices: Sequence[Device], ax: Axes | None = None, labels: int =
             label=f"{SERIES_LABELS[name]}: {trend.growth_per_2y:.2f}x / 2 yrs "
             f"(paper {PAPER_RATES[name]:.1f}x)",
         )
+        pick: set[int] = set()
         if name == "peak_flops":
-            pick = np.unique(
-                np.linspace(0, len(keys) - 1, min(labels, len(keys))).round().astype(int)
-            )
-            named = [(float(years[i]), float(norm[i]), str(keys[i])) for i in pick]
-            named_color = color
+            spread = np.linspace(0, len(keys) - 1, min(labels, len(keys))).round().astype(int)
+            pick |= {int(i) for i in spread}
+        pick |= set(_outliers(years, values, trend))
+        named += [
+            (float(years[i]), float(norm[i]), str(keys[i]), color) for i in sorted(pick) if i > 0
+        ]
+    ax.scatter(
+        list(starts), [1.0] * len(starts), s=40, facecolors="white", edgecolors="black",
+        zorder=3.5, label="each series' first device (= 1)",
+    )  # fmt: skip
+    named += [(y, 1.0, key, "black") for y, key in starts.items()]
     _finish_log_chart(
         ax,
         "Release date (year)",
         "Scaling relative to the first device of each series",
-        "The memory wall in this tool's device database",
+        "The memory wall in this tool's device database (named: a spread, and the outliers)",
     )
-    # placed after the legend, clear of each other, the dots and the legend
-    _name_points(ax, named, color=named_color)
+    # placed after the legend, clear of each other, the dots, the lines and the legend
+    _name_points(ax, named)
     return fig
 
 
@@ -667,7 +697,9 @@ def model_sizes(
     params = np.array([p for _, p, _ in models])
     window = years < FIT_UNTIL  # the paper's window: the dataset's models, up to 2021
     trend = fit_trend(years[window], params[window])
-    ax.scatter(years[window], params[window], color="#1f77b4", zorder=3)
+    ax.scatter(
+        years[window], params[window], color="#1f77b4", zorder=3, label="transformer (in the fit)"
+    )
     ax.scatter(
         years[~window],
         params[~window],
@@ -691,7 +723,11 @@ def model_sizes(
     ay = np.array([a[0] for a in accel])
     av = np.array([a[1] for a in accel])
     mem_trend = fit_trend(ay, av)
-    ax.scatter(ay, av, color="#d62728", marker="s", zorder=3)
+    once = _once(ay, av)  # devices of one date and capacity: one square
+    ax.scatter(
+        ay[once], av[once], color="#d62728", marker="s", zorder=3,
+        label="accelerator: its memory / 6 B, the parameters it holds for training",
+    )  # fmt: skip
     aspan = np.linspace(ay.min(), ay.max(), 50)
     ax.plot(
         aspan,
@@ -701,9 +737,15 @@ def model_sizes(
         "(paper 2x)",
     )
     _finish_log_chart(ax, "Date (year)", "Parameters", "Model size vs accelerator memory")
-    named = [(y, p, _short(name)) for y, p, (_, _, name) in zip(years, params, models)]
-    if len(accel) <= 12:  # a curated set (--paper): every accelerator named too
-        named += [(y, v, key) for y, v, key in accel]
+    named: list[tuple[float, float, str, str]] = [
+        (y, p, _short(name), "black") for y, p, (_, _, name) in zip(years, params, models)
+    ]
+    # a curated set (--paper): every accelerator named; else those furthest from the line
+    keep = range(len(accel)) if len(accel) <= 12 else _outliers(ay, av, mem_trend, most=4)
+    same: dict[tuple[float, float], list[str]] = {}
+    for i in keep:
+        same.setdefault((float(ay[i]), float(av[i])), []).append(accel[i][2])
+    named += [(y, v, "/".join(keys), "#d62728") for (y, v), keys in same.items()]
     _name_points(ax, named)
     return fig
 
@@ -797,11 +839,21 @@ def training_memory(
         lw=2,
         label="largest NVIDIA GPU memory at the time (device database)",
     )
-    ax.set_xticks(
-        x, [f"{n}\n{(w.published.date or '')[:4]}" for n, w in zip(names, rows)], fontsize=8
-    )
+    ticks = []
+    for n, w in zip(names, rows):
+        m = w.published.training_memory
+        size = (
+            ""
+            if m is None
+            else f"\nbatch {m.batch}\n{m.input_size}" + (" tokens" if w.arch.takes_seq else "")
+        )
+        ticks.append(f"{n}\n{(w.published.date or '')[:4]}{size}")
+    ax.set_xticks(x, ticks, fontsize=8)
     ax.set_ylabel("Training memory (GB, 1e9 bytes)")
-    ax.set_title("Training memory (fp32 weights; optimizer 1x CV, 2x NLP) vs GPU memory")
+    ax.set_title(
+        "Training memory at the table's batch and input size (fp32 weights; optimizer 1x CV, "
+        "2x NLP) vs GPU memory"
+    )
     ax.grid(True, axis="y", alpha=0.2)
     ax.legend(loc="upper left", fontsize=8)
     return fig
@@ -819,13 +871,16 @@ def generations(
     ideal = np.array([g.speedup_if_bandwidth_kept_pace for g in gens])
     for y, r, i in zip(years, real, ideal):
         ax.plot([y, y], [r, i], color="#999999", lw=1.5, zorder=2)
+    # no triangle where there is no gap to draw (the oldest device, by definition): it would
+    # sit on the dot
+    gap = np.abs(np.log(ideal / real)) > np.log(1.1)
     ax.scatter(
-        years,
-        ideal,
+        years[gap],
+        ideal[gap],
         color="#2ca02c",
         marker="^",
         zorder=3,
-        label="if DRAM bandwidth had kept pace with FLOP/s",
+        label="if DRAM bandwidth had kept pace with FLOP/s (none: no gap)",
     )
     ax.scatter(years, real, color="#1f77b4", zorder=3, label="estimated speedup (the bar: the gap)")
     _finish_log_chart(

@@ -144,7 +144,8 @@ def test_roofline_figure_holds_the_data():
     x, y = roofs[0].get_data()
     assert y[-1] == pytest.approx(312.0) and y[0] == pytest.approx(x[0] * 2.039)
     # the x-axis is fitted to the data: it ends at 16x the largest ridge (room for the
-    # ceilings' labels on the flat roof) or 3x the most intense layer, whichever is further; the A100's ridge is 312e12 / 2039e9 = 153 FLOP/B
+    # ceilings' labels on the flat roof) or 3x the most intense layer, whichever is further;
+    # the A100's ridge is 312e12 / 2039e9 = 153 FLOP/B
     ridge = max(r.ridge_point for r in results)
     assert results[0].ridge_point == pytest.approx(312e12 / 2039e9)
     most = max(float(r.intensity.max()) for r in results)
@@ -182,12 +183,23 @@ def test_decode_roofline_title_names_the_context():
 
 
 def test_memory_wall_figures():
+    from roofline.workloads import list_workloads
+
     devices = list_devices()
     fig = memory_wall(devices)
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(legend) == 4 and all("x / 2 yrs" in t and "paper" in t for t in legend)
-    assert len(ax.collections) == 4  # one point series each
+    rates_, starts = legend[:4], legend[4:]
+    assert all("x / 2 yrs" in t and "paper" in t for t in rates_)
+    assert starts == ["each series' first device (= 1)"]  # the shared start drawn once
+    assert len(ax.collections) == 5  # one point series each, and the starts
+    # every series' outliers named (over twice the typical distance from its line): the
+    # RTX 5090's FLOP/s, TPU v3's interconnect, the L4 in FLOP/s and in bandwidth
+    names = [t.get_text() for t in ax.texts]
+    assert {"rtx-5090", "tpu-v3", "gtx-580"} <= set(names) and names.count("l4") == 2
+    # model sizes: the accelerators' squares have a legend entry
+    sizes = model_sizes(list(list_workloads()), devices).axes[0]
+    assert any(t.get_text().startswith("accelerator:") for t in sizes.get_legend().get_texts())
     workloads = [
         get_workload(k)
         for k in (
