@@ -241,10 +241,10 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
-def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str) -> Annotation | None:
-    """The device file's measured ceilings (dash-dot) under the datasheet roof, labelled
-    with the share of the datasheet figure they reach (the label, placed later, is
-    returned); nothing when none is measured or they are the datasheet's (a `roofline
+def _measured_roof(ax: Axes, r: Result, x: np.ndarray, color: str) -> tuple[str, float] | None:
+    """The device file's measured ceilings (dash-dot) under the datasheet roof; returns its
+    label (the share of the datasheet figure they reach) and its level in TFLOP/s, for the
+    caller to place; nothing when none is measured or they are the datasheet's (a `roofline
     measure` file has no other)."""
     from .hardware import ceilings
 
@@ -260,25 +260,17 @@ def _measured_roof(ax: Axes, r: Result, x: np.ndarray, hi: float, color: str) ->
         parts.append(f"GEMM {pa / TFLOP:,.0f} TFLOP/s ({100 * pa / peak:.0f}%)")
     if wa < bw * (1 - 1e-9):
         parts.append(f"{wa / 1e9:,.0f} GB/s ({100 * wa / bw:.0f}%)")
-    return ax.annotate(
-        "measured: " + ", ".join(parts),
-        (hi, pa / TFLOP),
-        xytext=(-4, -3),
-        textcoords="offset points",
-        ha="right",
-        va="top",
-        fontsize=7,
-        color=color,
-    )
+    return "measured: " + ", ".join(parts), pa / TFLOP
 
 
 def _along_roof(level: float, ridge: float, hi: float) -> list[Place]:
     """Places for a ceiling's label: right-aligned at points along its flat part (right of
     its ridge), from the right edge leftwards, just under it, then just over it."""
-    xs = np.geomspace(hi, min(hi, 2 * ridge), 6)
-    rows = ((-3.0, "top"), (3.0, "bottom"), (-14.0, "top"), (14.0, "bottom"))
+    xs = np.geomspace(hi, min(hi, 2 * ridge), 8)
+    rows = ((-3.0, "top"), (3.0, "bottom"), (-9.0, "top"), (9.0, "bottom"), (-15.0, "top"))
     out: list[Place] = [((float(x), level), (-4.0, dy), "right", va) for dy, va in rows for x in xs]
-    return out + [((1.15 * ridge, level), (4.0, dy), "left", va) for dy, va in rows]
+    starts = np.geomspace(1.15 * ridge, max(1.15 * ridge, hi / 8), 5)
+    return out + [((float(x), level), (4.0, dy), "left", va) for dy, va in rows for x in starts]
 
 
 def _ridge_places(ridge: float) -> list[Place]:
@@ -338,7 +330,7 @@ def _stars_apart(
     """Each device's whole-step stars (and the line between them) moved right, as one, until
     no star is within a star's width of another, nor its centre under a layer point (a
     decoder's step lands where its largest layers are)."""
-    from matplotlib.transforms import Affine2D
+    from matplotlib.transforms import ScaledTranslation
 
     fig = cast("Figure", ax.figure)
     width = STAR_SHIFT_PT * fig.dpi / 72 * 0.95
@@ -366,7 +358,10 @@ def _stars_apart(
             moved = p + np.array([shift, 0.0])
             s.set_offsets(w.inverted().transform([moved]))
             placed.append(moved)
-        line.set_transform(line.get_transform() + Affine2D().translate(shift, 0))
+        # in inches, not pixels: the figure may be saved at another dpi
+        line.set_transform(
+            line.get_transform() + ScaledTranslation(shift / fig.dpi, 0, fig.dpi_scale_trans)
+        )
 
 
 def roofline(
@@ -400,9 +395,12 @@ def roofline(
     hi = max(float(intensity.max()) * 3, max(ridges) * 16)
     x = np.logspace(np.log10(lo), np.log10(hi), 400)
     device_handles = []
-    measured = []
+    measured: list[tuple[str, float]] = []
     ridge_notes: list[Annotation] = []
     ceiling_notes: list[tuple[Annotation, float, float]] = []  # label, level, its ridge
+    # a ceiling's label: (text, level) -> the devices at it, its colour, its ridge; devices
+    # whose ceilings meet (H100 and H200 both measure 794 TFLOP/s) share one label
+    ceiling_names: dict[tuple[str, float], tuple[list[str], str, float]] = {}
     layer_points = []
     steps: list[tuple[Line2D, PathCollection, PathCollection]] = []
     for index, ((color, marker), r) in enumerate(zip(DEVICE_STYLES, results)):
@@ -417,10 +415,13 @@ def roofline(
             f"{seconds(r.total_expected_time_s)} expected (MFU {100 * r.mfu:.2g}%)",
         )
         device_handles.append(line)
-        note = _measured_roof(ax, r, x, hi, color)
-        if note is not None:
-            measured.append(note)
-            ceiling_notes.append((note, float(note.xy[1]), r.ridge_point))
+        found = _measured_roof(ax, r, x, color)
+        if found is not None:
+            measured.append(found)
+            text, level = found
+            ceiling_names.setdefault((text, round(level, 6)), ([], color, level / bw))[0].append(
+                r.device.key
+            )
         ax.axvline(r.ridge_point, color=color, ls=":", lw=1)
         ridge_notes.append(
             ax.annotate(
@@ -443,12 +444,8 @@ def roofline(
                     ceilings.setdefault(other, []).append(dtype)
             for other, names in ceilings.items():
                 ax.plot(x, np.minimum(other, x * bw) / TFLOP, color=color, lw=1, ls="--", alpha=0.6)
-                label = "/".join(names) + (f" ({r.device.key})" if len(results) > 1 else "")
-                note = ax.annotate(
-                    label, (hi, other / TFLOP), xytext=(-4, 3), textcoords="offset points",
-                    ha="right", va="bottom", fontsize=7, color=color,
-                )  # fmt: skip
-                ceiling_notes.append((note, other / TFLOP, other / bw))
+                key = ("/".join(names), round(other / TFLOP, 6))
+                ceiling_names.setdefault(key, ([], color, other / bw))[0].append(r.device.key)
         # the whole step: at the bound (filled star) and as expected (open star) below it
         ai = r.intensity_overall
         at_bound, expected = (
@@ -489,6 +486,13 @@ def roofline(
                 zorder=3,
             )
         )
+    for (text, level), (keys, color, ridge) in ceiling_names.items():
+        whose = f" ({', '.join(keys)})" if len(results) > 1 else ""
+        note = ax.annotate(
+            text + whose, (hi, level), xytext=(-4, -3), textcoords="offset points",
+            ha="right", va="top", fontsize=7, color=color,
+        )  # fmt: skip
+        ceiling_notes.append((note, level, ridge))
     first = results[0]
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -163,6 +163,9 @@ def chart_kinds() -> dict[str, Any]:
         "all dtypes": lambda: plot.roofline(on("bert-large", "a100,h100", bert), all_dtypes=True),
         "decode 1 device": lambda: plot.roofline(on("llama-2-7b", "a100", decode)),
         "decode 4 devices": lambda: plot.roofline(on("llama-2-7b", four, decode)),
+        "decode 4 devices all dtypes": lambda: plot.roofline(
+            on("llama-2-7b", four, decode), all_dtypes=True
+        ),
         "memory wall": lambda: plot.memory_wall(list_devices()),
         "model sizes": lambda: plot.model_sizes(list_workloads(), list_devices()),
         "training compute": lambda: plot.training_compute(list_workloads()),
