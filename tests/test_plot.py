@@ -136,17 +136,20 @@ def test_roofline_figure_holds_the_data():
     labels = [t.get_text() for t in ax.texts]
     assert sum(t.startswith("ridge ") for t in labels) == 3
     assert any(t.startswith("block.ffn_up") for t in labels)
-    assert len([t for t in labels if t.startswith(("block.", "embeddings", "pooler"))]) == 4
+    # the top 4 layers named, layers drawn at one spot in one label, a line each
+    named = [line for t in labels for line in t.split("\n")]
+    assert len([t for t in named if t.startswith(("block.", "embeddings", "pooler"))]) == 4
     assert "FLOP/byte" in ax.get_xlabel() and "TFLOP/s" in ax.get_ylabel()
     # the A100 roof: min(312e12, I x 2039e9) in TFLOP/s
     x, y = roofs[0].get_data()
     assert y[-1] == pytest.approx(312.0) and y[0] == pytest.approx(x[0] * 2.039)
-    # the x-axis is fitted to the data: it ends at 10x the largest ridge or 3x the most
-    # intense layer, whichever is further; the A100's ridge is 312e12 / 2039e9 = 153 FLOP/B
+    # the x-axis is fitted to the data: it ends at 16x the largest ridge (room for the
+    # ceilings' labels on the flat roof) or 3x the most intense layer, whichever is further;
+    # the A100's ridge is 312e12 / 2039e9 = 153 FLOP/B
     ridge = max(r.ridge_point for r in results)
     assert results[0].ridge_point == pytest.approx(312e12 / 2039e9)
     most = max(float(r.intensity.max()) for r in results)
-    assert ax.get_xlim()[1] == pytest.approx(max(10 * ridge, 3 * most))
+    assert ax.get_xlim()[1] == pytest.approx(max(16 * ridge, 3 * most))
     dtypes = roofline(results[:1], all_dtypes=True)
     assert len(dtypes.axes[0].get_lines()) > len(roofline(results[:1]).axes[0].get_lines())
 
@@ -162,7 +165,7 @@ def test_measured_ceilings_drawn_under_the_datasheet_roof():
     x, y = dashdot[0].get_data()
     assert y[-1] == pytest.approx(271.2) and y[0] == pytest.approx(x[0] * 2.039)
     notes = [t.get_text() for t in ax.texts if t.get_text().startswith("measured")]
-    assert notes == ["measured: GEMM 271 TFLOP/s (87% of peak)"]
+    assert notes == ["measured: GEMM 271 TFLOP/s (87%)"]
     fp16 = roofline([analyze("bert-large", "a100", RunConfig(batch=8, seq=512, dtype="fp16"))])
     drawn = [line for line in fp16.axes[0].get_lines() if line.get_linestyle() == "-."]
     assert len(drawn) == 1 and drawn[0].get_data()[1][-1] == pytest.approx(271.2)
@@ -180,12 +183,23 @@ def test_decode_roofline_title_names_the_context():
 
 
 def test_memory_wall_figures():
+    from roofline.workloads import list_workloads
+
     devices = list_devices()
     fig = memory_wall(devices)
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(legend) == 4 and all("x / 2 yrs" in t and "paper" in t for t in legend)
-    assert len(ax.collections) == 4  # one point series each
+    rates_, starts = legend[:4], legend[4:]
+    assert all("x / 2 yrs" in t and "paper" in t for t in rates_)
+    assert starts == ["each series' first device (= 1)"]  # the shared start drawn once
+    assert len(ax.collections) == 5  # one point series each, and the starts
+    # every series' outliers named (over twice the typical distance from its line): the
+    # RTX 5090's FLOP/s, TPU v3's interconnect, the L4 in FLOP/s and in bandwidth
+    names = [t.get_text() for t in ax.texts]
+    assert {"rtx-5090", "tpu-v3", "gtx-580"} <= set(names) and names.count("l4") == 2
+    # model sizes: the accelerators' squares have a legend entry
+    sizes = model_sizes(list(list_workloads()), devices).axes[0]
+    assert any(t.get_text().startswith("accelerator:") for t in sizes.get_legend().get_texts())
     workloads = [
         get_workload(k)
         for k in (
@@ -316,7 +330,7 @@ def test_roofline_panels_one_per_device():
         # each panel labels its own device's top layers, with that device's time shares
         top = int(np.argmax(r.time_s))
         share = f"{r.layers.name[top]} ({100 * r.time_s[top] / r.total_time_s:.0f}%)"
-        assert share in [t.get_text() for t in ax.texts]
+        assert share in [line for t in ax.texts for line in t.get_text().split("\n")]
     assert _overlapping_labels(fig) == []
 
 

@@ -194,6 +194,11 @@ def browser():
     driver.quit()
 
 
+POINTS = """
+return Array.from(document.querySelectorAll('#roofline-chart .layer-point')).map((p) =>
+  [+p.dataset.device, +p.dataset.layer, p.getAttribute('fill'), +p.dataset.flopsPerS]);
+"""
+
 VISIBLE = (
     "return Array.from(document.querySelectorAll(arguments[0]))"
     ".filter(e => getComputedStyle(e).display !== 'none').length"
@@ -214,8 +219,32 @@ def test_page_in_chromium(browser, report, data, tmp_path):
     # one point per layer and device (every BERT layer has FLOPs), one roof each
     n_layers, n_dev = len(data["layers"]), len(data["devices"])
     assert all(x["flops"] > 0 for x in data["layers"])
-    assert browser.execute_script(VISIBLE, "#roofline-chart circle.layer-point") == 2 * n_layers
+    assert browser.execute_script(VISIBLE, "#roofline-chart .layer-point") == 2 * n_layers
     assert len(browser.find_elements(By.CSS_SELECTOR, "#roofline-chart g.roof")) == n_dev
+    # one meaning of the y axis, as in the PNG (issue 31): a layer at its FLOP/s at the
+    # bound, coloured by its kind (the PNG's colours, a legend entry each), shaped by its
+    # device (the toggles show the shapes); the whole step at the bound and as expected
+    drawn = browser.execute_script(POINTS)
+    kinds = {x["kind"] for x in data["layers"]}
+    from roofline.plot import KIND_COLORS
+
+    for j, i, fill, y in drawn:
+        d, layer = data["devices"][j], data["layers"][i]
+        assert fill.lower() == KIND_COLORS[layer["kind"]]
+        assert y == pytest.approx(layer["flops"] / d["time_s"][i], rel=1e-9)
+    assert {p[0] for p in drawn} == {0, 1}
+    legend = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.kind-legend .kind-name'))"
+        ".map(e => e.textContent)"
+    )
+    assert sorted(legend) == sorted(kinds)
+    shapes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#device-toggles svg.shape path'))"
+        ".map(e => e.getAttribute('d'))"
+    )
+    assert len(shapes) == n_dev and len(set(shapes)) == n_dev  # a shape each
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#roofline-chart .step-bound")) == n_dev
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#roofline-chart .step-expected")) == n_dev
     # heatmaps: a cell per scenario and device, the out-of-memory ones marked, a boundary
     cells = browser.find_elements(By.CSS_SELECTOR, "#whatif-charts rect.cell")
     assert len(cells) == 4 * 2 * n_dev
@@ -228,15 +257,15 @@ def test_page_in_chromium(browser, report, data, tmp_path):
     # untick the V100: its points, roof, heatmap and table columns go; tick it: back
     box = browser.find_element(By.CSS_SELECTOR, '#device-toggles input[data-device="1"]')
     box.click()
-    assert browser.execute_script(VISIBLE, "#roofline-chart circle.layer-point") == n_layers
+    assert browser.execute_script(VISIBLE, "#roofline-chart .layer-point") == n_layers
     assert browser.execute_script(VISIBLE, "#roofline-chart g.roof") == 1
     assert browser.execute_script(VISIBLE, "#whatif-charts figure.heatmap") == 1
     assert browser.execute_script(VISIBLE, "table.layers th.dev-1") == 0
     box.click()
-    assert browser.execute_script(VISIBLE, "#roofline-chart circle.layer-point") == 2 * n_layers
+    assert browser.execute_script(VISIBLE, "#roofline-chart .layer-point") == 2 * n_layers
 
     # hover a point: its figures in the tooltip
-    point = browser.find_element(By.CSS_SELECTOR, "#roofline-chart circle.layer-point")
+    point = browser.find_element(By.CSS_SELECTOR, "#roofline-chart .layer-point")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
     ActionChains(browser).move_to_element(point).perform()
     tip = browser.find_element(By.ID, "tip")
@@ -269,7 +298,7 @@ def test_page_in_chromium(browser, report, data, tmp_path):
 
 
 EVERY_POINT = """
-const ps = Array.from(document.querySelectorAll('#roofline-chart circle.layer-point'));
+const ps = Array.from(document.querySelectorAll('#roofline-chart .layer-point'));
 const missed = [];
 ps.forEach((p) => {
   p.scrollIntoView({block: 'center'});
@@ -315,7 +344,7 @@ def test_page_at_phone_and_desktop_width(browser, tmp_path, width):
             "return s.scrollWidth > s.clientWidth + 1"
         )
         assert cue.is_displayed() == scrolls
-        point = browser.find_element(By.CSS_SELECTOR, "#roofline-chart circle.layer-point")
+        point = browser.find_element(By.CSS_SELECTOR, "#roofline-chart .layer-point")
         browser.execute_script("arguments[0].focus()", point)
         tip = browser.find_element(By.ID, "tip")
         assert tip.is_displayed() and "expected time" in tip.text

@@ -2,14 +2,15 @@
 
 The page holds, for one run (RunConfig) on each device: a plain-text summary (FLOPs, bytes,
 bound and expected time, tokens/s, MFU, fit), a log-log roofline chart (roofs per device,
-a point per layer at its expected FLOP/s, hover details, devices toggled on and off), the
-per-layer table (sortable), a what-if heatmap per device over batch x sequence (decode:
-batch x context) from the sweep engine with the cells that do not fit in memory marked and
-their boundary drawn, and the memory breakdown with the fit per device. The text parts are
-static HTML (readable without the script); the data travel as strict JSON (null for a
-figure that does not exist) in a `<script type="application/json">`; a small script of
-our own (html_assets/report.js, inlined) draws the charts as SVG. No server, no network:
-the page opens from file://.
+a point per layer at its FLOP/s at the bound as the PNG draws it, coloured by kind and
+shaped by device, the whole step at the bound and as expected, hover details with the
+expected figures, devices toggled on and off), the per-layer table (sortable), a what-if
+heatmap per device over batch x sequence (decode: batch x context) from the sweep engine
+with the cells that do not fit in memory marked and their boundary drawn, and the memory
+breakdown with the fit per device. The text parts are static HTML (readable without the
+script); the data travel as strict JSON (null for a figure that does not exist) in a
+`<script type="application/json">`; a small script of our own (html_assets/report.js,
+inlined) draws the charts as SVG. No server, no network: the page opens from file://.
 
 Why hand-written SVG rather than a charting library (measured on this project's machine,
 2026-11; the command is part of the product, so a library would be a runtime dependency):

@@ -11,6 +11,43 @@
   const PARTS = [["params", "parameters", "#4e79a7"], ["gradients", "gradients", "#f28e2b"],
     ["optimizer", "optimizer state", "#e15759"], ["activations", "activations", "#76b7b2"],
     ["kv_cache", "KV cache", "#59a14f"]];
+  // a layer's kind by its colour, as in the PNG charts (roofline/plot.py KIND_COLORS); a
+  // device by its marker's shape (its roof and the marker's edge keep its colour)
+  const KIND_COLORS = { matmul: "#1f77b4", conv: "#17becf", attention: "#ff7f0e", softmax: "#d62728",
+    norm: "#9467bd", activation: "#8c564b", elementwise: "#e377c2", embedding: "#7f7f7f", pool: "#bcbd22",
+    concat: "#2ca02c" };
+  const kindColor = (k) => KIND_COLORS[k] || "#000000";
+  const SHAPES = ["circle", "square", "triangle", "diamond", "triangle-down", "pentagon", "hexagon", "cross"];
+  function shapePath(j, x, y, r) {  // a closed path of device j's shape, centred on (x, y), about r across
+    const poly = (n, turn, k) => {
+      let d = "";
+      for (let i = 0; i < n; i++) {
+        const a = turn + (2 * Math.PI * i) / n, q = k * r;
+        d += (i ? "L" : "M") + (x + q * Math.sin(a)).toFixed(2) + "," + (y - q * Math.cos(a)).toFixed(2);
+      }
+      return d + "z";
+    };
+    switch (SHAPES[j % SHAPES.length]) {
+      case "square": { const h = 0.89 * r; return "M" + (x - h) + "," + (y - h) + "h" + 2 * h + "v" + 2 * h + "h" + -2 * h + "z"; }
+      case "triangle": return poly(3, 0, 1.25);
+      case "diamond": return poly(4, 0, 1.2);
+      case "triangle-down": return poly(3, Math.PI, 1.25);
+      case "pentagon": return poly(5, 0, 1.1);
+      case "hexagon": return poly(6, 0, 1.05);
+      case "cross": { const a = r, b = r / 3;
+        return "M" + (x - b) + "," + (y - a) + "h" + 2 * b + "v" + (a - b) + "h" + (a - b) + "v" + 2 * b + "h" + -(a - b) +
+          "v" + (a - b) + "h" + -2 * b + "v" + -(a - b) + "h" + -(a - b) + "v" + -2 * b + "h" + (a - b) + "z"; }
+      default: return "M" + (x - r) + "," + y + "a" + r + "," + r + " 0 1,0 " + 2 * r + ",0a" + r + "," + r + " 0 1,0 " + -2 * r + ",0z";
+    }
+  }
+  function starPath(x, y, r) {  // a five-pointed star: the whole step, as in the PNG charts
+    let d = "";
+    for (let i = 0; i < 10; i++) {
+      const a = (Math.PI * i) / 5, q = i % 2 ? r * 0.45 : r;
+      d += (i ? "L" : "M") + (x + q * Math.sin(a)).toFixed(2) + "," + (y - q * Math.cos(a)).toFixed(2);
+    }
+    return d + "z";
+  }
   const devices = DATA.devices;
   const hidden = devices.map(() => false);
   const color = (j) => COLORS[j % COLORS.length];
@@ -104,7 +141,8 @@
       const lab = document.createElement("label");
       lab.title = "show or hide " + d.key + " on the whole page";
       lab.innerHTML = '<input type="checkbox" checked data-device="' + j + '">' +
-        '<span class="swatch" style="background:' + color(j) + '"></span>' +
+        '<svg class="shape" width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><path d="' +
+        shapePath(j, 8, 8, 5.5) + '" fill="#fff" stroke="' + color(j) + '" stroke-width="2"/></svg>' +
         "<span><b>" + esc(d.key) + "</b> " + esc(d.name) + ": " + esc(si(d.peak_flops_per_s, "FLOP/s")) + " " +
         esc(DATA.scenario.dtype) + ", " + esc(si(d.memory_bandwidth_bytes_per_s, "B/s")) + ", ridge " +
         d.ridge_point.toFixed(1) + " FLOP/B</span>";
@@ -133,14 +171,18 @@
   function roofline() {
     const W = 1100, H = 560, box = { l: 84, t: 14, r: 830, b: 500 };
     const pts = [], xs = [], ys = [];
+    // every layer at its roofline bound (FLOPs / bound time: on its roof), as in the PNG
+    // charts; its area its share of the bound step time; the expected figures in its tooltip
     devices.forEach((d, j) => {
-      const total = ok(d.summary.expected_time_s) ? d.summary.expected_time_s : d.summary.time_s;
+      const total = d.summary.time_s;
       DATA.layers.forEach((L, i) => {
-        const t = ok(d.expected_time_s[i]) ? d.expected_time_s[i] : d.time_s[i];
-        if (!(L.flops > 0 && ok(L.intensity) && L.intensity > 0 && t > 0)) return;
+        const t = d.time_s[i];
+        if (!(L.flops > 0 && ok(L.intensity) && L.intensity > 0 && ok(t) && t > 0)) return;
         pts.push({ j: j, i: i, x: L.intensity, y: L.flops / t, share: t / total, t: t });
         xs.push(L.intensity); ys.push(L.flops / t);
       });
+      const s = d.summary;
+      if (ok(s.expected_time_s) && s.expected_time_s > 0) ys.push(s.flops / s.expected_time_s);
       xs.push(d.ridge_point); ys.push(d.peak_flops_per_s);
     });
     const [xlo, xhi] = span(xs, 2, 3), [ylo, yhi] = span(ys, 1.6, 3);
@@ -149,7 +191,7 @@
       "aria-label": "roofline chart: performance against arithmetic intensity, log-log" });
     document.getElementById("roofline-chart").appendChild(svg);
     axes(svg, sx, sy, box, decades(xlo, xhi), decades(ylo, yhi),
-      "Arithmetic intensity (FLOP/byte, log scale)", "Performance (TFLOP/s = 1e12 FLOP/s, log scale)", 1e12);
+      "Arithmetic intensity (FLOP/byte, log scale)", "Performance at the bound (TFLOP/s = 1e12 FLOP/s, log)", 1e12);
     const clip = el("clipPath", { id: "plot-area" }, el("defs", {}, svg));
     el("rect", { x: box.l, y: box.t, width: box.r - box.l, height: box.b - box.t }, clip);
     const labels = [];
@@ -170,16 +212,25 @@
       t.addEventListener("click", () => setHidden(lab.j, true));
     });
     devices.forEach((d, j) => {
-      const s = d.summary, t = ok(s.expected_time_s) ? s.expected_time_s : s.time_s;
-      // hollow, each device's shifted sideways by its own 12 px (one workload has one
+      const s = d.summary;
+      // the whole step at the bound (filled star) and as expected (hollow star), as in the
+      // PNG charts; each device's shifted sideways by its own 14 px (one workload has one
       // intensity), and drawn before the layer points: a layer is never under a step mark
-      const x = sx(s.intensity) + 12 * (j - (devices.length - 1) / 2), y = sy(s.flops / t), r = 9;
-      const m = el("path", { d: "M" + x + "," + (y - r) + "l" + r + "," + r + "l" + -r + "," + r + "l" + -r + "," + -r + "z",
-        fill: "none", stroke: color(j), "stroke-width": 2.5, class: "step-mark dev-" + j }, svg);
-      hover(m, () => "whole step on " + d.key, () => [
-        ["FLOPs", si(s.flops, "FLOP")], ["bytes", si(s.bytes, "B")], ["intensity", fmt3(s.intensity) + " FLOP/B"],
-        ["bound time", secs(s.time_s)], ["expected time", secs(s.expected_time_s)],
-        ["MFU", ok(s.mfu) ? (100 * s.mfu).toFixed(1) + "%" : "–"]]);
+      const x = sx(s.intensity) + 14 * (j - (devices.length - 1) / 2), r = 9;
+      const marks = [["bound", s.time_s, color(j)]];
+      if (ok(s.expected_time_s) && s.expected_time_s > 0) marks.push(["expected", s.expected_time_s, "#fff"]);
+      const yb = sy(s.flops / s.time_s), ye = marks.length > 1 ? sy(s.flops / s.expected_time_s) : yb;
+      el("line", { x1: x, x2: x, y1: yb, y2: ye, stroke: color(j), "stroke-width": 1, class: "dev-" + j }, svg);
+      marks.forEach(([which, t, fill]) => {
+        const m = el("path", { d: starPath(x, sy(s.flops / t), r), fill: fill, stroke: which === "bound" ? "#000" : color(j),
+          "stroke-width": which === "bound" ? 1 : 2, class: "step-mark step-" + which + " dev-" + j,
+          "aria-label": "whole step on " + d.key + " " + (which === "bound" ? "at the bound" : "as expected") }, svg);
+        hover(m, () => "whole step on " + d.key + (which === "bound" ? ", at the bound" : ", as expected"), () => [
+          ["FLOPs", si(s.flops, "FLOP")], ["bytes", si(s.bytes, "B")], ["intensity", fmt3(s.intensity) + " FLOP/B"],
+          ["bound time", secs(s.time_s)], ["expected time", secs(s.expected_time_s)],
+          [which === "bound" ? "FLOP/s at the bound" : "expected FLOP/s", si(s.flops / t, "FLOP/s")],
+          ["MFU", ok(s.mfu) ? (100 * s.mfu).toFixed(1) + "%" : "–"]]);
+      });
     });
     // layers that land on the same spot (a decoder's projections all near one intensity
     // and rate) are set side by side, largest first, so each one's centre is its own to
@@ -194,17 +245,37 @@
     });
     pts.forEach((p) => {
       const L = DATA.layers[p.i], d = devices[p.j];
-      const c = el("circle", { cx: p.cx.toFixed(2), cy: sy(p.y), r: p.r.toFixed(2),
-        fill: color(p.j), "fill-opacity": 0.72, stroke: "#fff", "stroke-width": 0.6,
-        class: "layer-point dev-" + p.j, "data-device": p.j, "data-layer": p.i,
+      const c = el("path", { d: shapePath(p.j, p.cx, sy(p.y), p.r),
+        fill: kindColor(L.kind), "fill-opacity": 0.8, stroke: color(p.j), "stroke-width": 1.2,
+        class: "layer-point dev-" + p.j, "data-device": p.j, "data-layer": p.i, "data-kind": L.kind,
+        "data-flops-per-s": p.y,
         "aria-label": L.name + " on " + d.key }, svg);
       hover(c, () => L.name, () => [
         ["device", d.key], ["kind", L.kind], ["count", L.count], ["FLOPs", si(L.flops, "FLOP")],
         ["bytes", si(L.bytes, "B") + " (GB = 1e9 B)"], ["intensity", fmt3(L.intensity) + " FLOP/B"],
         ["bound time", secs(d.time_s[p.i])], ["expected time", secs(d.expected_time_s[p.i])],
-        ["expected FLOP/s", si(p.y, "FLOP/s")], ["share of expected", (100 * p.share).toFixed(1) + "%"],
+        ["FLOP/s at the bound (drawn)", si(p.y, "FLOP/s")],
+        ["expected FLOP/s", ok(d.expected_time_s[p.i]) && d.expected_time_s[p.i] > 0 ? si(L.flops / d.expected_time_s[p.i], "FLOP/s") : "–"],
+        ["share of the bound step", (100 * p.share).toFixed(1) + "%"],
         ["bound by", (d.compute_bound[p.i] ? "compute" : "memory") + " (ridge " + d.ridge_point.toFixed(1) + " FLOP/B)"]]);
     });
+    // the legend, at the lower right beside the plot: a layer's colour is its kind, a
+    // device's shape is in the toggles above; the stars are the whole step
+    const kinds = Array.from(new Set(pts.map((p) => DATA.layers[p.i].kind))).sort();
+    const lg = el("g", { class: "kind-legend", "aria-label": "legend" }, svg);
+    let ly = box.b - 16 * (kinds.length + 3) + 8;
+    label(lg, box.r + 12, ly, "layer kind (area = share of the step)", { "font-size": 12, "font-weight": 600 });
+    kinds.forEach((k) => {
+      ly += 16;
+      el("circle", { cx: box.r + 18, cy: ly - 4, r: 5, fill: kindColor(k), "fill-opacity": 0.8 }, lg);
+      label(lg, box.r + 28, ly, k, { "font-size": 12, class: "kind-name" });
+    });
+    ly += 20;
+    el("path", { d: starPath(box.r + 18, ly - 4, 7), fill: "#555", stroke: "#000", "stroke-width": 1 }, lg);
+    label(lg, box.r + 30, ly, "whole step at the bound", { "font-size": 12 });
+    ly += 16;
+    el("path", { d: starPath(box.r + 18, ly - 4, 7), fill: "#fff", stroke: "#555", "stroke-width": 2 }, lg);
+    label(lg, box.r + 30, ly, "whole step as expected", { "font-size": 12 });
     const skipped = DATA.layers.filter((L) => !(L.flops > 0)).length;
     if (skipped) {
       label(svg, box.l + 6, box.t + 14, skipped + (skipped > 1 ? " layers" : " layer") +
