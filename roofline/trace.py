@@ -50,3 +50,34 @@ def read_trace(path: Path) -> Requests:
     prompt = np.asarray(values["prompt_tokens"], dtype=np.int64)[order]
     output = np.asarray(values["output_tokens"], dtype=np.int64)[order]
     return Requests(arrival - arrival[0], prompt, output)
+
+
+def read_lengths(path: Path, name: str) -> np.ndarray:
+    """An empirical distribution of lengths: a text or CSV file of whole numbers >= 1, one a
+    line (a first line that is not a number is a header; blank lines are skipped)."""
+    shown = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SpecError(shown, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(shown, [f"not a text file of {name}: {exc}"]) from None
+    values = []
+    for number, text in enumerate(lines, start=1):
+        cell = text.strip().split(",")[0].strip()
+        if not cell:
+            continue
+        try:
+            x = float(cell)
+        except ValueError:
+            if number == 1:
+                continue  # a header
+            raise SpecError(shown, [f"line {number}: {cell!r} is not a number of {name}"]) from None
+        if not np.isfinite(x) or x < 1 or x != int(x) or x > 10**7:
+            raise SpecError(shown, [f"line {number}: {cell!r}: {name} must be whole, 1 to 1e7"])
+        values.append(int(x))
+    if not values:
+        raise SpecError(shown, [f"no {name} in the file"])
+    if len(values) > MAX_ROWS:
+        raise SpecError(shown, [f"more than {MAX_ROWS:,} lengths"])
+    return np.asarray(values, dtype=np.int64)

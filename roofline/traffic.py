@@ -215,3 +215,10 @@ def lengths(n: int, mean: int, *, kind: str = "fixed", spread: float = 0.0, seed
         raise FieldError(f"{name}_dist", kind, "allowed: fixed, uniform, normal, lognormal")
     counts: np.ndarray = np.maximum(np.rint(x), 1).astype(np.int64)
     return counts
+
+
+def resample(values: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """n lengths drawn from an empirical distribution (with replacement, seeded)."""
+    rng = np.random.default_rng(seed)
+    out: np.ndarray = values[rng.integers(0, len(values), n)]
+    return out

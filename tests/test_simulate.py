@@ -453,3 +453,28 @@ def test_simulate_json_gives_each_measured_figure_its_interval_under_load():
     rate = s["output_tokens_per_s"]
     assert iv["output_tokens_per_s"]["low"] == pytest.approx(rate / band.high_factor)
     assert "ttft_p90_s" not in iv
+
+
+def test_lengths_drawn_from_a_file_of_lengths(tmp_path):
+    """--prompt-dist FILE: lengths drawn with replacement from the file's (a header line
+    allowed); with every line 100 or 300 the mean lies between and every prompt is one."""
+    from roofline.trace import read_lengths
+    from roofline.traffic import resample
+
+    f = tmp_path / "prompts.csv"
+    f.write_text("prompt_tokens\n100\n300\n\n")
+    values = read_lengths(f, "prompt")
+    assert values.tolist() == [100, 300]
+    x = resample(values, 10_000, seed=1)
+    assert set(x.tolist()) == {100, 300} and 190 < x.mean() < 210
+    args = ["simulate", "-m", "llama-3-8b", "--hw", "h100", "--rate", "5", "--requests", "200",
+            "--prompt-dist", str(f), "-f", "csv"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = res.stdout.strip().splitlines()[1:]
+    header = res.stdout.splitlines()[0].split(",")
+    prompts = {int(r.split(",")[header.index("prompt_tokens")]) for r in rows}
+    assert prompts == {100, 300}
+    f.write_text("100\n0\n")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "line 2: '0': prompt must be whole, 1 to 1e7" in res.stderr

@@ -15,7 +15,14 @@ from .paths import output_option
 from .spec import Spec
 from .values import GridOpt, NodePowerOpt, OutputTokensOpt, PromptTokensOpt, PueOpt
 
-Dist = Annotated[str, typer.Option(help="fixed, uniform, normal or lognormal.")]
+Dist = Annotated[
+    str,
+    typer.Option(
+        help="fixed, uniform, normal or lognormal (about the mean), or a file of lengths, one "
+        "a line, drawn from with replacement (its own mean: the token flag is not used)."
+    ),
+]
+KINDS = ("fixed", "uniform", "normal", "lognormal")
 
 
 @scenario_command(app, "simulate", takes=SERVING - {"batch"}, defaults={"attention": "flash"},
@@ -131,11 +138,9 @@ def simulate(
             times = traffic.arrivals(requests, rate, kind=arrival, cv=cv, seed=seed)
         stream = traffic.Requests(
             times,
-            traffic.lengths(requests, prompt_tokens, kind=prompt_dist, spread=spread, seed=seed + 1,
-                        name="prompt"),
-            traffic.lengths(requests, output_tokens, kind=output_dist, spread=spread, seed=seed + 2,
-                        name="output_tokens"),
-        )  # fmt: skip
+            _lengths(requests, prompt_tokens, prompt_dist, spread, seed + 1, "prompt"),
+            _lengths(requests, output_tokens, output_dist, spread, seed + 2, "output_tokens"),
+        )
     eng = traffic.engine(
         engine_name, device, max_seq=w.arch.max_seq, tensor=run.layout.tensor,
         memory_fraction=memory_fraction, max_num_seqs=max_num_seqs,
@@ -194,3 +199,14 @@ def _stages(text: str) -> list[tuple[float, float]]:
             )  # fmt: skip
         out.append((rate, seconds))
     return out
+
+
+def _lengths(n: int, mean: int, dist: str, spread: float, seed: int, name: str) -> Any:
+    """n lengths: a named distribution about `mean`, or drawn from a file of lengths."""
+    from .. import traffic
+
+    if dist in KINDS or not (Path(dist).suffix or "/" in dist):
+        return traffic.lengths(n, mean, kind=dist, spread=spread, seed=seed, name=name)
+    from ..trace import read_lengths
+
+    return traffic.resample(read_lengths(Path(dist), name), n, seed)
