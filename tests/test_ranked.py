@@ -28,7 +28,7 @@ DECODE = ("whatif", "-m", "llama-3-8b", "--phase", "decode", "--batch", "1,8", "
 def test_whatif_sort_cost_ranks_fitting_rows_by_cost_then_the_unpriced():
     """--sort cost: rows that fit first, the priced ones by cost ascending (checked against
     the rows' own figures), devices without a price after them, then rows that do not fit."""
-    data = as_json(*DECODE, "--hw", "a100,h100,t4,mi300x", "--sort", "cost")
+    data = as_json(*DECODE, "--hw", "a100,h100,t4,mi325x", "--sort", "cost")
     rows = data["scenarios"]
     fits = [r["fits"] for r in rows]
     assert fits == sorted(fits, reverse=True)  # True first

@@ -85,21 +85,21 @@ def test_serve_cli_json_interface():
 def test_cost_per_million_output_tokens_by_hand():
     """2 x H100 (tp 2) at the file's $55.04 / 8 an hour: a million output tokens cost
     2 x 6.88 / 3600 x 1e6 / (tokens a second); --price replaces it; no price: null."""
-    args = ["serve", "-m", "llama-2-13b", "--hw", "h100,mi300x", "--tp", "2", "--batch", "8"]
+    args = ["serve", "-m", "llama-2-13b", "--hw", "h100,mi325x", "--tp", "2", "--batch", "8"]
     res = CliRunner().invoke(app, [*args, "-f", "json"])
     assert res.exit_code == 0, res.output
-    h100, mi300x = json.loads(res.stdout)
+    h100, mi325x = json.loads(res.stdout)
     want = 2 * (55.04 / 8) / 3600 * 1e6 / h100["output_tokens_per_s"]
     assert h100["cost_per_million_output_tokens"] == pytest.approx(want, rel=1e-9)
     whole = h100["ttft_s"] + 255 * h100["tpot_s"]  # 256 output tokens, the default
     assert h100["currency"] == "USD" and h100["output_tokens_per_s"] == pytest.approx(
         8 * 256 / whole
     )
-    assert mi300x["cost_per_million_output_tokens"] is None  # no price in its file
-    res = CliRunner().invoke(app, [*args, "--price", "mi300x=2", "-f", "json"])
-    _, mi300x = json.loads(res.stdout)
-    assert mi300x["cost_per_million_output_tokens"] == pytest.approx(
-        2 * 2 / 3600 * 1e6 / mi300x["output_tokens_per_s"], rel=1e-9
+    assert mi325x["cost_per_million_output_tokens"] is None  # no price in its file
+    res = CliRunner().invoke(app, [*args, "--price", "mi325x=2", "-f", "json"])
+    _, mi325x = json.loads(res.stdout)
+    assert mi325x["cost_per_million_output_tokens"] == pytest.approx(
+        2 * 2 / 3600 * 1e6 / mi325x["output_tokens_per_s"], rel=1e-9
     )
 
 

@@ -683,15 +683,16 @@ def test_whatif_hw_all_takes_every_device_with_the_dtype():
 def test_prices_per_device_and_cost_per_million_tokens():
     """'Which GPU gives the most tokens per dollar for Llama-3-8B decode?' The files' prices:
     H100 $55.04 / 8 = $6.88 an hour (AWS p5.48xlarge), A100 80GB $27.44705 / 8 = $3.4309
-    (p4de.24xlarge); MI300X has none (no primary source): null, said per row."""
-    args = ["whatif", "-m", "llama-3-8b", "--hw", "h100,a100,mi300x", "--phase", "decode"]
+    (p4de.24xlarge), MI300X $19.12 / 8 = $2.39 (RunPod 8 x MI300X); MI325X has none (no
+    public on-demand listing found): null, said per row."""
+    args = ["whatif", "-m", "llama-3-8b", "--hw", "h100,a100,mi300x,mi325x", "--phase", "decode"]
     args += ["--context", "2048", "--batch", "64", "--dtype", "bf16", "-f", "json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rows = {
         r["device"]: r for r in json.loads(res.stdout, parse_constant=_no_constants)["scenarios"]
     }
-    for key, hourly in (("h100", 55.04 / 8), ("a100", 27.44705 / 8)):
+    for key, hourly in (("h100", 55.04 / 8), ("a100", 27.44705 / 8), ("mi300x", 19.12 / 8)):
         r = rows[key]
         assert r["price_per_device_hour"] == pytest.approx(hourly, rel=1e-4)
         assert r["currency"] == "USD" and r["seq"] is None  # decode: a context, no sequence
@@ -699,16 +700,16 @@ def test_prices_per_device_and_cost_per_million_tokens():
         assert r["tokens_per_s"] == pytest.approx(64 / r["expected_time_s"])
         want = hourly / 3600 * 1e6 / r["tokens_per_s"]
         assert r["cost_per_million_tokens"] == pytest.approx(want, rel=1e-4)
-    assert rows["mi300x"]["price_per_device_hour"] is None
-    assert rows["mi300x"]["cost_per_million_tokens"] is None
+    assert rows["mi325x"]["price_per_device_hour"] is None
+    assert rows["mi325x"]["cost_per_million_tokens"] is None
     # --price per device overrides the files; the currency is named
-    res = CliRunner().invoke(app, [*args, "--price", "h100=2.5,MI300X=1.7", "--currency", "eur"])
+    res = CliRunner().invoke(app, [*args, "--price", "h100=2.5,MI325X=1.7", "--currency", "eur"])
     rows = {r["device"]: r for r in json.loads(res.stdout)["scenarios"]}
     assert (rows["h100"]["price_per_device_hour"], rows["h100"]["currency"]) == (2.5, "EUR")
-    assert rows["mi300x"]["price_per_device_hour"] == 1.7
+    assert rows["mi325x"]["price_per_device_hour"] == 1.7
     assert rows["a100"]["price_per_device_hour"] == pytest.approx(3.4309)  # its file's
     for bad, message in (
-        ("b200=3", "--price b200: not a swept device; give one of h100, a100, mi300x"),
+        ("b200=3", "--price b200: not a swept device; give one of h100, a100, mi300x, mi325x"),
         ("h100=0", "--price 0: a price must be > 0"),
         ("h100:3", "expected one price per device-hour"),
     ):
@@ -752,7 +753,7 @@ def test_rows_are_the_same_in_csv_parquet_json_and_the_dataframe(tmp_path):
     from roofline.report.whatif import scenario_frame
     from roofline.whatif import SCENARIO_COLUMNS
 
-    args = ["whatif", "-m", "llama-2-7b", "--hw", "h100,mi300x", "--phase", "decode"]
+    args = ["whatif", "-m", "llama-2-7b", "--hw", "h100,mi325x", "--phase", "decode"]
     args += ["--batch", "1,8", "--context", "512,2048"]
     as_csv = CliRunner().invoke(app, [*args, "-f", "csv"])
     as_json = CliRunner().invoke(app, [*args, "-f", "json"])
@@ -764,7 +765,7 @@ def test_rows_are_the_same_in_csv_parquet_json_and_the_dataframe(tmp_path):
     table = pq.read_table(parquet).to_pylist()
     sweep = build_sweep(
         get_workload("llama-2-7b"),
-        [get_device("h100"), get_device("mi300x")],
+        [get_device("h100"), get_device("mi325x")],
         RunConfig(phase="decode"),
         batches=[1, 8],
         seqs=[None],
@@ -784,7 +785,7 @@ def test_rows_are_the_same_in_csv_parquet_json_and_the_dataframe(tmp_path):
             assert float(c[key]) == pytest.approx(j[key], rel=1e-12)
             assert p[key] == pytest.approx(j[key], rel=1e-12) == f[key]
         assert c["fits"] == str(j["fits"]) and p["fits"] == j["fits"]
-        if j["device"] == "mi300x":  # no price in its device file
+        if j["device"] == "mi325x":  # no price in its device file
             assert c["cost_per_million_tokens"] == "" and p["cost_per_million_tokens"] is None
             assert j["cost_per_million_tokens"] is None
             assert np.isnan(f["cost_per_million_tokens"])
