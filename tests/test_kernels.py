@@ -404,3 +404,39 @@ def test_small_sweeps_run_plain_and_agree_with_the_compiled_grid(seed, monkeypat
     for field in ("time_s", "memory_share", "flops", "working_bytes", "expected_s"):
         np.testing.assert_array_equal(getattr(plain, field), getattr(fast, field))
     np.testing.assert_array_equal(plain_e, fast_e)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_evaluate_into_caller_buffers_is_bit_identical(engine):
+    from roofline.kernels import RooflineArrays, roofline_buffers
+
+    out = roofline_buffers(503, 37)
+    for seed in range(3):  # one set of buffers, reused: each call overwrites all of it
+        f, b, p, w = _random_problem(seed, 503, 37)
+        fresh = evaluate(f, b, p, w, engine=engine)
+        into = evaluate(f, b, p, w, engine=engine, out=out)
+        assert into is out
+        for name in RooflineArrays.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(into, name), getattr(fresh, name))
+            assert getattr(into, name).dtype == getattr(fresh, name).dtype
+
+
+def test_evaluate_checks_the_caller_buffers():
+    from dataclasses import replace
+
+    from roofline.kernels import roofline_buffers
+
+    f, b, p, w = _random_problem(0, 20, 3)
+    good = roofline_buffers(20, 3)
+    bad = {
+        "out.time_s: expected float64 \\(20, 3\\)": replace(good, time_s=np.empty((3, 20))),
+        "out.compute_bound: expected bool": replace(good, compute_bound=np.empty((20, 3))),
+        "out.ridge: expected float64 \\(3,\\)": replace(good, ridge=np.empty(4)),
+        "C-contiguous": replace(good, time_s=np.empty((3, 20)).T),
+        "share memory": replace(good, time_s=good.attainable_flops_per_s),
+        "expected RooflineArrays": (1, 2),
+    }
+    for message, out in bad.items():
+        for engine in ENGINES:
+            with pytest.raises(ValueError, match=message):
+                evaluate(f, b, p, w, engine=engine, out=out)
