@@ -25,6 +25,7 @@ plain Python below (a report's heatmap): numba is imported only where it pays of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -56,6 +57,7 @@ __all__ = [
     "gemm_share",
     "roofline_buffers",
     "sweep",
+    "sweep_buffers",
     "sweep_expected",
 ]
 
@@ -178,19 +180,27 @@ def _arrays(r: RooflineArrays) -> list[Any]:
 
 
 def _check_out(out: RooflineArrays, n: int, d: int) -> None:
-    """`out` fits L = n layers on D = d devices: each field of its shape and dtype,
-    C-contiguous and writeable (the kernel writes through raw strides), none overlapping."""
     if not isinstance(out, RooflineArrays):
         raise ValueError(f"out: expected RooflineArrays, got {type(out).__name__}")
     shapes = {"intensity": (n,), "ridge": (d,)}
-    for (name, arr), like in zip(_named(out), _arrays(roofline_buffers(0, 0)), strict=True):
-        shape = shapes.get(name, (n, d))
-        if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != like.dtype:
+    empty = _named(roofline_buffers(0, 0))
+    want = {name: (shapes.get(name, (n, d)), like.dtype) for name, like in empty}
+    _check_buffers(_named(out), want)
+
+
+def _check_buffers(
+    named: list[tuple[str, Any]], want: Mapping[str, tuple[tuple[int, ...], np.dtype[Any]]]
+) -> None:
+    """Caller-owned outputs: each named array of the shape and dtype `want` says (float64
+    unless said), C-contiguous and writeable (the kernels write through raw strides), none
+    overlapping another."""
+    for name, arr in named:
+        shape, dtype = want[name]
+        if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
             got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr)
-            raise ValueError(f"out.{name}: expected {like.dtype} {shape}, got {got}")
+            raise ValueError(f"out.{name}: expected {dtype} {shape}, got {got}")
         if not (arr.flags.c_contiguous and arr.flags.writeable):
             raise ValueError(f"out.{name}: must be C-contiguous and writeable")
-    named = _named(out)
     for i, (name, arr) in enumerate(named):
         for other, brr in named[i + 1 :]:
             if np.may_share_memory(arr, brr):
@@ -249,9 +259,14 @@ def sweep(
     peak: object,
     bandwidth: object,
     expected: Expectation | None = None,
+    out: SweepArrays | None = None,
 ) -> SweepArrays:
     """Roofline of S scenarios on D devices from polynomial costs, and with `expected` the
     expected time (efficiency.py) in the same pass over the layers.
+
+    out: caller-owned arrays to fill (`sweep_buffers(S, D)`; its expected_s is needed only
+    with `expected`), checked here as `evaluate`'s; the result holds those arrays, the same
+    numbers to the last bit as fresh ones.
 
     flops (L, K) FLOP coefficients of L layers in K basis terms; bytes_ and io_bytes
     (T, L, K) byte coefficients per dtype; basis (S, K) each scenario's terms; dtype_index
@@ -273,22 +288,58 @@ def sweep(
     else:
         bundles = expectation(expected, f, y, k, io, (p, w))
     s, d = x.shape[0], w.shape[0]
-    out = Out(np.empty((s, d)), np.empty((s, d)), np.empty(s), np.empty(s), np.empty((s, d)))
-    _grid(s, f.shape[0], d)(*bundles, x, k, out)
-    exp = out.expected if expected is not None else None
-    return SweepArrays(out.time, out.share, out.flops, out.working, exp)
+    if out is None:
+        out = sweep_buffers(s, d, expected is not None)
+    else:
+        named = [(f.name, getattr(out, f.name)) for f in fields(out)]
+        if expected is None:  # the kernel does not write it
+            named = named[:-1]
+        sd = (s, d)
+        want = {
+            name: ((s,) if name in ("flops", "working_bytes") else sd, _F8) for name, _ in named
+        }
+        _check_buffers(named, want)
+    exp = out.expected_s if expected is not None else None
+    bufs = Out(out.time_s, out.memory_share, out.flops, out.working_bytes, _none(exp))
+    _grid(s, f.shape[0], d)(*bundles, x, k, bufs)
+    return SweepArrays(out.time_s, out.memory_share, out.flops, out.working_bytes, exp)
+
+
+_F8 = np.dtype(np.float64)
+
+
+def _none(arr: np.ndarray | None) -> np.ndarray:
+    """An output the grid does not fill: an empty (0, 0) array in its place."""
+    return np.empty((0, 0)) if arr is None else arr
+
+
+def sweep_buffers(scenarios: int, devices: int, expected: bool = True) -> SweepArrays:
+    """Uninitialised output arrays for `sweep(..., out=)` on S scenarios and D devices."""
+    sd = (scenarios, devices)
+    exp = np.empty(sd) if expected else None
+    return SweepArrays(np.empty(sd), np.empty(sd), np.empty(scenarios), np.empty(scenarios), exp)
 
 
 def sweep_expected(
-    flops: object, bytes_: object, basis: object, dtype_index: object, expected: Expectation
+    flops: object,
+    bytes_: object,
+    basis: object,
+    dtype_index: object,
+    expected: Expectation,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(S, D) expected time of the kept layers only (no bound): e.g. a recomputed pass."""
+    """(S, D) expected time of the kept layers only (no bound): e.g. a recomputed pass;
+    into `out` (a caller-owned (S, D) float64 array, returned) when given."""
     f, y, x, k = grid_inputs(flops, bytes_, basis, dtype_index)
     layers, devices, options = expectation(expected, f, y, k, y, None)
     s, d = x.shape[0], devices.bandwidth.shape[0]
-    out = Out(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty((s, d)))
-    _grid(s, f.shape[0], d)(layers, devices, options, x, k, out)
-    return out.expected
+    if out is None:
+        out = np.empty((s, d))
+    else:
+        _check_buffers([("expected_s", out)], {"expected_s": ((s, d), _F8)})
+    bufs = Out(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0), out)
+    _grid(s, f.shape[0], d)(layers, devices, options, x, k, bufs)
+    return out
 
 
 # the rows of `expected_ladder`: each term switched on after the ones before it

@@ -25,7 +25,7 @@ from .dtypes import BYTES_PER_ELEMENT
 from .efficiency import MIN_TILE, SPLIT_K_MIN, attention_factor
 from .errors import RooflineError
 from .hardware import Device
-from .kernels import Expectation, sweep_expected
+from .kernels import Expectation, SweepArrays, sweep_buffers, sweep_expected
 from .kernels import sweep as sweep_kernel
 from .memory import footprint, in_flight
 from .parallel import Communication, traffic
@@ -136,7 +136,9 @@ def evaluate_grid(
     communication on each device's link; memory per device under the layout.
 
     keep=False with `reduce`: each chunk goes to reduce(start, chunk_output) and nothing
-    grows with the grid."""
+    grows with the grid. The kernels write each chunk into one set of buffers made for
+    the first (`kernels.sweep_buffers`) and reused by the next; what reaches `reduce` (or
+    is kept) is the chunk's own, fresh, as a reducer may keep it."""
     if model.dtypes != grid.dtypes:
         raise ValueError(f"cost model dtypes {model.dtypes} != grid dtypes {grid.dtypes}")
     if not model.polynomial:
@@ -149,8 +151,13 @@ def evaluate_grid(
     uses_kv = not run.training and bool(np.any(model.kv_bytes))
     outs = []
     n = grid.scenarios
+    # the kernel's outputs that stay in this loop (the expected stage time, the FLOPs, the
+    # working set, a recomputed pass), one set for every chunk: fresh ones cost page faults
+    buffers = sweep_buffers(min(n, chunk), len(grid.bandwidth))
+    recomputed = np.empty_like(buffers.time_s) if model.recompute is not None else None
     for start in range(0, n, chunk):
         end = min(n, start + chunk)
+        rows = end - start
         batch, seq, ctx, dt, reps = grid.chunk(start, end)
         nb = nb_of[dt]
         local = batch // reps
@@ -163,8 +170,16 @@ def evaluate_grid(
         whole = bool(np.all(micro == local))
         xm = x if whole else basis(micro, seq, ctx)
         e = _expectation(model, model.step, grid) if whole else None
+        # time and memory share reach `reduce` as they are (split 1): fresh arrays
+        into = SweepArrays(
+            np.empty((rows, len(grid.bandwidth))),
+            np.empty((rows, len(grid.bandwidth))),
+            buffers.flops[:rows],
+            buffers.working_bytes[:rows],
+            None if buffers.expected_s is None else buffers.expected_s[:rows],
+        )
         k = sweep_kernel(
-            model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth, e
+            model.flops, model.bytes, model.io_bytes, x, dt, grid.peak, grid.bandwidth, e, into
         )
         if run.training:  # memory.held_activations: one micro-batch's x those in flight
             acts = np.einsum("sk,sk->s", xm, model.activation_bytes[dt]) * in_flight(run, m)
@@ -196,7 +211,8 @@ def evaluate_grid(
         total = comm.total_bytes
         if np.any(total):  # most sweeps send nothing: skip an (S, D) pass
             time = time + transfer_time_s(total, grid.link[None, :])
-        expected = _expected_grid(model, grid, xm, dt, mb, comm, k.expected_s)
+        spare = None if recomputed is None else recomputed[:rows]
+        expected = _expected_grid(model, grid, xm, dt, mb, comm, k.expected_s, spare)
         out = SweepOutput(time, k.memory_share, memory, k.flops / split, expected, compute)
         if reduce is not None:
             reduce(start, out)
@@ -229,23 +245,25 @@ def _expected_grid(
     mb: float | np.ndarray,
     comm: Communication,
     whole_stage: np.ndarray | None,
+    spare: np.ndarray | None = None,
 ) -> np.ndarray:
     """(S, D) expected step times: step.py's model (micro-batch stage time from the
     expected-time kernel at the micro-batch's basis terms xm, recomputation, bubble,
     collectives), given arrays. `mb`: micro-batches a step (1.0: one for every scenario);
-    `whole_stage`: the stage time already computed for the whole replica, if it was."""
+    `whole_stage`: the stage time already computed for the whole replica, if it was;
+    `spare`: an (S, D) buffer the recomputed pass's kernel may write into."""
     run, c, step = model.run, grid.ceilings, model.step
     if c is None or step is None:
         return np.full((len(xm), len(grid.bandwidth)), np.nan)
     pp = run.layout.pipeline
 
-    def stage(p: Pass) -> np.ndarray:
+    def stage(p: Pass, into: np.ndarray | None = None) -> np.ndarray:
         exp = _expectation(model, p, grid)
         assert exp is not None  # ceilings and the pass exist here
-        return np.asarray(sweep_expected(p.flops, p.bytes, xm, dt, exp) / pp)
+        return np.asarray(sweep_expected(p.flops, p.bytes, xm, dt, exp, into) / pp)
 
     e = stage(step) if whole_stage is None else whole_stage / pp if pp > 1 else whole_stage
-    r = stage(model.recompute) if model.recompute is not None else 0.0
+    r = stage(model.recompute, spare) if model.recompute is not None else 0.0
     comm_s = communication_parts(comm, c.links, run.ideal)
     parts = list(assemble(run, e, r, mb, comm_s).values())
     arrays = [p for p in parts if np.ndim(p)]  # parts that cannot occur are scalar zeros

@@ -440,3 +440,64 @@ def test_evaluate_checks_the_caller_buffers():
         for engine in ENGINES:
             with pytest.raises(ValueError, match=message):
                 evaluate(f, b, p, w, engine=engine, out=out)
+    with pytest.raises(ValueError, match=r"out\.time_s: expected float64"):
+        evaluate(f, b, p, w, out=replace(good, time_s=np.empty((20, 3), np.float32)))
+
+
+def test_sweep_into_caller_buffers_is_bit_identical():
+    from dataclasses import replace
+
+    from roofline.kernels import sweep, sweep_buffers
+
+    args = _random_sweep(1)
+    fresh = sweep(*args)
+    out = sweep_buffers(23, 4, expected=False)
+    into = sweep(*args, out=out)
+    for name in ("time_s", "memory_share", "flops", "working_bytes"):
+        assert getattr(into, name) is getattr(out, name)
+        np.testing.assert_array_equal(getattr(into, name), getattr(fresh, name))
+    assert into.expected_s is None
+    with pytest.raises(ValueError, match=r"out\.flops: expected float64 \(23,\)"):
+        sweep(*args, out=replace(out, flops=np.empty(22)))
+
+
+@pytest.mark.parametrize(
+    "run_kwargs",
+    [
+        {"phase": "prefill"},
+        {"phase": "decode"},
+        {"phase": "training", "recompute": "full"},
+        {"phase": "training", "recompute": "selective", "micro_batch": 2, "batch": 16},
+    ],
+)
+def test_chunked_sweep_with_reused_buffers_equals_the_whole_grid(run_kwargs):
+    """The chunk loop's kernels write into one set of buffers: chunked (the last chunk
+    short) and kept, or reduced, equal the whole grid in one chunk to the last bit, and a
+    reducer may keep what it is given."""
+    from roofline import RunConfig, get_device, get_workload
+    from roofline.sweep import SweepOutput, evaluate_grid
+    from roofline.whatif import build_sweep
+
+    sweep = build_sweep(
+        get_workload("gpt2"),
+        [get_device("a100"), get_device("h100")],
+        RunConfig(**run_kwargs),
+        batches=[2, 4, 8, 16],
+        seqs=[128, 256, 512],
+        contexts=[None],
+        dtypes=["fp16", "bf16"],
+        replicas=[1],
+    )
+    whole = evaluate_grid(sweep.model, sweep.grid, chunk=1 << 20)
+    kept = evaluate_grid(sweep.model, sweep.grid, chunk=5)
+    parts: list[tuple[int, SweepOutput]] = []
+    evaluate_grid(
+        sweep.model, sweep.grid, chunk=5, keep=False, reduce=lambda s, o: parts.append((s, o))
+    )
+    assert len(parts) == 5  # 24 scenarios in chunks of 5
+    fields = SweepOutput.__dataclass_fields__
+    for name in fields:
+        np.testing.assert_array_equal(getattr(kept, name), getattr(whole, name))
+        joined = np.concatenate([getattr(o, name) for _, o in parts])
+        np.testing.assert_array_equal(joined, getattr(whole, name))
+    assert np.all(np.isfinite(whole.expected_time_s))
