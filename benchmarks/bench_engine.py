@@ -5,7 +5,12 @@
 (b) wall time of a second `roofline run --model bert-large --hw a100` (the first may
     compile and warm caches);
 (c) the crossover: problem size at which the numba path (including its per-process start)
-    beats numpy, which sets kernels.AUTO_NUMBA_MIN_EVALUATIONS.
+    beats numpy, which sets kernels.AUTO_NUMBA_MIN_EVALUATIONS;
+(d) the library API by name and with loaded objects;
+(e) the roofline kernel alone on N evaluations: its time with fresh outputs and with one
+    reused set (`evaluate(..., out=)`), the bytes it writes per second (17 an evaluation:
+    attainable, time, compute), and the fraction of this machine's copy bandwidth (a
+    np.copyto of as many bytes, warm) that reaches.
 
 Run: python benchmarks/bench_engine.py
 """
@@ -20,7 +25,7 @@ import time
 
 import numpy as np
 
-from roofline.kernels import evaluate, evaluate_numpy
+from roofline.kernels import evaluate, evaluate_numpy, roofline_buffers
 
 
 def best_of(fn, repeat: int = 5) -> float:
@@ -106,6 +111,32 @@ def by_name() -> None:
         print(f"(d) analyze(llama-2-7b, a100, decode) with {label:7}: {rate:,.0f} calls/s")
 
 
+def kernel_only() -> None:
+    """(e) the kernel at the machine's limit: bytes written per second against a copy's."""
+    evaluate(*problem(10, 3), engine="numba")  # compile or load from cache
+    for n_layers, n_devices in ((10_000, 1_000), (50_000, 1_000)):
+        args = problem(n_layers, n_devices)
+        n = n_layers * n_devices
+        written = n * (8 + 8 + 1) + (n_layers + n_devices) * 8
+        fresh = best_of(lambda args=args: evaluate(*args, engine="numba"))
+        out = roofline_buffers(n_layers, n_devices)
+        evaluate(*args, engine="numba", out=out)  # the pages, touched once
+        reused = best_of(lambda args=args, out=out: evaluate(*args, engine="numba", out=out))
+        src = np.ones(written // 8)
+        dst = np.empty_like(src)
+        np.copyto(dst, src)
+        copy = best_of(lambda src=src, dst=dst: np.copyto(dst, src))
+        del out, src, dst
+        print(
+            f"(e) {n:.0e} evaluations, {written / 1e6:.0f} MB written: "
+            f"fresh {fresh * 1e3:.1f} ms ({written / fresh / 1e9:.2f} GB/s, "
+            f"{copy / fresh:.0%} of copy)   reused {reused * 1e3:.1f} ms "
+            f"({written / reused / 1e9:.2f} GB/s, {copy / reused:.0%} of copy)   "
+            f"np.copyto {copy * 1e3:.1f} ms ({written / copy / 1e9:.2f} GB/s)"
+        )
+
+
 if __name__ == "__main__":
     main()
     by_name()
+    kernel_only()
