@@ -59,6 +59,22 @@ def _schedule(r: int, n_tok: int, want: int, st: np.ndarray, held: np.ndarray,
 
 
 @njit(cache=True)
+def _drop_finished(running: np.ndarray, st: np.ndarray, made: np.ndarray, output: np.ndarray,
+                   held: np.ndarray) -> None:  # fmt: skip
+    """Finished requests leave the running ones (in order) and free their KV blocks."""
+    kept = 0
+    for i in range(st[RUNNING]):
+        r = running[i]
+        if made[r] >= output[r]:
+            st[FREE] += held[r]
+            held[r] = 0
+        else:
+            running[kept] = r
+            kept += 1
+    st[RUNNING] = kept
+
+
+@njit(cache=True)
 def _admit(
     budget: int, whole: bool, reserve: bool, max_seqs: int, bt: int, shared: int,
     queue: np.ndarray,
@@ -230,7 +246,6 @@ def run_engine(
                     held[r] += want
                     st[FREE] -= want
             used = blocks - st[FREE]
-            kept = 0
             for i in range(b):
                 r = running[i]
                 if made[r] >= output[r]:
@@ -238,12 +253,7 @@ def run_engine(
                     if opened < n:  # a closed loop: the client sends its next request
                         arrival[opened] = now
                         opened += 1
-                    st[FREE] += held[r]
-                    held[r] = 0
-                else:
-                    running[kept] = r
-                    kept += 1
-            st[RUNNING] = kept
+            _drop_finished(running, st, made, output, held)
             steps += k
             _log(log, meta, (now, float(b), float(b), float(st[QUEUED]), float(used), total))
             continue
@@ -341,16 +351,7 @@ def run_engine(
                     opened += 1
         during, used = st[RUNNING], blocks - st[FREE]
         if finished:
-            kept = 0
-            for i in range(st[RUNNING]):
-                r = running[i]
-                if made[r] >= output[r]:
-                    st[FREE] += held[r]
-                    held[r] = 0
-                else:
-                    running[kept] = r
-                    kept += 1
-            st[RUNNING] = kept
+            _drop_finished(running, st, made, output, held)
         steps += 1
         row = (now, float(tokens), float(during), float(st[QUEUED]), float(used), step)
         _log(log, meta, row)

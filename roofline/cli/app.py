@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from ..errors import FieldError, RooflineError
 from .options import BY_NAME, RUN_OPTIONS
-from .start import say
+from .start import say, stdout_failed
 
 # the library's field names -> this CLI's flags (errors name what the user typed)
 FLAGS = (
@@ -90,14 +90,8 @@ class OneLineErrors(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             say("roofline: interrupted by SIGINT")
             sys.exit(128 + signal.SIGINT)
-        except OSError as exc:  # a stream that failed outside the writers (help, version)
-            say(f"roofline: error: cannot write to standard output: {exc.strerror or exc}")
-            sys.exit(2)
-        except ValueError as exc:  # Python's own stdout object over a closed descriptor
-            if "closed file" not in str(exc):
-                raise
-            say("roofline: error: cannot write to standard output: standard output is closed")
-            sys.exit(2)
+        except (OSError, ValueError) as exc:  # a stream failed outside the writers (help)
+            stdout_failed(exc)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import sys
+from typing import NoReturn
 
 
 def say(line: str) -> None:
@@ -141,11 +142,19 @@ def _version() -> None:
     except OSError as exc:
         if exc.errno == errno.EPIPE:  # `| head -0`: a quiet exit 1, as click has it
             sys.exit(1)
-        say(f"roofline: error: cannot write to standard output: {exc.strerror or exc}")
-        sys.exit(2)
-    except ValueError as exc:  # Python's own stdout object over a closed descriptor
-        if "closed file" not in str(exc):
-            raise
-        say("roofline: error: cannot write to standard output: standard output is closed")
-        sys.exit(2)
+        stdout_failed(exc)
+    except ValueError as exc:
+        stdout_failed(exc)
     sys.exit(0)
+
+
+def stdout_failed(exc: OSError | ValueError) -> NoReturn:
+    """A standard output that failed (not writable, or Python's own stdout object over a
+    closed descriptor): one line and exit 2; any other ValueError goes on."""
+    if isinstance(exc, ValueError):
+        if "closed file" not in str(exc):
+            raise exc
+        say("roofline: error: cannot write to standard output: standard output is closed")
+    else:
+        say(f"roofline: error: cannot write to standard output: {exc.strerror or exc}")
+    sys.exit(2)
